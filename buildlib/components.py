@@ -1,0 +1,356 @@
+"""Build component images (kernel, init, runc, ...) from Debian packages.
+
+A component is a folder with a `component.yml` recipe: the Debian packages to take, how to lay them
+out, files to add and the image config. Packages are fetched with `apt-get download` into the cache
+and unpacked with `dpkg-deb -x`; nothing is installed on the host. The image is written straight
+into the store as uncompressed layers with fixed times and owners, so the same .deb files and
+recipe give the same digest anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sh
+import yaml
+
+from .errors import BuildError, ComponentError
+from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
+from .images import MEDIA_LAYER_TAR, Store
+from .refs import ImageRef
+
+RECIPE = "component.yml"
+IMAGE_PREFIX = "distrokit"
+PACKAGES_LABEL = "org.distrokit.packages"
+MOBY_LABEL = "org.mobyproject.config"
+BUILDER_VERSION = "1"
+_KNOWN_KEYS = {"name", "packages", "follow", "layout", "exclude", "busybox-links", "files", "config"}
+
+
+@dataclass(frozen=True)
+class RecipeFile:
+    path: str
+    source: str | None = None
+    contents: str | None = None
+    mode: int = 0o644
+    symlink: str | None = None
+    directory: bool = False
+
+
+@dataclass(frozen=True)
+class Recipe:
+    folder: Path
+    name: str
+    packages: tuple[str, ...] = ()
+    follow: tuple[str, ...] = ()
+    layout: str = "root"
+    exclude: tuple[str, ...] = ()
+    busybox_links: bool = False
+    files: tuple[RecipeFile, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def key(self) -> str:
+        """The recipe's content key; it is the image's tag."""
+        return xxh_tree(self.folder)[:16]
+
+    @property
+    def ref(self) -> ImageRef:
+        return ImageRef.parse(f"{IMAGE_PREFIX}/{self.name}:{self.key}")
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    filename: str
+    sha256: str
+
+
+def load_recipe(folder: Path) -> Recipe:
+    folder = Path(folder)
+    recipe_file = folder / RECIPE
+    if not recipe_file.is_file():
+        raise ComponentError(f"{folder}: no {RECIPE} here, so it is not a distrokit component")
+    try:
+        raw = yaml.safe_load(recipe_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ComponentError(f"{recipe_file}: not valid YAML: {exc}") from exc
+    unknown = set(raw) - _KNOWN_KEYS
+    if unknown:
+        raise ComponentError(f"{recipe_file}: unknown keys {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}")
+    files = tuple(
+        RecipeFile(
+            path=item["path"],
+            source=item.get("source"),
+            contents=item.get("contents"),
+            mode=int(str(item.get("mode", "0755" if item.get("directory") else "0644")), 8),
+            symlink=item.get("symlink"),
+            directory=bool(item.get("directory", False)),
+        )
+        for item in raw.get("files") or ()
+    )
+    return Recipe(
+        folder=folder,
+        name=raw.get("name") or folder.name,
+        packages=tuple(raw.get("packages") or ()),
+        follow=tuple(raw.get("follow") or ()),
+        layout=raw.get("layout", "root"),
+        exclude=tuple(raw.get("exclude") or ()),
+        busybox_links=bool(raw.get("busybox-links", False)),
+        files=files,
+        config=dict(raw.get("config") or {}),
+    )
+
+
+class PkgResolver:
+    """Resolves `@pkg:FOLDER` to the component's image reference, remembering which folder made which."""
+
+    def __init__(self) -> None:
+        self.folders: dict[str, Path] = {}
+
+    def __call__(self, folder: Path) -> str:
+        ref = str(load_recipe(folder).ref)
+        self.folders[ref] = Path(folder)
+        return ref
+
+
+def pinned_packages(cache: Path, recipe: Recipe, refresh: bool = False) -> list[Package]:
+    """The .deb files this recipe was first built from; asked of apt again only on `refresh`.
+
+    Pinning keeps builds fast (no apt query per run) and reproducible across Debian point releases.
+    """
+    pin = cache / "components" / f"{recipe.name}-{recipe.key}.json"
+    if pin.is_file() and not refresh:
+        return [Package(**item) for item in read_json(pin)]
+    packages = resolve_packages(recipe)
+    write_json_atomic(pin, [asdict(p) for p in packages])
+    return packages
+
+
+# Debian packages ----------------------------------------------------------------------------
+_URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?P<sha>[0-9a-f]{64})$")
+
+
+def resolve_packages(recipe: Recipe) -> list[Package]:
+    """Ask apt which .deb files the recipe's packages are now (nothing is downloaded)."""
+    names = list(recipe.packages) + [dep for meta in recipe.follow for dep in _depends(meta)]
+    if not names:
+        return []
+    try:
+        output = sh.Command("apt-get")("download", "--print-uris", *names)
+    except sh.ErrorReturnCode as exc:
+        detail = exc.stderr.decode(errors="replace").strip().splitlines()
+        raise ComponentError(
+            f"{recipe.folder}: apt cannot find {names}: {detail[-1] if detail else exc} (run `apt-get update` first)"
+        ) from exc
+    packages = []
+    for line in str(output).splitlines():
+        match = _URI_LINE.match(line.strip())
+        if match:
+            name, version, _ = match["file"].split("_", 2)
+            version = version.replace("%3a", ":")
+            packages.append(Package(name, version, match["file"], match["sha"]))
+    return sorted(packages, key=lambda p: p.name)
+
+
+def _depends(meta: str) -> list[str]:
+    try:
+        output = str(sh.Command("apt-cache")("depends", "--important", meta))
+    except sh.ErrorReturnCode as exc:
+        raise ComponentError(f"apt-cache knows no package {meta!r} (run `apt-get update` first)") from exc
+    return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
+
+
+def fetch_package(cache: Path, package: Package) -> Path:
+    """The .deb file in the cache, downloaded and checked against apt's SHA256 when missing."""
+    target = cache / "debs" / package.filename
+    if target.is_file() and sha256_file(target) == "sha256:" + package.sha256:
+        return target
+    workdir = cache / "tmp" / f"deb-{package.name}-{os.getpid()}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
+        downloaded = workdir / package.filename
+        if sha256_file(downloaded) != "sha256:" + package.sha256:
+            raise BuildError(f"{package.filename}: SHA256 does not match apt's index; run `apt-get update` and retry")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        downloaded.replace(target)
+    except sh.ErrorReturnCode as exc:
+        raise BuildError(
+            f"apt-get could not download {package.name}={package.version}: {exc.stderr.decode()[-300:]}"
+        ) from exc
+    finally:
+        for leftover in workdir.glob("*"):
+            leftover.unlink()
+        workdir.rmdir()
+    return target
+
+
+# image assembly -----------------------------------------------------------------------------
+def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
+    """Build the component image into the store under `recipe.ref`; return its manifest digest."""
+    with store.tempdir(f"component-{recipe.name}-") as work:
+        root = work / "root"
+        root.mkdir()
+        for package in packages:
+            sh.Command("dpkg-deb")("-x", str(fetch_package(store.root, package)), str(root))
+        for pattern in recipe.exclude:
+            for doomed in sorted(root.glob(pattern), reverse=True):
+                _remove(doomed)
+        _add_recipe_files(recipe, root)
+        if recipe.busybox_links:
+            _busybox_links(root)
+        layout = LAYOUTS.get(recipe.layout)
+        if layout is None:
+            raise ComponentError(f"{recipe.folder}: unknown layout {recipe.layout!r}; known: {sorted(LAYOUTS)}")
+        image_root = layout(root, work)
+        layer = work / "layer.tar"
+        with atomic_writer(layer) as out:
+            write_tree_tar(image_root, out)
+        digest = sha256_file(layer)
+        size = layer.stat().st_size
+        store.put_blob_file(layer, digest)
+        config = _image_config(recipe, packages, diff_id=digest)
+        return store.write_image(recipe.ref, config, [(digest, size, MEDIA_LAYER_TAR)])
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        for child in sorted(path.rglob("*"), reverse=True):
+            child.unlink() if not child.is_dir() or child.is_symlink() else child.rmdir()
+        path.rmdir()
+    else:
+        path.unlink()
+
+
+def _add_recipe_files(recipe: Recipe, root: Path) -> None:
+    for item in recipe.files:
+        target = root / item.path.lstrip("/")
+        if item.directory:
+            target.mkdir(parents=True, exist_ok=True)
+            target.chmod(item.mode)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        if item.symlink is not None:
+            target.symlink_to(item.symlink)
+            continue
+        data = (recipe.folder / item.source).read_bytes() if item.source else (item.contents or "").encode()
+        target.write_bytes(data)
+        target.chmod(item.mode)
+
+
+def _busybox_links(root: Path) -> None:
+    busybox = root / "bin" / "busybox"
+    applets = str(sh.Command(str(busybox))("--list-full")).split()
+    for applet in applets:
+        link = root / applet
+        if link.exists() or link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/bin/busybox")
+
+
+def _kernel_layout(root: Path, work: Path) -> Path:
+    """LinuxKit's kernel image: /kernel (the bzImage) and /kernel.tar (the modules tree)."""
+    vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
+    modules = sorted((root / "lib" / "modules").glob("*"))
+    if len(vmlinuz) != 1 or len(modules) != 1:
+        raise BuildError(f"expected one kernel and one modules folder, found {vmlinuz} and {modules}")
+    version = modules[0].name
+    busybox = sh.Command("busybox")
+    busybox("depmod", "-b", str(root), version)
+    image = work / "kernel-image"
+    (image).mkdir()
+    vmlinuz[0].replace(image / "kernel")
+    (image / "kernel").chmod(0o644)
+    with atomic_writer(image / "kernel.tar") as out:
+        write_tree_tar(root, out, only=("lib",))
+    (image / "kernel.tar").chmod(0o644)
+    for extra in ("System.map", "config"):
+        source = root / "boot" / f"{extra}-{version}"
+        if source.is_file():
+            source.replace(image / extra)
+    return image
+
+
+def _root_layout(root: Path, work: Path) -> Path:
+    return root
+
+
+LAYOUTS: dict[str, Callable[[Path, Path], Path]] = {"root": _root_layout, "kernel": _kernel_layout}
+
+
+def write_tree_tar(root: Path, out: Any, only: tuple[str, ...] = ()) -> None:
+    """A deterministic tar of a folder: sorted, root-owned, time 0, no host details."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as archive:
+        for path in _walk_sorted(root, only):
+            rel = path.relative_to(root).as_posix()
+            info = tarfile.TarInfo(rel)
+            st = path.lstat()
+            info.mode = stat.S_IMODE(st.st_mode)
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = 0
+            if stat.S_ISLNK(st.st_mode):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+                archive.addfile(info)
+            elif stat.S_ISDIR(st.st_mode):
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            else:
+                info.size = st.st_size
+                with open(path, "rb") as handle:
+                    archive.addfile(info, handle)
+
+
+def _walk_sorted(root: Path, only: tuple[str, ...]) -> Iterator[Path]:
+    tops = [root / name for name in only] if only else sorted(root.iterdir())
+    for top in tops:
+        yield top
+        if top.is_dir() and not top.is_symlink():
+            yield from _walk_dir(top)
+
+
+def _walk_dir(folder: Path) -> Iterator[Path]:
+    for child in sorted(folder.iterdir(), key=lambda p: p.name):
+        yield child
+        if child.is_dir() and not child.is_symlink():
+            yield from _walk_dir(child)
+
+
+def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict[str, Any]:
+    wanted = recipe.config
+    labels = {str(k): str(v) for k, v in (wanted.get("labels") or {}).items()}
+    labels[PACKAGES_LABEL] = json.dumps([[p.name, p.version] for p in packages], separators=(",", ":"))
+    if wanted.get("moby") is not None:
+        labels[MOBY_LABEL] = json.dumps(wanted["moby"], sort_keys=True, separators=(",", ":"))
+    runtime: dict[str, Any] = {"Labels": labels}
+    for ours, theirs in (("entrypoint", "Entrypoint"), ("cmd", "Cmd"), ("env", "Env"), ("workdir", "WorkingDir")):
+        if wanted.get(ours) is not None:
+            runtime[theirs] = wanted[ours]
+    return {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": runtime,
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
+
+
+def recipe_input_key(recipe: Recipe, packages: list[Package]) -> dict[str, Any]:
+    """Everything the image bytes depend on: the recipe, the exact .deb files, this builder."""
+    return {
+        "recipe": recipe.key,
+        "packages": [[p.filename, p.sha256] for p in packages],
+        "builder": BUILDER_VERSION,
+    }

@@ -1,0 +1,90 @@
+"""Small file-system helpers every stage shares: atomic writes and content hashing."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import xxhash
+
+CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
+    """Write to a temp file beside `path`, fsync, then rename: readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    with atomic_writer(path, mode) as handle:
+        handle.write(data)
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one JSON form whose bytes (and so digests) depend only on the value."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_bytes_atomic(path, canonical_json(value))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def xxh_bytes(data: bytes) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
+
+
+def xxh_file(path: Path) -> str:
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def xxh_value(value: Any) -> str:
+    """A content key for any JSON-able value."""
+    return xxh_bytes(canonical_json(value))
+
+
+def xxh_tree(root: Path) -> str:
+    """A content key of a folder: relative paths, modes and contents, in sorted order."""
+    parts = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            parts.append([rel, "l", os.readlink(path)])
+        else:
+            parts.append([rel, oct(path.stat().st_mode & 0o777), xxh_file(path)])
+    return xxh_value(parts)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, "rb") as handle:
+        return json.load(handle)

@@ -1,0 +1,104 @@
+"""A streaming writer of newc cpio archives, the format the kernel unpacks an initramfs from.
+
+Deterministic: inode numbers count from 1 in archive order, owners and times come from the entries.
+A hard link carries its data on the first name only: the kernel links later names to the first.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterable
+from typing import IO
+
+from ..layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
+
+TRAILER = "TRAILER!!!"
+_TYPE_BITS = {
+    FILE: stat.S_IFREG,
+    DIR: stat.S_IFDIR,
+    SYMLINK: stat.S_IFLNK,
+    CHARDEV: stat.S_IFCHR,
+    BLOCKDEV: stat.S_IFBLK,
+    FIFO: stat.S_IFIFO,
+}
+
+
+def _pad(length: int) -> bytes:
+    return b"\0" * (-length % 4)
+
+
+class CpioWriter:
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self._next_ino = 1
+        self._inodes: dict[str, int] = {}
+        self._links: dict[str, int] = {}
+
+    def write_all(self, entries: Iterable[Entry]) -> None:
+        entries = list(entries)
+        for entry in entries:
+            if entry.kind == HARDLINK:
+                self._links[entry.link] = self._links.get(entry.link, 1) + 1
+        for entry in entries:
+            self.write(entry)
+        self.close()
+
+    def write(self, entry: Entry) -> None:
+        if entry.kind == HARDLINK:
+            target = self._inodes.get(entry.link)
+            if target is None:
+                raise ValueError(f"hard link {entry.path} before its target {entry.link}")
+            self._header(entry.path, stat.S_IFREG | entry.mode, entry, ino=target, nlink=self._links[entry.link])
+            return
+        ino = self._next_ino
+        self._next_ino += 1
+        self._inodes[entry.path] = ino
+        if entry.kind == SYMLINK:
+            link_target = entry.link.encode()
+            self._header(entry.path, stat.S_IFLNK | 0o777, entry, ino=ino, size=len(link_target))
+            self.out.write(link_target + _pad(len(link_target)))
+            return
+        mode = _TYPE_BITS[entry.kind] | entry.mode
+        nlink = 2 if entry.kind == DIR else self._links.get(entry.path, 1)
+        size = entry.size if entry.kind == FILE else 0
+        self._header(entry.path, mode, entry, ino=ino, nlink=nlink, size=size)
+        if size:
+            written = 0
+            for chunk in entry.read_chunks():
+                self.out.write(chunk)
+                written += len(chunk)
+            self.out.write(_pad(written))
+
+    def close(self) -> None:
+        self._raw_header(TRAILER, ino=0, mode=0, uid=0, gid=0, nlink=1, mtime=0, size=0, dev=(0, 0))
+
+    def _header(self, path: str, mode: int, entry: Entry, *, ino: int, nlink: int = 1, size: int = 0) -> None:
+        self._raw_header(
+            path,
+            ino=ino,
+            mode=mode,
+            uid=entry.uid,
+            gid=entry.gid,
+            nlink=nlink,
+            mtime=max(entry.mtime, 0),
+            size=size,
+            dev=(entry.devmajor, entry.devminor),
+        )
+
+    def _raw_header(
+        self,
+        name: str,
+        *,
+        ino: int,
+        mode: int,
+        uid: int,
+        gid: int,
+        nlink: int,
+        mtime: int,
+        size: int,
+        dev: tuple[int, int],
+    ) -> None:
+        encoded = name.encode() + b"\0"
+        fields = (ino, mode, uid, gid, nlink, mtime, size, 0, 0, dev[0], dev[1], len(encoded), 0)
+        header = b"070701" + b"".join(b"%08X" % value for value in fields)
+        self.out.write(header + encoded + _pad(len(header) + len(encoded)))

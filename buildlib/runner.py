@@ -1,0 +1,165 @@
+"""Boot built images in QEMU: command lines, accelerator choice, console, timeouts.
+
+The guest's serial console is streamed to a callback (the CLI prints it); a clean power-off is
+success, a kernel panic or a timeout is a BootError that says which.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInput, BootError
+
+QEMU = "qemu-system-x86_64"
+PANIC_MARKER = b"Kernel panic - not syncing"
+TAIL_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    prefix: Path
+    mem: str = "512M"
+    cpus: int = 1
+    timeout: float = 300.0
+    accel: str = "auto"  # auto, kvm or tcg
+    extra_cmdline: str = ""
+    qemu_args: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    accel: str
+    seconds: float
+    console_tail: bytes
+
+
+def kvm_usable() -> bool:
+    """KVM only when the CPU offers it and /dev/kvm opens; here it often exists but cannot run guests."""
+    if os.environ.get("DISTROKIT_ACCEL") in ("tcg", "kvm"):
+        return os.environ["DISTROKIT_ACCEL"] == "kvm"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    if " vmx" not in flags and " svm" not in flags:
+        return False
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+    except OSError:
+        return False
+    os.close(fd)
+    return _probe_kvm()
+
+
+def _probe_kvm() -> bool:
+    """Start a machine with no devices under KVM: a working KVM keeps running until we stop it."""
+    try:
+        probe = subprocess.run(
+            [QEMU, "-accel", "kvm", "-M", "q35", "-nodefaults", "-display", "none", "-S", "-monitor", "none"],
+            capture_output=True,
+            timeout=2,
+        )
+    except subprocess.TimeoutExpired:
+        return True
+    except OSError:
+        return False
+    return probe.returncode == 0
+
+
+def boot_files(prefix: Path) -> tuple[Path, Path, str]:
+    kernel = prefix.with_name(prefix.name + "-kernel")
+    initrd = prefix.with_name(prefix.name + "-initrd.img")
+    cmdline_file = prefix.with_name(prefix.name + "-cmdline")
+    missing = [str(p) for p in (kernel, initrd) if not p.is_file()]
+    if missing:
+        raise BadInput(f"nothing to boot at {prefix}: {', '.join(missing)} missing; run `distrokit build` first")
+    cmdline = cmdline_file.read_text().strip() if cmdline_file.is_file() else "console=ttyS0"
+    return kernel, initrd, cmdline
+
+
+def qemu_command(options: RunOptions, accel: str) -> list[str]:
+    kernel, initrd, cmdline = boot_files(options.prefix)
+    if "panic=" not in cmdline:
+        cmdline += " panic=1"  # with -no-reboot a panic ends QEMU at once instead of hanging until the timeout
+    if options.extra_cmdline:
+        cmdline += " " + options.extra_cmdline
+    return [
+        QEMU,
+        "-accel",
+        accel,
+        "-m",
+        options.mem,
+        "-smp",
+        str(options.cpus),
+        "-display",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        cmdline.strip(),
+        *options.qemu_args,
+    ]
+
+
+def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None) -> RunResult:
+    """Boot and wait for the guest to power off; raise BootError on a panic, a timeout or a QEMU failure."""
+    if shutil.which(QEMU) is None:
+        raise BadInput(f"{QEMU} is not installed: run `apt-get install qemu-system-x86` (the README's setup does)")
+    accel = options.accel if options.accel != "auto" else ("kvm" if kvm_usable() else "tcg")
+    command = qemu_command(options, accel)
+    started = time.monotonic()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as qemu:
+        tail, err = _pump(qemu, options.timeout, started, on_output)
+        seconds = time.monotonic() - started
+        if qemu.poll() is None:
+            qemu.kill()
+            qemu.wait()
+            raise BootError(f"the guest did not power off within {options.timeout:.0f} s; it was stopped")
+    panic = tail.find(PANIC_MARKER)
+    if panic >= 0:
+        line = tail[panic:].split(b"\n", 1)[0].decode(errors="replace").strip()
+        raise BootError(f"the guest kernel panicked: {line}")
+    if qemu.returncode != 0:
+        raise BootError(f"QEMU exited with {qemu.returncode}: {err.decode(errors='replace').strip()[-500:]}")
+    return RunResult(accel, seconds, tail)
+
+
+def _pump(
+    qemu: subprocess.Popen[bytes], timeout: float, started: float, on_output: Callable[[bytes], None]
+) -> tuple[bytes, bytes]:
+    assert qemu.stdout is not None and qemu.stderr is not None
+    tail, err = b"", b""
+    selector = selectors.DefaultSelector()
+    selector.register(qemu.stdout, selectors.EVENT_READ, "out")
+    selector.register(qemu.stderr, selectors.EVENT_READ, "err")
+    open_streams = 2
+    while open_streams and time.monotonic() - started < timeout:
+        for key, _ in selector.select(timeout=0.5):
+            chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
+            if not chunk:
+                selector.unregister(key.fileobj)
+                open_streams -= 1
+            elif key.data == "out":
+                on_output(chunk)
+                tail = (tail + chunk)[-TAIL_BYTES:]
+            else:
+                err = (err + chunk)[-TAIL_BYTES:]
+    if not open_streams:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            qemu.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
+    return tail, err
