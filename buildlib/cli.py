@@ -41,7 +41,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         spec = load_spec(specs, resolve_pkg=components.PkgResolver())
         print(spec.to_yaml(), end="")
         return 0
-    report = tasks.build_spec(specs, options, _component_root(), jobs=args.jobs)
+    report = tasks.build_spec(
+        specs, options, _component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
+    )
     if not args.quiet:
         err_console.print(
             f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "

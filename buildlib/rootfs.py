@@ -50,6 +50,7 @@ class Tree:
                 self._remove(entry.path, only=lower)
             else:
                 self.add(entry, where)
+                lower.discard(entry.path)
 
     def add(self, entry: Entry, where: str = "") -> None:
         """Place `entry`, replacing what was at its path and creating missing parents."""
@@ -166,10 +167,8 @@ def _uses_metadata(spec: Spec) -> bool:
 
 
 def _source_path(item: FileEntry) -> Path:
-    source = Path(item.source or "").expanduser()
-    if not source.is_absolute() and item.location.file:
-        source = Path(item.location.file).parent / source
-    return source
+    # As in LinuxKit, a relative source is read from the folder the build runs in.
+    return Path(item.source or "").expanduser()
 
 
 def merged_image_tree(store: Store, image: Image, name: str) -> Tree:

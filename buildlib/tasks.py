@@ -8,15 +8,17 @@ by timestamps alone, and every result is written atomically, so a killed build l
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from doit.cmd_base import TaskLoader2
 from doit.dependency import FileChangedChecker
 from doit.doit_cmd import DoitMain
+from doit.exceptions import TaskFailed
 from doit.loader import generate_tasks
 from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
@@ -76,14 +78,14 @@ class ErrorSink:
 
     errors: list[DistrokitError] = field(default_factory=list)
 
-    def guard(self, action: Callable[..., None]) -> Callable[..., bool]:
+    def guard(self, action: Callable[..., None]) -> Callable[..., TaskFailed | None]:
         def run(*args: Any) -> bool:
             try:
                 action(*args)
             except DistrokitError as exc:
                 self.errors.append(exc)
-                return False
-            return True
+                return TaskFailed(str(exc))
+            return None
 
         run.__name__ = action.__name__
         return run
@@ -256,17 +258,21 @@ class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
         RecordingReporter.last = self
 
     def execute_task(self, task: Any) -> None:
-        self.executed.append(task.name)
+        if task.actions:
+            self.executed.append(task.name)
         super().execute_task(task)
 
     def skip_uptodate(self, task: Any) -> None:
-        self.skipped.append(task.name)
+        if task.actions:
+            self.skipped.append(task.name)
         super().skip_uptodate(task)
 
 
-def doit_config(cache: Path) -> dict[str, Any]:
+def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]:
+    """doit's settings for distrokit: its database in the cache, content checks, our reporter."""
     cache.mkdir(parents=True, exist_ok=True)
     return {
+        "outfile": outstream if outstream is not None else io.StringIO(),
         "dep_file": str(cache / "doit.db"),
         "backend": "sqlite3",
         "check_file_uptodate": XXHashChecker,
@@ -297,9 +303,20 @@ class BuildReport:
     up_to_date: tuple[str, ...]
 
 
-def run_tasks(task_dicts: list[dict[str, Any]], cache: Path, sink: ErrorSink, args: Sequence[str] = ()) -> BuildReport:
+def run_tasks(
+    task_dicts: list[dict[str, Any]],
+    cache: Path,
+    sink: ErrorSink,
+    args: Sequence[str] = (),
+    outstream: IO[str] | None = None,
+) -> BuildReport:
     """Run tasks through doit's own runner; raise the first DistrokitError an action raised."""
-    code = DoitMain(_Loader(task_dicts, doit_config(cache))).run(["run", *args])
+    config = doit_config(cache, outstream)
+    # GLOBAL holds option defaults for every doit command; `config_filenames=()` keeps a project's
+    # pyproject.toml or doit.cfg in the working folder from changing how distrokit runs doit.
+    code = DoitMain(_Loader(task_dicts, config), config_filenames=(), extra_config={"GLOBAL": config}).run(
+        ["run", *args]
+    )
     reporter = RecordingReporter.last
     if sink.errors:
         raise sink.errors[0]
@@ -308,10 +325,27 @@ def run_tasks(task_dicts: list[dict[str, Any]], cache: Path, sink: ErrorSink, ar
     return BuildReport(tuple(reporter.executed) if reporter else (), tuple(reporter.skipped) if reporter else ())
 
 
-def build_spec(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path, jobs: int = 1) -> BuildReport:
+def build_spec(
+    spec_paths: Sequence[Path],
+    options: BuildOptions,
+    component_root: Path,
+    jobs: int = 1,
+    outstream: IO[str] | None = None,
+) -> BuildReport:
     resolver = components.PkgResolver()
     spec = load_spec(spec_paths, resolve_pkg=resolver)
     sink = ErrorSink()
     tasks = list(spec_tasks(spec, options, component_root, resolver, sink, set()))
     args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    return run_tasks(tasks, options.cache, sink, args)
+    return run_tasks(tasks, options.cache, sink, args, outstream)
+
+
+def project_tasks(spec_dir: Path, out_dir: Path, cache: Path, component_root: Path) -> Iterator[dict[str, Any]]:
+    """Tasks that build every spec in `spec_dir` into `out_dir` (what `doit` runs from dodo.py)."""
+    seen: set[str] = set()
+    resolver = components.PkgResolver()
+    sink = ErrorSink()
+    for spec_file in sorted(spec_dir.glob("*.yml")):
+        spec = load_spec([spec_file], resolve_pkg=resolver)
+        options = BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem)
+        yield from spec_tasks(spec, options, component_root, resolver, sink, seen)

@@ -31,43 +31,59 @@ class CpioWriter:
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
         self._next_ino = 1
-        self._inodes: dict[str, int] = {}
-        self._links: dict[str, int] = {}
+        self._inodes: dict[str, int] = {}  # hard-link group (its target's path) -> inode written
+        self._links: dict[str, int] = {}  # hard-link group -> number of names
+        self._targets: dict[str, Entry] = {}
 
     def write_all(self, entries: Iterable[Entry]) -> None:
         entries = list(entries)
         for entry in entries:
             if entry.kind == HARDLINK:
                 self._links[entry.link] = self._links.get(entry.link, 1) + 1
+        self._targets = {entry.path: entry for entry in entries if entry.path in self._links}
         for entry in entries:
             self.write(entry)
         self.close()
 
     def write(self, entry: Entry) -> None:
-        if entry.kind == HARDLINK:
-            target = self._inodes.get(entry.link)
-            if target is None:
-                raise ValueError(f"hard link {entry.path} before its target {entry.link}")
-            self._header(entry.path, stat.S_IFREG | entry.mode, entry, ino=target, nlink=self._links[entry.link])
+        group = entry.link if entry.kind == HARDLINK else entry.path
+        if group in self._links:
+            self._write_linked(entry, group)
             return
         ino = self._next_ino
         self._next_ino += 1
-        self._inodes[entry.path] = ino
         if entry.kind == SYMLINK:
             link_target = entry.link.encode()
             self._header(entry.path, stat.S_IFLNK | 0o777, entry, ino=ino, size=len(link_target))
             self.out.write(link_target + _pad(len(link_target)))
             return
         mode = _TYPE_BITS[entry.kind] | entry.mode
-        nlink = 2 if entry.kind == DIR else self._links.get(entry.path, 1)
         size = entry.size if entry.kind == FILE else 0
-        self._header(entry.path, mode, entry, ino=ino, nlink=nlink, size=size)
+        self._header(entry.path, mode, entry, ino=ino, nlink=2 if entry.kind == DIR else 1, size=size)
         if size:
-            written = 0
-            for chunk in entry.read_chunks():
-                self.out.write(chunk)
-                written += len(chunk)
-            self.out.write(_pad(written))
+            self._copy(entry)
+
+    def _write_linked(self, entry: Entry, group: str) -> None:
+        """A name of a hard-linked file: the first name in the archive carries the data."""
+        target = self._targets.get(group)
+        if target is None or target.kind != FILE:
+            raise ValueError(f"hard link {entry.path} points at {group}, which is not a file in this archive")
+        ino = self._inodes.get(group)
+        size = 0
+        if ino is None:
+            ino = self._inodes[group] = self._next_ino
+            self._next_ino += 1
+            size = target.size
+        self._header(entry.path, stat.S_IFREG | target.mode, target, ino=ino, nlink=self._links[group], size=size)
+        if size:
+            self._copy(target)
+
+    def _copy(self, entry: Entry) -> None:
+        written = 0
+        for chunk in entry.read_chunks():
+            self.out.write(chunk)
+            written += len(chunk)
+        self.out.write(_pad(written))
 
     def close(self) -> None:
         self._raw_header(TRAILER, ino=0, mode=0, uid=0, gid=0, nlink=1, mtime=0, size=0, dev=(0, 0))

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what distrokit needs on Debian 12: the Debian tools it drives, and a virtualenv (.venv)
+# with distrokit and its test dependencies. Safe to run again; it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+DEBIAN_PACKAGES=(
+  skopeo docker-registry qemu-system-x86 qemu-utils busybox-static runc cpio
+  xorriso isolinux syslinux syslinux-common mtools dosfstools grub-pc-bin grub-efi-amd64-bin ovmf
+  squashfs-tools erofs-utils openssh-client python3-venv ca-certificates
+)
+missing=()
+for package in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+# apt's package lists are needed even when nothing is missing: components are built with `apt-get download`.
+if [ ${#missing[@]} -gt 0 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+  $SUDO apt-get update -qq
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'

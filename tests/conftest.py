@@ -1,0 +1,74 @@
+"""Shared fixtures: one store and one build of specs/minimal.yml for the whole session.
+
+Building the kernel component is the slowest step (~10 s), so every test that needs built
+artifacts shares these instead of building its own.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from buildlib import tasks
+
+REPO = Path(__file__).resolve().parents[1]
+SPECS = REPO / "specs"
+COMPONENTS = REPO / "components"
+
+
+@dataclass(frozen=True)
+class Built:
+    cache: Path
+    out_dir: Path
+    name: str
+    report: tasks.BuildReport
+
+    @property
+    def prefix(self) -> Path:
+        return self.out_dir / self.name
+
+
+def build(spec: Path | list[Path], cache: Path, out_dir: Path, name: str | None = None, **kwargs: object) -> Built:
+    specs = spec if isinstance(spec, list) else [spec]
+    options = tasks.BuildOptions(cache=cache, out_dir=out_dir, name=name or specs[0].stem, **kwargs)  # type: ignore[arg-type]
+    report = tasks.build_spec(specs, options, COMPONENTS, outstream=io.StringIO())
+    return Built(cache, out_dir, options.name, report)
+
+
+@pytest.fixture(scope="session")
+def debs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One download folder for .deb files, shared by every store the tests make."""
+    return tmp_path_factory.mktemp("debs")
+
+
+def new_cache(root: Path, debs: Path) -> Path:
+    """A fresh store whose .deb folder is shared, so a clean build does not download again."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "debs").symlink_to(debs, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory, debs_dir: Path) -> Path:
+    return new_cache(tmp_path_factory.mktemp("store") / "cache", debs_dir)
+
+
+@pytest.fixture(scope="session")
+def minimal_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """specs/minimal.yml built once, into the shared store."""
+    return build(SPECS / "minimal.yml", shared_cache, tmp_path_factory.mktemp("out"))
+
+
+@pytest.fixture()
+def spec_copy(tmp_path: Path) -> Path:
+    """A copy of specs/minimal.yml beside a link to components/, for tests that edit a spec."""
+    spec = tmp_path / "specs" / "minimal.yml"
+    spec.parent.mkdir()
+    shutil.copy(SPECS / "minimal.yml", spec)
+    os.symlink(COMPONENTS, tmp_path / "components")
+    return spec

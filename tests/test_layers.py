@@ -1,0 +1,101 @@
+"""buildlib.layers: one index per layer, data read in place, whiteouts kept, hostile entries refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from layerkit import M, store_layer
+
+from buildlib import layers
+from buildlib.errors import HostileLayer, StoreError
+from buildlib.images import Layer, Store
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "cache")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_index_keeps_every_kind_and_reads_data_in_place(store: Store, compress: bool) -> None:
+    layer = store_layer(
+        store,
+        [
+            M("bin/", "d", mode=0o755),
+            M("bin/busybox", data=b"BUSYBOX" * 1000, mode=0o4755, uid=0, gid=0),
+            M("bin/sh", "l", link="/bin/busybox"),
+            M("bin/ash", "h", link="bin/busybox"),
+            M("dev/console", "c", mode=0o600),
+            M("run/fifo", "p"),
+            M("etc/secret", data=b"x", mode=0o600, uid=100, gid=101, xattrs=(("user.k", "v"),)),
+        ],
+        compress=compress,
+    )
+    entries = {e.path: e for e in layers.load_index(store, layer)}
+    assert entries["bin/busybox"].read_bytes() == b"BUSYBOX" * 1000
+    assert entries["bin/busybox"].mode == 0o4755
+    assert (entries["bin/sh"].kind, entries["bin/sh"].link) == (layers.SYMLINK, "/bin/busybox")
+    assert (entries["bin/ash"].kind, entries["bin/ash"].link) == (layers.HARDLINK, "bin/busybox")
+    assert (entries["dev/console"].kind, entries["dev/console"].devmajor, entries["dev/console"].devminor) == (
+        "c",
+        5,
+        1,
+    )
+    assert entries["run/fifo"].kind == layers.FIFO
+    secret = entries["etc/secret"]
+    assert (secret.uid, secret.gid, secret.mode, secret.xattrs) == (100, 101, 0o600, (("user.k", "v"),))
+
+
+def test_index_is_written_once_per_digest(store: Store) -> None:
+    layer = store_layer(store, [M("a", data=b"1")])
+    path = layers.ensure_index(store, layer)
+    stamp = path.stat().st_mtime_ns
+    layers.load_index(store, layer)
+    assert path.stat().st_mtime_ns == stamp
+
+
+def test_whiteouts_are_entries(store: Store) -> None:
+    layer = store_layer(store, [M("etc/.wh.passwd"), M("var/cache/.wh..wh..opq")])
+    kinds = {(e.path, e.kind) for e in layers.load_index(store, layer)}
+    assert kinds == {("etc/passwd", layers.WHITEOUT), ("var/cache", layers.OPAQUE)}
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/../../escape", "./../x"])
+def test_climbing_paths_are_hostile(store: Store, name: str) -> None:
+    layer = store_layer(store, [M(name, data=b"evil")])
+    with pytest.raises(HostileLayer, match="climbs out of the root"):
+        layers.load_index(store, layer)
+    assert not layers.index_path(store, layer).exists()
+
+
+def test_hardlink_out_of_root_is_hostile(store: Store) -> None:
+    layer = store_layer(store, [M("x", "h", link="../../etc/shadow")])
+    with pytest.raises(HostileLayer):
+        layers.load_index(store, layer)
+
+
+def test_absolute_names_are_made_relative(store: Store) -> None:
+    layer = store_layer(store, [M("/etc/hosts", data=b"h")])
+    assert [e.path for e in layers.load_index(store, layer)] == ["etc/hosts"]
+
+
+def test_wrong_diff_id_poisons_nothing(store: Store) -> None:
+    good = store_layer(store, [M("a", data=b"1")], compress=True)
+    lying = Layer(good.digest, good.media_type, good.size, "sha256:" + "0" * 64)
+    with pytest.raises(StoreError, match="diff_id"):
+        layers.load_index(store, lying)
+    assert not layers.uncompressed_path(store, lying).exists()
+    assert not layers.index_path(store, lying).exists()
+
+
+def test_nested_tar_is_indexed_in_place(store: Store) -> None:
+    from layerkit import tar_bytes
+
+    inner = tar_bytes([M("lib/modules/x.ko", data=b"MODULE")])
+    layer = store_layer(store, [M("kernel", data=b"K"), M("kernel.tar", data=inner)])
+    outer = {e.path: e for e in layers.load_index(store, layer)}
+    nested = layers.nested_tar_entries(outer["kernel.tar"], "test")
+    module = next(e for e in nested if e.path == "lib/modules/x.ko")
+    assert module.source == outer["kernel.tar"].source
+    assert module.read_bytes() == b"MODULE"
