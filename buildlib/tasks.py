@@ -79,7 +79,7 @@ class ErrorSink:
     errors: list[DistrokitError] = field(default_factory=list)
 
     def guard(self, action: Callable[..., None]) -> Callable[..., TaskFailed | None]:
-        def run(*args: Any) -> bool:
+        def run(*args: Any) -> TaskFailed | None:
             try:
                 action(*args)
             except DistrokitError as exc:
