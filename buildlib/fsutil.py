@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,11 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
 def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     with atomic_writer(path, mode) as handle:
         handle.write(data)
+
+
+def copy_file_atomic(source: Path, target: Path, mode: int = 0o644) -> None:
+    with open(source, "rb") as handle, atomic_writer(target, mode) as out:
+        shutil.copyfileobj(handle, out, CHUNK)
 
 
 def canonical_json(value: Any) -> bytes:

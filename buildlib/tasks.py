@@ -25,7 +25,7 @@ from doit.tools import config_changed
 
 from . import components, images, outputs, rootfs
 from .errors import DistrokitError
-from .fsutil import read_json, write_json_atomic, xxh_file, xxh_value
+from .fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from .images import Image, Store
 from .outputs.initrd import write_entry, write_segment
 from .refs import ImageRef
@@ -96,8 +96,18 @@ def record_path(store: Store, ref: str) -> Path:
     return store.root / "images" / f"{xxh_value(ref)}.json"
 
 
-def segment_path(store: Store, spec_name: str, part: str) -> Path:
-    return store.root / "build" / spec_name / f"{part}.cpio.gz"
+def pointer_path(store: Store, spec_name: str, part: str) -> Path:
+    """A small file naming the segment one part of one spec currently is."""
+    return store.root / "build" / spec_name / f"{part}.segment"
+
+
+def segment_path(store: Store, key: str) -> Path:
+    """Segments are stored by content key, so specs and names that share a part share its segment."""
+    return store.root / "segments" / f"{key}.cpio.gz"
+
+
+def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
+    return tuple(segment_path(store, pointer.read_text().strip()) for pointer in pointers)
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
@@ -166,19 +176,31 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
 
 # parts and outputs --------------------------------------------------------------------------
 def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
-    target = segment_path(store, options.name, part.name)
+    target = pointer_path(store, options.name, part.name)
+    sources = rootfs.part_sources(spec, part)
 
     def write() -> None:
         loaded = load_images(store, list(part.images))
-        tree = rootfs.part_tree(store, spec, part, loaded)
-        write_segment(tree.entries(), target)
+        key = xxh_value(
+            [
+                BUILDER_VERSION,
+                rootfs.part_fragment(spec, part),
+                [loaded[ref].manifest_digest for ref in part.images],
+                [xxh_file(Path(source)) for source in sources],
+            ]
+        )
+        segment = segment_path(store, key)
+        if not segment.is_file():
+            tree = rootfs.part_tree(store, spec, part, loaded)
+            write_segment(tree.entries(), segment)
+        write_bytes_atomic(target, key.encode())
 
     return {
         "basename": "part",
         "name": f"{options.name}/{part.name}",
         "doc": f"write the {part.name} segment of {options.name}",
         "actions": [sink.guard(write)],
-        "file_dep": [str(record_path(store, ref)) for ref in part.images] + rootfs.part_sources(spec, part),
+        "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "uptodate": [config_changed(xxh_value([BUILDER_VERSION, rootfs.part_fragment(spec, part)]))],
         "verbosity": 0,
@@ -188,7 +210,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
 def output_task(
     store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
 ) -> dict[str, Any]:
-    segments = tuple(segment_path(store, options.name, part.name) for part in parts)
+    pointers = [pointer_path(store, options.name, part.name) for part in parts]
     prefix = options.out_dir / options.name
     formats = [outputs.get_format(name) for name in options.formats]
     kernel_copy = store.root / "build" / options.name / "kernel"
@@ -200,13 +222,15 @@ def output_task(
             binary, _ = rootfs.kernel_files(store, spec.kernel, image)
             write_entry(binary, kernel_copy)
         built = outputs.BuiltParts(
-            kernel_copy if kernel_ref else None, spec.kernel.cmdline if spec.kernel else "", segments
+            kernel_copy if kernel_ref else None,
+            spec.kernel.cmdline if spec.kernel else "",
+            read_segments(store, pointers),
         )
         options.out_dir.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
             fmt.write(built, prefix)
 
-    file_dep = [str(s) for s in segments] + ([str(record_path(store, kernel_ref))] if kernel_ref else [])
+    file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel_ref))] if kernel_ref else [])
     return {
         "basename": "output",
         "name": f"{options.name}",

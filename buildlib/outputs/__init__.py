@@ -44,14 +44,14 @@ def get_format(name: str) -> Format:
 
 
 def _kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
-    from ..fsutil import write_bytes_atomic
+    from ..fsutil import copy_file_atomic, write_bytes_atomic
     from .initrd import join_segments
 
     if parts.kernel is None:
         raise BadInput("the kernel+initrd format needs a `kernel` section in the spec")
     kernel, initrd, cmdline = FORMATS["kernel+initrd"].targets(prefix)
     join_segments(parts.segments, initrd)
-    write_bytes_atomic(kernel, parts.kernel.read_bytes())
+    copy_file_atomic(parts.kernel, kernel)
     write_bytes_atomic(cmdline, parts.cmdline.encode())
 
 

@@ -1,0 +1,69 @@
+"""buildlib.cli: bad input gives one clear line, the right exit code, and nothing in --dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import COMPONENTS
+
+from buildlib import cli
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def test_not_yaml_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "broken.yml"
+    spec.write_text("kernel:\n  image: x\n  cmdline: [unclosed\n")
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out))
+    assert code == 2
+    assert f"{spec}:" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_unknown_key_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "typo.yml"
+    spec.write_text("kernel:\n  image: x\n  cmdlin: foo\n")
+    code, err = run_cli(capsys, "validate", str(spec))
+    assert code == 2 and "typo.yml:3:3" in err and "cmdlin" in err
+
+
+def test_unknown_component_names_the_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "nocomp.yml"
+    spec.write_text('init:\n  - "@pkg:./no-such-component"\n')
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out))
+    assert code == 2 and "no-such-component" in err
+    assert not out.exists()
+    code, err = run_cli(capsys, "--cache", str(tmp_path / "c"), "pkg", "build", str(tmp_path / "nothing"))
+    assert code == 2 and "nothing" in err
+
+
+def test_missing_image_names_it_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "missing.yml"
+    # Port 9 on loopback: nothing listens, so the pull fails at once without leaving this machine.
+    spec.write_text("init:\n  - 127.0.0.1:9/distrokit/absent:1\n")
+    out = tmp_path / "out"
+    code, err = run_cli(capsys, "--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out))
+    assert code in (1, 2)
+    assert "127.0.0.1:9/distrokit/absent:1" in err and "Traceback" not in err
+    assert not out.exists()
+    assert not list((tmp_path / "c" / "refs").rglob("*")) if (tmp_path / "c" / "refs").exists() else True
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    spec = tmp_path / "typo.yml"
+    spec.write_text("init: []\nkernl: {}\n")
+    with pytest.raises(Exception, match="kernl"):
+        cli.main(["--debug", "validate", str(spec)])
+
+
+def test_dry_run_prints_the_normalised_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["build", "--dry-run", str(COMPONENTS.parent / "specs" / "minimal.yml")])
+    out = capsys.readouterr().out
+    assert code == 0 and "docker.io/distrokit/kernel:" in out and "90-report" in out

@@ -1,0 +1,48 @@
+"""buildlib.tasks: content-keyed doit tasks; what runs is read from doit's own report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Built, build
+
+
+def test_first_build_runs_every_step(minimal_build: Built) -> None:
+    ran = set(minimal_build.report.executed) | set(minimal_build.report.up_to_date)
+    assert {"part:minimal/kernel", "part:minimal/init", "part:minimal/files", "output:minimal"} <= ran
+    assert any(name.startswith("image:") for name in ran)
+    assert {"component:kernel", "component:init"} <= ran
+    for suffix in ("-kernel", "-initrd.img", "-cmdline"):
+        assert (minimal_build.out_dir / f"minimal{suffix}").is_file()
+
+
+def test_nothing_changed_runs_no_action(minimal_build: Built) -> None:
+    again = build(Path(__file__).parents[1] / "specs" / "minimal.yml", minimal_build.cache, minimal_build.out_dir)
+    assert again.report.executed == ()
+    assert "output:minimal" in again.report.up_to_date
+
+
+def test_files_change_reruns_only_files_part_and_output(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build(spec_copy, minimal_build.cache, out, name="edited")
+    spec_copy.write_text(spec_copy.read_text().replace('echo "== uname -a"', 'echo "== kernel"'))
+    rebuilt = build(spec_copy, minimal_build.cache, out, name="edited")
+    assert set(rebuilt.report.executed) == {"part:edited/files", "output:edited"}
+
+
+def test_cmdline_change_reruns_only_output(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build(spec_copy, minimal_build.cache, out, name="cmdline")
+    spec_copy.write_text(spec_copy.read_text().replace("console=ttyS0 quiet", "console=ttyS0"))
+    rebuilt = build(spec_copy, minimal_build.cache, out, name="cmdline")
+    assert set(rebuilt.report.executed) == {"output:cmdline"}
+    assert (out / "cmdline-cmdline").read_text() == "console=ttyS0"
+
+
+def test_deleted_output_is_written_again(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build(spec_copy, minimal_build.cache, out, name="gone")
+    (out / "gone-initrd.img").unlink()
+    rebuilt = build(spec_copy, minimal_build.cache, out, name="gone")
+    assert rebuilt.report.executed == ("output:gone",)
+    assert (out / "gone-initrd.img").is_file()
