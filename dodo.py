@@ -1,12 +1,15 @@
 """doit entry point: `doit` builds every spec in specs/ into out/, incrementally.
 
-`doit list` shows the task families (component, image, part, output); `doit -n 2 -P thread` runs
-independent tasks at once. Set DISTROKIT_CACHE to use another store than ./cache.
+`doit list` shows the task families (component, image, layer, part, output); `doit -n 2 -P thread`
+runs independent tasks at once. Set DISTROKIT_CACHE to use another store than ./cache.
+A monorepo's own dodo.py can do the same with `buildlib.tasks.project_plan` or `plan_build`.
 """
 
 import os
 import sys
 from pathlib import Path
+
+from doit import create_after
 
 from buildlib import tasks
 
@@ -14,8 +17,15 @@ ROOT = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("DISTROKIT_CACHE", ROOT / "cache")).resolve()
 
 DOIT_CONFIG = tasks.doit_config(CACHE, outstream=sys.stdout)
+PLAN = tasks.project_plan(ROOT / "specs", ROOT / "out", CACHE, ROOT / "components")
 
 
 def task_distrokit():
     """Build every spec in specs/ into out/."""
-    yield from tasks.project_tasks(ROOT / "specs", ROOT / "out", CACHE, ROOT / "components")
+    yield from PLAN.tasks
+
+
+@create_after(executed="image")
+def task_layer():
+    """Index every layer of the images the specs use, once per digest."""
+    yield from PLAN.layer_tasks()

@@ -9,6 +9,7 @@ recipe give the same digest anywhere.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -76,12 +77,19 @@ class Package:
 
 
 def load_recipe(folder: Path) -> Recipe:
-    folder = Path(folder)
+    folder = Path(folder).resolve()
     recipe_file = folder / RECIPE
     if not recipe_file.is_file():
         raise ComponentError(f"{folder}: no {RECIPE} here, so it is not a distrokit component")
+    return _load_recipe(folder, recipe_file.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
+    """Parse a recipe once per process (and again when its file changes)."""
+    recipe_file = folder / RECIPE
     try:
-        raw = yaml.safe_load(recipe_file.read_text()) or {}
+        raw = yaml.load(recipe_file.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     except yaml.YAMLError as exc:
         raise ComponentError(f"{recipe_file}: not valid YAML: {exc}") from exc
     unknown = set(raw) - _KNOWN_KEYS

@@ -1,0 +1,254 @@
+"""The task families of a build, as doit task dicts.
+
+`component` builds an image from components/, `image` makes sure an image is in the store and
+records its digests, `layer` indexes one layer (once per digest, shared by every spec), `part`
+writes one compressed segment of the root, `output` writes the boot media. Every action writes
+atomically and every key is content, so a killed build leaves nothing half done and a rerun
+does only what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import TaskFailed
+
+from .. import components, images, layers, outputs, rootfs
+from ..errors import DistrokitError
+from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
+from ..images import Image, Layer, Store
+from ..outputs.initrd import write_entry, write_segment
+from ..refs import ImageRef
+from ..spec import Spec
+from .keys import InputKeys, tool_versions
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    cache: Path
+    out_dir: Path
+    name: str
+    formats: tuple[str, ...] = ("kernel+initrd",)
+    pull: bool = False
+
+
+@dataclass
+class ErrorSink:
+    """Collects the DistrokitErrors task actions raise, so the caller can re-raise the first."""
+
+    errors: list[DistrokitError] = field(default_factory=list)
+
+    def guard(self, action: Callable[[], object]) -> Callable[[], TaskFailed | None]:
+        def run() -> TaskFailed | None:
+            try:
+                action()
+            except DistrokitError as exc:
+                self.errors.append(exc)
+                return TaskFailed(str(exc))
+            return None
+
+        return run
+
+
+# paths --------------------------------------------------------------------------------------
+def record_path(store: Store, ref: str) -> Path:
+    return store.root / "images" / f"{xxh_value(ref)}.json"
+
+
+def pointer_path(store: Store, spec_name: str, part: str) -> Path:
+    """A small file naming the segment one part of one spec currently is."""
+    return store.root / "build" / spec_name / f"{part}.segment"
+
+
+def segment_path(store: Store, key: str) -> Path:
+    """Segments are stored by content key, so specs and names that share a part share its segment."""
+    return store.root / "segments" / f"{key}.cpio.gz"
+
+
+def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
+    return tuple(segment_path(store, pointer.read_text().strip()) for pointer in pointers)
+
+
+def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
+    loaded = {}
+    for ref in refs:
+        record = read_json(record_path(store, ref))
+        loaded[ref] = store.image_by_digest(ref, record["manifest"])
+    return loaded
+
+
+# components ---------------------------------------------------------------------------------
+def component_folder(ref: str, component_root: Path, resolver: components.PkgResolver) -> Path | None:
+    """The component folder that builds `ref`: from an `@pkg:` template, or components/NAME for distrokit/NAME."""
+    if ref in resolver.folders:
+        return resolver.folders[ref]
+    parsed = ImageRef.parse(ref)
+    if parsed.domain != "docker.io" or not parsed.path.startswith(components.IMAGE_PREFIX + "/"):
+        return None
+    folder = component_root / parsed.path.split("/", 1)[1]
+    return folder if (folder / components.RECIPE).is_file() else None
+
+
+def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any]:
+    recipe = components.load_recipe(folder)
+    packages = components.pinned_packages(store.root, recipe)
+    keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
+    return {
+        "basename": "component",
+        "name": recipe.name,
+        "doc": f"build the {recipe.name} image from Debian packages",
+        "actions": [sink.guard(partial(components.build, store, recipe, packages))],
+        "uptodate": [keys, lambda: store.lookup(recipe.ref) is not None],
+        "verbosity": 0,
+    }
+
+
+# images and layers --------------------------------------------------------------------------
+def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, component: str | None) -> dict[str, Any]:
+    target = record_path(store, ref)
+    parsed = ImageRef.parse(ref)
+    force = options.pull and component is None
+
+    def fetch() -> None:
+        image = images.ensure_image(store, parsed, force_pull=force)
+        write_json_atomic(target, image.record())
+
+    def in_store() -> bool:
+        return not force and target.is_file() and read_json(target)["manifest"] == store.lookup(parsed)
+
+    return {
+        "basename": "image",
+        "name": ref,
+        "doc": f"make sure {parsed.familiar()} is in the store",
+        "actions": [sink.guard(fetch)],
+        "targets": [str(target)],
+        "uptodate": [in_store],
+        "task_dep": [f"component:{component}"] if component else [],
+        "verbosity": 0,
+    }
+
+
+def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[dict[str, Any]]:
+    """One task per distinct layer of the recorded images (created once the image tasks ran)."""
+    seen: set[str] = set()
+    for ref in refs:
+        record = record_path(store, ref)
+        if not record.is_file():
+            continue
+        for digest, media_type, diff_id in read_json(record)["layers"]:
+            if digest in seen:
+                continue
+            seen.add(digest)
+            layer = Layer(digest, media_type, 0, diff_id)
+            index = layers.index_path(store, layer)
+            yield {
+                "name": digest,
+                "doc": f"index layer {digest}",
+                "actions": [sink.guard(partial(layers.ensure_index, store, layer))],
+                "targets": [str(index)],
+                "uptodate": [index.is_file],
+                "verbosity": 0,
+            }
+
+
+# parts and outputs --------------------------------------------------------------------------
+def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
+    target = pointer_path(store, options.name, part.name)
+    sources = rootfs.part_sources(spec, part)
+    fragment = rootfs.part_fragment(spec, part)
+
+    def write() -> None:
+        loaded = load_images(store, list(part.images))
+        digests = [loaded[ref].manifest_digest for ref in part.images]
+        key = xxh_value([tool_versions(), fragment, digests, [xxh_file(Path(s)) for s in sources]])
+        segment = segment_path(store, key)
+        if not segment.is_file():
+            tree = rootfs.part_tree(store, spec, part, loaded)
+            write_segment(tree.entries(), segment)
+        write_bytes_atomic(target, key.encode())
+
+    return {
+        "basename": "part",
+        "name": f"{options.name}/{part.name}",
+        "doc": f"write the {part.name} segment of {options.name}",
+        "actions": [sink.guard(write)],
+        "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
+        "targets": [str(target)],
+        "task_dep": ["layer"],
+        "uptodate": [InputKeys({"spec": fragment, **tool_versions()})],
+        "verbosity": 0,
+    }
+
+
+def output_task(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
+) -> dict[str, Any]:
+    pointers = [pointer_path(store, options.name, part.name) for part in parts]
+    prefix = options.out_dir / options.name
+    formats = [outputs.get_format(name) for name in options.formats]
+    kernel_copy = store.root / "build" / options.name / "kernel"
+    kernel = spec.kernel
+
+    def write() -> None:
+        if kernel is not None:
+            image = load_images(store, [kernel.image])[kernel.image]
+            binary, _ = rootfs.kernel_files(store, kernel, image)
+            write_entry(binary, kernel_copy)
+        built = outputs.BuiltParts(
+            kernel_copy if kernel else None, kernel.cmdline if kernel else "", read_segments(store, pointers)
+        )
+        options.out_dir.mkdir(parents=True, exist_ok=True)
+        for fmt in formats:
+            fmt.write(built, prefix)
+
+    file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
+    keys = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else "", **tool_versions()}
+    return {
+        "basename": "output",
+        "name": f"{options.name}",
+        "doc": f"write {', '.join(options.formats)} for {options.name}",
+        "actions": [sink.guard(write)],
+        "file_dep": file_dep,
+        "targets": [str(path) for fmt in formats for path in fmt.targets(prefix)],
+        "uptodate": [InputKeys(keys)],
+        "verbosity": 0,
+    }
+
+
+# whole builds -------------------------------------------------------------------------------
+@dataclass
+class Plan:
+    """The tasks of one or more spec builds that share a store; `layers` are created once images ran."""
+
+    store: Store
+    sink: ErrorSink = field(default_factory=ErrorSink)
+    resolver: components.PkgResolver = field(default_factory=components.PkgResolver)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    refs: list[str] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)
+
+    def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
+        for ref in spec.images():
+            folder = component_folder(ref, component_root, self.resolver)
+            if folder is not None and self._first(f"component:{folder}"):
+                self.tasks.append(component_task(self.store, folder, self.sink))
+            if self._first(f"image:{ref}"):
+                self.refs.append(ref)
+                name = components.load_recipe(folder).name if folder else None
+                self.tasks.append(image_task(self.store, ref, options, self.sink, name))
+        parts = rootfs.plan_parts(spec)
+        self.tasks.extend(part_task(self.store, spec, part, options, self.sink) for part in parts)
+        self.tasks.append(output_task(self.store, spec, parts, options, self.sink))
+
+    def layer_tasks(self) -> Iterator[dict[str, Any]]:
+        return layer_tasks(self.store, self.refs, self.sink)
+
+    def _first(self, key: str) -> bool:
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True

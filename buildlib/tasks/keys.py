@@ -1,0 +1,74 @@
+"""How a task knows it is up to date: content, never timestamps alone.
+
+`XXHashChecker` decides whether a file dependency changed by its xxhash, memoised on
+(path, inode, size, mtime_ns) so a big blob is hashed once per process. `InputKeys` is an uptodate
+check over a task's named input keys (spec fragments, digests, tool versions); it saves the keys
+with the task's result, so `explain` can say which input changed, old key against new.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+from doit.dependency import FileChangedChecker
+
+from ..fsutil import xxh_file, xxh_value
+
+SAVED_KEYS = "_distrokit_inputs"
+# Bump when a change to distrokit changes the bytes a task writes for the same inputs.
+BUILDER_VERSION = "2"
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools whose output bytes matter (zlib's deflate differs between versions)."""
+    return {"builder": BUILDER_VERSION, "zlib": zlib.ZLIB_RUNTIME_VERSION}
+
+
+class XXHashChecker(FileChangedChecker):  # type: ignore[misc]
+    _memo: dict[tuple[str, int, int, int], str] = {}
+
+    def _key(self, path: str) -> str:
+        st = os.stat(path)
+        memo_key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+        digest = self._memo.get(memo_key)
+        if digest is None:
+            digest = xxh_file(Path(path))
+            self._memo[memo_key] = digest
+        return digest
+
+    def check_modified(self, file_path: str, file_stat: os.stat_result, state: Any) -> bool:
+        mtime_ns, size, digest = state
+        if file_stat.st_mtime_ns == mtime_ns and file_stat.st_size == size:
+            return False
+        return bool(file_stat.st_size != size or self._key(file_path) != digest)
+
+    def get_state(self, dep: str, current_state: Any) -> Any:
+        st = os.stat(dep)
+        if current_state and tuple(current_state[:2]) == (st.st_mtime_ns, st.st_size):
+            return None
+        return st.st_mtime_ns, st.st_size, self._key(dep)
+
+
+class InputKeys:
+    """doit uptodate check: true when every named input key equals the one saved at the last success."""
+
+    def __init__(self, inputs: dict[str, Any]) -> None:
+        self.keys = {name: value if isinstance(value, str) else xxh_value(value) for name, value in inputs.items()}
+
+    def configure_task(self, task: Any) -> None:
+        task.value_savers.append(lambda: {SAVED_KEYS: self.keys})
+
+    def __call__(self, task: Any, values: dict[str, Any]) -> bool:
+        return values.get(SAVED_KEYS) == self.keys
+
+    def changes(self, values: dict[str, Any]) -> list[tuple[str, str | None, str | None]]:
+        """(input, old key, new key) for every input that differs from the saved ones."""
+        saved: dict[str, str] = values.get(SAVED_KEYS) or {}
+        names = sorted(set(saved) | set(self.keys))
+        return [(n, saved.get(n), self.keys.get(n)) for n in names if saved.get(n) != self.keys.get(n)]
+
+    def __repr__(self) -> str:
+        return f"InputKeys({sorted(self.keys)})"

@@ -1,0 +1,152 @@
+"""Running the task families through doit's own runner, from the CLI, tests or a user's dodo.py."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import shutil
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from doit.cmd_base import TaskLoader2
+from doit.doit_cmd import DoitMain
+from doit.loader import generate_tasks
+from doit.reporter import ConsoleReporter
+from doit.task import DelayedLoader, Task
+
+from ..errors import BuildError
+from ..images import Store
+from ..spec import load_spec
+from .families import BuildOptions, Plan
+from .keys import XXHashChecker
+
+LOCK_NAME = "lock"
+
+
+class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
+    """doit's console report, also kept as lists: which tasks ran, which were up to date."""
+
+    last: RecordingReporter | None = None
+
+    def __init__(self, outstream: Any, options: Any) -> None:
+        super().__init__(outstream, options)
+        self.executed: list[str] = []
+        self.skipped: list[str] = []
+        RecordingReporter.last = self
+
+    def execute_task(self, task: Any) -> None:
+        if task.actions:
+            self.executed.append(task.name)
+        super().execute_task(task)
+
+    def skip_uptodate(self, task: Any) -> None:
+        if task.actions:
+            self.skipped.append(task.name)
+        super().skip_uptodate(task)
+
+
+def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]:
+    """doit's settings for distrokit: its database in the cache, content checks, our reporter."""
+    cache.mkdir(parents=True, exist_ok=True)
+    return {
+        "outfile": outstream if outstream is not None else io.StringIO(),
+        "dep_file": str(cache / "doit.db"),
+        "backend": "sqlite3",
+        "check_file_uptodate": XXHashChecker,
+        "reporter": RecordingReporter,
+        "verbosity": 0,
+    }
+
+
+def plan_tasks(plan: Plan) -> list[Task]:
+    """doit Task objects for a plan, the layer family created only once the images are recorded."""
+    tasks = list(generate_tasks("distrokit", (task for task in plan.tasks)))
+    tasks.append(Task("layer", None, loader=DelayedLoader(plan.layer_tasks, executed="image")))
+    return tasks
+
+
+class _Loader(TaskLoader2):  # type: ignore[misc]
+    def __init__(self, plan: Plan, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.plan = plan
+        self.config = config
+
+    def setup(self, opt_values: Any) -> None:
+        pass
+
+    def load_doit_config(self) -> dict[str, Any]:
+        return self.config
+
+    def load_tasks(self, cmd: Any, pos_args: Any) -> list[Any]:
+        return plan_tasks(self.plan)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    executed: tuple[str, ...]
+    up_to_date: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def store_lock(cache: Path) -> Iterator[None]:
+    """One build at a time per store: a second build waits here instead of racing the first.
+
+    While the lock is held no other build runs, so what a killed build left in tmp/ is garbage.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        shutil.rmtree(Store(cache).tmp, ignore_errors=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = None) -> BuildReport:
+    """Run a plan through doit's own runner; raise the first DistrokitError an action raised."""
+    cache = plan.store.root
+    config = doit_config(cache, outstream)
+    # GLOBAL holds option defaults for every doit command; `config_filenames=()` keeps a project's
+    # pyproject.toml or doit.cfg in the working folder from changing how distrokit runs doit.
+    main = DoitMain(_Loader(plan, config), config_filenames=(), extra_config={"GLOBAL": config})
+    RecordingReporter.last = None
+    with store_lock(cache):
+        code = main.run(["run", *args])
+    reporter = RecordingReporter.last
+    if plan.sink.errors:
+        raise plan.sink.errors[0]
+    if code != 0 or reporter is None:
+        raise BuildError(f"doit failed (exit {code}); run with --debug for details")
+    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped))
+
+
+def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
+    plan = Plan(Store(options.cache))
+    spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
+    plan.add_spec(spec, options, component_root)
+    return plan
+
+
+def build_spec(
+    spec_paths: Sequence[Path],
+    options: BuildOptions,
+    component_root: Path,
+    jobs: int = 1,
+    outstream: IO[str] | None = None,
+) -> BuildReport:
+    plan = plan_build(spec_paths, options, component_root)
+    args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
+    return run_plan(plan, args, outstream)
+
+
+def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Path) -> Plan:
+    """Every spec in `spec_dir`, built into `out_dir` (what `doit` runs from dodo.py)."""
+    plan = Plan(Store(cache))
+    for spec_file in sorted(spec_dir.glob("*.yml")):
+        spec = load_spec([spec_file], resolve_pkg=plan.resolver)
+        plan.add_spec(spec, BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem), component_root)
+    return plan
