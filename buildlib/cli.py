@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 from . import __version__, components, images, runner, tasks
 from .errors import DistrokitError
 from .refs import ImageRef
 from .spec import load_spec
+from .tasks.explain import UP_TO_DATE, explain
 
 DEFAULT_CACHE = "cache"
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -37,6 +39,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         formats=tuple(args.format or ["kernel+initrd"]),
         pull=args.pull,
     )
+    if args.explain:
+        _print_explanations(tasks.plan_build(specs, options, _component_root()))
     if args.dry_run:
         spec = load_spec(specs, resolve_pkg=components.PkgResolver())
         print(spec.to_yaml(), end="")
@@ -50,6 +54,29 @@ def cmd_build(args: argparse.Namespace) -> int:
             f"outputs in {options.out_dir}"
         )
     return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    specs = [Path(p) for p in args.spec]
+    options = tasks.BuildOptions(
+        cache=_cache(args),
+        out_dir=Path(args.dir).resolve(),
+        name=args.name or specs[0].stem,
+        formats=tuple(args.format or ["kernel+initrd"]),
+    )
+    _print_explanations(tasks.plan_build(specs, options, _component_root()))
+    return 0
+
+
+def _print_explanations(plan: tasks.Plan) -> None:
+    table = Table("task", "will", "why", box=None, show_header=True, header_style="bold")
+    for item in explain(plan):
+        if item.status != UP_TO_DATE:
+            table.add_row(item.task, item.status, "\n".join(item.reasons))
+    if table.row_count:
+        Console(highlight=False).print(table)
+    else:
+        print("everything is up to date")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -108,8 +135,16 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
     build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
+    build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
     build.add_argument("-q", "--quiet", action="store_true")
     build.set_defaults(func=cmd_build)
+
+    explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")
+    explain_cmd.add_argument("spec", nargs="+")
+    explain_cmd.add_argument("--dir", default=".")
+    explain_cmd.add_argument("--name")
+    explain_cmd.add_argument("-f", "--format", action="append")
+    explain_cmd.set_defaults(func=cmd_explain)
 
     validate = sub.add_parser("validate", help="check specs without building or pulling")
     validate.add_argument("spec", nargs="+")

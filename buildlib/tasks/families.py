@@ -97,12 +97,17 @@ def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any
     recipe = components.load_recipe(folder)
     packages = components.pinned_packages(store.root, recipe)
     keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
+
+    def in_store() -> bool:
+        """the component image is in the store"""
+        return store.lookup(recipe.ref) is not None
+
     return {
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(partial(components.build, store, recipe, packages))],
-        "uptodate": [keys, lambda: store.lookup(recipe.ref) is not None],
+        "uptodate": [keys, in_store],
         "verbosity": 0,
     }
 
@@ -118,6 +123,7 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
         write_json_atomic(target, image.record())
 
     def in_store() -> bool:
+        """the image is in the store, recorded, and no --pull was asked for"""
         return not force and target.is_file() and read_json(target)["manifest"] == store.lookup(parsed)
 
     return {
