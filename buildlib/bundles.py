@@ -313,7 +313,8 @@ def _process(container: Container, defaults: ImageDefaults, context: BundleConte
         "oomScoreAdj": _given(container, label, "oom_score_adj"),
     }
     cwd = _given(container, label, "cwd") or defaults.cwd or "/"
-    return _drop_empty(process) | {"terminal": False, "user": user, "cwd": cwd}
+    # LinuxKit always writes capabilities, even as {}: runc then starts the process with none.
+    return _drop_empty(process) | {"terminal": False, "user": user, "cwd": cwd, "capabilities": process["capabilities"]}
 
 
 def _numeric_id(container: Container, value: int | str | None, context: BundleContext) -> int:
