@@ -105,11 +105,11 @@ def image_fragment(slot: Slot) -> object:
 
 def bundle_fragment(spec: Spec, slot: Slot) -> object:
     """What a bundle part reads besides the image record: the container, its place, the owner's
-    readonly (it decides where the image is), and the ids and volumes the container names."""
+    readonly (it decides where the image is), every container id (the image's label may name one as
+    uid or gid; bundles are small, so a renamed container may rewrite them all) and the volumes the
+    container names."""
     container = slot.container
-    context = bundles.context_of(spec)
-    named = {str(v) for v in (container.uid, container.gid, *(container.additional_gids or ()))}
-    ids = [[name, number] for name, number in context.ids if name in named]
+    ids = [list(pair) for pair in bundles.context_of(spec).ids]
     text = " ".join([*(container.binds or ()), *(container.binds_add or ())])
     text += " ".join(m.source or "" for m in container.mounts or ())
     volumes = [v.to_dict() for v in spec.volumes if v.name in text]
