@@ -17,7 +17,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from .. import components, images, layers, outputs, rootfs
+from .. import bundles, components, images, layers, outputs, rootfs
 from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -162,6 +162,10 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
 
 
 # parts and outputs --------------------------------------------------------------------------
+def part_tree(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.Tree:
+    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)))
+
+
 def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
     target = pointer_path(store, options.name, part.name)
     sources = rootfs.part_sources(spec, part)
@@ -173,8 +177,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         key = xxh_value([tool_versions(), fragment, digests, [xxh_file(Path(s)) for s in sources]])
         segment = segment_path(store, key)
         if not segment.is_file():
-            tree = rootfs.part_tree(store, spec, part, loaded)
-            write_segment(tree.entries(), segment)
+            write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment)
         write_bytes_atomic(target, key.encode())
 
     return {
@@ -205,7 +208,10 @@ def output_task(
             binary, _ = rootfs.kernel_files(store, kernel, image)
             write_entry(binary, kernel_copy)
         built = outputs.BuiltParts(
-            kernel_copy if kernel else None, kernel.cmdline if kernel else "", read_segments(store, pointers)
+            kernel_copy if kernel else None,
+            kernel.cmdline if kernel else "",
+            read_segments(store, pointers),
+            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
         )
         options.out_dir.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
@@ -238,6 +244,7 @@ class Plan:
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
+        bundles.check_volumes(spec)  # a spec error that needs no image: report it before pulling any
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
