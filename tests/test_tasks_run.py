@@ -76,7 +76,7 @@ def test_killed_builds_then_finished_give_clean_bytes(minimal_build: Built, tmp_
     rng = random.Random(seed)
     cache = new_cache(tmp_path / "cache", debs_dir)
     out = tmp_path / "out"
-    for attempt in range(6):
+    for _attempt in range(6):
         build = start_build(cache, out)
         time.sleep(rng.uniform(0.3, 12.0))
         os.killpg(build.pid, signal.SIGKILL)
