@@ -1,8 +1,9 @@
-"""Small file-system helpers every stage shares: atomic writes and content hashing."""
+"""Small file-system helpers every stage shares: atomic writes, content hashing, the store lock."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -94,3 +95,23 @@ def xxh_tree(root: Path) -> str:
 def read_json(path: Path) -> Any:
     with open(path, "rb") as handle:
         return json.load(handle)
+
+
+LOCK_NAME = "lock"
+SCRATCH_NAME = "tmp"  # the store's scratch folder (images.Store.tmp)
+
+
+@contextlib.contextmanager
+def store_lock(cache: Path) -> Iterator[None]:
+    """One writer at a time per store: a second build (or a gc) waits here instead of racing the first.
+
+    While the lock is held nothing else writes the store, so what a killed process left in tmp/ is garbage.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        shutil.rmtree(cache / SCRATCH_NAME, ignore_errors=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

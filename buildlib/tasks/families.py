@@ -9,6 +9,7 @@ does only what is missing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,7 +18,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from .. import bundles, components, images, layers, outputs, rootfs
+from .. import bundles, components, images, layers, outputs, rootfs, usage
 from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -231,6 +232,44 @@ def output_task(
     }
 
 
+# usage records ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpecUse:
+    """What one spec of a plan reads: its name, files, images and parts."""
+
+    name: str
+    files: tuple[str, ...]
+    refs: tuple[str, ...]
+    parts: tuple[str, ...]
+
+
+def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRecord, list[Path]]:
+    """The usage record of a spec just built, read from the store's image records and pointers."""
+    loaded = load_images(store, list(use.refs))
+    blobs: dict[str, None] = {}
+    files: dict[Path, None] = {}
+    for image in loaded.values():
+        blobs.update(dict.fromkeys([image.manifest_digest, image.config_digest]))
+        for layer in image.layers:
+            blobs[layer.digest] = None
+            files[layers.index_path(store, layer)] = None
+            files[layers.uncompressed_path(store, layer)] = None
+    pointers = [pointer_path(store, use.name, part) for part in use.parts]
+    segments = [pointer.read_text().strip() for pointer in pointers if pointer.is_file()]
+    files.update(dict.fromkeys(segment_path(store, key) for key in segments))
+    blob_paths = [store.blob_path(digest) for digest in blobs]
+    record = usage.UsageRecord(
+        spec=use.name,
+        spec_files=tuple(str(Path(path).resolve()) for path in use.files),
+        images=tuple(usage.ImageUse(ref, image.manifest_digest) for ref, image in loaded.items()),
+        blobs=tuple(blobs),
+        files=tuple(path.relative_to(store.root).as_posix() for path in files if path not in blob_paths),
+        segments=tuple(dict.fromkeys(segments)),
+        timestamp=now,
+    )
+    return record, blob_paths
+
+
 # whole builds -------------------------------------------------------------------------------
 @dataclass
 class Plan:
@@ -241,6 +280,7 @@ class Plan:
     resolver: components.PkgResolver = field(default_factory=components.PkgResolver)
     tasks: list[dict[str, Any]] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
+    uses: list[SpecUse] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
@@ -256,9 +296,17 @@ class Plan:
         parts = rootfs.plan_parts(spec)
         self.tasks.extend(part_task(self.store, spec, part, options, self.sink) for part in parts)
         self.tasks.append(output_task(self.store, spec, parts, options, self.sink))
+        self.uses.append(SpecUse(options.name, spec.files_read, spec.images(), tuple(p.name for p in parts)))
 
     def layer_tasks(self) -> Iterator[dict[str, Any]]:
         return layer_tasks(self.store, self.refs, self.sink)
+
+    def record_usage(self) -> None:
+        """After a successful build: write each spec's usage record (for `cache gc` and `cache ls`)."""
+        now = time.time()
+        for use in self.uses:
+            record, blob_paths = usage_record(self.store, use, now)
+            usage.write_usage(self.store.root, record, blob_paths)
 
     def _first(self, key: str) -> bool:
         if key in self._seen:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import io
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -18,12 +15,11 @@ from doit.reporter import ConsoleReporter
 from doit.task import DelayedLoader, Task
 
 from ..errors import BuildError
+from ..fsutil import store_lock
 from ..images import Store
 from ..spec import load_spec
 from .families import BuildOptions, Plan
 from .keys import XXHashChecker
-
-LOCK_NAME = "lock"
 
 
 class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
@@ -90,22 +86,6 @@ class BuildReport:
     up_to_date: tuple[str, ...]
 
 
-@contextlib.contextmanager
-def store_lock(cache: Path) -> Iterator[None]:
-    """One build at a time per store: a second build waits here instead of racing the first.
-
-    While the lock is held no other build runs, so what a killed build left in tmp/ is garbage.
-    """
-    cache.mkdir(parents=True, exist_ok=True)
-    with open(cache / LOCK_NAME, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        shutil.rmtree(Store(cache).tmp, ignore_errors=True)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = None) -> BuildReport:
     """Run a plan through doit's own runner; raise the first DistrokitError an action raised."""
     cache = plan.store.root
@@ -116,11 +96,12 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
     RecordingReporter.last = None
     with store_lock(cache):
         code = main.run(["run", *args])
-    reporter = RecordingReporter.last
-    if plan.sink.errors:
-        raise plan.sink.errors[0]
-    if code != 0 or reporter is None:
-        raise BuildError(f"doit failed (exit {code}); run with --debug for details")
+        reporter = RecordingReporter.last
+        if plan.sink.errors:
+            raise plan.sink.errors[0]
+        if code != 0 or reporter is None:
+            raise BuildError(f"doit failed (exit {code}); run with --debug for details")
+        plan.record_usage()
     return BuildReport(tuple(reporter.executed), tuple(reporter.skipped))
 
 

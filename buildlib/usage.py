@@ -1,0 +1,95 @@
+"""Usage records: what each spec's last successful build used, so `cache gc` and `cache ls` know.
+
+One record per spec name, at `uses/<spec name>.json`, written atomically at the end of a
+successful build (under the store lock). It names the spec files, the images (ref and manifest
+digest), every blob digest, and the store files the build read or wrote (layer indexes, uncompressed
+layer copies, segments), all relative to the store root. Writing a record also sets the
+modification time of every blob and file it names to the record's timestamp: a file's mtime is
+its last use, which is what `gc --keep` orders by.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import StoreError
+from .fsutil import write_json_atomic
+
+USES = "uses"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class ImageUse:
+    ref: str
+    manifest: str
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    spec: str
+    spec_files: tuple[str, ...]
+    images: tuple[ImageUse, ...]
+    blobs: tuple[str, ...]
+    files: tuple[str, ...]
+    segments: tuple[str, ...]
+    timestamp: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": VERSION,
+            "spec": self.spec,
+            "spec_files": list(self.spec_files),
+            "images": [[use.ref, use.manifest] for use in self.images],
+            "blobs": list(self.blobs),
+            "files": list(self.files),
+            "segments": list(self.segments),
+            "timestamp": self.timestamp,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> UsageRecord:
+        return cls(
+            spec=str(value["spec"]),
+            spec_files=tuple(value["spec_files"]),
+            images=tuple(ImageUse(ref, manifest) for ref, manifest in value["images"]),
+            blobs=tuple(value["blobs"]),
+            files=tuple(value["files"]),
+            segments=tuple(value["segments"]),
+            timestamp=float(value["timestamp"]),
+        )
+
+    def stale(self) -> bool:
+        """True when none of the spec's files exist any more: nothing can build this spec again."""
+        return bool(self.spec_files) and not any(Path(path).exists() for path in self.spec_files)
+
+
+def usage_path(root: Path, spec: str) -> Path:
+    return root / USES / f"{spec}.json"
+
+
+def write_usage(root: Path, record: UsageRecord, blob_paths: list[Path]) -> None:
+    """Write `record` and mark every blob and file it names as used at its timestamp."""
+    write_json_atomic(usage_path(root, record.spec), record.to_json())
+    stamp = (record.timestamp, record.timestamp)
+    for path in [*blob_paths, *(root / name for name in record.files)]:
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(path, stamp)
+
+
+def read_usages(root: Path) -> Iterator[tuple[Path, UsageRecord]]:
+    """Every usage record in the store, with its path."""
+    folder = root / USES
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.glob("*.json")):
+        try:
+            yield path, UsageRecord.from_json(json.loads(path.read_bytes()))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"usage record {path} is unreadable ({exc}): delete it and build that spec again") from exc
