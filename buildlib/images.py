@@ -126,6 +126,28 @@ class Store:
     def set_ref(self, ref: ImageRef, manifest_digest: str) -> None:
         write_bytes_atomic(self._ref_path(ref), manifest_digest.encode() + b"\n")
 
+    def names(self) -> Iterator[tuple[ImageRef, str]]:
+        """Every name in the store with the manifest digest it points at (complete or not)."""
+        if not self.refs.is_dir():
+            return
+        for path in sorted(self.refs.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                domain, *rest = path.relative_to(self.refs).parts
+                ref = ImageRef(domain.replace("_", ":"), "/".join(rest[:-1]), rest[-1])
+                yield ref, path.read_text().strip()
+
+    def remove_ref(self, ref: ImageRef) -> bool:
+        """Drop the name `ref` (its blobs stay until a gc); False when there was no such name."""
+        path = self._ref_path(ref)
+        if not path.is_file():
+            return False
+        path.unlink()
+        for folder in path.parents:
+            if folder == self.refs or any(folder.iterdir()):
+                break
+            folder.rmdir()
+        return True
+
     def lookup(self, ref: ImageRef) -> str | None:
         """The manifest digest `ref` names in the store, or None when absent or incomplete."""
         if ref.digest:
@@ -255,3 +277,22 @@ def ensure_image(store: Store, ref: ImageRef, *, force_pull: bool = False) -> Im
     if force_pull or store.lookup(ref) is None:
         pull(store, ref)
     return store.image(ref)
+
+
+def copy_out_of_store(store: Store, manifest_digest: str, destination: str) -> None:
+    """skopeo copy one stored image to `destination` (e.g. `oci-archive:FILE:NAME`), reading the shared blob dir."""
+    skopeo = _skopeo()
+    with store.tempdir("export-") as layout:
+        manifest = store.read_json_blob(manifest_digest)
+        descriptor = {
+            "mediaType": manifest.get("mediaType", MEDIA_MANIFEST),
+            "digest": manifest_digest,
+            "size": store.blob_path(manifest_digest).stat().st_size,
+        }
+        write_bytes_atomic(layout / "oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))
+        write_bytes_atomic(layout / "index.json", canonical_json({"schemaVersion": 2, "manifests": [descriptor]}))
+        args = ["copy", "--quiet", "--src-shared-blob-dir", str(store.blobs), f"oci:{layout}", destination]
+        try:
+            skopeo(*args)
+        except sh.ErrorReturnCode as exc:
+            raise _transport_error(destination, exc) from exc
