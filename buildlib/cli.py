@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__, components, images, runner, tasks
+from . import __version__, cache, components, images, runner, tasks
 from .errors import DistrokitError
+from .fsutil import store_lock
 from .refs import ImageRef
 from .spec import load_spec
 from .tasks.explain import UP_TO_DATE, explain
@@ -105,7 +107,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     store = images.Store(_cache(args))
     for text in args.ref:
         ref = ImageRef.parse(text)
-        digest = images.pull(store, ref)
+        with store_lock(store.root):
+            digest = images.pull(store, ref)
         err_console.print(f"{ref.familiar()} {digest}")
     return 0
 
@@ -114,10 +117,130 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
     store = images.Store(_cache(args))
     for folder in args.folder:
         recipe = components.load_recipe(Path(folder))
-        packages = components.pinned_packages(store.root, recipe, refresh=args.update)
-        digest = components.build(store, recipe, packages)
+        with store_lock(store.root):
+            packages = components.pinned_packages(store.root, recipe, refresh=args.update)
+            digest = components.build(store, recipe, packages)
         err_console.print(f"{recipe.ref.familiar()} {digest}")
     return 0
+
+
+# cache ----------------------------------------------------------------------------------------
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    value, unit = float(size) / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
+
+
+def _when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else "-"
+
+
+def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()) -> None:
+    """A rich table on a terminal; tab-separated lines with a header otherwise (for scripts)."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        for row in [list(columns), *rows]:
+            print("\t".join(row))
+        return
+    table = Table(box=None, header_style="bold")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def cmd_cache_ls(args: argparse.Namespace) -> int:
+    rows = [
+        [
+            row.name + ("" if row.complete else " (incomplete)"),
+            row.digest[:19],
+            human_size(row.size),
+            _when(row.last_used),
+            ", ".join(row.used_by) or "-",
+        ]
+        for row in cache.ls(_cache(args))
+    ]
+    _print_table(("image", "digest", "size", "last used", "used by"), rows, right=("size",))
+    return 0
+
+
+def cmd_cache_du(args: argparse.Namespace) -> int:
+    usage = cache.du(_cache(args))
+    rows = [[area.area, str(area.files), human_size(area.size)] for area in usage.areas]
+    rows.append(["total", str(sum(area.files for area in usage.areas)), human_size(usage.total)])
+    _print_table(("area", "files", "size"), rows, right=("files", "size"))
+    return 0
+
+
+def cmd_cache_gc(args: argparse.Namespace) -> int:
+    keep = cache.parse_size(args.keep) if args.keep is not None else None
+    report = cache.gc(_cache(args), keep)
+    if args.verbose:
+        _print_table(
+            ("removed", "size", "last used"), [[r.path, human_size(r.size), _when(r.last_used)] for r in report.removed]
+        )
+    for spec in report.stale_records:
+        err_console.print(f"forgot spec {spec}: none of its files exist any more")
+    err_console.print(
+        f"removed {len(report.removed)} entries, freed {human_size(report.freed)}; "
+        f"the store is {human_size(report.size_after)}"
+        + (f" (asked for at most {human_size(keep)})" if keep is not None and report.size_after > keep else "")
+    )
+    return 0
+
+
+def cmd_cache_rm(args: argparse.Namespace) -> int:
+    root = _cache(args)
+    for text in args.ref:
+        digest = cache.rm(root, text)
+        err_console.print(
+            f"removed the name {text} ({digest}); `distrokit cache gc` frees its blobs unless a spec uses them"
+        )
+    return 0
+
+
+def cmd_cache_export(args: argparse.Namespace) -> int:
+    digest = cache.export_image(_cache(args), args.ref, Path(args.file))
+    err_console.print(f"wrote {args.ref} ({digest}) to {args.file}")
+    return 0
+
+
+def cmd_cache_import(args: argparse.Namespace) -> int:
+    ref, digest = cache.import_image(_cache(args), Path(args.file), args.name)
+    err_console.print(f"{ref.familiar()} {digest}")
+    return 0
+
+
+def _cache_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = sub.add_parser("cache", help="what the store holds; gc, rm, export, import")
+    commands = group.add_subparsers(dest="cache_command", required=True)
+    commands.add_parser("ls", help="named images: size, last use, the specs that use them").set_defaults(
+        func=cmd_cache_ls
+    )
+    commands.add_parser("du", help="bytes per area of the store").set_defaults(func=cmd_cache_du)
+    gc = commands.add_parser("gc", help="remove what no spec's last build and no name refers to")
+    gc.add_argument(
+        "--keep", metavar="SIZE", help="remove least recently used first, only until the store is SIZE (e.g. 2G)"
+    )
+    gc.add_argument("-v", "--verbose", action="store_true", help="list what was removed")
+    gc.set_defaults(func=cmd_cache_gc)
+    rm = commands.add_parser("rm", help="drop image names (their blobs go at the next gc)")
+    rm.add_argument("ref", nargs="+")
+    rm.set_defaults(func=cmd_cache_rm)
+    export = commands.add_parser("export", help="write a stored image to an oci-archive file")
+    export.add_argument("ref")
+    export.add_argument("file")
+    export.set_defaults(func=cmd_cache_export)
+    imp = commands.add_parser("import", help="store the image of an oci-archive or docker-archive file")
+    imp.add_argument("file")
+    imp.add_argument("name", nargs="?", help="the name to give it (default: the name the archive holds)")
+    imp.set_defaults(func=cmd_cache_import)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -167,6 +290,7 @@ def parser() -> argparse.ArgumentParser:
     pkg_build.add_argument("folder", nargs="+")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
     pkg_build.set_defaults(func=cmd_pkg_build)
+    _cache_parser(sub)
     return top
 
 
