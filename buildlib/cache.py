@@ -13,9 +13,10 @@ What `gc` keeps (its roots):
   Derived data of such an image (layer indexes and copies) is not kept for it; builds recreate it.
 - `debs/`, `components/` (package pins), `doit.db` and the lock: gc never touches them.
 Everything else (blobs no name or record reaches, layer files and segments no record names,
-`build/<name>/` folders with no record, and leftover `.*.tmp` files) is garbage. Without `keep`
-all of it goes; with `keep` it goes least recently used first (a file's mtime is its last use:
-writing a usage record stamps what it names), and gc stops once the store is at most `keep` bytes.
+`build/<name>/` folders with no record) is garbage; leftover `.*.tmp` files of killed writes
+always go (outside `debs/`, which stores may share). Without `keep` all garbage goes; with `keep`
+it goes least recently used first (a file's mtime is its last use: writing a usage record stamps
+what it names), and gc stops once the store, as `du` totals it, is at most `keep` bytes.
 Afterwards gc removes what pointed at something it removed (a layer index whose tar is gone, an
 image record whose manifest is gone, a segment pointer whose segment is gone), so the next build
 redoes exactly those steps. gc holds the store lock, so it never runs while a build does.

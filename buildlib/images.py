@@ -239,7 +239,10 @@ def copy_into_store(store: Store, source: str, name: ImageRef, *, tls_verify: bo
     skopeo = _skopeo()
     with store.tempdir("pull-") as layout:
         store.blobs.joinpath("sha256").mkdir(parents=True, exist_ok=True)
+        # Keep uncompressed layers as they are (skopeo would gzip them for an oci: destination), so an
+        # image keeps its manifest digest through `cache export` and `cache import`.
         args = ["--override-arch", arch, "--override-os", "linux", "copy", "--quiet"]
+        args.append("--dest-oci-accept-uncompressed-layers")
         if source.startswith("docker://"):
             args.append(f"--src-tls-verify={'true' if tls_verify else 'false'}")
         args += ["--dest-shared-blob-dir", str(store.blobs), source, f"oci:{layout}:image"]
@@ -291,7 +294,8 @@ def copy_out_of_store(store: Store, manifest_digest: str, destination: str) -> N
         }
         write_bytes_atomic(layout / "oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))
         write_bytes_atomic(layout / "index.json", canonical_json({"schemaVersion": 2, "manifests": [descriptor]}))
-        args = ["copy", "--quiet", "--src-shared-blob-dir", str(store.blobs), f"oci:{layout}", destination]
+        args = ["copy", "--quiet", "--preserve-digests", "--dest-oci-accept-uncompressed-layers"]
+        args += ["--src-shared-blob-dir", str(store.blobs), f"oci:{layout}", destination]
         try:
             skopeo(*args)
         except sh.ErrorReturnCode as exc:

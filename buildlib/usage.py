@@ -79,7 +79,7 @@ def write_usage(root: Path, record: UsageRecord, blob_paths: list[Path]) -> None
     write_json_atomic(usage_path(root, record.spec), record.to_json())
     stamp = (record.timestamp, record.timestamp)
     for path in [*blob_paths, *(root / name for name in record.files)]:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError, PermissionError):  # a stamp is a hint, not a need
             os.utime(path, stamp)
 
 
