@@ -181,7 +181,7 @@ def cmd_cache_du(args: argparse.Namespace) -> int:
 def cmd_cache_gc(args: argparse.Namespace) -> int:
     keep = cache.parse_size(args.keep) if args.keep is not None else None
     report = cache.gc(_cache(args), keep)
-    if args.verbose:
+    if args.verbose and report.removed:
         _print_table(
             ("removed", "size", "last used"), [[r.path, human_size(r.size), _when(r.last_used)] for r in report.removed]
         )

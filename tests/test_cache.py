@@ -9,7 +9,7 @@ import pytest
 from conftest import SPECS, Built, build, new_cache
 from layerkit import M, store_layer
 
-from buildlib import cache, cli
+from buildlib import cache, cli, layers
 from buildlib.errors import BadInput, ImageNotFound
 from buildlib.images import Store
 from buildlib.refs import ImageRef
@@ -167,3 +167,16 @@ def test_cli_cache_commands_print_plain_tables(minimal_build: Built, capsys: pyt
     assert cli.main(["--cache", str(minimal_build.cache), "cache", "du"]) == 0
     assert capsys.readouterr().out.splitlines()[-1].startswith("total\t")
     assert cli.main(["--cache", str(minimal_build.cache), "cache", "gc", "--keep", "many"]) == 2
+
+
+def test_gc_never_leaves_an_index_whose_layer_copy_it_removed(own_build: Built) -> None:
+    root = own_build.cache
+    store = Store(root)
+    cache.gc(root)
+    layer = store_layer(store, [M("big", data=os.urandom(200_000))], compress=True)
+    index = layers.ensure_index(store, layer)
+    copy = layers.uncompressed_path(store, layer)
+    os.utime(copy, (1000, 1000))  # the copy is the least recently used entry; the index is newer
+    report = cache.gc(root, keep=cache.du(root).total - copy.stat().st_size)
+    assert not copy.exists() and not index.exists()
+    assert {copy.relative_to(root).as_posix(), index.relative_to(root).as_posix()} <= {r.path for r in report.removed}
