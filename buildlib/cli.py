@@ -7,9 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
+from typing import Any
 
 from . import __version__, components, images, runner, tasks
 from .errors import DistrokitError
@@ -18,7 +16,25 @@ from .spec import load_spec
 from .tasks.explain import UP_TO_DATE, explain
 
 DEFAULT_CACHE = "cache"
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    """rich's Console, imported on first use: importing rich costs more than a whole no-change build."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+err_console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)
+out_console = _LazyConsole(highlight=False)
 
 
 def _cache(args: argparse.Namespace) -> Path:
@@ -69,12 +85,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _print_explanations(plan: tasks.Plan) -> None:
+    from rich.table import Table
+
     table = Table("task", "will", "why", box=None, show_header=True, header_style="bold")
     for item in explain(plan):
         if item.status != UP_TO_DATE:
             table.add_row(item.task, item.status, "\n".join(item.reasons))
     if table.row_count:
-        Console(highlight=False).print(table)
+        out_console.print(table)
     else:
         print("everything is up to date")
 
