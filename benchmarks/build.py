@@ -143,9 +143,8 @@ def main() -> None:
     one, one_rss = run_build(cache, spec, out)
     gzip_time, plain_size = gzip6_seconds(out / "bench-initrd.img", workdir)
 
-    print(
-        f"uncompressed initrd {plain_size / 1e6:.0f} MB; initrd {(out / 'bench-initrd.img').stat().st_size / 1e6:.0f} MB"
-    )
+    initrd_size = (out / "bench-initrd.img").stat().st_size
+    print(f"uncompressed initrd {plain_size / 1e6:.0f} MB; initrd {initrd_size / 1e6:.0f} MB")
     print(f"gzip -6 (one thread) of the uncompressed initrd: {gzip_time:6.2f} s")
     print(f"full build (images in store):   {full:6.2f} s  {full / gzip_time:5.2f}x gzip -6   peak RSS {full_rss} MB")
     print(f"no-change rebuild:              {none:6.2f} s                  peak RSS {none_rss} MB")
