@@ -266,7 +266,9 @@ def _copy(
             args += [transport.tls_flag("src", source), *transport.auth_flags("src", network), source.url]
         else:
             args.append(source)
-        args += ["--dest-shared-blob-dir", str(store.blobs), f"oci:{layout}:image"]
+        # take uncompressed layers as they are: otherwise skopeo compresses them and the digest changes
+        args += ["--dest-oci-accept-uncompressed-layers", "--dest-shared-blob-dir", str(store.blobs)]
+        args.append(f"oci:{layout}:image")
         job = Job(tuple(args), label, lambda: _landed(store, before, layout))
         try:
             attempts = transport.run(job, network.retry, listener).attempts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import time
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 from faultproxy import Fault, FaultProxy, Plan, Script
 from registry import Registry, push_index, random_layer, stored_image
+from rich.console import Console
 
-from buildlib import images
+from buildlib import cli, images
 from buildlib.errors import BadInput, ImageNotFound, TransportError
 from buildlib.images import Store
 from buildlib.refs import ImageRef
@@ -237,3 +239,41 @@ def test_authfile_is_passed_as_skopeo_expects(tmp_path: Path):
     os.makedirs(tmp_path / "run" / "containers")
     (tmp_path / "run" / "containers" / "auth.json").write_text("{}")
     assert Network.from_env(env).authfile is None  # skopeo finds its own file first
+
+
+def test_cli_pull_plain_lines_and_quiet(pushed: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    ref = str(pushed["ref"])
+    assert cli.main(["--cache", str(tmp_path / "c1"), "pull", ref, "--retries", "2", "--timeout", "30"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].endswith("test/app:v1: started")
+    assert "in " in lines[1] and "/s), 0 retries" in lines[1]
+    assert lines[2] == f"{ImageRef.parse(ref).familiar()} {pushed['digest']}"
+    assert cli.main(["--cache", str(tmp_path / "c2"), "pull", "-q", ref]) == 0
+    assert capsys.readouterr().err == ""
+    assert cli.main(["--cache", str(tmp_path / "c2"), "pull", "-q", ref.replace(":v1", ":absent")]) == 2
+    assert "was not found" in capsys.readouterr().err
+
+
+def test_progress_bar_on_a_terminal():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, highlight=False)
+    with cli.TransferDisplay(console, quiet=False, verb="pull") as display:
+        display(Event(EventKind.START, "app"))
+        display(Event(EventKind.PROGRESS, "app", bytes=5_000_000))
+        display(Event(EventKind.RETRY, "app", bytes=5_000_000, message="unexpected EOF", seconds=0.5))
+        display(Event(EventKind.DONE, "app", bytes=9_000_000, attempt=2, seconds=1.0))
+    text = out.getvalue()
+    assert "pull app: attempt 1 failed (unexpected EOF); retrying in 0.5 s" in text
+    assert "9.0/9.0 MB" in text and "1 retry" in text
+
+
+def test_pkg_push_builds_and_pushes_a_component(registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    folder = tmp_path / "hello"
+    folder.mkdir()
+    (folder / "component.yml").write_text("files:\n  - path: etc/hello\n    contents: hi\n")
+    cache = str(tmp_path / "cache")
+    assert cli.main(["--cache", cache, "pkg", "push", str(folder), "--to", registry.host]) == 0
+    dest, digest = capsys.readouterr().err.splitlines()[-1].split()
+    assert dest.startswith(f"{registry.host}/distrokit/hello:")
+    assert images.pull(Store(tmp_path / "other"), ImageRef.parse(dest), network=NET) == digest
+    assert cli.main(["--cache", cache, "push", "-q", dest.split("/", 1)[1], f"{registry.host}/again/hello:v1"]) == 0
