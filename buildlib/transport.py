@@ -224,7 +224,7 @@ _PATTERNS: tuple[tuple[FailureKind, re.Pattern[str]], ...] = (
         re.compile(
             r"\beof\b|connection reset|broken pipe|deadline exceeded|timeout|timed out|connection refused|"
             r"\b(429|500|502|503|504)\b|too many requests|toomanyrequests|unavailable|"
-            r"signal: killed|http2:|use of closed network connection|no route to host",
+            r"signal: killed|http2:|use of closed network connection|no route to host|digest did not match",
             re.I,
         ),
     ),

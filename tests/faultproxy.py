@@ -24,7 +24,8 @@ CHUNK = 64 * 1024
 
 @dataclass(frozen=True)
 class Fault:
-    """kind: `cut` (clean close), `reset` (TCP RST), `stall` (hold the connection), or `status`."""
+    """kind: `cut` (clean close), `reset` (TCP RST), `stall` (hold the connection), `flip` (send one byte
+    wrong, the rest right), or `status` (answer `status` without asking the registry)."""
 
     kind: str
     at: float = 0.5
@@ -209,6 +210,11 @@ class FaultProxy:
         length = int(headers.get("content-length", "0"))
         limit = int(length * fault.at) if fault is not None else length
         sent = self._pump(source, client, limit)
+        if fault is not None and fault.kind == "flip" and status == 200 and sent < length:
+            client.sendall(bytes([source.read(1)[0] ^ 0xFF]))  # one byte wrong, the length right
+            sent += 1 + self._pump(source, client, length - sent - 1)
+            self._record(Transfer(method, path, status, sent, False, "flip"))
+            return sent == length
         if fault is None or status != 200:
             if fault is not None:
                 sent += self._pump(source, client, length - sent)

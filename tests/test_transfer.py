@@ -125,6 +125,22 @@ def test_pull_survives_cuts_resets_stalls_and_errors(pushed: dict[str, object], 
     assert events[-1].kind is EventKind.DONE and events[-1].attempt == len(retries) + 1
 
 
+def test_a_blob_corrupted_in_transit_never_lands_and_is_fetched_again(
+    pushed: dict[str, object], registry: Registry, tmp_path: Path
+):
+    proxy = FaultProxy(registry.port, Plan([Script(BLOBS, [Fault("flip", at=0.7)])]))
+    events: list[Event] = []
+    store = Store(tmp_path)
+    try:
+        ref = ImageRef.parse(f"{proxy.host}/test/app:v1")
+        assert images.pull(store, ref, network=NET, listener=events.append) == pushed["digest"]
+    finally:
+        proxy.stop()
+    retries = [e.message for e in events if e.kind is EventKind.RETRY]
+    assert len(retries) == 1 and "did not match" in retries[0].lower()
+    assert all(store.verify_blob(layer.digest) for layer in store.image(ref).layers)
+
+
 def test_a_stall_becomes_a_retry(pushed: dict[str, object], registry: Registry, tmp_path: Path):
     proxy = FaultProxy(registry.port, Plan([Script(BLOBS, [Fault("stall", at=0.5, seconds=30)])]))
     events: list[Event] = []

@@ -1,0 +1,129 @@
+"""Benchmark: pulling a ~300 MB image from a loopback registry, distrokit against a bare `skopeo copy`.
+
+Builds an image of random-content gzip layers, pushes it to a docker-registry started here on 127.0.0.1,
+then times, in the same run and alternating, `distrokit`'s pull (our retry loop, verification, store)
+and a bare `skopeo copy docker://… oci:…` of the same image, each into a fresh folder. Then pulls once
+more through the fault proxy cutting every other blob transfer halfway, and reports the bytes that
+crossed the proxy over the image size. Prints the figures; run: `.venv/bin/python benchmarks/pull.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
+
+from faultproxy import Fault, FaultProxy, Plan, Script  # noqa: E402
+from registry import Registry, running_registry, stored_image  # noqa: E402
+
+from buildlib import images  # noqa: E402
+from buildlib.images import MEDIA_LAYER_GZIP, Layer, Store  # noqa: E402
+from buildlib.refs import ImageRef  # noqa: E402
+from buildlib.transport import Network, RetryPolicy  # noqa: E402
+
+
+def big_layer(store: Store, size: int, name: str) -> Layer:
+    """A gzip (level 1) layer holding one file of `size` random bytes, written straight into the store."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime = size, 1000
+        archive.addfile(info, io.BytesIO(os.urandom(size)))
+    data = raw.getvalue()
+    packed = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0, compresslevel=1) as out:
+        out.write(data)
+    blob = packed.getvalue()
+    return Layer(store.put_blob(blob), MEDIA_LAYER_GZIP, len(blob), "sha256:" + hashlib.sha256(data).hexdigest())
+
+
+def make_image(work: Path, registry: Registry, total_mb: int, count: int) -> tuple[ImageRef, int]:
+    source = Store(work / "source")
+    layers = [big_layer(source, total_mb * 1_000_000 // count, f"layer{i}") for i in range(count)]
+    ref = ImageRef.parse(f"{registry.host}/bench/big:v1")
+    stored_image(source, ref, layers)
+    images.push(source, ref, str(ref), network=Network())
+    shutil.rmtree(source.root)
+    return ref, sum(layer.size for layer in layers)
+
+
+def time_distrokit(ref: ImageRef, folder: Path) -> float:
+    started = time.monotonic()
+    images.pull(Store(folder), ref, network=Network())
+    elapsed = time.monotonic() - started
+    shutil.rmtree(folder)
+    return elapsed
+
+
+def time_skopeo(ref: ImageRef, folder: Path) -> float:
+    started = time.monotonic()
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}", f"oci:{folder}:image"], check=True
+    )
+    elapsed = time.monotonic() - started
+    shutil.rmtree(folder)
+    return elapsed
+
+
+def faulty_pull(ref: ImageRef, registry: Registry, folder: Path, image_size: int) -> tuple[float, int, float]:
+    """Bytes over the proxy / image size, the retries and seconds, with every other blob transfer cut halfway."""
+    plan = Plan([Script(r"/blobs/sha256:", [Fault("cut", at=0.5), None], repeat=True)])
+    proxy = FaultProxy(registry.port, plan)
+    retries = 0
+
+    def count(event: images.Event) -> None:
+        nonlocal retries
+        retries += event.kind is images.EventKind.RETRY
+
+    try:
+        started = time.monotonic()
+        network = Network(retry=RetryPolicy(attempts=30, backoff=0.2, max_backoff=2))
+        through_proxy = ImageRef.parse(f"{proxy.host}/{ref.path}:{ref.tag}")
+        images.pull(Store(folder), through_proxy, network=network, listener=count)
+        elapsed = time.monotonic() - started
+        crossed = proxy.blob_bytes()
+    finally:
+        proxy.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    return crossed / image_size, retries, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=300)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="distrokit-bench-") as tmp:
+        work = Path(tmp)
+        with running_registry(work / "registry") as registry:
+            ref, size = make_image(work, registry, args.size_mb, args.layers)
+            print(f"image: {size / 1e6:.0f} MB in {args.layers} layers")
+            ours, bare = [], []
+            for round_ in range(args.rounds):
+                bare.append(time_skopeo(ref, work / f"skopeo-{round_}"))
+                ours.append(time_distrokit(ref, work / f"distrokit-{round_}"))
+            print(f"bare skopeo copy: median {statistics.median(bare):.2f} s  ({', '.join(f'{t:.2f}' for t in bare)})")
+            print(f"distrokit pull:   median {statistics.median(ours):.2f} s  ({', '.join(f'{t:.2f}' for t in ours)})")
+            print(f"ratio distrokit / skopeo (no faults): {statistics.median(ours) / statistics.median(bare):.3f}")
+            ratio, retries, seconds = faulty_pull(ref, registry, work / "faulty", size)
+            print(f"every other blob transfer cut halfway: bytes over the proxy / image size = {ratio:.3f} ")
+            print(f"  ({retries} retries, {seconds:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
