@@ -168,7 +168,7 @@ def _size(count: int) -> str:
 
 
 def _network(args: argparse.Namespace) -> Network:
-    retry = RetryPolicy(attempts=args.retries, timeout=args.timeout)
+    retry = RetryPolicy(attempts=args.retries, timeout=args.timeout, stall=args.stall)
     return Network.from_env(mirrors=args.mirror or (), insecure=args.insecure_registry or (), retry=retry)
 
 
@@ -286,7 +286,10 @@ def _transfer_flags(command: argparse.ArgumentParser) -> None:
         help="allow plain http and unverified TLS for HOST (loopback always is); env DISTROKIT_INSECURE_REGISTRIES",
     )
     command.add_argument("--retries", type=int, default=default.attempts, help="attempts in all per image")
-    command.add_argument("--timeout", type=float, default=default.timeout, help="seconds per attempt")
+    command.add_argument("--timeout", type=float, default=default.timeout, help="seconds per attempt at most")
+    command.add_argument(
+        "--stall", type=float, default=default.stall, help="seconds without a new byte before an attempt is retried"
+    )
     command.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors and warnings")
 
 

@@ -34,10 +34,12 @@ POLL_SECONDS = 0.25
 # retry policy and progress events ----------------------------------------------------------
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How hard to try: attempts in all, seconds per attempt (skopeo's --command-timeout), backoff."""
+    """How hard to try: attempts in all; seconds per attempt (skopeo's --command-timeout); seconds without a
+    new byte after which an attempt counts as stalled and is ended; the backoff between attempts."""
 
     attempts: int = 6
-    timeout: float = 900.0
+    timeout: float = 1800.0
+    stall: float = 60.0
     backoff: float = 1.0
     max_backoff: float = 60.0
     jitter: float = 0.5
@@ -297,17 +299,22 @@ def skopeo() -> sh.Command:
 
 @dataclass(frozen=True)
 class Job:
-    """One skopeo command to run until it succeeds: its arguments, the name shown, how to measure bytes."""
+    """One skopeo command to run until it succeeds: its arguments, the name shown, and how to count the bytes
+    it has landed (for progress, and to see a stall); without `measure` only the timeout ends an attempt."""
 
     args: tuple[str, ...]
     name: str
-    measure: Callable[[], int] = lambda: 0
+    measure: Callable[[], int] | None = None
 
 
 @dataclass(frozen=True)
 class Outcome:
     attempts: int
     output: str
+
+
+class _Stalled(Exception):
+    """An attempt that landed no byte for `RetryPolicy.stall` seconds and was ended."""
 
 
 def run(
@@ -323,32 +330,50 @@ def run(
     timeout = ["--command-timeout", f"{max(1, int(policy.timeout))}s"]
     for attempt in range(1, policy.attempts + 1):
         try:
-            output = _attempt(command, [*timeout, *job.args], job, attempt, policy.timeout + 30, listener)
-            return Outcome(attempt, output)
+            return Outcome(attempt, _attempt(command, [*timeout, *job.args], job, attempt, policy, listener))
         except sh.ErrorReturnCode as exc:
             failure = classify(exc.stderr.decode(errors="replace"))
         except sh.TimeoutException:
             failure = Failure(FailureKind.RETRY, f"no answer within {policy.timeout:.0f} s")
+        except _Stalled:
+            failure = Failure(FailureKind.RETRY, f"stalled: no new byte for {policy.stall:.0f} s")
         if failure.kind is not FailureKind.RETRY or attempt == policy.attempts:
             raise SkopeoFailed(failure, attempt)
         wait = policy.delay(attempt, failure.retry_after, rng)
-        listener(Event(EventKind.RETRY, job.name, job.measure(), attempt, failure.detail, wait))
+        landed = job.measure() if job.measure else 0
+        listener(Event(EventKind.RETRY, job.name, landed, attempt, failure.detail, wait))
         sleep(wait)
     raise AssertionError("unreachable: the loop returns or raises")
 
 
-def _attempt(command: sh.Command, args: list[str], job: Job, attempt: int, timeout: float, listener: Listener) -> str:
-    """One skopeo run, with a thread reporting the bytes landed meanwhile."""
-    done = threading.Event()
+def _attempt(
+    command: sh.Command, args: list[str], job: Job, attempt: int, policy: RetryPolicy, listener: Listener
+) -> str:
+    """One skopeo run, with a thread that reports the bytes landed meanwhile and ends the run when it stalls."""
+    done, stalled = threading.Event(), threading.Event()
+    process = command(*args, _bg=True, _bg_exc=False, _timeout=policy.timeout + 30)
 
-    def report() -> None:
-        while not done.wait(POLL_SECONDS):
-            listener(Event(EventKind.PROGRESS, job.name, job.measure(), attempt))
+    def watch() -> None:
+        last, since = -1, time.monotonic()
+        while job.measure is not None and not done.wait(POLL_SECONDS):
+            landed = job.measure()
+            listener(Event(EventKind.PROGRESS, job.name, landed, attempt))
+            now = time.monotonic()
+            if landed != last:
+                last, since = landed, now
+            elif now - since >= policy.stall and not stalled.is_set():
+                stalled.set()
+                process.terminate()
 
-    reporter = threading.Thread(target=report, daemon=True)
-    reporter.start()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     try:
-        return str(command(*args, _timeout=timeout))
+        process.wait()
+        return str(process)
+    except sh.ErrorReturnCode:
+        if stalled.is_set():
+            raise _Stalled() from None
+        raise
     finally:
         done.set()
-        reporter.join()
+        watcher.join()
