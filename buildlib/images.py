@@ -33,7 +33,9 @@ MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 TRANSPORTS = ("docker://", "oci:", "oci-archive:", "docker-archive:", "dir:")
+HEAL_ROUNDS = 3  # copies of one image before blobs that stay corrupt are an error
 log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # the library never prints: warnings reach the CLI through the listener
 
 
 @dataclass(frozen=True)
@@ -247,9 +249,6 @@ def copy_into_store(
     return digest
 
 
-HEAL_ROUNDS = 3
-
-
 def _copy(
     store: Store,
     source: Endpoint | str,
@@ -337,6 +336,8 @@ def _corrupt_blobs(store: Store, manifest_digest: str, before: set[str]) -> list
     only checked for its size; a blob that was already in the store (and that skopeo reused unread) is
     hashed in full.
     """
+    if not store.verify_blob(manifest_digest):  # small: always hashed
+        return [manifest_digest]
     manifest = store.read_json_blob(manifest_digest)
     wanted = [manifest["config"], *manifest.get("layers", ())]
     corrupt = []
