@@ -65,15 +65,22 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 10.0
 
 
 @contextlib.contextmanager
-def running_registry(workdir: Path) -> Iterator[Registry]:
-    """A docker-registry on a free loopback port, stopped (and its process reaped) on exit."""
+def running_registry(workdir: Path, htpasswd: str | None = None) -> Iterator[Registry]:
+    """A docker-registry on a free loopback port, stopped (and its process reaped) on exit.
+
+    With `htpasswd` (lines `user:bcrypt-hash`) it asks for basic authentication.
+    """
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed: run scripts/setup.sh")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = workdir / "config.yml"
-    config.write_text(CONFIG.format(root=workdir / "storage", port=port))
+    text = CONFIG.format(root=workdir / "storage", port=port)
+    if htpasswd is not None:
+        (workdir / "htpasswd").write_text(htpasswd)
+        text += f"auth:\n  htpasswd:\n    realm: test\n    path: {workdir / 'htpasswd'}\n"
+    config.write_text(text)
     log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:

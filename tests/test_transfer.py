@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 from faultproxy import Fault, FaultProxy, Plan, Script
-from registry import Registry, push_index, random_layer, stored_image
+from registry import Registry, push_index, random_layer, running_registry, stored_image
 from rich.console import Console
 
 from buildlib import cli, images
@@ -197,6 +200,30 @@ def test_unauthorized_fails_fast_naming_the_registry(registry: Registry, tmp_pat
         assert len(proxy.transfers) <= 2
     finally:
         proxy.stop()
+
+
+def bcrypt_line(user: str, password: str) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        crypt = pytest.importorskip("crypt")  # gone in Python 3.13; glibc's crypt does bcrypt
+        return f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))}\n"
+
+
+def test_credentials_come_from_the_auth_file(pushed: dict[str, object], source: Store, tmp_path: Path):
+    with running_registry(tmp_path / "private", htpasswd=bcrypt_line("tester", "secret")) as private:
+        ref = ImageRef.parse(f"{private.host}/team/app:v1")
+        with pytest.raises(TransportError, match=rf"{private.host} refused access.*skopeo login {private.host}"):
+            images.push(source, pushed["ref"], str(ref), network=NET)  # type: ignore[arg-type]
+        token = base64.b64encode(b"tester:secret").decode()
+        auth = tmp_path / "auth.json"
+        auth.write_text(json.dumps({"auths": {private.host: {"auth": token}}}))
+        network = Network.from_env({"REGISTRY_AUTH_FILE": str(auth)}, retry=FAST)
+        images.push(source, pushed["ref"], str(ref), network=network)  # type: ignore[arg-type]
+        assert images.pull(Store(tmp_path / "cache"), ref, network=network) == pushed["digest"]
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=rf"{private.host} refused access"):
+            images.pull(Store(tmp_path / "nocreds"), ref, network=NET)
+        assert time.monotonic() - started < 3
 
 
 def test_arch_picks_one_platform_of_an_index(source: Store, registry: Registry, tmp_path: Path):
