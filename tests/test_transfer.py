@@ -144,6 +144,16 @@ def test_a_blob_corrupted_in_transit_never_lands_and_is_fetched_again(
     assert all(store.verify_blob(layer.digest) for layer in store.image(ref).layers)
 
 
+def test_giving_up_says_how_to_try_harder(pushed: dict[str, object], registry: Registry, tmp_path: Path):
+    proxy = FaultProxy(registry.port, Plan([Script(BLOBS, [Fault("cut", at=0.2)], repeat=True)]))
+    try:
+        network = Network(retry=RetryPolicy(attempts=3, timeout=10, backoff=0.01))
+        with pytest.raises(TransportError, match=r"after 3 attempts \(.*unexpected EOF\).*--retries and --timeout"):
+            images.pull(Store(tmp_path), ImageRef.parse(f"{proxy.host}/test/app:v1"), network=network)
+    finally:
+        proxy.stop()
+
+
 @pytest.mark.parametrize(
     ("policy", "said"),
     [
