@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -21,6 +22,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,22 +62,28 @@ def make_image(work: Path, registry: Registry, total_mb: int, count: int) -> tup
     return ref, sum(layer.size for layer in layers)
 
 
-def time_distrokit(ref: ImageRef, folder: Path) -> float:
-    started = time.monotonic()
-    images.pull(Store(folder), ref, network=Network())
-    elapsed = time.monotonic() - started
-    shutil.rmtree(folder)
-    return elapsed
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (skopeo), user and system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def time_skopeo(ref: ImageRef, folder: Path) -> float:
-    started = time.monotonic()
-    subprocess.run(
-        ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}", f"oci:{folder}:image"], check=True
-    )
-    elapsed = time.monotonic() - started
+def measured(pull: Callable[[], object], folder: Path) -> tuple[float, float]:
+    """Wall-clock and CPU seconds of one pull into `folder` (then removed)."""
+    cpu, started = cpu_seconds(), time.monotonic()
+    pull()
+    elapsed, used = time.monotonic() - started, cpu_seconds() - cpu
     shutil.rmtree(folder)
-    return elapsed
+    return elapsed, used
+
+
+def time_distrokit(ref: ImageRef, folder: Path) -> tuple[float, float]:
+    return measured(lambda: images.pull(Store(folder), ref, network=Network()), folder)
+
+
+def time_skopeo(ref: ImageRef, folder: Path) -> tuple[float, float]:
+    command = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{ref}", f"oci:{folder}:image"]
+    return measured(lambda: subprocess.run(command, check=True), folder)
 
 
 def faulty_pull(ref: ImageRef, registry: Registry, folder: Path, image_size: int) -> tuple[float, int, float]:
@@ -101,6 +109,13 @@ def faulty_pull(ref: ImageRef, registry: Registry, folder: Path, image_size: int
     return crossed / image_size, retries, elapsed
 
 
+def report(name: str, runs: list[tuple[float, float]]) -> None:
+    walls = ", ".join(f"{t:.2f}" for t, _ in runs)
+    median_wall = statistics.median(t for t, _ in runs)
+    median_cpu = statistics.median(c for _, c in runs)
+    print(f"{name:17} median {median_wall:.2f} s wall ({walls}), {median_cpu:.2f} s CPU")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=300)
@@ -117,17 +132,18 @@ def main() -> int:
         with running_registry(work / "registry") as registry:
             ref, size = make_image(work, registry, args.size_mb, args.layers)
             print(f"image: {size / 1e6:.0f} MB in {args.layers} layers")
-            ours, bare = [], []
+            ours: list[tuple[float, float]] = []
+            bare: list[tuple[float, float]] = []
             for round_ in range(args.rounds):  # alternate who goes first; flush dirty pages before each
                 runs = [(bare, time_skopeo, "skopeo"), (ours, time_distrokit, "distrokit")]
                 for times, timer, name in runs if round_ % 2 == 0 else runs[::-1]:
                     os.sync()
                     times.append(timer(ref, work / f"{name}-{round_}"))
-            print(f"bare skopeo copy: median {statistics.median(bare):.2f} s  ({', '.join(f'{t:.2f}' for t in bare)})")
-            print(f"distrokit pull:   median {statistics.median(ours):.2f} s  ({', '.join(f'{t:.2f}' for t in ours)})")
-            median = statistics.median(ours) / statistics.median(bare)
-            print(f"ratio distrokit / skopeo (no faults): {median:.3f} median,")
-            print(f"  {min(ours) / min(bare):.3f} best of {args.rounds}")
+            report("bare skopeo copy", bare)
+            report("distrokit pull", ours)
+            wall = statistics.median(t for t, _ in ours) / statistics.median(t for t, _ in bare)
+            cpu = statistics.median(c for _, c in ours) / statistics.median(c for _, c in bare)
+            print(f"ratio distrokit / skopeo (no faults): wall-clock {wall:.3f} (medians), CPU {cpu:.3f} (medians)")
             ratio, retries, seconds = faulty_pull(ref, registry, work / "faulty", size)
             print(f"every other blob transfer cut halfway: bytes over the proxy / image size = {ratio:.3f} ")
             print(f"  ({retries} retries, {seconds:.1f} s)")
