@@ -8,9 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, cast
 
 from . import __version__, cache, components, images, runner, tasks
 from .errors import DistrokitError
@@ -18,9 +16,32 @@ from .fsutil import store_lock
 from .refs import ImageRef
 from .spec import load_spec
 from .tasks.explain import UP_TO_DATE, explain
+from .transport import Event, EventKind, Network, RetryPolicy
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 DEFAULT_CACHE = "cache"
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _LazyConsole:
+    """rich's Console, imported on first use: importing rich costs more than a whole no-change build."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+out_console = cast("Console", _LazyConsole(highlight=False))
 
 
 def _cache(args: argparse.Namespace) -> Path:
@@ -71,12 +92,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _print_explanations(plan: tasks.Plan) -> None:
+    from rich.table import Table
+
     table = Table("task", "will", "why", box=None, show_header=True, header_style="bold")
     for item in explain(plan):
         if item.status != UP_TO_DATE:
             table.add_row(item.task, item.status, "\n".join(item.reasons))
     if table.row_count:
-        Console(highlight=False).print(table)
+        out_console.print(table)
     else:
         print("everything is up to date")
 
@@ -103,13 +126,135 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class TransferDisplay:
+    """Shows what pulls and pushes report: a rich bar per image (bytes, speed, retries) on a terminal,
+    plain lines otherwise, and only warnings when quiet."""
+
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, console: Console, quiet: bool, verb: str) -> None:
+        self.console, self.quiet, self.verb = console, quiet, verb
+        self.progress: Progress | None = None
+        if console.is_terminal and not quiet:
+            from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            columns = (TextColumn("{task.description}"), DownloadColumn(), TransferSpeedColumn())
+            self.progress = Progress(*columns, TextColumn("{task.fields[retries]}"), console=console)
+        self.tasks: dict[str, TaskID] = {}
+        self.retries: dict[str, int] = {}
+        self.last_line: dict[str, float] = {}
+
+    @classmethod
+    def for_console(cls, console: Console, quiet: bool, verb: str) -> TransferDisplay:
+        return cls(console, quiet, verb)
+
+    def __enter__(self) -> TransferDisplay:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if event.kind is EventKind.WARNING:
+            self.console.print(f"warning: {event.name}: {event.message}", markup=False)
+        elif event.kind is EventKind.RETRY:
+            self.retries[event.name] = self.retries.get(event.name, 0) + 1
+            if not self.quiet:
+                self.console.print(
+                    f"{self.verb} {event.name}: attempt {event.attempt} failed ({event.message}); "
+                    f"retrying in {event.seconds:.1f} s",
+                    markup=False,
+                )
+        if self.quiet:
+            return
+        if self.progress is not None:
+            self._bar(self.progress, event)
+        else:
+            self._line(event)
+
+    def _bar(self, progress: Progress, event: Event) -> None:
+        if event.kind is EventKind.START:
+            self.tasks[event.name] = progress.add_task(f"{self.verb} {event.name}", total=None, retries="")
+            return
+        task = self.tasks.get(event.name)
+        if task is None:
+            return
+        retries = self.retries.get(event.name, 0)
+        label = f"{retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+        total = event.bytes if event.kind is EventKind.DONE else None
+        progress.update(task, completed=event.bytes, total=total, retries=label)
+
+    def _line(self, event: Event) -> None:
+        now = time.monotonic()
+        if event.kind is EventKind.START:
+            self.console.print(f"{self.verb} {event.name}: started", markup=False)
+            self.last_line[event.name] = now
+        elif event.kind is EventKind.PROGRESS and now - self.last_line.get(event.name, 0.0) >= self.PLAIN_EVERY:
+            self.console.print(f"{self.verb} {event.name}: {_size(event.bytes)} so far", markup=False)
+            self.last_line[event.name] = now
+        elif event.kind is EventKind.DONE:
+            speed = event.bytes / event.seconds if event.seconds > 0 else 0.0
+            retries = self.retries.get(event.name, 0)
+            self.console.print(
+                f"{self.verb} {event.name}: {_size(event.bytes)} in {event.seconds:.1f} s "
+                f"({_size(int(speed))}/s), {retries} retr{'y' if retries == 1 else 'ies'}",
+                markup=False,
+            )
+
+    def result(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, markup=False)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def _network(args: argparse.Namespace) -> Network:
+    retry = RetryPolicy(attempts=args.retries, timeout=args.timeout, stall=args.stall)
+    return Network.from_env(mirrors=args.mirror or (), insecure=args.insecure_registry or (), retry=retry)
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     store = images.Store(_cache(args))
-    for text in args.ref:
-        ref = ImageRef.parse(text)
-        with store_lock(store.root):
-            digest = images.pull(store, ref)
-        err_console.print(f"{ref.familiar()} {digest}")
+    network = _network(args)
+    refs = [ImageRef.parse(text) for text in args.ref]
+    with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
+        for ref in refs:
+            with store_lock(store.root):  # a gc never removes the blobs of a pull under way
+                digest = images.pull(store, ref, network=network, arch=args.arch, listener=display)
+            display.result(f"{ref.familiar()} {digest}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    store = images.Store(_cache(args))
+    with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
+        digest = images.push(store, ImageRef.parse(args.ref), args.dest, network=_network(args), listener=display)
+        display.result(f"{args.dest} {digest}")
+    return 0
+
+
+def cmd_pkg_push(args: argparse.Namespace) -> int:
+    """LinuxKit's `pkg push`: build each component when it is not in the store, then push it to --to."""
+    store = images.Store(_cache(args))
+    network = _network(args)
+    with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
+        for folder in args.folder:
+            recipe = components.load_recipe(Path(folder))
+            if store.lookup(recipe.ref) is None:
+                components.build(store, recipe, components.pinned_packages(store.root, recipe))
+            dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{recipe.ref.tag}"
+            digest = images.push(store, recipe.ref, dest, network=network, listener=display)
+            display.result(f"{dest} {digest}")
     return 0
 
 
@@ -125,34 +270,24 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
 
 
 # cache ----------------------------------------------------------------------------------------
-def human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    value, unit = float(size) / 1024, "KiB"
-    for bigger in ("MiB", "GiB", "TiB"):
-        if value < 1024:
-            break
-        value, unit = value / 1024, bigger
-    return f"{value:.1f} {unit}"
-
-
 def _when(stamp: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else "-"
 
 
 def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()) -> None:
     """A rich table on a terminal; tab-separated lines with a header otherwise (for scripts)."""
-    console = Console(highlight=False)
-    if not console.is_terminal:
+    if not out_console.is_terminal:
         for row in [list(columns), *rows]:
             print("\t".join(row))
         return
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in columns:
         table.add_column(column, justify="right" if column in right else "left")
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    out_console.print(table)
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
@@ -160,7 +295,7 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
         [
             row.name + ("" if row.complete else " (incomplete)"),
             row.digest[:19],
-            human_size(row.size),
+            _size(row.size),
             _when(row.last_used),
             ", ".join(row.used_by) or "-",
         ]
@@ -172,8 +307,8 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
 
 def cmd_cache_du(args: argparse.Namespace) -> int:
     usage = cache.du(_cache(args))
-    rows = [[area.area, str(area.files), human_size(area.size)] for area in usage.areas]
-    rows.append(["total", str(sum(area.files for area in usage.areas)), human_size(usage.total)])
+    rows = [[area.area, str(area.files), _size(area.size)] for area in usage.areas]
+    rows.append(["total", str(sum(area.files for area in usage.areas)), _size(usage.total)])
     _print_table(("area", "files", "size"), rows, right=("files", "size"))
     return 0
 
@@ -183,14 +318,14 @@ def cmd_cache_gc(args: argparse.Namespace) -> int:
     report = cache.gc(_cache(args), keep)
     if args.verbose and report.removed:
         _print_table(
-            ("removed", "size", "last used"), [[r.path, human_size(r.size), _when(r.last_used)] for r in report.removed]
+            ("removed", "size", "last used"), [[r.path, _size(r.size), _when(r.last_used)] for r in report.removed]
         )
     for spec in report.stale_records:
         err_console.print(f"forgot spec {spec}: none of its files exist any more")
     err_console.print(
-        f"removed {len(report.removed)} entries, freed {human_size(report.freed)}; "
-        f"the store is {human_size(report.size_after)}"
-        + (f" (asked for at most {human_size(keep)})" if keep is not None and report.size_after > keep else "")
+        f"removed {len(report.removed)} entries, freed {_size(report.freed)}; "
+        f"the store is {_size(report.size_after)}"
+        + (f" (asked for at most {_size(keep)})" if keep is not None and report.size_after > keep else "")
     )
     return 0
 
@@ -283,15 +418,50 @@ def parser() -> argparse.ArgumentParser:
 
     pull = sub.add_parser("pull", help="pull images into the store")
     pull.add_argument("ref", nargs="+")
+    pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    _transfer_flags(pull)
     pull.set_defaults(func=cmd_pull)
+
+    push = sub.add_parser("push", help="push an image from the store to a registry")
+    push.add_argument("ref", help="the image in the store")
+    push.add_argument("dest", help="REGISTRY/PATH[:TAG]")
+    _transfer_flags(push)
+    push.set_defaults(func=cmd_push)
 
     pkg = sub.add_parser("pkg", help="component images").add_subparsers(dest="pkg_command", required=True)
     pkg_build = pkg.add_parser("build", help="build component images from Debian packages")
     pkg_build.add_argument("folder", nargs="+")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
     pkg_build.set_defaults(func=cmd_pkg_build)
+    pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
+    pkg_push.add_argument("folder", nargs="+")
+    pkg_push.add_argument("--to", required=True, help="REGISTRY[/PREFIX] to push to, e.g. 127.0.0.1:5000")
+    _transfer_flags(pkg_push)
+    pkg_push.set_defaults(func=cmd_pkg_push)
     _cache_parser(sub)
     return top
+
+
+def _transfer_flags(command: argparse.ArgumentParser) -> None:
+    default = RetryPolicy()
+    command.add_argument(
+        "--mirror",
+        action="append",
+        help="[REGISTRY=]URL to pull REGISTRY's images from (all registries without REGISTRY=); repeatable; "
+        "env DISTROKIT_MIRRORS (spaces or commas), flags win",
+    )
+    command.add_argument(
+        "--insecure-registry",
+        action="append",
+        metavar="HOST",
+        help="allow plain http and unverified TLS for HOST (loopback always is); env DISTROKIT_INSECURE_REGISTRIES",
+    )
+    command.add_argument("--retries", type=int, default=default.attempts, help="attempts in all per image")
+    command.add_argument("--timeout", type=float, default=default.timeout, help="seconds per attempt at most")
+    command.add_argument(
+        "--stall", type=float, default=default.stall, help="seconds without a new byte before an attempt is retried"
+    )
+    command.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors and warnings")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sh
 import yaml
 
 from .errors import BuildError, ComponentError
@@ -150,6 +149,8 @@ _URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?
 
 def resolve_packages(recipe: Recipe) -> list[Package]:
     """Ask apt which .deb files the recipe's packages are now (nothing is downloaded)."""
+    import sh  # imported late: it costs a no-change build a tenth of a second
+
     names = list(recipe.packages) + [dep for meta in recipe.follow for dep in _depends(meta)]
     if not names:
         return []
@@ -171,6 +172,8 @@ def resolve_packages(recipe: Recipe) -> list[Package]:
 
 
 def _depends(meta: str) -> list[str]:
+    import sh
+
     try:
         output = str(sh.Command("apt-cache")("depends", "--important", meta))
     except sh.ErrorReturnCode as exc:
@@ -180,6 +183,8 @@ def _depends(meta: str) -> list[str]:
 
 def fetch_package(cache: Path, package: Package) -> Path:
     """The .deb file in the cache, downloaded and checked against apt's SHA256 when missing."""
+    import sh
+
     target = cache / "debs" / package.filename
     if target.is_file() and sha256_file(target) == "sha256:" + package.sha256:
         return target
@@ -206,6 +211,8 @@ def fetch_package(cache: Path, package: Package) -> Path:
 # image assembly -----------------------------------------------------------------------------
 def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
     """Build the component image into the store under `recipe.ref`; return its manifest digest."""
+    import sh
+
     with store.tempdir(f"component-{recipe.name}-") as work:
         root = work / "root"
         root.mkdir()
@@ -259,6 +266,8 @@ def _add_recipe_files(recipe: Recipe, root: Path) -> None:
 
 
 def _busybox_links(root: Path) -> None:
+    import sh
+
     busybox = root / "bin" / "busybox"
     applets = str(sh.Command(str(busybox))("--list-full")).split()
     for applet in applets:
@@ -271,6 +280,8 @@ def _busybox_links(root: Path) -> None:
 
 def _kernel_layout(root: Path, work: Path) -> Path:
     """LinuxKit's kernel image: /kernel (the bzImage) and /kernel.tar (the modules tree)."""
+    import sh
+
     vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
     modules = sorted((root / "lib" / "modules").glob("*"))
     if len(vmlinuz) != 1 or len(modules) != 1:

@@ -1,4 +1,4 @@
-"""The content-addressed image store and all image transport (skopeo, driven with `sh`).
+"""The content-addressed image store, and pulls into it and pushes from it (skopeo via buildlib.transport).
 
 Layout under the cache folder:
   blobs/sha256/<hex>          every OCI blob (manifests, configs, layers); skopeo's shared blob dir
@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sh
-
+from . import transport
 from .errors import BadInput, ImageNotFound, StoreError, TransportError
-from .fsutil import canonical_json, sha256_file, write_bytes_atomic
+from .fsutil import canonical_json, sha256_file, write_bytes_atomic, write_json_atomic
 from .refs import ImageRef
+from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -30,6 +33,9 @@ MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 TRANSPORTS = ("docker://", "oci:", "oci-archive:", "docker-archive:", "dir:")
+HEAL_ROUNDS = 3  # copies of one image before blobs that stay corrupt are an error
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # the library never prints: warnings reach the CLI through the listener
 
 
 @dataclass(frozen=True)
@@ -216,87 +222,237 @@ class Store:
 
 
 # transport ---------------------------------------------------------------------------------
-def _skopeo() -> sh.Command:
-    try:
-        return sh.Command("skopeo")
-    except sh.CommandNotFound as exc:
-        raise BadInput("skopeo is not installed: run `apt-get install skopeo` (the README's setup does)") from exc
+def pull(
+    store: Store, ref: ImageRef, *, network: Network | None = None, arch: str = "amd64", listener: Listener = ignore
+) -> str:
+    """Copy `ref` from its registry (or its mirror) into the store; return the manifest digest."""
+    network = network or Network.from_env()
+    return copy_into_store(store, transport.resolve(ref, network), ref, network=network, arch=arch, listener=listener)
 
 
-def source_for(ref: ImageRef) -> str:
-    return f"docker://{ref}"
+def copy_into_store(
+    store: Store,
+    source: Endpoint | str,
+    name: ImageRef,
+    *,
+    network: Network | None = None,
+    arch: str = "amd64",
+    listener: Listener = ignore,
+) -> str:
+    """skopeo copy `source` (an Endpoint, or any skopeo source such as `oci:DIR:TAG`) into the shared blob dir.
 
-
-def pull(store: Store, ref: ImageRef, *, tls_verify: bool | None = None, arch: str = "amd64") -> str:
-    """Copy `ref` from its registry into the store; return the manifest digest."""
-    if tls_verify is None:
-        tls_verify = not _is_loopback(ref.domain)
-    return copy_into_store(store, source_for(ref), ref, tls_verify=tls_verify, arch=arch)
-
-
-def copy_into_store(store: Store, source: str, name: ImageRef, *, tls_verify: bool = True, arch: str = "amd64") -> str:
-    """skopeo copy `source` into the shared blob dir, verify every blob, then point `name` at it."""
-    skopeo = _skopeo()
-    with store.tempdir("pull-") as layout:
-        store.blobs.joinpath("sha256").mkdir(parents=True, exist_ok=True)
-        # Keep uncompressed layers as they are (skopeo would gzip them for an oci: destination), so an
-        # image keeps its manifest digest through `cache export` and `cache import`.
-        args = ["--override-arch", arch, "--override-os", "linux", "copy", "--quiet"]
-        args.append("--dest-oci-accept-uncompressed-layers")
-        if source.startswith("docker://"):
-            args.append(f"--src-tls-verify={'true' if tls_verify else 'false'}")
-        args += ["--dest-shared-blob-dir", str(store.blobs), source, f"oci:{layout}:image"]
-        try:
-            skopeo(*args)
-        except sh.ErrorReturnCode as exc:
-            raise _transport_error(source, exc) from exc
-        index = json.loads((layout / "index.json").read_text())
-        digest: str = index["manifests"][0]["digest"]
-    image = store.image_by_digest(str(name), digest)
-    for blob in (digest, image.config_digest, *(layer.digest for layer in image.layers)):
-        if not store.verify_blob(blob):
+    Blobs already in the store are reused, never fetched again; each one reused is verified against its
+    digest first, and a corrupt one is removed and fetched again, with a warning. Only then is `name`
+    pointed at the image.
+    """
+    network = network or Network()
+    label = name.familiar()
+    store.blobs.joinpath("sha256").mkdir(parents=True, exist_ok=True)
+    before = _blob_names(store)
+    started = time.monotonic()
+    listener(Event(EventKind.START, label))
+    attempts = 0
+    for _ in range(HEAL_ROUNDS):
+        digest, tries = _copy(store, source, label, network, arch, before, listener)
+        attempts += tries
+        corrupt = _corrupt_blobs(store, digest, before)
+        if not corrupt:
+            break
+        for blob in corrupt:
             store.blob_path(blob).unlink(missing_ok=True)
-            raise TransportError(f"{source}: blob {blob} did not match its digest; it was removed, run the pull again")
+            before.discard(blob.partition(":")[2])
+            _warn(listener, label, f"blob {blob} in the store did not match its digest: removed it, fetching it again")
+    else:
+        raise StoreError(f"{label}: blobs stayed corrupt after {HEAL_ROUNDS} copies; check the disk of {store.blobs}")
+    _check_arch(store, digest, label, arch, listener)
     store.set_ref(name, digest)
+    fetched = _landed(store, before, None)
+    listener(Event(EventKind.DONE, label, fetched, attempts, seconds=time.monotonic() - started))
     return digest
 
 
-def _transport_error(source: str, exc: sh.ErrorReturnCode) -> Exception:
-    message = exc.stderr.decode(errors="replace").strip().splitlines()
-    detail = message[-1] if message else f"skopeo exited {exc.exit_code}"
-    lowered = detail.lower()
-    if "manifest unknown" in lowered or "not found" in lowered or "no such file" in lowered:
-        return ImageNotFound(f"image {source} was not found: {detail}")
-    return TransportError(f"could not copy {source}: {detail}")
+def _copy(
+    store: Store,
+    source: Endpoint | str,
+    label: str,
+    network: Network,
+    arch: str,
+    before: set[str],
+    listener: Listener,
+) -> tuple[str, int]:
+    """One copy (with our retries) into a throw-away OCI layout over the shared blob dir: its manifest digest."""
+    with store.tempdir("pull-") as layout:
+        args = ["--override-arch", arch, "--override-os", "linux", "copy", "--quiet"]
+        if isinstance(source, Endpoint):
+            args += [transport.tls_flag("src", source), *transport.auth_flags("src", network), source.url]
+        else:
+            args.append(source)
+        # take uncompressed layers as they are: otherwise skopeo compresses them and the digest changes
+        args += ["--dest-oci-accept-uncompressed-layers", "--dest-shared-blob-dir", str(store.blobs)]
+        args.append(f"oci:{layout}:image")
+        job = Job(tuple(args), label, lambda: _landed(store, before, layout))
+        try:
+            attempts = transport.run(job, network.retry, listener).attempts
+        except SkopeoFailed as exc:
+            raise _pull_error(exc, source, arch, network) from exc
+        index = json.loads((layout / "index.json").read_text())
+        digest: str = index["manifests"][0]["digest"]
+        return digest, attempts
 
 
-def _is_loopback(domain: str) -> bool:
-    host = domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
-    return host in ("localhost", "127.0.0.1", "[::1]") or host.startswith("127.")
+def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: Network) -> Exception:
+    if not isinstance(source, Endpoint):
+        return TransportError(f"could not copy {source}: {exc.failure.detail}")
+    if exc.failure.kind is FailureKind.PLATFORM:
+        platforms = list_platforms(source, network)
+        return BadInput(
+            f"image {source.name} has no linux/{arch} image; it has {', '.join(platforms) or 'none'}: "
+            "choose one of them with --arch"
+        )
+    return transport.explain(exc.failure, source, exc.attempts)
 
 
-def ensure_image(store: Store, ref: ImageRef, *, force_pull: bool = False) -> Image:
+def list_platforms(endpoint: Endpoint, network: Network) -> list[str]:
+    """The platforms (os/arch[/variant]) a multi-platform index offers, from `skopeo inspect --raw`."""
+    args = ("inspect", "--raw", transport.tls_flag("", endpoint), *transport.auth_flags("", network), endpoint.url)
+    try:
+        raw = transport.run(Job(args, endpoint.name), network.retry).output
+    except SkopeoFailed as exc:
+        raise transport.explain(exc.failure, endpoint, exc.attempts) from exc
+    index = json.loads(raw)
+    found = []
+    for entry in index.get("manifests") or ():
+        platform = entry.get("platform") or {}
+        parts = [platform.get("os", "?"), platform.get("architecture", "?"), platform.get("variant")]
+        found.append("/".join(p for p in parts if p))
+    return sorted(set(found))
+
+
+def _blob_names(store: Store) -> set[str]:
+    try:
+        return {entry.name for entry in os.scandir(store.blobs / "sha256")}
+    except FileNotFoundError:
+        return set()
+
+
+def _landed(store: Store, before: set[str], layout: Path | None) -> int:
+    """Bytes this copy has written: new blobs in the store, plus partial ones in the layout."""
+    total = 0
+    with os.scandir(store.blobs / "sha256") as entries:
+        for entry in entries:
+            if entry.name not in before:
+                with contextlib.suppress(FileNotFoundError):
+                    total += entry.stat().st_size
+    if layout is not None:
+        for path in layout.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file():
+                    total += path.stat().st_size
+    return total
+
+
+def _corrupt_blobs(store: Store, manifest_digest: str, before: set[str]) -> list[str]:
+    """Blobs of the image that do not match their digest.
+
+    skopeo checks every blob it fetches against its digest as it streams, so a blob this copy wrote is
+    only checked for its size; a blob that was already in the store (and that skopeo reused unread) is
+    hashed in full.
+    """
+    if not store.verify_blob(manifest_digest):  # small: always hashed
+        return [manifest_digest]
+    manifest = store.read_json_blob(manifest_digest)
+    wanted = [manifest["config"], *manifest.get("layers", ())]
+    corrupt = []
+    for descriptor in wanted:
+        digest, size = descriptor["digest"], int(descriptor["size"])
+        path = store.blob_path(digest)
+        try:
+            ok = path.stat().st_size == size
+        except FileNotFoundError:
+            ok = False
+        if ok and path.name in before:
+            ok = sha256_file(path) == digest
+        if not ok:
+            corrupt.append(digest)
+    return corrupt
+
+
+def _check_arch(store: Store, digest: str, label: str, arch: str, listener: Listener) -> None:
+    image = store.image_by_digest(label, digest)
+    found = image.config.get("architecture")
+    if found and found != arch:
+        _warn(listener, label, f"this image is for {found}, not {arch}: it is no multi-platform index, so it was kept")
+
+
+def _warn(listener: Listener, label: str, message: str) -> None:
+    log.warning("%s: %s", label, message)
+    listener(Event(EventKind.WARNING, label, message=message))
+
+
+def push(store: Store, ref: ImageRef, dest: str, *, network: Network | None = None, listener: Listener = ignore) -> str:
+    """Push the stored image `ref` to `dest` (REGISTRY/PATH[:TAG]) with its digest unchanged; return it."""
+    network = network or Network.from_env()
+    digest = store.lookup(ref)
+    if digest is None:
+        raise ImageNotFound(f"image {ref.familiar()} is not in the store {store.root}: pull or build it first")
+    endpoint = transport.destination(dest, network)
+    label = endpoint.name
+    listener(Event(EventKind.START, label))
+    started = time.monotonic()
+    with store.tempdir("push-") as layout:
+        _write_layout(store, layout, digest)
+        args = ["copy", "--quiet", "--preserve-digests", "--src-shared-blob-dir", str(store.blobs)]
+        args.append(f"oci:{layout}:image")
+        args += [transport.tls_flag("dest", endpoint), *transport.auth_flags("dest", network), endpoint.url]
+        try:
+            attempts = transport.run(Job(tuple(args), label), network.retry, listener).attempts
+        except SkopeoFailed as exc:
+            raise transport.explain(exc.failure, endpoint, exc.attempts) from exc
+    size = sum(layer.size for layer in store.image_by_digest(label, digest).layers)
+    listener(Event(EventKind.DONE, label, size, attempts, seconds=time.monotonic() - started))
+    return digest
+
+
+def _write_layout(store: Store, layout: Path, digest: str) -> None:
+    """An OCI layout naming one manifest of the store; its blobs stay in the store (skopeo's shared blob dir)."""
+    size = store.blob_path(digest).stat().st_size
+    write_bytes_atomic(layout / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": MEDIA_MANIFEST,
+                "digest": digest,
+                "size": size,
+                "annotations": {"org.opencontainers.image.ref.name": "image"},
+            }
+        ],
+    }
+    write_json_atomic(layout / "index.json", index)
+
+
+def ensure_image(
+    store: Store,
+    ref: ImageRef,
+    *,
+    force_pull: bool = False,
+    network: Network | None = None,
+    arch: str = "amd64",
+    listener: Listener = ignore,
+) -> Image:
     """The image `ref` names: from the store when present (and not forced), pulled otherwise."""
     if force_pull or store.lookup(ref) is None:
-        pull(store, ref)
+        pull(store, ref, network=network, arch=arch, listener=listener)
     return store.image(ref)
 
 
 def copy_out_of_store(store: Store, manifest_digest: str, destination: str) -> None:
-    """skopeo copy one stored image to `destination` (e.g. `oci-archive:FILE:NAME`), reading the shared blob dir."""
-    skopeo = _skopeo()
+    """skopeo copy one stored image to a local `destination` such as `oci-archive:FILE:NAME`, digest unchanged."""
     with store.tempdir("export-") as layout:
-        manifest = store.read_json_blob(manifest_digest)
-        descriptor = {
-            "mediaType": manifest.get("mediaType", MEDIA_MANIFEST),
-            "digest": manifest_digest,
-            "size": store.blob_path(manifest_digest).stat().st_size,
-        }
-        write_bytes_atomic(layout / "oci-layout", canonical_json({"imageLayoutVersion": "1.0.0"}))
-        write_bytes_atomic(layout / "index.json", canonical_json({"schemaVersion": 2, "manifests": [descriptor]}))
+        _write_layout(store, layout, manifest_digest)
         args = ["copy", "--quiet", "--preserve-digests", "--dest-oci-accept-uncompressed-layers"]
-        args += ["--src-shared-blob-dir", str(store.blobs), f"oci:{layout}", destination]
+        args += ["--src-shared-blob-dir", str(store.blobs), f"oci:{layout}:image", destination]
         try:
-            skopeo(*args)
-        except sh.ErrorReturnCode as exc:
-            raise _transport_error(destination, exc) from exc
+            transport.run(Job(tuple(args), destination), Network().retry)
+        except SkopeoFailed as exc:
+            raise TransportError(f"could not write {destination}: {exc.failure.detail}") from exc

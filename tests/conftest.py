@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from registry import Registry, running_registry
 
 from buildlib import tasks
 
@@ -72,3 +74,10 @@ def spec_copy(tmp_path: Path) -> Path:
     shutil.copy(SPECS / "minimal.yml", spec)
     os.symlink(COMPONENTS, tmp_path / "components")
     return spec
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """One docker-registry on a free loopback port for the whole session; stopped at the end."""
+    with running_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running

@@ -76,3 +76,41 @@ def test_later_segment_replaces_earlier_file(tmp_path: Path) -> None:
     rest = data[trailer:].split(b"070701", 1)[1]
     subprocess.run(["cpio", "-idmu", "--quiet"], input=b"070701" + rest, cwd=root, check=True)
     assert (root / "etc/motd").read_bytes() == b"new"  # ... and the second archive replaces the file
+
+
+def many_files_tree(count: int, size: int) -> Tree:
+    tree = Tree()
+    for number in range(count):
+        tree.add(file_entry(f"data/{number:04d}", bytes([number % 251]) * size))
+    return tree
+
+
+def test_big_segment_is_many_members_cut_between_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from buildlib.outputs import initrd
+
+    monkeypatch.setattr(initrd, "MEMBER_SIZE", 64 << 10)
+    tree = many_files_tree(200, 10_000)
+    write_segment(tree.entries(), tmp_path / "seg", workers=2)
+    raw = (tmp_path / "seg").read_bytes()
+    members = raw.count(b"\x1f\x8b\x08\x00\x00\x00\x00\x00")
+    assert members > 10
+    root = tmp_path / "root"
+    extract(tmp_path / "seg", root)
+    assert sorted(p.name for p in (root / "data").iterdir()) == [f"{n:04d}" for n in range(200)]
+    assert (root / "data" / "0199").read_bytes() == bytes([199 % 251]) * 10_000
+    write_segment(tree.entries(), tmp_path / "again", workers=1)
+    assert (tmp_path / "again").read_bytes() == raw  # the bytes do not depend on the thread count
+
+
+def test_entry_bigger_than_the_buffer_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from buildlib.outputs import initrd
+
+    monkeypatch.setattr(initrd, "MEMBER_SIZE", 16 << 10)
+    monkeypatch.setattr(initrd, "STREAM_AFTER", 64 << 10)
+    tree = many_files_tree(3, 10_000)
+    tree.add(file_entry("big", b"0123456789" * 100_000))
+    write_segment(tree.entries(), tmp_path / "seg", workers=2)
+    root = tmp_path / "root"
+    extract(tmp_path / "seg", root)
+    assert (root / "big").read_bytes() == b"0123456789" * 100_000
+    assert (root / "data" / "0002").read_bytes() == bytes([2]) * 10_000

@@ -7,7 +7,7 @@ A hard link carries its data on the first name only: the kernel links later name
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 from ..layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
@@ -28,8 +28,9 @@ def _pad(length: int) -> bytes:
 
 
 class CpioWriter:
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], on_entry: Callable[[], None] = lambda: None) -> None:
         self.out = out
+        self.on_entry = on_entry  # called between entries, where a compressed member may end
         self._next_ino = 1
         self._inodes: dict[str, int] = {}  # hard-link group (its target's path) -> inode written
         self._links: dict[str, int] = {}  # hard-link group -> number of names
@@ -43,6 +44,7 @@ class CpioWriter:
         self._targets = {entry.path: entry for entry in entries if entry.path in self._links}
         for entry in entries:
             self.write(entry)
+            self.on_entry()
         self.close()
 
     def write(self, entry: Entry) -> None:

@@ -1,31 +1,100 @@
 """Initramfs segments and the kernel+initrd output.
 
-Each part of the root becomes one gzip-compressed newc archive; the initrd is their concatenation,
-which the kernel unpacks in order. So a changed part recompresses only its own segment.
+Each part of the root becomes one newc archive; the initrd is their concatenation, which the kernel
+unpacks in order, so a changed part recompresses only its own segment. A segment is itself a row of
+gzip members cut at entry boundaries (the kernel decompresses member after member and needs each to
+end between two entries), so both cores can compress one big part at once, as pigz does.
 """
 
 from __future__ import annotations
 
-import gzip
+import os
 import shutil
+import zlib
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import IO
 
 from ..fsutil import atomic_writer
 from ..layers import Entry
 from .cpio import CpioWriter
 
 GZIP_LEVEL = 6
+MEMBER_SIZE = 4 << 20  # uncompressed bytes per gzip member: small enough to balance, big enough to compress well
+STREAM_AFTER = 32 << 20  # an entry bigger than this is compressed as it streams, never held whole
+_GZIP_WBITS = 31  # zlib's gzip framing: mtime 0, no file name, the same header on every machine
 
 
-def write_segment(entries: Iterable[Entry], target: Path) -> None:
+def _gzip_member(data: bytes) -> bytes:
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+class GzipMembers:
+    """A write-only stream that gzips its input in members, compressed on a thread pool, written in order."""
+
+    def __init__(self, out: IO[bytes], workers: int | None = None) -> None:
+        self.out = out
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gzip")
+        self._pending: deque[Future[bytes]] = deque()
+        self._buffer = bytearray()
+        self._stream: zlib._Compress | None = None  # a member that streams a big entry
+
+    def write(self, data: bytes) -> int:
+        if self._stream is not None:
+            self.out.write(self._stream.compress(data))
+        else:
+            self._buffer += data
+            if len(self._buffer) > STREAM_AFTER:
+                self._start_stream()
+        return len(data)
+
+    def boundary(self) -> None:
+        """The writer finished an entry: a member may end here."""
+        if self._stream is not None:
+            self.out.write(self._stream.flush())
+            self._stream = None
+        elif len(self._buffer) >= MEMBER_SIZE:
+            self._submit()
+
+    def close(self) -> None:
+        try:
+            if self._stream is not None:
+                self.out.write(self._stream.flush())
+                self._stream = None
+            if self._buffer:
+                self._submit()
+            self._drain(0)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _submit(self) -> None:
+        self._pending.append(self._pool.submit(_gzip_member, bytes(self._buffer)))
+        self._buffer.clear()
+        self._drain(self.workers * 2)
+
+    def _drain(self, keep: int) -> None:
+        while len(self._pending) > keep:
+            self.out.write(self._pending.popleft().result())
+
+    def _start_stream(self) -> None:
+        self._drain(0)
+        self._stream = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+        self.out.write(self._stream.compress(bytes(self._buffer)))
+        self._buffer.clear()
+
+
+def write_segment(entries: Iterable[Entry], target: Path, workers: int | None = None) -> None:
     """One compressed cpio archive of `entries`, written atomically to `target`."""
-    # filename='' and mtime=0 keep the gzip header free of host details.
-    with (
-        atomic_writer(target) as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=GZIP_LEVEL) as stream,
-    ):
-        CpioWriter(stream).write_all(entries)  # type: ignore[arg-type]
+    with atomic_writer(target) as raw:
+        members = GzipMembers(raw, workers)
+        try:
+            CpioWriter(members, on_entry=members.boundary).write_all(entries)  # type: ignore[arg-type]
+        finally:
+            members.close()
 
 
 def join_segments(segments: Sequence[Path], target: Path) -> None:
