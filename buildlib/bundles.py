@@ -318,20 +318,24 @@ def _process(container: Container, defaults: ImageDefaults, context: BundleConte
     return _drop_empty(process) | {"terminal": False, "user": user, "cwd": cwd, "capabilities": process["capabilities"]}
 
 
-def _numeric_id(container: Container, value: int | str | None, context: BundleContext) -> int:
+def numeric_id(value: int | str | None, ids: Mapping[str, int], where: str) -> int:
+    """A uid or gid: a number, `root`, or a container's name (LinuxKit's ids from 100)."""
     if value is None or value in ("", "root"):
         return 0
     if isinstance(value, int):
         return value
     if value.isdigit():
         return int(value)
-    ids = dict(context.ids)
     if value not in ids:
         raise BadInput(
-            f"{describe(container)}: no container is named {value!r}, so it cannot be a uid or gid: "
+            f"{where}: no container is named {value!r}, so it cannot be a uid or gid: "
             f"use a number or one of {', '.join(sorted(ids)) or '(no containers)'}"
         )
     return ids[value]
+
+
+def _numeric_id(container: Container, value: int | str | None, context: BundleContext) -> int:
+    return numeric_id(value, dict(context.ids), describe(container))
 
 
 def _capability_list(container: Container, values: Sequence[str], field: str) -> list[str]:

@@ -61,6 +61,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         name=name,
         formats=tuple(args.format or ["kernel+initrd"]),
         pull=args.pull,
+        arch=args.arch,
+        network=_network(args),
     )
     if args.explain:
         _print_explanations(tasks.plan_build(specs, options, _component_root()))
@@ -394,7 +396,8 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
-    build.add_argument("-q", "--quiet", action="store_true")
+    build.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    _transfer_flags(build)
     build.set_defaults(func=cmd_build)
 
     explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")

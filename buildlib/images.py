@@ -440,8 +440,11 @@ def ensure_image(
     arch: str = "amd64",
     listener: Listener = ignore,
 ) -> Image:
-    """The image `ref` names: from the store when present (and not forced), pulled otherwise."""
-    if force_pull or store.lookup(ref) is None:
+    """The image `ref` names: from the store when present for `arch` (and not forced), pulled otherwise."""
+    digest = None if force_pull else store.lookup(ref)
+    if digest is not None and store.image_by_digest(str(ref), digest).config.get("architecture", arch) != arch:
+        digest = None  # the store holds this name for another platform
+    if digest is None:
         pull(store, ref, network=network, arch=arch, listener=listener)
     return store.image(ref)
 

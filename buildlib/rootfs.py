@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import bundles, placement
+from .bundles import numeric_id
 from .components import PACKAGES_LABEL
 from .errors import BadInput, BuildError
 from .images import Image, Store
@@ -216,17 +217,7 @@ def installed_report(spec: Spec, images: Mapping[str, Image]) -> bytes:
 
 
 def _file_id(item: FileEntry, value: int | str | None, ids: Mapping[str, int]) -> int:
-    """A uid or gid: a number, `root`, or a container's name (LinuxKit's ids from 100)."""
-    if value is None or value in ("", "root"):
-        return 0
-    if isinstance(value, int):
-        return value
-    if value.isdigit():
-        return int(value)
-    if value not in ids:
-        known = ", ".join(sorted(ids)) or "(no containers)"
-        raise BadInput(f"{item.location}: files: {item.path}: no container is named {value!r}; use a number or {known}")
-    return ids[value]
+    return numeric_id(value, ids, f"{item.location}: files: {item.path}")
 
 
 def _file_section_entry(spec: Spec, item: FileEntry, ids: Mapping[str, int]) -> Entry | None:

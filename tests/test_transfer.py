@@ -342,3 +342,23 @@ def test_pkg_push_builds_and_pushes_a_component(registry: Registry, tmp_path: Pa
     assert dest.startswith(f"{registry.host}/distrokit/hello:")
     assert images.pull(Store(tmp_path / "other"), ImageRef.parse(dest), network=NET) == digest
     assert cli.main(["--cache", cache, "push", "-q", dest.split("/", 1)[1], f"{registry.host}/again/hello:v1"]) == 0
+
+
+def test_build_takes_the_platform_asked_for(source: Store, registry: Registry, tmp_path: Path) -> None:
+    import tarfile
+
+    from conftest import build
+
+    per_arch = {}
+    for arch in ("amd64", "arm64"):
+        layer = random_layer(source, 1_000, f"only-{arch}")
+        per_arch[arch] = stored_image(source, ImageRef.parse(f"local/built-{arch}"), [layer], arch)
+    ref = f"{registry.host}/test/built:v1"
+    push_index(source, per_arch, ref)
+    spec = tmp_path / "multi.yml"
+    spec.write_text(f"init:\n  - {ref}\n")
+    for arch in ("arm64", "amd64"):
+        built = build(spec, tmp_path / "cache", tmp_path / arch, formats=("tar",), arch=arch, network=NET)
+        with tarfile.open(built.prefix.with_name("multi.tar")) as archive:
+            names = set(archive.getnames())
+        assert f"only-{arch}" in names and not {"only-amd64", "only-arm64"} - {f"only-{arch}"} & names

@@ -25,6 +25,7 @@ from ..images import Image, Layer, Store
 from ..outputs.initrd import write_entry, write_segment
 from ..refs import ImageRef
 from ..spec import Spec
+from ..transport import Network
 from .keys import InputKeys, tool_versions
 
 
@@ -35,6 +36,8 @@ class BuildOptions:
     name: str
     formats: tuple[str, ...] = ("kernel+initrd",)
     pull: bool = False
+    arch: str = "amd64"
+    network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
 
 
 @dataclass
@@ -120,12 +123,14 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
     force = options.pull and component is None
 
     def fetch() -> None:
-        image = images.ensure_image(store, parsed, force_pull=force)
+        image = images.ensure_image(store, parsed, force_pull=force, network=options.network, arch=options.arch)
         write_json_atomic(target, image.record())
 
     def in_store() -> bool:
         """the image is in the store, recorded, and no --pull was asked for"""
         return not force and target.is_file() and read_json(target)["manifest"] == store.lookup(parsed)
+
+    keys = InputKeys({"arch": options.arch})
 
     return {
         "basename": "image",
@@ -133,7 +138,7 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
         "doc": f"make sure {parsed.familiar()} is in the store",
         "actions": [sink.guard(fetch)],
         "targets": [str(target)],
-        "uptodate": [in_store],
+        "uptodate": [in_store, keys],
         "task_dep": [f"component:{component}"] if component else [],
         "verbosity": 0,
     }
