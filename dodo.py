@@ -5,6 +5,7 @@ runs independent tasks at once. Set DISTROKIT_CACHE to use another store than ./
 A monorepo's own dodo.py can do the same with `buildlib.tasks.project_plan` or `plan_build`.
 """
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -12,11 +13,17 @@ from pathlib import Path
 from doit import create_after
 
 from buildlib import tasks
+from buildlib.fsutil import store_lock
 
 ROOT = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("DISTROKIT_CACHE", ROOT / "cache")).resolve()
 
 DOIT_CONFIG = tasks.doit_config(CACHE, outstream=sys.stdout)
+
+# Hold the store's lock for the life of this doit process, as `distrokit build` does for a build:
+# another build or a `distrokit cache gc` waits rather than racing this one.
+_LOCK = contextlib.ExitStack()
+_LOCK.enter_context(store_lock(CACHE))
 PLAN = tasks.project_plan(ROOT / "specs", ROOT / "out", CACHE, ROOT / "components")
 
 
