@@ -18,11 +18,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import sh
+from typing import TYPE_CHECKING
 
 from .errors import BadInput, ImageNotFound, TransportError
 from .refs import DEFAULT_DOMAIN, ImageRef
+
+if TYPE_CHECKING:
+    import sh
 
 DOCKER_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 MIRRORS_ENV = "DISTROKIT_MIRRORS"
@@ -291,6 +293,8 @@ def explain(failure: Failure, endpoint: Endpoint, attempts: int) -> Exception:
 
 # running skopeo ----------------------------------------------------------------------------
 def skopeo() -> sh.Command:
+    import sh  # imported when a transfer starts: importing it costs a no-change build a tenth of a second
+
     try:
         return sh.Command("skopeo")
     except sh.CommandNotFound as exc:
@@ -325,6 +329,8 @@ def run(
     rng: random.Random | None = None,
 ) -> Outcome:
     """Run `job` until it succeeds: its output and attempts. Raise SkopeoFailed when retrying cannot help."""
+    import sh
+
     rng = rng or random.Random()
     command = skopeo()
     timeout = ["--command-timeout", f"{max(1, int(policy.timeout))}s"]
@@ -350,6 +356,8 @@ def _attempt(
     command: sh.Command, args: list[str], job: Job, attempt: int, policy: RetryPolicy, listener: Listener
 ) -> str:
     """One skopeo run, with a thread that reports the bytes landed meanwhile and ends the run when it stalls."""
+    import sh
+
     done, stalled = threading.Event(), threading.Event()
     process = command(*args, _bg=True, _bg_exc=False, _timeout=policy.timeout + 30)
 
