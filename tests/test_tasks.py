@@ -46,3 +46,14 @@ def test_deleted_output_is_written_again(minimal_build: Built, spec_copy: Path, 
     rebuilt = build(spec_copy, minimal_build.cache, out, name="gone")
     assert rebuilt.report.executed == ("output:gone",)
     assert (out / "gone-initrd.img").is_file()
+
+
+def test_spec_without_images_builds(tmp_path: Path) -> None:
+    import tarfile
+
+    spec = tmp_path / "only-files.yml"
+    spec.write_text("files:\n  - path: etc/motd\n    contents: hello\n    mode: '0644'\n")
+    built = build(spec, tmp_path / "cache", tmp_path / "out", formats=("tar",))
+    with tarfile.open(built.prefix.with_name("only-files.tar")) as archive:
+        motd = archive.extractfile("etc/motd")
+        assert motd is not None and motd.read() == b"hello"

@@ -101,3 +101,20 @@ def test_two_concurrent_builds_share_one_store(minimal_build: Built, tmp_path: P
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
         assert (tmp_path / "a" / name).read_bytes() == (minimal_build.out_dir / name).read_bytes()
     assert_store_is_sound(cache)
+
+
+def test_parallel_actions_leave_the_real_std_streams(tmp_path: Path) -> None:
+    """doit swaps sys.stdout/sys.stderr around each action; two overlapping actions on two threads
+    restore each other's capture buffers, so without care the CLI's later messages go nowhere."""
+    from buildlib import tasks
+
+    def slow(seconds: float) -> None:
+        time.sleep(seconds)
+
+    plan = tasks.Plan(Store(tmp_path / "cache"))
+    for name, seconds in (("first", 0.2), ("second", 0.4)):
+        plan.tasks.append({"basename": "sleep", "name": name, "actions": [(slow, [seconds])], "verbosity": 0})
+    stdout, stderr = sys.stdout, sys.stderr
+    report = tasks.run_plan(plan, ["-n", "2", "-P", "thread"])
+    assert set(report.executed) == {"sleep:first", "sleep:second"}
+    assert sys.stdout is stdout and sys.stderr is stderr

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -60,7 +62,10 @@ def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]
 def plan_tasks(plan: Plan) -> list[Task]:
     """doit Task objects for a plan, the layer family created only once the images are recorded."""
     tasks = list(generate_tasks("distrokit", (task for task in plan.tasks)))
-    tasks.append(Task("layer", None, loader=DelayedLoader(plan.layer_tasks, executed="image")))
+    if plan.refs:
+        tasks.append(Task("layer", None, loader=DelayedLoader(plan.layer_tasks, executed="image")))
+    else:  # no image, no layer: parts still name the (empty) family as a dependency
+        tasks.append(Task("layer", None))
     return tasks
 
 
@@ -86,6 +91,17 @@ class BuildReport:
     up_to_date: tuple[str, ...]
 
 
+@contextlib.contextmanager
+def _std_streams_kept() -> Iterator[None]:
+    """doit swaps sys.stdout and sys.stderr around each action to capture them; with -P thread two
+    actions interleave their swaps and can leave a capture buffer in place. Put the real ones back."""
+    stdout, stderr = sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
 def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = None) -> BuildReport:
     """Run a plan through doit's own runner; raise the first DistrokitError an action raised."""
     cache = plan.store.root
@@ -94,7 +110,7 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
     # pyproject.toml or doit.cfg in the working folder from changing how distrokit runs doit.
     main = DoitMain(_Loader(plan, config), config_filenames=(), extra_config={"GLOBAL": config})
     RecordingReporter.last = None
-    with store_lock(cache):
+    with store_lock(cache), _std_streams_kept():
         code = main.run(["run", *args])
         reporter = RecordingReporter.last
         if plan.sink.errors:
