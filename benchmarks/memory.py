@@ -110,7 +110,7 @@ def main() -> None:
         shutil.rmtree(cache / stale, ignore_errors=True)
     seconds, peak_mb = run_build(cache, spec, workdir / "out")
     initrd = workdir / "out" / "huge-initrd.img"
-    subprocess.run(["gzip", "-t", str(initrd)], check=True)
+    subprocess.run(["zstd", "-tq", str(initrd)], check=True)
     print(f"{args.mib} MiB layer: build {seconds:.1f} s, peak RSS {peak_mb} MB (target < 200 MB)")
 
 

@@ -37,6 +37,7 @@ from . import images
 from .errors import BadInput, ImageNotFound
 from .fsutil import store_lock
 from .images import Store
+from .outputs.initrd import segment_path
 from .refs import ImageRef
 from .usage import read_usages
 
@@ -262,7 +263,7 @@ def _sweep(store: Store) -> list[Removed]:
         if not store.has_blob(json.loads(record.read_bytes()).get("manifest", "")):
             dangling.append(record)
     for pointer in sorted((store.root / "build").glob("*/*.segment")):
-        if not (store.root / "segments" / f"{pointer.read_text().strip()}.cpio.gz").is_file():
+        if not segment_path(store.root, pointer.read_text().strip()).is_file():
             dangling.append(pointer)
     removed = []
     for path in dangling:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from . import __version__, cache, components, images, runner, tasks
 from .errors import DistrokitError
 from .fsutil import store_lock
+from .outputs.compress import Compression
 from .refs import ImageRef
 from .spec import load_spec
 from .tasks.explain import UP_TO_DATE, explain
@@ -61,6 +62,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         name=name,
         formats=tuple(args.format or ["kernel+initrd"]),
         pull=args.pull,
+        compression=Compression.parse(args.compression),
         arch=args.arch,
         network=_network(args),
     )
@@ -397,6 +399,12 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
     build.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    build.add_argument(
+        "--compression",
+        default="zstd",
+        choices=("zstd", "gzip", "none"),
+        help="initrd compression (default zstd; gzip for kernels older than 5.9)",
+    )
     _transfer_flags(build)
     build.set_defaults(func=cmd_build)
 

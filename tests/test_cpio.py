@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from buildlib import layers
 from buildlib.layers import Entry
+from buildlib.outputs.compress import Compression, decompress
 from buildlib.outputs.initrd import join_segments, write_segment
 from buildlib.rootfs import Tree, file_entry
 
@@ -32,7 +32,7 @@ def sample_tree() -> Tree:
 
 def extract(archive: Path, into: Path) -> None:
     into.mkdir()
-    data = gzip.decompress(archive.read_bytes())
+    data = decompress(archive.read_bytes())
     subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], input=data, cwd=into, check=True)
 
 
@@ -66,10 +66,10 @@ def test_later_segment_replaces_earlier_file(tmp_path: Path) -> None:
     write_segment(first.entries(), tmp_path / "1")
     write_segment(second.entries(), tmp_path / "2")
     join_segments([tmp_path / "1", tmp_path / "2"], tmp_path / "initrd")
-    # gzip streams concatenate; cpio reads archive after archive like the kernel does
+    # compressed streams concatenate; cpio reads archive after archive like the kernel does
     root = tmp_path / "root"
     root.mkdir()
-    data = gzip.decompress((tmp_path / "initrd").read_bytes())
+    data = decompress((tmp_path / "initrd").read_bytes())
     subprocess.run(["cpio", "-idmu", "--quiet"], input=data, cwd=root, check=True)
     assert (root / "etc/motd").read_bytes() == b"old"  # GNU cpio stops at the first trailer ...
     trailer = data.index(b"TRAILER!!!")
@@ -85,31 +85,39 @@ def many_files_tree(count: int, size: int) -> Tree:
     return tree
 
 
-def test_big_segment_is_many_members_cut_between_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+MAGIC = {Compression.GZIP: b"\x1f\x8b\x08\x00\x00\x00\x00\x00", Compression.ZSTD: b"\x28\xb5\x2f\xfd"}
+
+
+@pytest.mark.parametrize("compression", [Compression.ZSTD, Compression.GZIP])
+def test_big_segment_is_many_members_cut_between_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: Compression
+) -> None:
     from buildlib.outputs import initrd
 
     monkeypatch.setattr(initrd, "MEMBER_SIZE", 64 << 10)
     tree = many_files_tree(200, 10_000)
-    write_segment(tree.entries(), tmp_path / "seg", workers=2)
+    write_segment(tree.entries(), tmp_path / "seg", compression, workers=2)
     raw = (tmp_path / "seg").read_bytes()
-    members = raw.count(b"\x1f\x8b\x08\x00\x00\x00\x00\x00")
-    assert members > 10
+    assert raw.count(MAGIC[compression]) > 10
     root = tmp_path / "root"
     extract(tmp_path / "seg", root)
     assert sorted(p.name for p in (root / "data").iterdir()) == [f"{n:04d}" for n in range(200)]
     assert (root / "data" / "0199").read_bytes() == bytes([199 % 251]) * 10_000
-    write_segment(tree.entries(), tmp_path / "again", workers=1)
+    write_segment(tree.entries(), tmp_path / "again", compression, workers=1)
     assert (tmp_path / "again").read_bytes() == raw  # the bytes do not depend on the thread count
 
 
-def test_entry_bigger_than_the_buffer_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("compression", list(Compression))
+def test_entry_bigger_than_the_buffer_streams(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compression: Compression
+) -> None:
     from buildlib.outputs import initrd
 
     monkeypatch.setattr(initrd, "MEMBER_SIZE", 16 << 10)
     monkeypatch.setattr(initrd, "STREAM_AFTER", 64 << 10)
     tree = many_files_tree(3, 10_000)
     tree.add(file_entry("big", b"0123456789" * 100_000))
-    write_segment(tree.entries(), tmp_path / "seg", workers=2)
+    write_segment(tree.entries(), tmp_path / "seg", compression, workers=2)
     root = tmp_path / "root"
     extract(tmp_path / "seg", root)
     assert (root / "big").read_bytes() == b"0123456789" * 100_000

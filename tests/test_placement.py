@@ -4,7 +4,6 @@ bundle, from its initrd segment with GNU cpio."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -16,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, Built, build
 
-from buildlib import tasks
-from buildlib.images import Store
+from buildlib.outputs.compress import decompress
+from buildlib.outputs.initrd import segment_path
 
 SPEC = """\
 init:
@@ -199,8 +198,8 @@ def test_bundles_point_at_the_shared_image_and_the_volumes(many: tuple[Built, Pa
 def test_gnu_cpio_reads_a_bundle_segment(many: tuple[Built, Path], tmp_path: Path) -> None:
     built, _ = many
     pointer = built.cache / "build" / built.name / "onboot-001-second.segment"
-    segment = tasks.segment_path(Store(built.cache), pointer.read_text().strip())
-    archive = gzip.decompress(segment.read_bytes())
+    segment = segment_path(built.cache, pointer.read_text().strip())
+    archive = decompress(segment.read_bytes())
     listed = subprocess.run(["cpio", "-itv", "--quiet"], input=archive, capture_output=True, check=True).stdout
     lines = [line.split() for line in listed.decode().splitlines()]
     assert [(f[0], f[2], f[3], f[-1]) for f in lines] == [

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, Built, build
+from conftest import COMPONENTS, SPECS, Built, build
 
 from buildlib import runner
 from buildlib.components import load_recipe
 from buildlib.errors import BadInput, BootError
+from buildlib.outputs.compress import Compression
 
 pytestmark = pytest.mark.boot
 
@@ -24,6 +25,14 @@ def test_minimal_boots_reports_and_powers_off(minimal_build: Built) -> None:
     assert "linux-image-6.1." in console
     assert "reboot: Power down" in console
     assert result.accel in ("tcg", "kvm")
+
+
+def test_gzip_initrd_boots_too(minimal_build: Built, tmp_path: Path) -> None:
+    built = build(SPECS / "minimal.yml", minimal_build.cache, tmp_path, name="gzipped", compression=Compression.GZIP)
+    assert (tmp_path / "gzipped-initrd.img").read_bytes()[:2] == b"\x1f\x8b"
+    chunks: list[bytes] = []
+    runner.run(runner.RunOptions(prefix=built.prefix, timeout=120), on_output=chunks.append)
+    assert b"reboot: Power down" in b"".join(chunks)
 
 
 def test_kernel_panic_is_reported(minimal_build: Built, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -18,6 +17,7 @@ from conftest import SPECS, Built, new_cache
 
 from buildlib import layers
 from buildlib.images import Store
+from buildlib.outputs.compress import decompress
 from buildlib.refs import ImageRef
 
 
@@ -65,8 +65,8 @@ def assert_store_is_sound(cache: Path) -> None:
         assert header["version"] == layers.INDEX_VERSION
         for line in lines[1:]:
             json.loads(line)
-    for segment in (cache / "segments").glob("*.cpio.gz"):
-        data = gzip.decompress(segment.read_bytes())
+    for segment in (cache / "segments").glob("*.cpio.z"):
+        data = decompress(segment.read_bytes())
         assert data.rstrip(b"\0").endswith(b"TRAILER!!!\0") or b"TRAILER!!!" in data[-512:], segment
 
 

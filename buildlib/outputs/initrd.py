@@ -2,15 +2,14 @@
 
 Each part of the root becomes one newc archive; the initrd is their concatenation, which the kernel
 unpacks in order, so a changed part recompresses only its own segment. A segment is itself a row of
-gzip members cut at entry boundaries (the kernel decompresses member after member and needs each to
-end between two entries), so both cores can compress one big part at once, as pigz does.
+compressed members cut at entry boundaries (the kernel decompresses member after member and needs
+each to end between two entries), so both cores can compress one big part at once, as pigz does.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import zlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,29 +18,25 @@ from typing import IO
 
 from ..fsutil import atomic_writer
 from ..layers import Entry
+from .compress import Compression, Streamer
 from .cpio import CpioWriter
 
-GZIP_LEVEL = 6
-MEMBER_SIZE = 4 << 20  # uncompressed bytes per gzip member: small enough to balance, big enough to compress well
+MEMBER_SIZE = 4 << 20  # uncompressed bytes per member: small enough to balance, big enough to compress well
 STREAM_AFTER = 32 << 20  # an entry bigger than this is compressed as it streams, never held whole
-_GZIP_WBITS = 31  # zlib's gzip framing: mtime 0, no file name, the same header on every machine
+DEFAULT_COMPRESSION = Compression.ZSTD
 
 
-def _gzip_member(data: bytes) -> bytes:
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
-    return compressor.compress(data) + compressor.flush()
+class Members:
+    """A write-only stream compressed in members on a thread pool, written in order."""
 
-
-class GzipMembers:
-    """A write-only stream that gzips its input in members, compressed on a thread pool, written in order."""
-
-    def __init__(self, out: IO[bytes], workers: int | None = None) -> None:
+    def __init__(self, out: IO[bytes], compression: Compression, workers: int | None = None) -> None:
         self.out = out
+        self.compression = compression
         self.workers = workers or min(4, os.cpu_count() or 1)
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gzip")
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="compress")
         self._pending: deque[Future[bytes]] = deque()
         self._buffer = bytearray()
-        self._stream: zlib._Compress | None = None  # a member that streams a big entry
+        self._stream: Streamer | None = None  # a member that streams a big entry
 
     def write(self, data: bytes) -> int:
         if self._stream is not None:
@@ -72,7 +67,7 @@ class GzipMembers:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit(self) -> None:
-        self._pending.append(self._pool.submit(_gzip_member, bytes(self._buffer)))
+        self._pending.append(self._pool.submit(self.compression.member, bytes(self._buffer)))
         self._buffer.clear()
         self._drain(self.workers * 2)
 
@@ -82,15 +77,28 @@ class GzipMembers:
 
     def _start_stream(self) -> None:
         self._drain(0)
-        self._stream = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, _GZIP_WBITS)
+        self._stream = self.compression.streamer()
         self.out.write(self._stream.compress(bytes(self._buffer)))
         self._buffer.clear()
 
 
-def write_segment(entries: Iterable[Entry], target: Path, workers: int | None = None) -> None:
+SEGMENT_SUFFIX = ".cpio.z"  # compressed with zstd, gzip or nothing: its key says which
+
+
+def segment_path(cache: Path, key: str) -> Path:
+    """Segments are stored by content key, so specs and names that share a part share its segment."""
+    return cache / "segments" / f"{key}{SEGMENT_SUFFIX}"
+
+
+def write_segment(
+    entries: Iterable[Entry],
+    target: Path,
+    compression: Compression = DEFAULT_COMPRESSION,
+    workers: int | None = None,
+) -> None:
     """One compressed cpio archive of `entries`, written atomically to `target`."""
     with atomic_writer(target) as raw:
-        members = GzipMembers(raw, workers)
+        members = Members(raw, compression, workers)
         try:
             CpioWriter(members, on_entry=members.boundary).write_all(entries)  # type: ignore[arg-type]
         finally:

@@ -4,7 +4,7 @@
 `explain` says why a task will run. dodo.py and the CLI both go through here.
 """
 
-from .families import BuildOptions, ErrorSink, Plan, record_path, segment_path
+from .families import BuildOptions, ErrorSink, Plan, record_path
 from .keys import InputKeys, XXHashChecker
 from .run import BuildReport, RecordingReporter, build_spec, doit_config, plan_build, project_plan, run_plan
 
@@ -22,5 +22,4 @@ __all__ = [
     "project_plan",
     "record_path",
     "run_plan",
-    "segment_path",
 ]

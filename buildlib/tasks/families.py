@@ -22,7 +22,8 @@ from .. import bundles, components, images, layers, outputs, rootfs, usage
 from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
-from ..outputs.initrd import write_entry, write_segment
+from ..outputs.compress import Compression
+from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
 from ..refs import ImageRef
 from ..spec import Spec
 from ..transport import Network
@@ -35,6 +36,7 @@ class BuildOptions:
     out_dir: Path
     name: str
     formats: tuple[str, ...] = ("kernel+initrd",)
+    compression: Compression = DEFAULT_COMPRESSION
     pull: bool = False
     arch: str = "amd64"
     network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
@@ -68,13 +70,8 @@ def pointer_path(store: Store, spec_name: str, part: str) -> Path:
     return store.root / "build" / spec_name / f"{part}.segment"
 
 
-def segment_path(store: Store, key: str) -> Path:
-    """Segments are stored by content key, so specs and names that share a part share its segment."""
-    return store.root / "segments" / f"{key}.cpio.gz"
-
-
 def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
-    return tuple(segment_path(store, pointer.read_text().strip()) for pointer in pointers)
+    return tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
@@ -176,14 +173,16 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     target = pointer_path(store, options.name, part.name)
     sources = rootfs.part_sources(spec, part)
     fragment = rootfs.part_fragment(spec, part)
+    compression = options.compression
 
     def write() -> None:
         loaded = load_images(store, list(part.images))
         digests = [loaded[ref].manifest_digest for ref in part.images]
-        key = xxh_value([tool_versions(), fragment, digests, [xxh_file(Path(s)) for s in sources]])
-        segment = segment_path(store, key)
+        inputs = [tool_versions(), compression.version(), fragment, digests, [xxh_file(Path(s)) for s in sources]]
+        key = xxh_value(inputs)
+        segment = segment_path(store.root, key)
         if not segment.is_file():
-            write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment)
+            write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
         write_bytes_atomic(target, key.encode())
 
     return {
@@ -194,7 +193,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys({"spec": fragment, **tool_versions()})],
+        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions()})],
         "verbosity": 0,
     }
 
@@ -261,7 +260,7 @@ def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRec
             files[layers.uncompressed_path(store, layer)] = None
     pointers = [pointer_path(store, use.name, part) for part in use.parts]
     segments = [pointer.read_text().strip() for pointer in pointers if pointer.is_file()]
-    files.update(dict.fromkeys(segment_path(store, key) for key in segments))
+    files.update(dict.fromkeys(segment_path(store.root, key) for key in segments))
     blob_paths = [store.blob_path(digest) for digest in blobs]
     record = usage.UsageRecord(
         spec=use.name,
