@@ -9,14 +9,13 @@ each to end between two entries), so both cores can compress one big part at onc
 from __future__ import annotations
 
 import os
-import shutil
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-from ..fsutil import atomic_writer
+from ..fsutil import append_file, atomic_writer
 from ..layers import Entry
 from .compress import Compression, Streamer
 from .cpio import CpioWriter
@@ -108,8 +107,7 @@ def write_segment(
 def join_segments(segments: Sequence[Path], target: Path) -> None:
     with atomic_writer(target) as out:
         for segment in segments:
-            with open(segment, "rb") as handle:
-                shutil.copyfileobj(handle, out, 1 << 20)
+            append_file(segment, out)
 
 
 def write_entry(entry: Entry, target: Path, mode: int = 0o644) -> None:
