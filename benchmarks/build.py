@@ -97,9 +97,9 @@ _REPORT_PEAK = (
 )
 
 
-def run_build(cache: Path, spec: Path, out: Path) -> tuple[float, int]:
+def run_build(cache: Path, spec: Path, out: Path, *extra: str) -> tuple[float, int]:
     """Wall seconds and peak RSS (MB) of one `distrokit build` process."""
-    args = ["--cache", str(cache), "build", str(spec), "--dir", str(out), "-q"]
+    args = ["--cache", str(cache), "build", str(spec), "--dir", str(out), "-q", *extra]
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _REPORT_PEAK, *args], cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -125,6 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/distrokit-bench"))
     parser.add_argument("--mb", type=int, default=200, help="size of the big service's layers")
+    parser.add_argument("--compression", default="zstd", choices=("zstd", "gzip"), help="initrd compression")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
     cache, out, spec = workdir / "cache", workdir / "out", workdir / "bench.yml"
@@ -133,17 +134,19 @@ def main() -> None:
     if store.lookup(ImageRef.parse(BIG_IMAGE)) is None:
         make_big_image(store, args.mb)
     spec.write_text(spec_text("first"))
-    run_build(cache, spec, out)  # warm-up: components built, images recorded (not measured)
+    extra = ("--compression", args.compression)
+    run_build(cache, spec, out, *extra)  # warm-up: components built, images recorded (not measured)
 
     for stale in ("layers", "segments", "build"):
         shutil.rmtree(cache / stale, ignore_errors=True)
-    full, full_rss = run_build(cache, spec, out)
-    none, none_rss = run_build(cache, spec, out)
+    full, full_rss = run_build(cache, spec, out, *extra)
+    none, none_rss = run_build(cache, spec, out, *extra)
     spec.write_text(spec_text("second"))
-    one, one_rss = run_build(cache, spec, out)
+    one, one_rss = run_build(cache, spec, out, *extra)
     gzip_time, plain_size = gzip6_seconds(out / "bench-initrd.img", workdir)
 
     initrd_size = (out / "bench-initrd.img").stat().st_size
+    print(f"initrd compression: {args.compression}")
     print(f"uncompressed initrd {plain_size / 1e6:.0f} MB; initrd {initrd_size / 1e6:.0f} MB")
     print(f"gzip -6 (one thread) of the uncompressed initrd: {gzip_time:6.2f} s")
     print(f"full build (images in store):   {full:6.2f} s  {full / gzip_time:5.2f}x gzip -6   peak RSS {full_rss} MB")
