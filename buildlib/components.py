@@ -22,6 +22,7 @@ from typing import Any
 import sh
 import yaml
 
+from . import elfdeps
 from .errors import BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
@@ -32,7 +33,7 @@ IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
 BUILDER_VERSION = "1"
-_KNOWN_KEYS = {"name", "packages", "follow", "layout", "exclude", "busybox-links", "files", "config"}
+_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Recipe:
     packages: tuple[str, ...] = ()
     follow: tuple[str, ...] = ()
     layout: str = "root"
+    keep: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     busybox_links: bool = False
     files: tuple[RecipeFile, ...] = ()
@@ -104,6 +106,7 @@ def load_recipe(folder: Path) -> Recipe:
         packages=tuple(raw.get("packages") or ()),
         follow=tuple(raw.get("follow") or ()),
         layout=raw.get("layout", "root"),
+        keep=tuple(raw.get("keep") or ()),
         exclude=tuple(raw.get("exclude") or ()),
         busybox_links=bool(raw.get("busybox-links", False)),
         files=files,
@@ -203,6 +206,8 @@ def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
         root.mkdir()
         for package in packages:
             sh.Command("dpkg-deb")("-x", str(fetch_package(store.root, package)), str(root))
+        if recipe.keep:
+            elfdeps.prune(root, elfdeps.closure(root, recipe.keep))
         for pattern in recipe.exclude:
             for doomed in sorted(root.glob(pattern), reverse=True):
                 _remove(doomed)
