@@ -1,137 +1,55 @@
-"""Merge layers and generated files into trees, one tree per part of the root file system.
+"""The parts of a root file system: what each part is, what it reads, and its tree.
 
-A tree applies layers in order with OCI whiteout semantics (`.wh.NAME` removes NAME from the layers
-below; `.wh..wh..opq` hides everything the layers below put in its directory) and creates missing
-parent directories. Each part (kernel modules, init, each container, files) becomes its own segment
-of the output, so a change to one part rebuilds only that part.
+Each part (kernel modules, init, each volume, each container image, each container bundle, files)
+becomes its own segment of the output, so a change to one part rebuilds only that part. Trees and
+their whiteout semantics live in `tree`; where containers and volumes go, in `placement`.
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from . import bundles, placement
 from .components import PACKAGES_LABEL
-from .errors import BadInput, BuildError, HostileLayer
+from .errors import BadInput, BuildError
 from .images import Image, Store
-from .layers import DIR, FILE, HARDLINK, OPAQUE, SYMLINK, WHITEOUT, Entry, load_index, nested_tar_entries
+from .layers import DIR, FILE, SYMLINK, Entry, load_index, nested_tar_entries
 from .refs import ImageRef
 from .spec import FileEntry, Kernel, Spec
+from .tree import DEFAULT_DIR_MODE, Tree, dir_entry, file_entry, merged_image_tree
 
-DEFAULT_DIR_MODE = 0o755
-
-
-class Tree:
-    """An ordered file-system tree: path -> Entry, built by applying layers in order."""
-
-    def __init__(self, name: str = "root") -> None:
-        self.name = name
-        self._entries: dict[str, Entry] = {}
-
-    def __contains__(self, path: str) -> bool:
-        return path in self._entries
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, path: str) -> Entry | None:
-        return self._entries.get(path.strip("/"))
-
-    def apply_layer(self, entries: Iterable[Entry], where: str) -> None:
-        """Apply one layer: its whiteouts hide only what the layers below it put there."""
-        lower = set(self._entries)
-        for entry in entries:
-            if entry.kind == OPAQUE:
-                self._remove_children(entry.path, only=lower)
-            elif entry.kind == WHITEOUT:
-                self._remove(entry.path, only=lower)
-            else:
-                self.add(entry, where)
-                lower.discard(entry.path)
-
-    def add(self, entry: Entry, where: str = "") -> None:
-        """Place `entry`, replacing what was at its path and creating missing parents."""
-        existing = self._entries.get(entry.path)
-        if existing is not None and existing.kind == DIR and entry.kind != DIR:
-            self._remove_children(entry.path)
-        if entry.kind == HARDLINK and entry.link not in self._entries:
-            raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which does not exist")
-        self._make_parents(entry.path, entry.mtime)
-        self._entries[entry.path] = entry
-
-    def _make_parents(self, path: str, mtime: int) -> None:
-        parent = posixpath.dirname(path)
-        missing = []
-        while parent and parent not in self._entries:
-            missing.append(parent)
-            parent = posixpath.dirname(parent)
-        for directory in reversed(missing):
-            self._entries[directory] = Entry(directory, DIR, mode=DEFAULT_DIR_MODE, mtime=mtime)
-        if parent and self._entries[parent].kind != DIR:
-            # A layer put a file where a later one wants a directory: the later one wins.
-            self._entries[parent] = Entry(parent, DIR, mode=DEFAULT_DIR_MODE, mtime=mtime)
-
-    def _remove(self, path: str, only: set[str] | None = None) -> None:
-        if only is None or path in only:
-            self._entries.pop(path, None)
-        self._remove_children(path, only)
-
-    def _remove_children(self, path: str, only: set[str] | None = None) -> None:
-        prefix = path + "/" if path else ""
-        doomed = [p for p in self._entries if p.startswith(prefix) and p != path and (only is None or p in only)]
-        for child in doomed:
-            del self._entries[child]
-
-    def entries(self) -> list[Entry]:
-        """Every entry, parents before children, in a stable order."""
-        return [self._entries[path] for path in sorted(self._entries, key=_path_key)]
-
-    def subtree(self, root: str) -> Iterator[Entry]:
-        prefix = root.strip("/") + "/"
-        for entry in self.entries():
-            if entry.path.startswith(prefix):
-                yield entry
-
-    def relocated(self, prefix: str, name: str) -> Tree:
-        """This tree placed under `prefix` (a container's rootfs under containers/...)."""
-        moved = Tree(name)
-        prefix = prefix.strip("/")
-        for entry in self.entries():
-            link = posixpath.join(prefix, entry.link) if entry.kind == HARDLINK else entry.link
-            moved.add(replace(entry, path=posixpath.join(prefix, entry.path), link=link), name)
-        return moved
-
-
-def _path_key(path: str) -> tuple[str, ...]:
-    return tuple(path.split("/"))
-
-
-def file_entry(path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int = 0) -> Entry:
-    return Entry(path.strip("/"), FILE, mode=mode, uid=uid, gid=gid, mtime=mtime, size=len(data), data=data)
-
-
-def dir_entry(path: str, mode: int = DEFAULT_DIR_MODE, uid: int = 0, gid: int = 0, mtime: int = 0) -> Entry:
-    return Entry(path.strip("/"), DIR, mode=mode, uid=uid, gid=gid, mtime=mtime)
-
+__all__ = ["DEFAULT_DIR_MODE", "Tree", "dir_entry", "file_entry", "merged_image_tree"]
 
 # placement ----------------------------------------------------------------------------------
 # The parts of a root file system, in the order their segments are joined: a later part's file
 # replaces an earlier one's at the same path, as the kernel unpacks concatenated archives.
+# LinuxKit's order: kernel, init, volumes, onboot, onshutdown, services, files.
 KERNEL_PART = "kernel"
 INIT_PART = "init"
 FILES_PART = "files"
+VOLUME_KIND = "volume"
+IMAGE_KIND = "image"
+BUNDLE_KIND = "bundle"
 INSTALLED_PATH = "etc/distrokit/installed"
 
 
 @dataclass(frozen=True)
 class Part:
-    """One segment of the root: what it is called and which images it reads."""
+    """One segment of the root: its name (a file name), the images it reads, its kind (the name, for the
+    kernel, init and files parts) and what it is of (a volume name or a container's section/index)."""
 
     name: str
     images: tuple[str, ...]
+    kind: str = ""
+    subject: str = ""
+
+    @property
+    def family(self) -> str:
+        return self.kind or self.name
 
 
 def plan_parts(spec: Spec) -> tuple[Part, ...]:
@@ -140,23 +58,42 @@ def plan_parts(spec: Spec) -> tuple[Part, ...]:
         parts.append(Part(KERNEL_PART, (spec.kernel.image,)))
     if spec.init:
         parts.append(Part(INIT_PART, tuple(spec.init)))
+    for volume in spec.volumes:
+        images = (volume.image,) if volume.image is not None else ()
+        parts.append(Part(f"volume-{volume.name}", images, VOLUME_KIND, volume.name))
+    for slot in placement.slots(spec):
+        name = slot.prefix.split("/", 1)[1].replace("/", "-")
+        images = (slot.container.image,)
+        if slot.owns_image:
+            parts.append(Part(f"image-{name}", images, IMAGE_KIND, slot.key()))
+        parts.append(Part(name, images, BUNDLE_KIND, slot.key()))
     parts.append(Part(FILES_PART, spec.images()))
     return tuple(parts)
 
 
 def part_fragment(spec: Spec, part: Part) -> object:
-    """The part of the spec a part reads: its content key besides the images' digests."""
-    if part.name == KERNEL_PART:
+    """The part of the spec a part reads: its content key besides the images' records."""
+    if part.family == KERNEL_PART:
         assert spec.kernel is not None
         return [spec.kernel.image, spec.kernel.tar]
-    if part.name == FILES_PART:
-        return [item.to_dict() for item in spec.files] + [spec.to_dict() if _uses_metadata(spec) else None]
+    if part.family == FILES_PART:
+        sources = [_source_path(item).exists() for item in spec.files if item.source is not None]
+        named = any(isinstance(item.uid, str) or isinstance(item.gid, str) for item in spec.files)
+        ids = list(bundles.context_of(spec).ids) if named else []
+        metadata = spec.to_dict() if _uses_metadata(spec) else None
+        return [[item.to_dict() for item in spec.files], sources, ids, metadata, list(spec.init)]
+    if part.family == VOLUME_KIND:
+        return ["volume", placement.find_volume(spec, part.subject).to_dict()]
+    if part.family == IMAGE_KIND:
+        return placement.image_fragment(placement.find_slot(spec, part.subject))
+    if part.family == BUNDLE_KIND:
+        return placement.bundle_fragment(spec, placement.find_slot(spec, part.subject))
     return list(part.images)
 
 
 def part_sources(spec: Spec, part: Part) -> list[str]:
     """Host files a part reads (`files` entries with a source), for the task's file dependencies."""
-    if part.name != FILES_PART:
+    if part.family != FILES_PART:
         return []
     sources = (_source_path(item) for item in spec.files if item.source is not None)
     return [str(path) for path in sources if path.is_file()]
@@ -167,15 +104,9 @@ def _uses_metadata(spec: Spec) -> bool:
 
 
 def _source_path(item: FileEntry) -> Path:
-    # As in LinuxKit, a relative source is read from the folder the build runs in.
-    return Path(item.source or "").expanduser()
-
-
-def merged_image_tree(store: Store, image: Image, name: str) -> Tree:
-    tree = Tree(name)
-    for layer in image.layers:
-        tree.apply_layer(load_index(store, layer), f"{name} layer {layer.digest}")
-    return tree
+    # As in LinuxKit, a relative source is read from the folder the build runs in; `~/` was expanded
+    # when the spec was read.
+    return Path(item.source or "")
 
 
 def kernel_files(store: Store, kernel: Kernel, image: Image) -> tuple[Entry, Entry | None]:
@@ -196,32 +127,79 @@ def kernel_files(store: Store, kernel: Kernel, image: Image) -> tuple[Entry, Ent
 
 def part_tree(store: Store, spec: Spec, part: Part, images: Mapping[str, Image]) -> Tree:
     """The tree of one part, from the images the part reads."""
-    if part.name == KERNEL_PART:
+    family = part.family
+    if family == KERNEL_PART:
         assert spec.kernel is not None
         _, modules = kernel_files(store, spec.kernel, images[spec.kernel.image])
         tree = Tree(part.name)
         assert modules is not None
         tree.apply_layer(nested_tar_entries(modules, f"{spec.kernel.image} /{spec.kernel.tar}"), part.name)
         return tree
-    if part.name == INIT_PART:
-        tree = Tree(part.name)
-        for ref in part.images:
-            for layer in images[ref].layers:
-                tree.apply_layer(load_index(store, layer), f"init image {ref}")
-        return tree
-    if part.name == FILES_PART:
-        return files_tree(spec, images)
+    if family == INIT_PART:
+        return init_tree(store, spec, images)
+    if family == FILES_PART:
+        return files_tree(spec, images, init_tree(store, spec, images))
+    if family == VOLUME_KIND:
+        return placement.volume_tree(store, spec, part.subject, images)
+    if family == IMAGE_KIND:
+        return placement.image_tree(store, spec, part.subject, images)
+    if family == BUNDLE_KIND:
+        return placement.bundle_tree(spec, part.subject, images)
     raise BuildError(f"unknown part {part.name!r}")
 
 
-def files_tree(spec: Spec, images: Mapping[str, Image]) -> Tree:
-    tree = Tree(FILES_PART)
-    tree.add(file_entry(INSTALLED_PATH, installed_report(spec, images)))
-    for item in spec.files:
-        entry = _file_section_entry(spec, item)
-        if entry is not None:
-            tree.add(entry, f"files: {item.path}")
+def init_tree(store: Store, spec: Spec, images: Mapping[str, Image]) -> Tree:
+    tree = Tree(INIT_PART)
+    for ref in spec.init:
+        for layer in images[ref].layers:
+            tree.apply_layer(load_index(store, layer), f"init image {ref}")
     return tree
+
+
+def merged_root(parts: Sequence[Part], tree_of: Callable[[Part], Tree]) -> Tree:
+    """The whole root: every part's tree in order, a later part's entry replacing an earlier one's."""
+    root = Tree("root")
+    for part in parts:
+        root.extend(tree_of(part).entries(), part.name)
+    return root
+
+
+# the files section --------------------------------------------------------------------------
+def files_tree(spec: Spec, images: Mapping[str, Image], below: Tree) -> Tree:
+    """The `files` section, as LinuxKit writes it: files default to 0600 and directories to 0700; the
+    missing parent directories of an entry take its owner and its mode with x added wherever r or w
+    is set. `below` is the init tree: a parent it already has keeps its mode and owner there
+    (LinuxKit would turn /etc into 0700 for a 0600 file in /etc; we do not)."""
+    ids = dict(bundles.context_of(spec).ids)
+    tree = Tree(FILES_PART)
+    _add_with_parents(tree, below, file_entry(INSTALLED_PATH, installed_report(spec, images)), 0o755)
+    for item in spec.files:
+        entry = _file_section_entry(spec, item, ids)
+        if entry is not None:
+            _add_with_parents(tree, below, entry, _parent_mode(entry, item))
+    return tree
+
+
+def _parent_mode(entry: Entry, item: FileEntry) -> int:
+    mode = item.mode if item.mode is not None else (0o700 if item.directory else 0o600)
+    for read_write, execute in ((0o600, 0o100), (0o060, 0o010), (0o006, 0o001)):
+        if mode & (read_write | execute):
+            mode |= execute
+    return mode
+
+
+def _add_with_parents(tree: Tree, below: Tree, entry: Entry, parent_mode: int) -> None:
+    parts = entry.path.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        parent = "/".join(parts[:depth])
+        if parent in tree:
+            continue
+        existing = below.get(parent)
+        if existing is not None and existing.kind == DIR:
+            tree.add(existing)
+        else:
+            tree.add(dir_entry(parent, mode=parent_mode, uid=entry.uid, gid=entry.gid))
+    tree.add(entry, f"files: {entry.path}")
 
 
 def installed_report(spec: Spec, images: Mapping[str, Image]) -> bytes:
@@ -237,12 +215,25 @@ def installed_report(spec: Spec, images: Mapping[str, Image]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _file_section_entry(spec: Spec, item: FileEntry) -> Entry | None:
-    path = item.path.strip("/")
-    uid = item.uid if isinstance(item.uid, int) else 0
-    gid = item.gid if isinstance(item.gid, int) else 0
+def _file_id(item: FileEntry, value: int | str | None, ids: Mapping[str, int]) -> int:
+    """A uid or gid: a number, `root`, or a container's name (LinuxKit's ids from 100)."""
+    if value is None or value in ("", "root"):
+        return 0
+    if isinstance(value, int):
+        return value
+    if value.isdigit():
+        return int(value)
+    if value not in ids:
+        known = ", ".join(sorted(ids)) or "(no containers)"
+        raise BadInput(f"{item.location}: files: {item.path}: no container is named {value!r}; use a number or {known}")
+    return ids[value]
+
+
+def _file_section_entry(spec: Spec, item: FileEntry, ids: Mapping[str, int]) -> Entry | None:
+    path = posixpath.normpath(item.path.strip("/"))
+    uid, gid = _file_id(item, item.uid, ids), _file_id(item, item.gid, ids)
     if item.directory:
-        return dir_entry(path, mode=item.mode if item.mode is not None else 0o755, uid=uid, gid=gid)
+        return dir_entry(path, mode=item.mode if item.mode is not None else 0o700, uid=uid, gid=gid)
     if item.symlink is not None:
         return Entry(path, SYMLINK, mode=0o777, uid=uid, gid=gid, link=item.symlink)
     mode = item.mode if item.mode is not None else 0o600
@@ -252,10 +243,13 @@ def _file_section_entry(spec: Spec, item: FileEntry) -> Entry | None:
         data = _metadata(spec, item.metadata)
     elif item.source is not None:
         source = _source_path(item)
-        if not source.exists():
+        if not source.is_file():
             if item.optional:
                 return None
-            raise BadInput(f"{item.location.file}:{item.location.line}: files: source {item.source} does not exist")
+            raise BadInput(
+                f"{item.location}: files: source {item.source} is not a readable file "
+                "(from the folder the build runs in): create it, fix the path, or add `optional: true`"
+            )
         data = source.read_bytes()
     else:
         data = b""

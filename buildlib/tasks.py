@@ -23,7 +23,7 @@ from doit.loader import generate_tasks
 from doit.reporter import ConsoleReporter
 from doit.tools import config_changed
 
-from . import components, images, outputs, rootfs
+from . import bundles, components, images, outputs, rootfs
 from .errors import DistrokitError
 from .fsutil import read_json, write_json_atomic, xxh_file, xxh_value
 from .images import Image, Store
@@ -165,13 +165,15 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
 
 
 # parts and outputs --------------------------------------------------------------------------
+def part_tree(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.Tree:
+    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)))
+
+
 def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
     target = segment_path(store, options.name, part.name)
 
     def write() -> None:
-        loaded = load_images(store, list(part.images))
-        tree = rootfs.part_tree(store, spec, part, loaded)
-        write_segment(tree.entries(), target)
+        write_segment(part_tree(store, spec, part).entries(), target)
 
     return {
         "basename": "part",
@@ -200,7 +202,10 @@ def output_task(
             binary, _ = rootfs.kernel_files(store, spec.kernel, image)
             write_entry(binary, kernel_copy)
         built = outputs.BuiltParts(
-            kernel_copy if kernel_ref else None, spec.kernel.cmdline if spec.kernel else "", segments
+            kernel_copy if kernel_ref else None,
+            spec.kernel.cmdline if spec.kernel else "",
+            segments,
+            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
         )
         options.out_dir.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
@@ -334,6 +339,7 @@ def build_spec(
 ) -> BuildReport:
     resolver = components.PkgResolver()
     spec = load_spec(spec_paths, resolve_pkg=resolver)
+    bundles.check_volumes(spec)  # a spec error that needs no image: report it before pulling any
     sink = ErrorSink()
     tasks = list(spec_tasks(spec, options, component_root, resolver, sink, set()))
     args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
@@ -347,5 +353,6 @@ def project_tasks(spec_dir: Path, out_dir: Path, cache: Path, component_root: Pa
     sink = ErrorSink()
     for spec_file in sorted(spec_dir.glob("*.yml")):
         spec = load_spec([spec_file], resolve_pkg=resolver)
+        bundles.check_volumes(spec)
         options = BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem)
         yield from spec_tasks(spec, options, component_root, resolver, sink, seen)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from buildlib import cli
 from buildlib.errors import SpecError
 from buildlib.spec import InvalidSpec, load_spec, parse_spec_text
 
@@ -95,3 +96,18 @@ def test_needs_local_packages_resolves_where_the_folder_exists(tmp_path: Path) -
     spec = load_spec([copy], resolve_pkg=lambda folder: f"example.org/pkg/{folder.name}:dev")
     assert spec.init[0] == "example.org/pkg/init:dev"
     assert spec.services[0].image == "example.org/pkg/getty:dev"
+
+
+@pytest.mark.parametrize("path", [p for p, e in ROWS if e == "invalid-build"])
+def test_invalid_build_fails_at_build_before_pulling(
+    path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`distrokit build` rejects it with exit code 2 and a message naming the container and the volume,
+    before any image is pulled (`validate` and `--dry-run` accept it, as LinuxKit's do)."""
+    cache = tmp_path / "cache"
+    code = cli.main(["--cache", str(cache), "build", str(CORPUS / path), "--dir", str(tmp_path / "out"), "-q"])
+    assert code == 2
+    message = capsys.readouterr().err
+    assert "onboot[0] (test): binds[1] mounts volume 'vola' read-write, but the volume is read-only" in message
+    assert not (cache / "blobs").exists()
+    assert cli.main(["validate", str(CORPUS / path)]) == 0

@@ -7,15 +7,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
+from ..tree import Tree
 
 
 @dataclass(frozen=True)
 class BuiltParts:
-    """What every output format starts from: the kernel, its command line and the root's segments."""
+    """What every output format starts from: the kernel, its command line and the root's segments.
+
+    `root`, when given, computes the merged root tree from the same parts (entries stream their data
+    from the store); formats that write a file system rather than an initrd call it."""
 
     kernel: Path | None
     cmdline: str
     segments: tuple[Path, ...]
+    root: Callable[[], Tree] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,3 +61,6 @@ def _kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
 
 
 register(Format("kernel+initrd", ("-kernel", "-initrd.img", "-cmdline"), _kernel_initrd))
+
+
+from . import tar as tar  # noqa: E402  (importing it registers the tar format)

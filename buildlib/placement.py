@@ -1,0 +1,181 @@
+"""Where containers, their images and volumes go in the root, as LinuxKit lays them out.
+
+- A container's bundle is containers/onboot/NNN-name, containers/onshutdown/NNN-name or
+  containers/services/name, with config.json and runtime.json. A read-only container's image is
+  in rootfs/; any other's in lower/, with empty tmp/ and rootfs/ for the overlay its runtime.json sets up.
+- An image used by several containers is stored once, in the bundle of the first of them (LinuxKit's
+  order: onboot, onshutdown, services); the others' runtime.json mount it from there, as LinuxKit does.
+  The image tree is its own part, apart from the bundle, so changing a container's settings rewrites
+  only its few small files, and changing its image only that image's part and the bundles using it.
+- A volume is containers/volumes/NAME with lower/ (empty, or the image's files), tmp/ and merged/.
+
+Container images get LinuxKit's touches: /dev, /dev/pts, /dev/shm, /etc, /proc and /sys exist, /etc/mtab
+links to /proc/mounts, /etc/hosts and /etc/resolv.conf have fixed contents, and /etc/hostname,
+/dev/console, /.dockerenv and /Dockerfile are left out. Volume images are placed as they are (LinuxKit
+touches those too, which puts /dev and /etc/hosts into a data volume; we do not).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from . import bundles
+from .errors import BuildError
+from .images import Image, Store
+from .layers import DIR, FILE, SYMLINK, WHITEOUT, Entry
+from .refs import ImageRef
+from .spec import Container, Section, Spec, Volume
+from .tree import Tree, dir_entry, file_entry, merged_image_tree
+
+CONTAINERS_DIR = "containers"
+HOSTS = (
+    "127.0.0.1       localhost\n::1     localhost ip6-localhost ip6-loopback\nfe00::0 ip6-localnet\n"
+    "ff00::0 ip6-mcastprefix\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n"
+)
+RESOLV_CONF = "\n# no resolv.conf configured\n"
+_LEFT_OUT = (".dockerenv", "Dockerfile", "dev/console", "etc/hostname")
+_MOUNTPOINTS = ("dev", "dev/pts", "dev/shm", "etc", "proc", "sys")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A container's place: its bundle folder, and the container whose bundle holds its image."""
+
+    container: Container
+    prefix: str
+    owner: Container
+    owner_prefix: str
+
+    @property
+    def owns_image(self) -> bool:
+        return self.owner is self.container
+
+    def key(self) -> str:
+        return f"{self.container.section.value}/{self.container.index}"
+
+
+def bundle_dir(container: Container) -> str:
+    name = container.name if container.section == Section.SERVICES else f"{container.index:03d}-{container.name}"
+    return posixpath.join(CONTAINERS_DIR, container.section.value, name)
+
+
+def volume_dir(volume: Volume) -> str:
+    return posixpath.join(CONTAINERS_DIR, "volumes", volume.name)
+
+
+def slots(spec: Spec) -> tuple[Slot, ...]:
+    """Every container's slot; the first container of each image (by its normalised name) owns it."""
+    owners: dict[str, Container] = {}
+    out = []
+    for container in spec.containers():
+        owner = owners.setdefault(str(ImageRef.parse(container.image)), container)
+        out.append(Slot(container, bundle_dir(container), owner, bundle_dir(owner)))
+    return tuple(out)
+
+
+def find_slot(spec: Spec, key: str) -> Slot:
+    for slot in slots(spec):
+        if slot.key() == key:
+            return slot
+    raise BuildError(f"no container {key} in the spec")
+
+
+def find_volume(spec: Spec, name: str) -> Volume:
+    for volume in spec.volumes:
+        if volume.name == name:
+            return volume
+    raise BuildError(f"no volume {name} in the spec")
+
+
+def image_root(slot: Slot, image: Image) -> str:
+    """Where the slot's image tree is: its owner's rootfs/ when the owner is read-only, else lower/."""
+    label = bundles.image_defaults(image).label
+    return posixpath.join(slot.owner_prefix, "rootfs" if bundles.readonly_of(slot.owner, label) else "lower")
+
+
+# content keys -------------------------------------------------------------------------------
+def image_fragment(slot: Slot) -> object:
+    """What an image part reads besides the image record: where it goes."""
+    return ["image", slot.owner.image, slot.owner_prefix, slot.owner.readonly]
+
+
+def bundle_fragment(spec: Spec, slot: Slot) -> object:
+    """What a bundle part reads besides the image record: the container, its place, the owner's
+    readonly (it decides where the image is), and the ids and volumes the container names."""
+    container = slot.container
+    context = bundles.context_of(spec)
+    named = {str(v) for v in (container.uid, container.gid, *(container.additional_gids or ()))}
+    ids = [[name, number] for name, number in context.ids if name in named]
+    text = " ".join([*(container.binds or ()), *(container.binds_add or ())])
+    text += " ".join(m.source or "" for m in container.mounts or ())
+    volumes = [v.to_dict() for v in spec.volumes if v.name in text]
+    return ["bundle", container.to_dict(), slot.prefix, slot.owner_prefix, slot.owner.readonly, ids, volumes]
+
+
+# trees --------------------------------------------------------------------------------------
+def container_image_tree(store: Store, image: Image) -> Tree:
+    """The image's merged layers with LinuxKit's touches for a container root."""
+    tree = merged_image_tree(store, image, image.ref)
+    tree.apply_layer([Entry(path, WHITEOUT) for path in _LEFT_OUT], image.ref)
+    for path in _MOUNTPOINTS:
+        existing = tree.get(path)
+        if existing is None or existing.kind != DIR:
+            tree.add(dir_entry(path))
+    if tree.get("etc/mtab") is None:
+        tree.add(Entry("etc/mtab", SYMLINK, mode=0o777, link="/proc/mounts"))
+    for path, text in (("etc/hosts", HOSTS), ("etc/resolv.conf", RESOLV_CONF)):
+        old = tree.get(path)
+        keep = old if old is not None and old.kind == FILE else None
+        mode, uid, gid = (keep.mode, keep.uid, keep.gid) if keep else (0o644, 0, 0)
+        tree.add(file_entry(path, text.encode(), mode=mode, uid=uid, gid=gid))
+    return tree
+
+
+def image_tree(store: Store, spec: Spec, key: str, images: Mapping[str, Image]) -> Tree:
+    slot = find_slot(spec, key)
+    image = images[slot.container.image]
+    root = image_root(slot, image)
+    moved = container_image_tree(store, image).relocated(root, f"image-{key}")
+    moved.add(dir_entry(root))  # the image's own root has no entry in its layers
+    return moved
+
+
+def bundle_tree(spec: Spec, key: str, images: Mapping[str, Image]) -> Tree:
+    """config.json and runtime.json, and the empty folders the bundle mounts onto."""
+    slot = find_slot(spec, key)
+    image = images[slot.container.image]
+    context = bundles.context_of(spec)
+    bundle = bundles.make_bundle(
+        slot.container, bundles.image_defaults(image), context, slot.prefix, image_root(slot, image)
+    )
+    tree = Tree(f"bundle-{key}")
+    tree.add(dir_entry(slot.prefix))
+    if not bundle.readonly:
+        tree.add(dir_entry(posixpath.join(slot.prefix, "tmp")))
+    if not bundle.readonly or not slot.owns_image:
+        tree.add(dir_entry(posixpath.join(slot.prefix, "rootfs")))
+    tree.add(file_entry(posixpath.join(slot.prefix, "config.json"), bundle.config_json))
+    tree.add(file_entry(posixpath.join(slot.prefix, "runtime.json"), bundle.runtime_json))
+    return tree
+
+
+def volume_tree(store: Store, spec: Spec, name: str, images: Mapping[str, Image]) -> Tree:
+    """A volume: lower/ (empty, or the image's files as they are), tmp/ and merged/ for the overlay."""
+    volume = find_volume(spec, name)
+    if volume.format == "oci":
+        raise BuildError(
+            f"volume {volume.name}: `format: oci` (an OCI layout of the image) is not supported yet; "
+            "leave `format` out to get the image's files"
+        )
+    base = volume_dir(volume)
+    lower = posixpath.join(base, "lower")
+    if volume.image is not None:
+        image = images[volume.image]
+        tree = merged_image_tree(store, image, image.ref).relocated(lower, f"volume-{name}")
+    else:
+        tree = Tree(f"volume-{name}")
+    for path in (base, lower, posixpath.join(base, "tmp"), posixpath.join(base, "merged")):
+        tree.add(dir_entry(path))
+    return tree
