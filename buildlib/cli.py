@@ -62,7 +62,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     options = runner.RunOptions(
-        prefix=Path(args.path), mem=args.mem, cpus=args.cpus, timeout=args.timeout, accel=args.accel
+        prefix=Path(args.path),
+        mem=args.mem,
+        cpus=args.cpus,
+        timeout=args.timeout,
+        accel=args.accel,
+        networking=args.networking,
+        publish=tuple(runner.Publish.parse(text) for text in args.publish or ()),
+        disks=tuple(runner.Disk.parse(text) for text in args.disk or ()),
     )
 
     def show(chunk: bytes) -> None:
@@ -121,6 +128,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--cpus", type=int, default=1)
     run.add_argument("--timeout", type=float, default=300.0, help="seconds before the guest is stopped")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    run.add_argument("--networking", choices=runner.NETWORKING, default="user", help="user-mode (default) or none")
+    run.add_argument(
+        "--publish", action="append", metavar="HOST:GUEST[/udp]", help="forward 127.0.0.1:HOST to the guest's port"
+    )
+    run.add_argument(
+        "--disk", action="append", metavar="PATH[,size=N][,format=F]", help="virtio disk, created when missing"
+    )
     run.set_defaults(func=cmd_run)
 
     pull = sub.add_parser("pull", help="pull images into the store")

@@ -28,7 +28,7 @@ count() {
 }
 
 # needs_post BUNDLE: true when runtime.json asks for work between create and start (interfaces, bindNS).
-needs_post() { flat "$1/runtime.json" | grep -q -e '^interfaces\.' -e '^bindNS\.'; }
+needs_post() { flat "$1/runtime.json" | grep -q -e '^interfaces\.' -e '^bindNS\.[a-z]*	.'; }
 
 have_runc() {
   command -v runc >/dev/null && return 0
