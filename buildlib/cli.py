@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from . import __version__, components, images, runner, tasks
+from . import __version__, components, images, runner, sbom, tasks
 from .errors import DistrokitError
 from .refs import ImageRef
 from .spec import load_spec
@@ -81,6 +81,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sbom(args: argparse.Namespace) -> int:
+    specs = [Path(p) for p in args.spec]
+    options = tasks.BuildOptions(cache=_cache(args), out_dir=Path("."), name=Path(specs[0]).stem)
+    spec, loaded = tasks.ensure_images(specs, options, _component_root())
+    sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
+    return 0
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     store = images.Store(_cache(args))
     for text in args.ref:
@@ -136,6 +144,10 @@ def parser() -> argparse.ArgumentParser:
         "--disk", action="append", metavar="PATH[,size=N][,format=F]", help="virtio disk, created when missing"
     )
     run.set_defaults(func=cmd_run)
+
+    sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")
+    sbom_cmd.add_argument("spec", nargs="+", help="spec files, merged in order")
+    sbom_cmd.set_defaults(func=cmd_sbom)
 
     pull = sub.add_parser("pull", help="pull images into the store")
     pull.add_argument("ref", nargs="+")

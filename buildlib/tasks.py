@@ -346,6 +346,19 @@ def build_spec(
     return run_tasks(tasks, options.cache, sink, args, outstream)
 
 
+def ensure_images(
+    spec_paths: Sequence[Path], options: BuildOptions, component_root: Path, outstream: IO[str] | None = None
+) -> tuple[Spec, dict[str, Image]]:
+    """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
+    resolver = components.PkgResolver()
+    spec = load_spec(spec_paths, resolve_pkg=resolver)
+    sink = ErrorSink()
+    wanted = ("component", "image")
+    tasks = [t for t in spec_tasks(spec, options, component_root, resolver, sink, set()) if t["basename"] in wanted]
+    run_tasks(tasks, options.cache, sink, (), outstream)
+    return spec, load_images(Store(options.cache), list(spec.images()))
+
+
 def project_tasks(spec_dir: Path, out_dir: Path, cache: Path, component_root: Path) -> Iterator[dict[str, Any]]:
     """Tasks that build every spec in `spec_dir` into `out_dir` (what `doit` runs from dodo.py)."""
     seen: set[str] = set()
