@@ -81,9 +81,10 @@ def _find_library(root: Path, needer: str, name: str) -> str:
 
 def prune(root: Path, keep: set[str]) -> None:
     """Remove everything under `root` that is neither kept nor a parent folder of something kept."""
-    parents = {posixpath.dirname(p) for p in keep}
-    while "" not in parents:
-        parents |= {posixpath.dirname(p) for p in parents}
+    parents = set()
+    for kept in keep:
+        while kept := posixpath.dirname(kept):
+            parents.add(kept)
     for path in sorted(root.rglob("*"), reverse=True):
         rel = path.relative_to(root).as_posix()
         if rel in keep or rel in parents:
