@@ -1,7 +1,7 @@
 # Helpers of distrokit's container runtime, sourced by the scripts beside it (busybox sh).
-LIBEXEC=/usr/libexec/distrokit
+LIBEXEC=${DISTROKIT_LIBEXEC:-/usr/libexec/distrokit}
 CONTAINERS=/containers
-STATE=/run/distrokit
+STATE=${DISTROKIT_STATE:-/run/distrokit}
 mkdir -p "$STATE"
 
 say() { echo "distrokit: $*"; }
