@@ -1,10 +1,11 @@
 """Build component images (kernel, init, runc, ...) from Debian packages.
 
 A component is a folder with a `component.yml` recipe: the Debian packages to take, how to lay them
-out, files to add and the image config. Packages are fetched with `apt-get download` into the cache
-and unpacked with `dpkg-deb -x`; nothing is installed on the host. The image is written straight
-into the store as uncompressed layers with fixed times and owners, so the same .deb files and
-recipe give the same digest anywhere.
+out, which of their files to keep (`keep:` globs, with the ELF libraries and loader those files need,
+see `elfdeps`; without it everything is kept), files to add and the image config. Packages are fetched
+with `apt-get download` into the cache and unpacked with `dpkg-deb -x`; nothing is installed on the
+host. The image is written straight into the store as uncompressed layers with fixed times and
+owners, so the same .deb files and recipe give the same digest anywhere.
 """
 
 from __future__ import annotations
