@@ -77,7 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.flush()
 
     result = runner.run(options, on_output=show)
-    err_console.print(f"guest powered off after {result.seconds:.1f} s ({result.accel})")
+    ended = "halted (QEMU stopped)" if result.halted else "powered off"
+    err_console.print(f"guest {ended} after {result.seconds:.1f} s ({result.accel})")
     return 0
 
 

@@ -25,6 +25,9 @@ NETWORKING = ("user", "none")
 DISK_FORMATS = ("raw", "qcow2")
 DEFAULT_DISK_SIZE = "1G"
 PANIC_MARKER = b"Kernel panic - not syncing"
+# A halted guest (busybox init halts on SIGPWR or SIGUSR1, as LinuxKit's does) never leaves QEMU:
+# it is finished all the same, so the run ends there as a power-off would.
+HALT_MARKER = b"reboot: System halted"
 TAIL_BYTES = 256 * 1024
 
 
@@ -92,6 +95,7 @@ class RunResult:
     accel: str
     seconds: float
     console_tail: bytes
+    halted: bool = False
 
 
 def kvm_usable() -> bool:
@@ -216,8 +220,12 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     create_disks(options.disks)
     started = time.monotonic()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as qemu:
-        tail, err = _pump(qemu, options.timeout, started, on_output)
+        tail, err, halted = _pump(qemu, options.timeout, started, on_output)
         seconds = time.monotonic() - started
+        if halted and qemu.poll() is None:
+            qemu.terminate()
+            qemu.wait()
+            return RunResult(accel, seconds, tail, halted=True)
         if qemu.poll() is None:
             qemu.kill()
             qemu.wait()
@@ -233,14 +241,15 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
 
 def _pump(
     qemu: subprocess.Popen[bytes], timeout: float, started: float, on_output: Callable[[bytes], None]
-) -> tuple[bytes, bytes]:
+) -> tuple[bytes, bytes, bool]:
+    """Stream the console until QEMU closes it, the guest halts, or the time is up."""
     assert qemu.stdout is not None and qemu.stderr is not None
-    tail, err = b"", b""
+    tail, err, halted = b"", b"", False
     selector = selectors.DefaultSelector()
     selector.register(qemu.stdout, selectors.EVENT_READ, "out")
     selector.register(qemu.stderr, selectors.EVENT_READ, "err")
     open_streams = 2
-    while open_streams and time.monotonic() - started < timeout:
+    while open_streams and not halted and time.monotonic() - started < timeout:
         for key, _ in selector.select(timeout=0.5):
             chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
             if not chunk:
@@ -249,9 +258,10 @@ def _pump(
             elif key.data == "out":
                 on_output(chunk)
                 tail = (tail + chunk)[-TAIL_BYTES:]
+                halted = HALT_MARKER in tail[-(len(chunk) + len(HALT_MARKER)) :]
             else:
                 err = (err + chunk)[-TAIL_BYTES:]
     if not open_streams:
         with contextlib.suppress(subprocess.TimeoutExpired):
             qemu.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
-    return tail, err
+    return tail, err, halted
