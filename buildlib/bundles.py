@@ -2,7 +2,8 @@
 
 What LinuxKit does (src/cmd/linuxkit/moby/config.go, ConfigToOCI), and so do we:
 - The image's `org.mobyproject.config` label gives defaults; a field given in the YAML replaces the
-  label's. `capabilities.add` and `binds.add` append to the label's list; `capabilities`/`binds` replace.
+  label's. `capabilities.add` and `binds.add` append to the label's list; `capabilities`/`binds` replace
+  it (given both, LinuxKit drops the `.add`; we append it to the YAML list).
 - command, env and cwd fall back to the image config (Entrypoint+Cmd, Env, WorkingDir; cwd "/").
 - Default mounts /proc, /dev, /dev/pts, /sys, /sys/fs/cgroup, then tmpfs, binds and mounts, one mount
   per destination (the later wins), sorted by destination.
@@ -20,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,7 +291,7 @@ def _json(value: Any) -> bytes:
 
 def _drop_empty(values: Mapping[str, Any]) -> dict[str, Any]:
     """Go's `omitempty`: leave out None, False, "" and empty lists and maps."""
-    return {k: v for k, v in values.items() if v not in (None, False, "", [], {}, ())}
+    return {k: v for k, v in values.items() if not (v is None or v is False or (isinstance(v, Sized) and not v))}
 
 
 def _process(container: Container, defaults: ImageDefaults, context: BundleContext) -> dict[str, Any]:

@@ -7,7 +7,8 @@
   order: onboot, onshutdown, services); the others' runtime.json mount it from there, as LinuxKit does.
   The image tree is its own part, apart from the bundle, so changing a container's settings rewrites
   only its few small files, and changing its image only that image's part and the bundles using it.
-- A volume is containers/volumes/NAME with lower/ (empty, or the image's files), tmp/ and merged/.
+- A volume is containers/volumes/NAME with lower/ (empty, the image's files, or with `format: oci` the
+  image as an OCI layout), tmp/ and merged/.
 
 Container images get LinuxKit's touches: /dev, /dev/pts, /dev/shm, /etc, /proc and /sys exist, /etc/mtab
 links to /proc/mounts, /etc/hosts and /etc/resolv.conf have fixed contents, and /etc/hostname,
@@ -22,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import bundles
-from .errors import BuildError
-from .images import Image, Store
+from .errors import BadInput, BuildError
+from .fsutil import canonical_json
+from .images import MEDIA_MANIFEST, Image, Store
 from .layers import DIR, FILE, SYMLINK, WHITEOUT, Entry
 from .refs import ImageRef
 from .spec import Container, Section, Spec, Volume
@@ -103,11 +105,11 @@ def image_fragment(slot: Slot) -> object:
 
 def bundle_fragment(spec: Spec, slot: Slot) -> object:
     """What a bundle part reads besides the image record: the container, its place, the owner's
-    readonly (it decides where the image is), and the ids and volumes the container names."""
+    readonly (it decides where the image is), every container id (the image's label may name one as
+    uid or gid; bundles are small, so a renamed container may rewrite them all) and the volumes the
+    container names."""
     container = slot.container
-    context = bundles.context_of(spec)
-    named = {str(v) for v in (container.uid, container.gid, *(container.additional_gids or ()))}
-    ids = [[name, number] for name, number in context.ids if name in named]
+    ids = [list(pair) for pair in bundles.context_of(spec).ids]
     text = " ".join([*(container.binds or ()), *(container.binds_add or ())])
     text += " ".join(m.source or "" for m in container.mounts or ())
     volumes = [v.to_dict() for v in spec.volumes if v.name in text]
@@ -164,18 +166,48 @@ def bundle_tree(spec: Spec, key: str, images: Mapping[str, Image]) -> Tree:
 def volume_tree(store: Store, spec: Spec, name: str, images: Mapping[str, Image]) -> Tree:
     """A volume: lower/ (empty, or the image's files as they are), tmp/ and merged/ for the overlay."""
     volume = find_volume(spec, name)
-    if volume.format == "oci":
-        raise BuildError(
-            f"volume {volume.name}: `format: oci` (an OCI layout of the image) is not supported yet; "
-            "leave `format` out to get the image's files"
-        )
     base = volume_dir(volume)
     lower = posixpath.join(base, "lower")
-    if volume.image is not None:
+    tree = Tree(f"volume-{name}")
+    if volume.image is not None and volume.format == "oci":
+        for entry in oci_layout(store, volume, images[volume.image], lower):
+            tree.add(entry)
+    elif volume.image is not None:
         image = images[volume.image]
         tree = merged_image_tree(store, image, image.ref).relocated(lower, f"volume-{name}")
-    else:
-        tree = Tree(f"volume-{name}")
     for path in (base, lower, posixpath.join(base, "tmp"), posixpath.join(base, "merged")):
         tree.add(dir_entry(path))
     return tree
+
+
+def oci_layout(store: Store, volume: Volume, image: Image, lower: str) -> list[Entry]:
+    """`format: oci`: the image as an OCI image layout (oci-layout, index.json, blobs), its blobs
+    streamed from the store. The store holds one platform of an image, linux/amd64."""
+    others = [p for p in volume.platforms if p not in ("linux/amd64", "amd64")]
+    if others:
+        raise BadInput(
+            f"volume {volume.name}: platforms {', '.join(others)}: distrokit stores linux/amd64 images only; "
+            "leave `platforms` out or list linux/amd64"
+        )
+    manifest = store.read_json_blob(image.manifest_digest)
+    descriptor = {
+        "mediaType": manifest.get("mediaType", MEDIA_MANIFEST),
+        "digest": image.manifest_digest,
+        "size": store.blob_path(image.manifest_digest).stat().st_size,
+        "platform": {"architecture": image.config.get("architecture", "amd64"), "os": "linux"},
+        "annotations": {"org.opencontainers.image.ref.name": image.ref},
+    }
+    entries = [
+        file_entry(posixpath.join(lower, "oci-layout"), b'{"imageLayoutVersion":"1.0.0"}', mode=0o644),
+        file_entry(
+            posixpath.join(lower, "index.json"),
+            canonical_json({"schemaVersion": 2, "manifests": [descriptor]}),
+            mode=0o644,
+        ),
+    ]
+    digests = dict.fromkeys([image.manifest_digest, image.config_digest, *(layer.digest for layer in image.layers)])
+    for digest in digests:
+        blob = store.blob_path(digest)
+        path = posixpath.join(lower, "blobs", *digest.split(":", 1))
+        entries.append(Entry(path, FILE, mode=0o644, size=blob.stat().st_size, source=str(blob)))
+    return entries

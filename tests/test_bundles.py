@@ -177,6 +177,14 @@ CASES: list[tuple[str, str, str | None, dict[str, Any], tuple[str, ...], Any]] =
         ["CAP_NET_ADMIN"],
     ),
     (
+        "caps-add-appends-to-yaml-list-too",
+        "capabilities: [CAP_CHOWN]\ncapabilities.add: [CAP_KILL]",
+        '{"capabilities": ["CAP_SYS_ADMIN"]}',
+        {},
+        ("process", "capabilities", "effective"),
+        ["CAP_CHOWN", "CAP_KILL"],
+    ),
+    (
         "caps-add-appends-to-label",
         "capabilities.add: [CAP_NET_RAW, CAP_SYS_ADMIN]",
         '{"capabilities": ["CAP_SYS_ADMIN"]}',
@@ -345,6 +353,11 @@ def test_all_capabilities_are_linuxkits_list() -> None:
     assert caps["effective"][:3] == ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH"]
     assert caps["effective"][-3:] == ["CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
     assert caps["bounding"] == sorted(caps["effective"])
+
+
+def test_zero_is_a_value_not_an_absence() -> None:
+    process = config_of("oomScoreAdj: 0")["process"]
+    assert process["oomScoreAdj"] == 0
 
 
 def test_process_and_top_level_fields() -> None:

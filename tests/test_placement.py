@@ -5,6 +5,7 @@ bundle, from its initrd segment with GNU cpio."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -42,6 +43,9 @@ volumes:
   - name: seed
     image: "@pkg:../components/init"
     readonly: true
+  - name: layout
+    image: "@pkg:../components/init"
+    format: oci
 files:
   - path: etc/app/app.conf
     contents: "port=80\\n"
@@ -226,3 +230,16 @@ def test_changing_one_service_rebuilds_only_its_bundle(many: tuple[Built, Path],
     assert parts == ["part:many/files", "part:many/services-web"]
     caps = json.loads(_member(again, "containers/services/web/config.json"))["process"]["capabilities"]
     assert caps["effective"] == ["CAP_NET_RAW"]
+
+
+def test_an_oci_format_volume_is_an_image_layout_skopeo_reads(many: tuple[Built, Path], tmp_path: Path) -> None:
+    built, _ = many
+    with tarfile.open(built.prefix.with_suffix(".tar")) as archive:
+        members = [m for m in archive.getmembers() if m.name.startswith("containers/volumes/layout/")]
+        archive.extractall(tmp_path, members=members, filter="tar")
+    layout = tmp_path / "containers/volumes/layout/lower"
+    for blob in (layout / "blobs" / "sha256").iterdir():
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+    index = json.loads((layout / "index.json").read_text())
+    inspected = subprocess.run(["skopeo", "inspect", f"oci:{layout}"], capture_output=True, check=True, text=True)
+    assert json.loads(inspected.stdout)["Digest"] == index["manifests"][0]["digest"]
