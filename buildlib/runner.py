@@ -33,7 +33,7 @@ TAIL_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class Disk:
-    """A disk for the guest (LinuxKit's `--disk path[,size=N][,format=F]`), attached as virtio."""
+    """A disk for the guest (LinuxKit's `--disk [file=]path[,size=N][,format=F]`), attached as virtio."""
 
     path: Path
     size: str = DEFAULT_DISK_SIZE
@@ -42,6 +42,7 @@ class Disk:
     @classmethod
     def parse(cls, text: str) -> Disk:
         path, *options = text.split(",")
+        path = path.removeprefix("file=")
         if not path:
             raise BadInput(f"--disk {text!r}: give a file, e.g. --disk data.img,size=1G,format=raw")
         values = {"size": DEFAULT_DISK_SIZE, "format": "qcow2"}

@@ -13,6 +13,7 @@ from buildlib.runner import Disk, Publish, RunOptions, create_disks, disk_args, 
 def test_disk_defaults_and_options() -> None:
     assert Disk.parse("data.img") == Disk(Path("data.img"), "1G", "qcow2")
     assert Disk.parse("d.raw,size=64M,format=raw") == Disk(Path("d.raw"), "64M", "raw")
+    assert Disk.parse("file=d.img,size=2G") == Disk(Path("d.img"), "2G", "qcow2")
     for bad in ("", "d,size=lots", "d,format=vmdk", "d,colour=blue"):
         with pytest.raises(BadInput, match="--disk"):
             Disk.parse(bad)
