@@ -30,6 +30,11 @@ count() {
 # needs_post BUNDLE: true when runtime.json asks for work between create and start (interfaces, bindNS).
 needs_post() { flat "$1/runtime.json" | grep -q -e '^interfaces\.' -e '^bindNS\.[a-z]*	.'; }
 
+# alive NAME: the container's first process (its pid file, written at create) still runs.
+alive() { [ -f "$STATE/$1.pid" ] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+
+uptime_seconds() { cut -d. -f1 /proc/uptime; }
+
 have_runc() {
   command -v runc >/dev/null && return 0
   say "containers/ holds bundles but runc is missing: add @pkg:../components/runc to the spec's init"
