@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from . import __version__, cache, components, images, runner, tasks
+from . import __version__, cache, components, images, runner, sbom, tasks
 from .errors import DistrokitError
 from .fsutil import store_lock
 from .outputs.compress import Compression
@@ -118,7 +118,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     options = runner.RunOptions(
-        prefix=Path(args.path), mem=args.mem, cpus=args.cpus, timeout=args.timeout, accel=args.accel
+        prefix=Path(args.path),
+        mem=args.mem,
+        cpus=args.cpus,
+        timeout=args.timeout,
+        accel=args.accel,
+        networking=args.networking,
+        publish=tuple(runner.Publish.parse(text) for text in args.publish or ()),
+        disks=tuple(runner.Disk.parse(text) for text in args.disk or ()),
     )
 
     def show(chunk: bytes) -> None:
@@ -126,7 +133,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.flush()
 
     result = runner.run(options, on_output=show)
-    err_console.print(f"guest powered off after {result.seconds:.1f} s ({result.accel})")
+    ended = "halted (QEMU stopped)" if result.halted else "powered off"
+    err_console.print(f"guest {ended} after {result.seconds:.1f} s ({result.accel})")
+    return 0
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    specs = [Path(p) for p in args.spec]
+    options = tasks.BuildOptions(cache=_cache(args), out_dir=Path("."), name=Path(specs[0]).stem)
+    spec, loaded = tasks.ensure_images(specs, options, _component_root())
+    sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
 
 
@@ -425,7 +441,18 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--cpus", type=int, default=1)
     run.add_argument("--timeout", type=float, default=300.0, help="seconds before the guest is stopped")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    run.add_argument("--networking", choices=runner.NETWORKING, default="user", help="user-mode (default) or none")
+    run.add_argument(
+        "--publish", action="append", metavar="HOST:GUEST[/udp]", help="forward 127.0.0.1:HOST to the guest's port"
+    )
+    run.add_argument(
+        "--disk", action="append", metavar="PATH[,size=N][,format=F]", help="virtio disk, created when missing"
+    )
     run.set_defaults(func=cmd_run)
+
+    sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")
+    sbom_cmd.add_argument("spec", nargs="+", help="spec files, merged in order")
+    sbom_cmd.set_defaults(func=cmd_sbom)
 
     pull = sub.add_parser("pull", help="pull images into the store")
     pull.add_argument("ref", nargs="+")

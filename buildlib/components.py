@@ -1,10 +1,11 @@
 """Build component images (kernel, init, runc, ...) from Debian packages.
 
 A component is a folder with a `component.yml` recipe: the Debian packages to take, how to lay them
-out, files to add and the image config. Packages are fetched with `apt-get download` into the cache
-and unpacked with `dpkg-deb -x`; nothing is installed on the host. The image is written straight
-into the store as uncompressed layers with fixed times and owners, so the same .deb files and
-recipe give the same digest anywhere.
+out, which of their files to keep (`keep:` globs, with the ELF libraries and loader those files need,
+see `elfdeps`; without it everything is kept), files to add and the image config. Packages are fetched
+with `apt-get download` into the cache and unpacked with `dpkg-deb -x`; nothing is installed on the
+host. The image is written straight into the store as uncompressed layers with fixed times and
+owners, so the same .deb files and recipe give the same digest anywhere.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from . import elfdeps
 from .errors import BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
@@ -32,7 +34,7 @@ IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
 BUILDER_VERSION = "1"
-_KNOWN_KEYS = {"name", "packages", "follow", "layout", "exclude", "busybox-links", "files", "config"}
+_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Recipe:
     packages: tuple[str, ...] = ()
     follow: tuple[str, ...] = ()
     layout: str = "root"
+    keep: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     busybox_links: bool = False
     files: tuple[RecipeFile, ...] = ()
@@ -111,6 +114,7 @@ def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
         packages=tuple(raw.get("packages") or ()),
         follow=tuple(raw.get("follow") or ()),
         layout=raw.get("layout", "root"),
+        keep=tuple(raw.get("keep") or ()),
         exclude=tuple(raw.get("exclude") or ()),
         busybox_links=bool(raw.get("busybox-links", False)),
         files=files,
@@ -218,6 +222,8 @@ def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
         root.mkdir()
         for package in packages:
             sh.Command("dpkg-deb")("-x", str(fetch_package(store.root, package)), str(root))
+        if recipe.keep:
+            elfdeps.prune(root, elfdeps.closure(root, recipe.keep))
         for pattern in recipe.exclude:
             for doomed in sorted(root.glob(pattern), reverse=True):
                 _remove(doomed)

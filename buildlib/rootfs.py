@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bundles, placement
+from . import bundles, placement, sbom
 from .bundles import numeric_id
 from .components import PACKAGES_LABEL
 from .errors import BadInput, BuildError
@@ -174,6 +174,7 @@ def files_tree(spec: Spec, images: Mapping[str, Image], below: Tree) -> Tree:
     ids = dict(bundles.context_of(spec).ids)
     tree = Tree(FILES_PART)
     _add_with_parents(tree, below, file_entry(INSTALLED_PATH, installed_report(spec, images)), 0o755)
+    _add_with_parents(tree, below, file_entry(sbom.SBOM_PATH, sbom.render(spec.images(), images)), 0o755)
     for item in spec.files:
         entry = _file_section_entry(spec, item, ids)
         if entry is not None:

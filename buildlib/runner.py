@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import selectors
 import shutil
 import subprocess
@@ -19,8 +20,61 @@ from pathlib import Path
 from .errors import BadInput, BootError
 
 QEMU = "qemu-system-x86_64"
+QEMU_IMG = "qemu-img"
+NETWORKING = ("user", "none")
+DISK_FORMATS = ("raw", "qcow2")
+DEFAULT_DISK_SIZE = "1G"
 PANIC_MARKER = b"Kernel panic - not syncing"
+# A halted guest (busybox init halts on SIGPWR or SIGUSR1, as LinuxKit's does) never leaves QEMU:
+# it is finished all the same, so the run ends there as a power-off would.
+HALT_MARKER = b"reboot: System halted"
 TAIL_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Disk:
+    """A disk for the guest (LinuxKit's `--disk [file=]path[,size=N][,format=F]`), attached as virtio."""
+
+    path: Path
+    size: str = DEFAULT_DISK_SIZE
+    format: str = "qcow2"
+
+    @classmethod
+    def parse(cls, text: str) -> Disk:
+        path, *options = text.split(",")
+        path = path.removeprefix("file=")
+        if not path:
+            raise BadInput(f"--disk {text!r}: give a file, e.g. --disk data.img,size=1G,format=raw")
+        values = {"size": DEFAULT_DISK_SIZE, "format": "qcow2"}
+        for option in options:
+            key, _, value = option.partition("=")
+            if key not in values or not value:
+                raise BadInput(f"--disk {text!r}: {option!r} is not size=N or format=F")
+            values[key] = value
+        if values["format"] not in DISK_FORMATS:
+            raise BadInput(f"--disk {text!r}: format must be one of {', '.join(DISK_FORMATS)}")
+        if not re.fullmatch(r"\d+[KMGT]?", values["size"]):
+            raise BadInput(f"--disk {text!r}: size {values['size']!r} is not a number with K, M, G or T")
+        return cls(Path(path), values["size"], values["format"])
+
+
+@dataclass(frozen=True)
+class Publish:
+    """A host port forwarded to a guest port (`--publish HOST:GUEST[/udp]`), on 127.0.0.1 only."""
+
+    host: int
+    guest: int
+    protocol: str = "tcp"
+
+    @classmethod
+    def parse(cls, text: str) -> Publish:
+        match = re.fullmatch(r"(\d+):(\d+)(?:/(tcp|udp))?", text)
+        if match is None or not all(0 < int(port) < 65536 for port in match.group(1, 2)):
+            raise BadInput(f"--publish {text!r}: give HOST:GUEST or HOST:GUEST/udp with ports 1-65535")
+        return cls(int(match[1]), int(match[2]), match[3] or "tcp")
+
+    def hostfwd(self) -> str:
+        return f"hostfwd={self.protocol}:127.0.0.1:{self.host}-:{self.guest}"
 
 
 @dataclass(frozen=True)
@@ -32,6 +86,9 @@ class RunOptions:
     accel: str = "auto"  # auto, kvm or tcg
     extra_cmdline: str = ""
     qemu_args: tuple[str, ...] = field(default_factory=tuple)
+    networking: str = "user"
+    publish: tuple[Publish, ...] = ()
+    disks: tuple[Disk, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +96,7 @@ class RunResult:
     accel: str
     seconds: float
     console_tail: bytes
+    halted: bool = False
 
 
 def kvm_usable() -> bool:
@@ -112,8 +170,46 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
         str(initrd),
         "-append",
         cmdline.strip(),
+        *network_args(options),
+        *disk_args(options.disks),
         *options.qemu_args,
     ]
+
+
+def network_args(options: RunOptions) -> list[str]:
+    """User-mode networking on a virtio NIC (the kernel has no e1000), forwards bound to 127.0.0.1."""
+    if options.networking not in NETWORKING:
+        raise BadInput(f"--networking {options.networking!r}: choose one of {', '.join(NETWORKING)}")
+    if options.networking == "none":
+        if options.publish:
+            raise BadInput("--publish needs networking; drop --networking none")
+        return ["-nic", "none"]
+    netdev = ",".join(["user", "id=net0", *(p.hostfwd() for p in options.publish)])
+    return ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0"]
+
+
+def disk_args(disks: tuple[Disk, ...]) -> list[str]:
+    args = []
+    for index, disk in enumerate(disks):
+        args += ["-drive", f"file={disk.path},format={disk.format},if=virtio,index={index},media=disk"]
+    return args
+
+
+def create_disks(disks: tuple[Disk, ...]) -> list[Path]:
+    """Create the disk files that do not exist yet with qemu-img; return the ones created."""
+    created = []
+    for disk in disks:
+        if disk.path.exists():
+            continue
+        disk.path.parent.mkdir(parents=True, exist_ok=True)
+        made = subprocess.run(
+            [QEMU_IMG, "create", "-q", "-f", disk.format, str(disk.path), disk.size], capture_output=True
+        )
+        if made.returncode != 0:
+            detail = made.stderr.decode(errors="replace").strip()
+            raise BadInput(f"cannot create disk {disk.path}: {detail} (check the folder and the size)")
+        created.append(disk.path)
+    return created
 
 
 def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None) -> RunResult:
@@ -122,10 +218,15 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
         raise BadInput(f"{QEMU} is not installed: run `apt-get install qemu-system-x86` (the README's setup does)")
     accel = options.accel if options.accel != "auto" else ("kvm" if kvm_usable() else "tcg")
     command = qemu_command(options, accel)
+    create_disks(options.disks)
     started = time.monotonic()
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as qemu:
-        tail, err = _pump(qemu, options.timeout, started, on_output)
+        tail, err, halted = _pump(qemu, options.timeout, started, on_output)
         seconds = time.monotonic() - started
+        if halted and qemu.poll() is None:
+            qemu.terminate()
+            qemu.wait()
+            return RunResult(accel, seconds, tail, halted=True)
         if qemu.poll() is None:
             qemu.kill()
             qemu.wait()
@@ -141,14 +242,15 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
 
 def _pump(
     qemu: subprocess.Popen[bytes], timeout: float, started: float, on_output: Callable[[bytes], None]
-) -> tuple[bytes, bytes]:
+) -> tuple[bytes, bytes, bool]:
+    """Stream the console until QEMU closes it, the guest halts, or the time is up."""
     assert qemu.stdout is not None and qemu.stderr is not None
-    tail, err = b"", b""
+    tail, err, halted = b"", b"", False
     selector = selectors.DefaultSelector()
     selector.register(qemu.stdout, selectors.EVENT_READ, "out")
     selector.register(qemu.stderr, selectors.EVENT_READ, "err")
     open_streams = 2
-    while open_streams and time.monotonic() - started < timeout:
+    while open_streams and not halted and time.monotonic() - started < timeout:
         for key, _ in selector.select(timeout=0.5):
             chunk = os.read(key.fileobj.fileno(), 65536)  # type: ignore[union-attr]
             if not chunk:
@@ -157,9 +259,10 @@ def _pump(
             elif key.data == "out":
                 on_output(chunk)
                 tail = (tail + chunk)[-TAIL_BYTES:]
+                halted = HALT_MARKER in tail[-(len(chunk) + len(HALT_MARKER)) :]
             else:
                 err = (err + chunk)[-TAIL_BYTES:]
     if not open_streams:
         with contextlib.suppress(subprocess.TimeoutExpired):
             qemu.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
-    return tail, err
+    return tail, err, halted

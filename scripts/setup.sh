@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   skopeo docker-registry qemu-system-x86 qemu-utils busybox-static runc cpio
   xorriso isolinux syslinux syslinux-common mtools dosfstools grub-pc-bin grub-efi-amd64-bin ovmf
   squashfs-tools erofs-utils openssh-client python3-venv ca-certificates
+  binutils  # readelf: a component recipe's `keep:` finds the libraries its programs link
 )
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,9 +51,7 @@ def test_init_image_layout(shared_cache: Path, init_recipe) -> None:
 
 def test_tag_is_the_recipe_content(tmp_path: Path, init_recipe) -> None:
     copy = tmp_path / "init"
-    copy.mkdir()
-    for item in init_recipe.folder.iterdir():
-        (copy / item.name).write_bytes(item.read_bytes())
+    shutil.copytree(init_recipe.folder, copy, symlinks=True)
     assert components.load_recipe(copy).ref == init_recipe.ref
     (copy / "os-release").write_text("NAME=changed\n")
     assert components.load_recipe(copy).ref != init_recipe.ref

@@ -140,7 +140,7 @@ def test_bundles_volumes_and_files_are_placed_as_linuxkit_places_them(many: tupl
         "etc": Item(D, 0o755),
         "etc/app": Item(D, 0o750, WEB, WEB),
         "etc/app/app.conf": Item(F, 0o640, WEB, WEB),
-        "var/lib": Item(D, 0o700),
+        "var/lib": Item(D, 0o755),  # the init image has /var/lib: it keeps its mode
         "var/lib/app": Item(D, 0o700),
         "usr/local": Item(D, 0o700),
         "usr/local/bin/app": Item(L, 0o777, link="/bin/busybox"),

@@ -6,7 +6,16 @@
 
 from .families import BuildOptions, ErrorSink, Plan, record_path
 from .keys import InputKeys, XXHashChecker
-from .run import BuildReport, RecordingReporter, build_spec, doit_config, plan_build, project_plan, run_plan
+from .run import (
+    BuildReport,
+    RecordingReporter,
+    build_spec,
+    doit_config,
+    ensure_images,
+    plan_build,
+    project_plan,
+    run_plan,
+)
 
 __all__ = [
     "BuildOptions",
@@ -18,6 +27,7 @@ __all__ = [
     "XXHashChecker",
     "build_spec",
     "doit_config",
+    "ensure_images",
     "plan_build",
     "project_plan",
     "record_path",

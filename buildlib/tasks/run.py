@@ -18,9 +18,9 @@ from doit.task import DelayedLoader, Task
 
 from ..errors import BuildError
 from ..fsutil import store_lock
-from ..images import Store
-from ..spec import load_spec
-from .families import BuildOptions, Plan
+from ..images import Image, Store
+from ..spec import Spec, load_spec
+from .families import BuildOptions, Plan, load_images
 from .keys import XXHashChecker
 
 
@@ -138,6 +138,19 @@ def build_spec(
     plan = plan_build(spec_paths, options, component_root)
     args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
     return run_plan(plan, args, outstream)
+
+
+def ensure_images(
+    spec_paths: Sequence[Path], options: BuildOptions, component_root: Path, outstream: IO[str] | None = None
+) -> tuple[Spec, dict[str, Image]]:
+    """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
+    plan = Plan(Store(options.cache))
+    spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
+    plan.add_spec(spec, options, component_root)
+    plan.tasks = [task for task in plan.tasks if task["basename"] in ("component", "image")]
+    plan.refs, plan.uses = [], []  # no layers to index, and no build to record for gc
+    run_plan(plan, (), outstream)
+    return spec, load_images(plan.store, list(spec.images()))
 
 
 def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Path) -> Plan:

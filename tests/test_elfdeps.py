@@ -1,0 +1,29 @@
+"""A recipe's `keep:`: the runc component is Debian's runc with exactly the libraries it links."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import COMPONENTS
+
+from buildlib import components
+from buildlib.images import Store
+from buildlib.layers import DIR
+from buildlib.tree import merged_image_tree
+
+
+def test_runc_component_is_runc_and_exactly_its_libraries(shared_cache: Path) -> None:
+    store = Store(shared_cache)
+    recipe = components.load_recipe(COMPONENTS / "runc")
+    components.build(store, recipe, components.pinned_packages(store.root, recipe))
+    tree = merged_image_tree(store, store.image(recipe.ref), "runc")
+    files = {re.sub(r"\.so\.2\.[0-9.]+$", ".so.2.X", e.path) for e in tree.entries() if e.kind != DIR}
+    assert files == {
+        "usr/sbin/runc",
+        "lib64/ld-linux-x86-64.so.2",  # the loader runc names, a link to the next one
+        "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+        "lib/x86_64-linux-gnu/libc.so.6",
+        "usr/lib/x86_64-linux-gnu/libseccomp.so.2",  # a link to the next one
+        "usr/lib/x86_64-linux-gnu/libseccomp.so.2.X",
+    }
