@@ -53,19 +53,24 @@ def _component_root() -> Path:
     return Path(os.environ.get("DISTROKIT_COMPONENTS", "components")).resolve()
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    specs = [Path(p) for p in args.spec]
-    name = args.name or Path(specs[0]).stem
-    options = tasks.BuildOptions(
+def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
+    """The options `build` and `explain` share: explain must key tasks exactly as the build would."""
+    return tasks.BuildOptions(
         cache=_cache(args),
         out_dir=Path(args.dir).resolve(),
-        name=name,
+        name=args.name or Path(args.spec[0]).stem,
         formats=tuple(args.format or ["kernel+initrd"]),
         pull=args.pull,
         compression=Compression.parse(args.compression),
         arch=args.arch,
         network=_network(args),
     )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    specs = [Path(p) for p in args.spec]
+    options = _build_options(args)
+    name = options.name
     if args.explain:
         _print_explanations(tasks.plan_build(specs, options, _component_root()))
     if args.dry_run:
@@ -85,13 +90,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    options = tasks.BuildOptions(
-        cache=_cache(args),
-        out_dir=Path(args.dir).resolve(),
-        name=args.name or specs[0].stem,
-        formats=tuple(args.format or ["kernel+initrd"]),
-    )
-    _print_explanations(tasks.plan_build(specs, options, _component_root()))
+    _print_explanations(tasks.plan_build(specs, _build_options(args), _component_root()))
     return 0
 
 
@@ -405,36 +404,51 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = top.add_subparsers(dest="command", required=True)
 
-    build = sub.add_parser("build", help="build a spec into boot media")
-    build.add_argument("spec", nargs="+", help="spec files, merged in order")
-    build.add_argument("--dir", default=".", help="output folder (default: current folder)")
-    build.add_argument("--name", help="output name (default: the first spec's base name)")
-    build.add_argument("-f", "--format", action="append", help="output format (default kernel+initrd)")
-    build.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
-    build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
-    build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
-    build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
-    build.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
-    build.add_argument(
+    _build_parsers(sub)
+    _run_parser(sub)
+    _transfer_parsers(sub)
+    _cache_parser(sub)
+    return top
+
+
+def _build_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("spec", nargs="+", help="spec files, merged in order")
+    command.add_argument("--dir", default=".", help="output folder (default: current folder)")
+    command.add_argument("--name", help="output name (default: the first spec's base name)")
+    command.add_argument("-f", "--format", action="append", help="output format: kernel+initrd (default), tar")
+    command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
+    command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    command.add_argument(
         "--compression",
         default="zstd",
         choices=("zstd", "gzip", "none"),
         help="initrd compression (default zstd; gzip for kernels older than 5.9)",
     )
-    _transfer_flags(build)
+    _transfer_flags(command)
+
+
+def _build_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    build = sub.add_parser("build", help="build a spec into boot media")
+    _build_flags(build)
+    build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
+    build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
+    build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
     build.set_defaults(func=cmd_build)
 
     explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")
-    explain_cmd.add_argument("spec", nargs="+")
-    explain_cmd.add_argument("--dir", default=".")
-    explain_cmd.add_argument("--name")
-    explain_cmd.add_argument("-f", "--format", action="append")
+    _build_flags(explain_cmd)
     explain_cmd.set_defaults(func=cmd_explain)
 
     validate = sub.add_parser("validate", help="check specs without building or pulling")
     validate.add_argument("spec", nargs="+")
     validate.set_defaults(func=cmd_validate)
 
+    sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")
+    sbom_cmd.add_argument("spec", nargs="+", help="spec files, merged in order")
+    sbom_cmd.set_defaults(func=cmd_sbom)
+
+
+def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="boot kernel+initrd in QEMU with the console here")
     run.add_argument("path", help="output prefix, e.g. out/minimal")
     run.add_argument("--mem", default="512M")
@@ -450,10 +464,8 @@ def parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")
-    sbom_cmd.add_argument("spec", nargs="+", help="spec files, merged in order")
-    sbom_cmd.set_defaults(func=cmd_sbom)
 
+def _transfer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pull = sub.add_parser("pull", help="pull images into the store")
     pull.add_argument("ref", nargs="+")
     pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
@@ -476,8 +488,6 @@ def parser() -> argparse.ArgumentParser:
     pkg_push.add_argument("--to", required=True, help="REGISTRY[/PREFIX] to push to, e.g. 127.0.0.1:5000")
     _transfer_flags(pkg_push)
     pkg_push.set_defaults(func=cmd_pkg_push)
-    _cache_parser(sub)
-    return top
 
 
 def _transfer_flags(command: argparse.ArgumentParser) -> None:

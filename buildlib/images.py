@@ -10,6 +10,7 @@ leads to a partial or corrupt image.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -94,8 +95,6 @@ class Store:
         return self.blob_path(digest).is_file()
 
     def put_blob(self, data: bytes) -> str:
-        import hashlib
-
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         path = self.blob_path(digest)
         if not path.exists():

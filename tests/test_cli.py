@@ -67,3 +67,15 @@ def test_dry_run_prints_the_normalised_spec(capsys: pytest.CaptureFixture[str]) 
     code = cli.main(["build", "--dry-run", str(COMPONENTS.parent / "specs" / "minimal.yml")])
     out = capsys.readouterr().out
     assert code == 0 and "docker.io/distrokit/kernel:" in out and "90-report" in out
+
+
+def test_explain_keys_tasks_as_the_build_did(minimal_build, tmp_path: Path, capsys) -> None:
+    spec = str(COMPONENTS.parent / "specs" / "minimal.yml")
+    common = ["--cache", str(minimal_build.cache)]
+    where = ["--dir", str(tmp_path), "--name", "gz", "--compression", "gzip"]
+    assert cli.main([*common, "build", spec, *where, "-q"]) == 0
+    capsys.readouterr()
+    assert cli.main([*common, "explain", spec, *where]) == 0
+    assert "everything is up to date" in capsys.readouterr().out
+    assert cli.main([*common, "explain", spec, "--dir", str(tmp_path), "--name", "gz"]) == 0
+    assert "input 'compression' changed: gzip -> zstd" in capsys.readouterr().out.replace("\n", " ")
