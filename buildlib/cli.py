@@ -257,7 +257,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     store = images.Store(_cache(args))
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
-        digest = images.push(store, ImageRef.parse(args.ref), args.dest, network=_network(args), listener=display)
+        with store_lock(store.root):  # a gc never removes the blobs of a push under way
+            digest = images.push(store, ImageRef.parse(args.ref), args.dest, network=_network(args), listener=display)
         display.result(f"{args.dest} {digest}")
     return 0
 
@@ -269,10 +270,11 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
         for folder in args.folder:
             recipe = components.load_recipe(Path(folder))
-            if store.lookup(recipe.ref) is None:
-                components.build(store, recipe, components.pinned_packages(store.root, recipe))
             dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{recipe.ref.tag}"
-            digest = images.push(store, recipe.ref, dest, network=network, listener=display)
+            with store_lock(store.root):
+                if store.lookup(recipe.ref) is None:
+                    components.build(store, recipe, components.pinned_packages(store.root, recipe))
+                digest = images.push(store, recipe.ref, dest, network=network, listener=display)
             display.result(f"{dest} {digest}")
     return 0
 
