@@ -32,8 +32,6 @@ MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-TRANSPORTS = ("docker://", "oci:", "oci-archive:", "docker-archive:", "dir:")
 HEAL_ROUNDS = 3  # copies of one image before blobs that stay corrupt are an error
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # the library never prints: warnings reach the CLI through the listener

@@ -13,7 +13,7 @@ import hashlib
 import json
 import posixpath
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
@@ -219,7 +219,3 @@ def nested_tar_entries(entry: Entry, where: str) -> list[Entry]:
         raise BuildError(f"{where}: a nested tar must come from a layer")
     return scan_tar(Path(entry.source), entry.offset, where)
 
-
-def entries_of(store: Store, layers: Iterable[Layer]) -> Iterator[list[Entry]]:
-    for layer in layers:
-        yield load_index(store, layer)

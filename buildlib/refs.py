@@ -70,9 +70,6 @@ class ImageRef:
             text += f"@{self.digest}"
         return text
 
-    def with_digest(self, digest: str) -> ImageRef:
-        return ImageRef(self.domain, self.path, self.tag, digest)
-
     def familiar(self) -> str:
         """The short form people write: `redis:7` rather than `docker.io/library/redis:7`."""
         text = str(self)
