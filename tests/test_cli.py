@@ -8,6 +8,8 @@ import pytest
 from conftest import COMPONENTS
 
 from buildlib import cli
+from buildlib.images import Store
+from buildlib.refs import ImageRef
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -46,14 +48,17 @@ def test_unknown_component_names_the_folder(tmp_path: Path, capsys: pytest.Captu
 
 def test_missing_image_names_it_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "missing.yml"
-    # Port 9 on loopback: nothing listens, so the pull fails at once without leaving this machine.
+    # Port 9 on loopback: nothing listens, so every attempt fails at once without leaving this machine.
     spec.write_text("init:\n  - 127.0.0.1:9/distrokit/absent:1\n")
     out = tmp_path / "out"
-    code, err = run_cli(capsys, "--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out))
-    assert code in (1, 2)
+    argv = ["--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out), "--retries", "2"]
+    code, err = run_cli(capsys, *argv)
+    assert code == 1 and "after 2 attempts" in err
     assert "127.0.0.1:9/distrokit/absent:1" in err and "Traceback" not in err
     assert not out.exists()
-    assert not list((tmp_path / "c" / "refs").rglob("*")) if (tmp_path / "c" / "refs").exists() else True
+    # nothing poisoned: the store has no name for the image that failed
+    assert Store(tmp_path / "c").lookup(ImageRef.parse("127.0.0.1:9/distrokit/absent:1")) is None
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file() and "refs" in p.parts]
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
