@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from . import __version__, cache, components, images, runner, sbom, tasks
-from .errors import DistrokitError
+from .errors import BadInput, DistrokitError
 from .fsutil import store_lock
 from .outputs.compress import Compression
 from .refs import ImageRef
@@ -242,15 +242,32 @@ def _network(args: argparse.Namespace) -> Network:
     return Network.from_env(mirrors=args.mirror or (), insecure=args.insecure_registry or (), retry=retry)
 
 
+LOCAL_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     store = images.Store(_cache(args))
     network = _network(args)
+    if any(text.startswith(LOCAL_TRANSPORTS) for text in args.ref):
+        return _pull_local(store, args)
     refs = [ImageRef.parse(text) for text in args.ref]
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         for ref in refs:
             with store_lock(store.root):  # a gc never removes the blobs of a pull under way
                 digest = images.pull(store, ref, network=network, arch=args.arch, listener=display)
             display.result(f"{ref.familiar()} {digest}")
+    return 0
+
+
+def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
+    """`pull oci:DIR[:TAG]`, `oci-archive:FILE` or `docker-archive:FILE` into the store under --name."""
+    if len(args.ref) != 1 or not args.name:
+        raise BadInput("pulling from an oci:, oci-archive: or docker-archive: source takes one source and --name NAME")
+    name = ImageRef.parse(args.name)
+    with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
+        with store_lock(store.root):
+            digest = images.copy_into_store(store, args.ref[0], name, arch=args.arch, listener=display)
+        display.result(f"{name.familiar()} {digest}")
     return 0
 
 
@@ -469,7 +486,10 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def _transfer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     pull = sub.add_parser("pull", help="pull images into the store")
-    pull.add_argument("ref", nargs="+")
+    pull.add_argument(
+        "ref", nargs="+", help="registry references, or one oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE"
+    )
+    pull.add_argument("--name", help="the name to store a local (oci:, oci-archive:, docker-archive:) image under")
     pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     _transfer_flags(pull)
     pull.set_defaults(func=cmd_pull)

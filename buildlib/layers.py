@@ -218,4 +218,3 @@ def nested_tar_entries(entry: Entry, where: str) -> list[Entry]:
     if entry.data is not None:
         raise BuildError(f"{where}: a nested tar must come from a layer")
     return scan_tar(Path(entry.source), entry.offset, where)
-

@@ -84,3 +84,27 @@ def test_explain_keys_tasks_as_the_build_did(minimal_build, tmp_path: Path, caps
     assert "everything is up to date" in capsys.readouterr().out
     assert cli.main([*common, "explain", spec, "--dir", str(tmp_path), "--name", "gz"]) == 0
     assert "input 'compression' changed: gzip -> zstd" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_pull_from_local_oci_archive_and_layout(minimal_build, tmp_path: Path, capsys) -> None:
+    import subprocess
+
+    from buildlib.components import load_recipe
+
+    init = load_recipe(COMPONENTS / "init").ref
+    archive = tmp_path / "init.tar"
+    assert cli.main(["--cache", str(minimal_build.cache), "cache", "export", str(init), str(archive)]) == 0
+    layout = tmp_path / "layout"
+    # as distrokit does: keep uncompressed layers as they are, so the digest stays
+    copy = ["skopeo", "copy", "-q", "--dest-oci-accept-uncompressed-layers"]
+    subprocess.run([*copy, f"oci-archive:{archive}", f"oci:{layout}:v1"], check=True)
+    fresh = ["--cache", str(tmp_path / "fresh")]
+    assert cli.main([*fresh, "pull", f"oci-archive:{archive}", "--name", "local/init:a", "-q"]) == 0
+    assert cli.main([*fresh, "pull", f"oci:{layout}:v1", "--name", "local/init:b", "-q"]) == 0
+    store, original = Store(tmp_path / "fresh"), Store(minimal_build.cache)
+    digest = original.lookup(init)
+    assert store.lookup(ImageRef.parse("local/init:a")) == digest
+    assert store.lookup(ImageRef.parse("local/init:b")) == digest
+    capsys.readouterr()
+    assert cli.main([*fresh, "pull", f"oci:{layout}:v1", "-q"]) == 2
+    assert "--name" in capsys.readouterr().err
