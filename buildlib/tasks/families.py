@@ -25,7 +25,7 @@ from ..images import Image, Layer, Store
 from ..outputs.compress import Compression
 from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
 from ..refs import ImageRef
-from ..spec import Spec
+from ..spec import Kernel, Spec
 from ..transport import Network
 from .keys import InputKeys, tool_versions
 
@@ -198,22 +198,32 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     }
 
 
+def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
+    """The kernel binary out of its image, written once per image digest: an output that reruns for a
+    changed service does not extract and sync it again."""
+    image = load_images(store, [kernel.image])[kernel.image]
+    folder = store.root / "build" / spec_name
+    target = folder / f"kernel-{xxh_value([image.manifest_digest, kernel.binary])}"
+    if not target.is_file():
+        binary, _ = rootfs.kernel_files(store, kernel, image)
+        write_entry(binary, target)
+        for stale in folder.glob("kernel-*"):
+            if stale != target:
+                stale.unlink(missing_ok=True)
+    return target
+
+
 def output_task(
     store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
 ) -> dict[str, Any]:
     pointers = [pointer_path(store, options.name, part.name) for part in parts]
     prefix = options.out_dir / options.name
     formats = [outputs.get_format(name) for name in options.formats]
-    kernel_copy = store.root / "build" / options.name / "kernel"
     kernel = spec.kernel
 
     def write() -> None:
-        if kernel is not None:
-            image = load_images(store, [kernel.image])[kernel.image]
-            binary, _ = rootfs.kernel_files(store, kernel, image)
-            write_entry(binary, kernel_copy)
         built = outputs.BuiltParts(
-            kernel_copy if kernel else None,
+            kernel_copy(store, kernel, options.name) if kernel else None,
             kernel.cmdline if kernel else "",
             read_segments(store, pointers),
             root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
