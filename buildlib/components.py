@@ -185,30 +185,25 @@ def _depends(meta: str) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
 
 
-def fetch_package(cache: Path, package: Package) -> Path:
+def fetch_package(store: Store, package: Package) -> Path:
     """The .deb file in the cache, downloaded and checked against apt's SHA256 when missing."""
     import sh
 
-    target = cache / "debs" / package.filename
+    target = store.root / "debs" / package.filename
     if target.is_file() and sha256_file(target) == "sha256:" + package.sha256:
         return target
-    workdir = cache / "tmp" / f"deb-{package.name}-{os.getpid()}"
-    workdir.mkdir(parents=True, exist_ok=True)
-    try:
-        sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
+    with store.tempdir(f"deb-{package.name}-") as workdir:
+        try:
+            sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
+        except sh.ErrorReturnCode as exc:
+            raise BuildError(
+                f"apt-get could not download {package.name}={package.version}: {exc.stderr.decode()[-300:]}"
+            ) from exc
         downloaded = workdir / package.filename
         if sha256_file(downloaded) != "sha256:" + package.sha256:
             raise BuildError(f"{package.filename}: SHA256 does not match apt's index; run `apt-get update` and retry")
         target.parent.mkdir(parents=True, exist_ok=True)
         downloaded.replace(target)
-    except sh.ErrorReturnCode as exc:
-        raise BuildError(
-            f"apt-get could not download {package.name}={package.version}: {exc.stderr.decode()[-300:]}"
-        ) from exc
-    finally:
-        for leftover in workdir.glob("*"):
-            leftover.unlink()
-        workdir.rmdir()
     return target
 
 
@@ -221,7 +216,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
         root = work / "root"
         root.mkdir()
         for package in packages:
-            sh.Command("dpkg-deb")("-x", str(fetch_package(store.root, package)), str(root))
+            sh.Command("dpkg-deb")("-x", str(fetch_package(store, package)), str(root))
         if recipe.keep:
             elfdeps.prune(root, elfdeps.closure(root, recipe.keep))
         for pattern in recipe.exclude:
