@@ -24,7 +24,7 @@ from typing import Any
 
 from . import transport
 from .errors import BadInput, ImageNotFound, StoreError, TransportError
-from .fsutil import canonical_json, sha256_file, write_bytes_atomic, write_json_atomic
+from .fsutil import canonical_json, sha256_file, write_bytes_atomic
 from .refs import ImageRef
 from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
 
@@ -410,22 +410,24 @@ def push(store: Store, ref: ImageRef, dest: str, *, network: Network | None = No
     return digest
 
 
+def layout_files(descriptor: dict[str, Any]) -> dict[str, bytes]:
+    """The two small files of an OCI image layout naming one manifest: oci-layout and index.json."""
+    return {
+        "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+        "index.json": canonical_json({"schemaVersion": 2, "manifests": [descriptor]}),
+    }
+
+
 def _write_layout(store: Store, layout: Path, digest: str) -> None:
     """An OCI layout naming one manifest of the store; its blobs stay in the store (skopeo's shared blob dir)."""
-    size = store.blob_path(digest).stat().st_size
-    write_bytes_atomic(layout / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
-    index = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": MEDIA_MANIFEST,
-                "digest": digest,
-                "size": size,
-                "annotations": {"org.opencontainers.image.ref.name": "image"},
-            }
-        ],
+    descriptor = {
+        "mediaType": MEDIA_MANIFEST,
+        "digest": digest,
+        "size": store.blob_path(digest).stat().st_size,
+        "annotations": {"org.opencontainers.image.ref.name": "image"},
     }
-    write_json_atomic(layout / "index.json", index)
+    for name, data in layout_files(descriptor).items():
+        write_bytes_atomic(layout / name, data)
 
 
 def ensure_image(

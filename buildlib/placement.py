@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 from . import bundles
 from .errors import BadInput, BuildError
-from .fsutil import canonical_json
-from .images import MEDIA_MANIFEST, Image, Store
+from .images import MEDIA_MANIFEST, Image, Store, layout_files
 from .layers import DIR, FILE, SYMLINK, WHITEOUT, Entry
 from .refs import ImageRef
 from .spec import Container, Section, Spec, Volume
@@ -198,12 +197,7 @@ def oci_layout(store: Store, volume: Volume, image: Image, lower: str) -> list[E
         "annotations": {"org.opencontainers.image.ref.name": image.ref},
     }
     entries = [
-        file_entry(posixpath.join(lower, "oci-layout"), b'{"imageLayoutVersion":"1.0.0"}', mode=0o644),
-        file_entry(
-            posixpath.join(lower, "index.json"),
-            canonical_json({"schemaVersion": 2, "manifests": [descriptor]}),
-            mode=0o644,
-        ),
+        file_entry(posixpath.join(lower, name), data, mode=0o644) for name, data in layout_files(descriptor).items()
     ]
     digests = dict.fromkeys([image.manifest_digest, image.config_digest, *(layer.digest for layer in image.layers)])
     for digest in digests:
