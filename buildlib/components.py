@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,6 +365,11 @@ def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict
         "config": runtime,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     }
+
+
+def recorded_packages(labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The Debian packages (name, version) an image records in its labels; none for other images."""
+    return [(name, version) for name, version in json.loads(labels.get(PACKAGES_LABEL, "[]"))]
 
 
 def recipe_input_key(recipe: Recipe, packages: list[Package]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import bundles, placement, sbom
 from .bundles import numeric_id
-from .components import PACKAGES_LABEL
+from .components import recorded_packages
 from .errors import BadInput, BuildError
 from .images import Image, Store
 from .layers import DIR, FILE, SYMLINK, Entry, load_index, nested_tar_entries
@@ -212,7 +212,7 @@ def installed_report(spec: Spec, images: Mapping[str, Image]) -> bytes:
         if image is None:
             continue
         lines.append(f"{ImageRef.parse(ref).familiar()} {image.manifest_digest}")
-        for name, version in json.loads(image.labels.get(PACKAGES_LABEL, "[]")):
+        for name, version in recorded_packages(image.labels):
             lines.append(f"  {name} {version}")
     return ("\n".join(lines) + "\n").encode()
 

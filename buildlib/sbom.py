@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import __version__
-from .components import PACKAGES_LABEL
+from .components import recorded_packages
 from .fsutil import canonical_json
 from .images import Image
 from .refs import ImageRef
@@ -84,7 +84,7 @@ def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, An
         package = _image_package(ref, image)
         packages.setdefault(package["SPDXID"], package)
         relationships.append(_relation(system_id, "CONTAINS", package["SPDXID"]))
-        for name, version in json.loads(image.labels.get(PACKAGES_LABEL, "[]")):
+        for name, version in recorded_packages(image.labels):
             deb = _deb_package(name, version)
             packages.setdefault(deb["SPDXID"], deb)
             relationships.append(_relation(package["SPDXID"], "CONTAINS", deb["SPDXID"]))
