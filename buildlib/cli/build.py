@@ -1,0 +1,120 @@
+"""`build`, `explain`, `validate` and `sbom`: the commands that read specs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import components, sbom, tasks
+from ..outputs.compress import Compression
+from ..spec import load_spec
+from ..tasks.explain import UP_TO_DATE, explain
+from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
+
+
+def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
+    """The options `build` and `explain` share: explain must key tasks exactly as the build would."""
+    return tasks.BuildOptions(
+        cache=store_root(args),
+        out_dir=Path(args.dir).resolve(),
+        name=args.name or Path(args.spec[0]).stem,
+        formats=tuple(args.format or ["kernel+initrd"]),
+        pull=args.pull,
+        compression=Compression.parse(args.compression),
+        arch=args.arch,
+        network=network_options(args),
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    specs = [Path(p) for p in args.spec]
+    options = _build_options(args)
+    name = options.name
+    if args.explain:
+        _print_explanations(tasks.plan_build(specs, options, component_root()))
+    if args.dry_run:
+        spec = load_spec(specs, resolve_pkg=components.PkgResolver())
+        print(spec.to_yaml(), end="")
+        return 0
+    report = tasks.build_spec(
+        specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
+    )
+    if not args.quiet:
+        err_console.print(
+            f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
+            f"outputs in {options.out_dir}"
+        )
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    specs = [Path(p) for p in args.spec]
+    _print_explanations(tasks.plan_build(specs, _build_options(args), component_root()))
+    return 0
+
+
+def _print_explanations(plan: tasks.Plan) -> None:
+    from rich.table import Table
+
+    table = Table("task", "will", "why", box=None, show_header=True, header_style="bold")
+    for item in explain(plan):
+        if item.status != UP_TO_DATE:
+            table.add_row(item.task, item.status, "\n".join(item.reasons))
+    if table.row_count:
+        out_console.print(table)
+    else:
+        print("everything is up to date")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    spec = load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
+    for warning in spec.warnings:
+        err_console.print(f"warning: {warning}")
+    err_console.print(f"{', '.join(args.spec)}: valid")
+    return 0
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    specs = [Path(p) for p in args.spec]
+    options = tasks.BuildOptions(cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem)
+    spec, loaded = tasks.ensure_images(specs, options, component_root())
+    sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
+    return 0
+
+
+def _build_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument("spec", nargs="+", help="spec files, merged in order")
+    command.add_argument("--dir", default=".", help="output folder (default: current folder)")
+    command.add_argument("--name", help="output name (default: the first spec's base name)")
+    command.add_argument("-f", "--format", action="append", help="output format: kernel+initrd (default), tar")
+    command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
+    command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    command.add_argument(
+        "--compression",
+        default="zstd",
+        choices=("zstd", "gzip", "none"),
+        help="initrd compression (default zstd; gzip for kernels older than 5.9)",
+    )
+    transfer_flags(command)
+
+
+def register(sub: Subparsers) -> None:
+    build = sub.add_parser("build", help="build a spec into boot media")
+    _build_flags(build)
+    build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
+    build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
+    build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
+    build.set_defaults(func=cmd_build)
+
+    explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")
+    _build_flags(explain_cmd)
+    explain_cmd.set_defaults(func=cmd_explain)
+
+    validate = sub.add_parser("validate", help="check specs without building or pulling")
+    validate.add_argument("spec", nargs="+")
+    validate.set_defaults(func=cmd_validate)
+
+    sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")
+    sbom_cmd.add_argument("spec", nargs="+", help="spec files, merged in order")
+    sbom_cmd.set_defaults(func=cmd_sbom)

@@ -1,0 +1,102 @@
+"""What every command shares: the consoles, the store path, sizes, tables and the transfer flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from ..transport import Network, RetryPolicy
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+Subparsers = argparse._SubParsersAction  # the type `register` functions receive
+
+DEFAULT_CACHE = "cache"
+
+
+class _LazyConsole:
+    """rich's Console, imported on first use: importing rich costs more than a whole no-change build."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+out_console = cast("Console", _LazyConsole(highlight=False))
+
+
+def store_root(args: argparse.Namespace) -> Path:
+    return Path(args.cache or os.environ.get("DISTROKIT_CACHE") or DEFAULT_CACHE).resolve()
+
+
+def component_root() -> Path:
+    return Path(os.environ.get("DISTROKIT_COMPONENTS", "components")).resolve()
+
+
+def human_size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def network_options(args: argparse.Namespace) -> Network:
+    retry = RetryPolicy(attempts=args.retries, timeout=args.timeout, stall=args.stall)
+    return Network.from_env(mirrors=args.mirror or (), insecure=args.insecure_registry or (), retry=retry)
+
+
+def when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else "-"
+
+
+def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()) -> None:
+    """A rich table on a terminal; tab-separated lines with a header otherwise (for scripts)."""
+    if not out_console.is_terminal:
+        for row in [list(columns), *rows]:
+            print("\t".join(row))
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    out_console.print(table)
+
+
+def transfer_flags(command: argparse.ArgumentParser) -> None:
+    default = RetryPolicy()
+    command.add_argument(
+        "--mirror",
+        action="append",
+        help="[REGISTRY=]URL to pull REGISTRY's images from (all registries without REGISTRY=); repeatable; "
+        "env DISTROKIT_MIRRORS (spaces or commas), flags win",
+    )
+    command.add_argument(
+        "--insecure-registry",
+        action="append",
+        metavar="HOST",
+        help="allow plain http and unverified TLS for HOST (loopback always is); env DISTROKIT_INSECURE_REGISTRIES",
+    )
+    command.add_argument("--retries", type=int, default=default.attempts, help="attempts in all per image")
+    command.add_argument("--timeout", type=float, default=default.timeout, help="seconds per attempt at most")
+    command.add_argument(
+        "--stall", type=float, default=default.stall, help="seconds without a new byte before an attempt is retried"
+    )
+    command.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors and warnings")

@@ -1,0 +1,197 @@
+"""`pull`, `push` and `pkg`: moving images between registries, files and the store."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import components, images
+from ..errors import BadInput
+from ..fsutil import store_lock
+from ..refs import ImageRef
+from ..transport import Event, EventKind
+from .common import Subparsers, err_console, human_size, network_options, store_root, transfer_flags
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+
+class TransferDisplay:
+    """Shows what pulls and pushes report: a rich bar per image (bytes, speed, retries) on a terminal,
+    plain lines otherwise, and only warnings when quiet."""
+
+    PLAIN_EVERY = 5.0
+
+    def __init__(self, console: Console, quiet: bool, verb: str) -> None:
+        self.console, self.quiet, self.verb = console, quiet, verb
+        self.progress: Progress | None = None
+        if console.is_terminal and not quiet:
+            from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            columns = (TextColumn("{task.description}"), DownloadColumn(), TransferSpeedColumn())
+            self.progress = Progress(*columns, TextColumn("{task.fields[retries]}"), console=console)
+        self.tasks: dict[str, TaskID] = {}
+        self.retries: dict[str, int] = {}
+        self.last_line: dict[str, float] = {}
+
+    @classmethod
+    def for_console(cls, console: Console, quiet: bool, verb: str) -> TransferDisplay:
+        return cls(console, quiet, verb)
+
+    def __enter__(self) -> TransferDisplay:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, event: Event) -> None:
+        if event.kind is EventKind.WARNING:
+            self.console.print(f"warning: {event.name}: {event.message}", markup=False)
+        elif event.kind is EventKind.RETRY:
+            self.retries[event.name] = self.retries.get(event.name, 0) + 1
+            if not self.quiet:
+                self.console.print(
+                    f"{self.verb} {event.name}: attempt {event.attempt} failed ({event.message}); "
+                    f"retrying in {event.seconds:.1f} s",
+                    markup=False,
+                )
+        if self.quiet:
+            return
+        if self.progress is not None:
+            self._bar(self.progress, event)
+        else:
+            self._line(event)
+
+    def _bar(self, progress: Progress, event: Event) -> None:
+        if event.kind is EventKind.START:
+            self.tasks[event.name] = progress.add_task(f"{self.verb} {event.name}", total=None, retries="")
+            return
+        task = self.tasks.get(event.name)
+        if task is None:
+            return
+        retries = self.retries.get(event.name, 0)
+        label = f"{retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
+        total = event.bytes if event.kind is EventKind.DONE else None
+        progress.update(task, completed=event.bytes, total=total, retries=label)
+
+    def _line(self, event: Event) -> None:
+        now = time.monotonic()
+        if event.kind is EventKind.START:
+            self.console.print(f"{self.verb} {event.name}: started", markup=False)
+            self.last_line[event.name] = now
+        elif event.kind is EventKind.PROGRESS and now - self.last_line.get(event.name, 0.0) >= self.PLAIN_EVERY:
+            self.console.print(f"{self.verb} {event.name}: {human_size(event.bytes)} so far", markup=False)
+            self.last_line[event.name] = now
+        elif event.kind is EventKind.DONE:
+            speed = event.bytes / event.seconds if event.seconds > 0 else 0.0
+            retries = self.retries.get(event.name, 0)
+            self.console.print(
+                f"{self.verb} {event.name}: {human_size(event.bytes)} in {event.seconds:.1f} s "
+                f"({human_size(int(speed))}/s), {retries} retr{'y' if retries == 1 else 'ies'}",
+                markup=False,
+            )
+
+    def result(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text, markup=False)
+
+
+LOCAL_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    store = images.Store(store_root(args))
+    network = network_options(args)
+    if any(text.startswith(LOCAL_TRANSPORTS) for text in args.ref):
+        return _pull_local(store, args)
+    refs = [ImageRef.parse(text) for text in args.ref]
+    with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
+        for ref in refs:
+            with store_lock(store.root):  # a gc never removes the blobs of a pull under way
+                digest = images.pull(store, ref, network=network, arch=args.arch, listener=display)
+            display.result(f"{ref.familiar()} {digest}")
+    return 0
+
+
+def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
+    """`pull oci:DIR[:TAG]`, `oci-archive:FILE` or `docker-archive:FILE` into the store under --name."""
+    if len(args.ref) != 1 or not args.name:
+        raise BadInput("pulling from an oci:, oci-archive: or docker-archive: source takes one source and --name NAME")
+    name = ImageRef.parse(args.name)
+    with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
+        with store_lock(store.root):
+            digest = images.copy_into_store(store, args.ref[0], name, arch=args.arch, listener=display)
+        display.result(f"{name.familiar()} {digest}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    store = images.Store(store_root(args))
+    with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
+        with store_lock(store.root):  # a gc never removes the blobs of a push under way
+            digest = images.push(
+                store, ImageRef.parse(args.ref), args.dest, network=network_options(args), listener=display
+            )
+        display.result(f"{args.dest} {digest}")
+    return 0
+
+
+def cmd_pkg_push(args: argparse.Namespace) -> int:
+    """LinuxKit's `pkg push`: build each component when it is not in the store, then push it to --to."""
+    store = images.Store(store_root(args))
+    network = network_options(args)
+    with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
+        for folder in args.folder:
+            recipe = components.load_recipe(Path(folder))
+            dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{recipe.ref.tag}"
+            with store_lock(store.root):
+                if store.lookup(recipe.ref) is None:
+                    components.build(store, recipe, components.pinned_packages(store.root, recipe))
+                digest = images.push(store, recipe.ref, dest, network=network, listener=display)
+            display.result(f"{dest} {digest}")
+    return 0
+
+
+def cmd_pkg_build(args: argparse.Namespace) -> int:
+    store = images.Store(store_root(args))
+    for folder in args.folder:
+        recipe = components.load_recipe(Path(folder))
+        with store_lock(store.root):
+            packages = components.pinned_packages(store.root, recipe, refresh=args.update)
+            digest = components.build(store, recipe, packages)
+        err_console.print(f"{recipe.ref.familiar()} {digest}")
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    pull = sub.add_parser("pull", help="pull images into the store")
+    pull.add_argument(
+        "ref", nargs="+", help="registry references, or one oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE"
+    )
+    pull.add_argument("--name", help="the name to store a local (oci:, oci-archive:, docker-archive:) image under")
+    pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    transfer_flags(pull)
+    pull.set_defaults(func=cmd_pull)
+
+    push = sub.add_parser("push", help="push an image from the store to a registry")
+    push.add_argument("ref", help="the image in the store")
+    push.add_argument("dest", help="REGISTRY/PATH[:TAG]")
+    transfer_flags(push)
+    push.set_defaults(func=cmd_push)
+
+    pkg = sub.add_parser("pkg", help="component images").add_subparsers(dest="pkg_command", required=True)
+    pkg_build = pkg.add_parser("build", help="build component images from Debian packages")
+    pkg_build.add_argument("folder", nargs="+")
+    pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
+    pkg_build.set_defaults(func=cmd_pkg_build)
+    pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
+    pkg_push.add_argument("folder", nargs="+")
+    pkg_push.add_argument("--to", required=True, help="REGISTRY[/PREFIX] to push to, e.g. 127.0.0.1:5000")
+    transfer_flags(pkg_push)
+    pkg_push.set_defaults(func=cmd_pkg_push)
