@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from pathlib import Path
 
 from . import images
 from .errors import BadInput, ImageNotFound
+from .fsutil import parse_size as parse_size  # the CLI's `--keep` reads sizes here
 from .fsutil import store_lock
 from .images import Store
 from .outputs.initrd import segment_path
@@ -43,7 +43,6 @@ from .usage import read_usages
 
 AREAS = ("blobs", "layers", "segments", "debs", "build")
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -96,15 +95,6 @@ class _Roots:
 
 
 # sizes ----------------------------------------------------------------------------------------
-def parse_size(text: str) -> int:
-    """`2G`, `500M`, `1.5GiB`, `4096` as bytes (powers of 1024)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise BadInput(f"size {text!r} is not a size: write a number with an optional unit, e.g. 500M or 2G")
-    scale = 1024 ** " kmgt".index(match.group(2).lower() or " ")
-    return int(float(match.group(1)) * scale)
-
-
 def _walk(path: Path, seen: set[tuple[int, int]]) -> tuple[int, int, float]:
     """Bytes, file count and newest mtime under `path` (a file or a folder), each inode once."""
     size = files = 0

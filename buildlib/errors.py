@@ -47,6 +47,10 @@ class StoreError(BuildError):
     """The content-addressed store holds something that does not match its key."""
 
 
+class NoSpace(StoreError):
+    """The disk filled up while writing the store or an output; nothing half-written was kept."""
+
+
 class HostileLayer(BuildError):
     """A layer tries to write outside the root or otherwise cannot be trusted."""
 

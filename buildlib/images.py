@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -219,12 +219,22 @@ class Store:
 
 
 # transport ---------------------------------------------------------------------------------
+ImageCheck = Callable[["Image"], None]
+
+
 def pull(
-    store: Store, ref: ImageRef, *, network: Network | None = None, arch: str = "amd64", listener: Listener = ignore
+    store: Store,
+    ref: ImageRef,
+    *,
+    network: Network | None = None,
+    arch: str = "amd64",
+    listener: Listener = ignore,
+    check: ImageCheck | None = None,
 ) -> str:
     """Copy `ref` from its registry (or its mirror) into the store; return the manifest digest."""
     network = network or Network.from_env()
-    return copy_into_store(store, transport.resolve(ref, network), ref, network=network, arch=arch, listener=listener)
+    source = transport.resolve(ref, network)
+    return copy_into_store(store, source, ref, network=network, arch=arch, listener=listener, check=check)
 
 
 def copy_into_store(
@@ -235,12 +245,13 @@ def copy_into_store(
     network: Network | None = None,
     arch: str = "amd64",
     listener: Listener = ignore,
+    check: ImageCheck | None = None,
 ) -> str:
     """skopeo copy `source` (an Endpoint, or any skopeo source such as `oci:DIR:TAG`) into the shared blob dir.
 
     Blobs already in the store are reused, never fetched again; each one reused is verified against its
-    digest first, and a corrupt one is removed and fetched again, with a warning. Only then is `name`
-    pointed at the image.
+    digest first, and a corrupt one is removed and fetched again, with a warning. The image is then
+    checked (`check`, e.g. its layers indexed within the size limit): only then is `name` pointed at it.
     """
     network = network or Network()
     label = name.familiar()
@@ -262,6 +273,8 @@ def copy_into_store(
     else:
         raise StoreError(f"{label}: blobs stayed corrupt after {HEAL_ROUNDS} copies; check the disk of {store.blobs}")
     _check_arch(store, digest, label, arch, listener)
+    if check is not None:
+        check(store.image_by_digest(label, digest))
     store.set_ref(name, digest)
     fetched = _landed(store, before, None)
     listener(Event(EventKind.DONE, label, fetched, attempts, seconds=time.monotonic() - started))

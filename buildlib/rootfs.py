@@ -153,7 +153,7 @@ def init_tree(store: Store, spec: Spec, images: Mapping[str, Image]) -> Tree:
     tree = Tree(INIT_PART)
     for ref in spec.init:
         for layer in images[ref].layers:
-            tree.apply_layer(load_index(store, layer), f"init image {ref}")
+            tree.apply_layer(load_index(store, layer, ref), f"init image {ref}")
     return tree
 
 

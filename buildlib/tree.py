@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from .errors import HostileLayer
 from .images import Image, Store
-from .layers import DIR, FILE, HARDLINK, OPAQUE, WHITEOUT, Entry, load_index
+from .layers import DIR, FILE, HARDLINK, OPAQUE, SYMLINK, WHITEOUT, Entry, load_index
 
 DEFAULT_DIR_MODE = 0o755
 
@@ -42,16 +42,34 @@ class Tree:
             elif entry.kind == WHITEOUT:
                 self._remove(entry.path, only=lower)
             else:
+                self._check_through_symlink(entry, where)
                 self.add(entry, where)
                 lower.discard(entry.path)
+
+    def _check_through_symlink(self, entry: Entry, where: str) -> None:
+        """A layer entry under a path that is a symlink would be written wherever the link points (out of
+        the root, on a host that extracts it): such a layer is refused, not rewritten."""
+        parent = posixpath.dirname(entry.path)
+        while parent:
+            found = self._entries.get(parent)
+            if found is not None and found.kind == SYMLINK:
+                raise HostileLayer(
+                    f"{where}: entry {entry.path!r} is written through the symlink {parent!r} -> {found.link!r}; "
+                    "refusing this layer"
+                )
+            parent = posixpath.dirname(parent)
 
     def add(self, entry: Entry, where: str = "") -> None:
         """Place `entry`, replacing what was at its path and creating missing parents."""
         existing = self._entries.get(entry.path)
         if existing is not None and existing.kind == DIR and entry.kind != DIR:
             self._remove_children(entry.path)
-        if entry.kind == HARDLINK and entry.link not in self._entries:
-            raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which does not exist")
+        if entry.kind == HARDLINK:
+            target = self._entries.get(entry.link)
+            if target is None:
+                raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which does not exist")
+            if target.kind == DIR:
+                raise HostileLayer(f"{where}: hard link {entry.path!r} points at the directory {entry.link!r}")
         self._make_parents(entry.path, entry.mtime)
         self._entries[entry.path] = entry
 
@@ -126,5 +144,5 @@ def dir_entry(path: str, mode: int = DEFAULT_DIR_MODE, uid: int = 0, gid: int = 
 def merged_image_tree(store: Store, image: Image, name: str) -> Tree:
     tree = Tree(name)
     for layer in image.layers:
-        tree.apply_layer(load_index(store, layer), f"{name} layer {layer.digest}")
+        tree.apply_layer(load_index(store, layer, name), f"{name} layer {layer.digest}")
     return tree

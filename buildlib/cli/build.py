@@ -10,7 +10,17 @@ from .. import components, sbom, tasks
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
-from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
+from .common import (
+    Subparsers,
+    apply_layer_limit,
+    component_root,
+    err_console,
+    layer_limit_flag,
+    network_options,
+    out_console,
+    store_root,
+    transfer_flags,
+)
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -28,6 +38,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    apply_layer_limit(args)
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
     name = options.name
@@ -103,6 +114,7 @@ def register(sub: Subparsers) -> None:
     build = sub.add_parser("build", help="build a spec into boot media")
     _build_flags(build)
     build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
+    layer_limit_flag(build)
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
     build.set_defaults(func=cmd_build)

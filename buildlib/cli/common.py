@@ -80,6 +80,24 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]], right: Se
     out_console.print(table)
 
 
+def layer_limit_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-layer-size",
+        metavar="SIZE",
+        help="most uncompressed bytes one layer may hold, e.g. 2G (env DISTROKIT_MAX_LAYER_SIZE, default 16G)",
+    )
+
+
+def apply_layer_limit(args: argparse.Namespace) -> None:
+    """`--max-layer-size` for this process: the layer indexer reads it where every layer is read."""
+    from ..fsutil import parse_size
+    from ..layers import MAX_LAYER_SIZE_ENV
+
+    if args.max_layer_size:
+        parse_size(args.max_layer_size)  # a nonsense size is bad input before anything starts
+        os.environ[MAX_LAYER_SIZE_ENV] = args.max_layer_size
+
+
 def transfer_flags(command: argparse.ArgumentParser) -> None:
     default = RetryPolicy()
     command.add_argument(

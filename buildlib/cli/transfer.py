@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import components, images
 from ..errors import BadInput
 from ..fsutil import store_lock
+from ..layers import index_image
 from ..refs import ImageRef
 from ..transport import Event, EventKind
-from .common import Subparsers, err_console, human_size, network_options, store_root, transfer_flags
+from .common import (
+    Subparsers,
+    apply_layer_limit,
+    err_console,
+    human_size,
+    layer_limit_flag,
+    network_options,
+    store_root,
+    transfer_flags,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -106,6 +117,7 @@ LOCAL_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    apply_layer_limit(args)
     store = images.Store(store_root(args))
     network = network_options(args)
     if any(text.startswith(LOCAL_TRANSPORTS) for text in args.ref):
@@ -114,7 +126,9 @@ def cmd_pull(args: argparse.Namespace) -> int:
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         for ref in refs:
             with store_lock(store.root):  # a gc never removes the blobs of a pull under way
-                digest = images.pull(store, ref, network=network, arch=args.arch, listener=display)
+                digest = images.pull(
+                    store, ref, network=network, arch=args.arch, listener=display, check=partial(index_image, store)
+                )
             display.result(f"{ref.familiar()} {digest}")
     return 0
 
@@ -126,7 +140,9 @@ def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
     name = ImageRef.parse(args.name)
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         with store_lock(store.root):
-            digest = images.copy_into_store(store, args.ref[0], name, arch=args.arch, listener=display)
+            digest = images.copy_into_store(
+                store, args.ref[0], name, arch=args.arch, listener=display, check=partial(index_image, store)
+            )
         display.result(f"{name.familiar()} {digest}")
     return 0
 
@@ -177,6 +193,7 @@ def register(sub: Subparsers) -> None:
     pull.add_argument("--name", help="the name to store a local (oci:, oci-archive:, docker-archive:) image under")
     pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     transfer_flags(pull)
+    layer_limit_flag(pull)
     pull.set_defaults(func=cmd_pull)
 
     push = sub.add_parser("push", help="push an image from the store to a registry")

@@ -157,7 +157,7 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
             yield {
                 "name": digest,
                 "doc": f"index layer {digest}",
-                "actions": [sink.guard(partial(layers.ensure_index, store, layer))],
+                "actions": [sink.guard(partial(layers.ensure_index, store, layer, ref))],
                 "targets": [str(index)],
                 "uptodate": [index.is_file],
                 "verbosity": 0,
