@@ -35,6 +35,10 @@ class ImageNotFound(BadInput):
     """An image is neither in the store nor in any registry that was asked."""
 
 
+class BadImage(BadInput):
+    """An image's manifest or config is malformed: the message names the image and the field."""
+
+
 class BuildError(DistrokitError):
     """A build step failed although its input was valid."""
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import transport
-from .errors import BadInput, ImageNotFound, StoreError, TransportError
+from . import manifests, transport
+from .errors import BadImage, BadInput, ImageNotFound, StoreError, TransportError
 from .fsutil import canonical_json, sha256_file, write_bytes_atomic
 from .refs import ImageRef
 from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
@@ -113,14 +113,21 @@ class Store:
         path = self.blob_path(digest)
         return path.is_file() and sha256_file(path) == digest
 
-    def read_json_blob(self, digest: str) -> dict[str, Any]:
+    def read_json_blob(self, digest: str, what: str = "") -> dict[str, Any]:
+        """A manifest or config blob, checked against its digest (a flipped bit is never used)."""
         path = self.blob_path(digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
             raise StoreError(f"blob {digest} is missing from the store {self.blobs}") from exc
-        value: dict[str, Any] = json.loads(data)
-        return value
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise StoreError(
+                f"blob {digest} in the store does not match its digest: run `distrokit cache check --repair`"
+            )
+        return manifests.parse_json(data, what or f"blob {digest}")
+
+    def manifest(self, digest: str, name: str) -> manifests.Manifest:
+        return manifests.check_manifest(self.read_json_blob(digest, f"image {name}: manifest {digest}"), name)
 
     # names -------------------------------------------------------------------------------
     def _ref_path(self, ref: ImageRef) -> Path:
@@ -154,21 +161,21 @@ class Store:
     def lookup(self, ref: ImageRef) -> str | None:
         """The manifest digest `ref` names in the store, or None when absent or incomplete."""
         if ref.digest:
-            return ref.digest if self._complete(ref.digest) else None
+            return ref.digest if self._complete(ref.digest, str(ref)) else None
         path = self._ref_path(ref)
         if not path.is_file():
             return None
         digest = path.read_text().strip()
-        return digest if self._complete(digest) else None
+        return digest if self._complete(digest, str(ref)) else None
 
-    def _complete(self, manifest_digest: str) -> bool:
+    def _complete(self, manifest_digest: str, name: str) -> bool:
         if not self.has_blob(manifest_digest):
             return False
-        manifest = self.read_json_blob(manifest_digest)
-        if "layers" not in manifest:
-            return False
-        needed = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
-        return all(self.has_blob(digest) for digest in needed)
+        try:
+            manifest = self.manifest(manifest_digest, name)
+        except StoreError:
+            return False  # corrupt in the store: a pull fetches it again
+        return all(self.has_blob(d.digest) for d in (manifest.config, *manifest.layers))
 
     def image(self, ref: ImageRef) -> Image:
         digest = self.lookup(ref)
@@ -177,19 +184,25 @@ class Store:
         return self.image_by_digest(str(ref), digest)
 
     def image_by_digest(self, name: str, manifest_digest: str) -> Image:
-        manifest = self.read_json_blob(manifest_digest)
-        config_digest = manifest["config"]["digest"]
-        config = self.read_json_blob(config_digest)
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-        if len(diff_ids) != len(manifest["layers"]):
-            raise StoreError(
-                f"image {name}: its config lists {len(diff_ids)} layers, its manifest {len(manifest['layers'])}"
-            )
+        manifest = self.manifest(manifest_digest, name)
+        config = self.read_json_blob(manifest.config.digest, f"image {name}: config {manifest.config.digest}")
+        diff_ids = manifests.check_config(config, name, len(manifest.layers))
+        for field, descriptor in [
+            ("config", manifest.config),
+            *((f"layers[{i}]", x) for i, x in enumerate(manifest.layers)),
+        ]:
+            with contextlib.suppress(FileNotFoundError):
+                actual = self.blob_path(descriptor.digest).stat().st_size
+                if actual != descriptor.size:
+                    raise BadImage(
+                        f"image {name}: {field}.size: the manifest says {descriptor.size} bytes, "
+                        f"the blob {descriptor.digest} has {actual}"
+                    )
         layers = tuple(
-            Layer(layer["digest"], layer["mediaType"], int(layer["size"]), diff_id)
-            for layer, diff_id in zip(manifest["layers"], diff_ids, strict=True)
+            Layer(layer.digest, layer.media_type, layer.size, diff_id)
+            for layer, diff_id in zip(manifest.layers, diff_ids, strict=True)
         )
-        return Image(name, manifest_digest, config_digest, config, layers)
+        return Image(name, manifest_digest, manifest.config.digest, config, layers)
 
     def write_image(self, ref: ImageRef, config: dict[str, Any], layers: list[tuple[str, int, str]]) -> str:
         """Store a config and a manifest over already stored uncompressed layers; name it; return its digest.
@@ -263,7 +276,7 @@ def copy_into_store(
     for _ in range(HEAL_ROUNDS):
         digest, tries = _copy(store, source, label, network, arch, before, listener)
         attempts += tries
-        corrupt = _corrupt_blobs(store, digest, before)
+        corrupt = _corrupt_blobs(store, digest, before, label)
         if not corrupt:
             break
         for blob in corrupt:
@@ -361,7 +374,7 @@ def _landed(store: Store, before: set[str], layout: Path | None) -> int:
     return total
 
 
-def _corrupt_blobs(store: Store, manifest_digest: str, before: set[str]) -> list[str]:
+def _corrupt_blobs(store: Store, manifest_digest: str, before: set[str], label: str) -> list[str]:
     """Blobs of the image that do not match their digest.
 
     skopeo checks every blob it fetches against its digest as it streams, so a blob this copy wrote is
@@ -370,20 +383,23 @@ def _corrupt_blobs(store: Store, manifest_digest: str, before: set[str]) -> list
     """
     if not store.verify_blob(manifest_digest):  # small: always hashed
         return [manifest_digest]
-    manifest = store.read_json_blob(manifest_digest)
-    wanted = [manifest["config"], *manifest.get("layers", ())]
+    manifest = store.manifest(manifest_digest, label)
     corrupt = []
-    for descriptor in wanted:
-        digest, size = descriptor["digest"], int(descriptor["size"])
-        path = store.blob_path(digest)
+    for descriptor in (manifest.config, *manifest.layers):
+        path = store.blob_path(descriptor.digest)
         try:
-            ok = path.stat().st_size == size
+            ok = path.stat().st_size == descriptor.size
         except FileNotFoundError:
             ok = False
         if ok and path.name in before:
-            ok = sha256_file(path) == digest
+            ok = sha256_file(path) == descriptor.digest
+        elif not ok and path.is_file() and path.name not in before and sha256_file(path) == descriptor.digest:
+            raise BadImage(
+                f"image {label}: the manifest says blob {descriptor.digest} has {descriptor.size} bytes, "
+                f"it has {path.stat().st_size}: the image's source is lying or broken"
+            )
         if not ok:
-            corrupt.append(digest)
+            corrupt.append(descriptor.digest)
     return corrupt
 
 
