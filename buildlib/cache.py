@@ -37,7 +37,7 @@ from .errors import BadInput, ImageNotFound
 from .fsutil import parse_size as parse_size  # the CLI's `--keep` reads sizes here
 from .fsutil import store_lock
 from .images import Store
-from .outputs.initrd import segment_path
+from .outputs.initrd import KEY_SUFFIX, segment_path
 from .refs import ImageRef
 from .usage import read_usages
 
@@ -230,6 +230,7 @@ def _candidates(store: Store, roots: _Roots) -> Iterator[Removed]:
         folder = root / area
         for path in sorted(folder.iterdir()) if folder.is_dir() else ():
             key = path.name if area.startswith("blobs") else path.relative_to(root).as_posix()
+            key = key.removesuffix(KEY_SUFFIX)  # a segment's key file goes and stays with its segment
             if key not in kept and not path.name.startswith("."):
                 size, _, newest = _walk(path, seen)
                 yield Removed(path.relative_to(root).as_posix(), size, newest)

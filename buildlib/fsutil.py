@@ -25,8 +25,9 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
-    """Write to a temp file beside `path`, fsync, then rename: readers see all or nothing."""
+def atomic_writer(path: Path, mode: int = 0o644, needed: int | None = None) -> Iterator[IO[bytes]]:
+    """Write to a temp file beside `path`, fsync, then rename: readers see all or nothing. A full disk
+    is a `NoSpace` error that says how much the file needs (`needed`, when the caller knows)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -42,20 +43,23 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
             written = os.stat(tmp).st_size
             os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno in _FULL:
-            raise no_space(path, written, exc) from exc
+            raise no_space(path, written, exc, needed) from exc
         raise
 
 
-def no_space(path: Path, written: int, error: OSError) -> NoSpace:
+def no_space(path: Path, written: int, error: OSError, needed: int | None = None) -> NoSpace:
     """The error for a write the disk had no room for, saying how much room it would have needed."""
     try:
         free = shutil.disk_usage(path.parent).free
     except OSError:
         free = 0
+    if needed is not None and needed > written:
+        size = f"it needs about {_mib(needed)}"
+    else:
+        size = f"the disk filled after {_mib(written)} of it"
     return NoSpace(
-        f"no space left to write {path} ({error.strerror}): it needed more than {_mib(written)} and "
-        f"{_mib(free)} is free; nothing half-written was kept: free some space "
-        "(e.g. `distrokit cache gc`) and run again"
+        f"no space left to write {path} ({error.strerror}): {size}, and {_mib(free)} is free; nothing "
+        "half-written was kept: free some space (e.g. `distrokit cache gc`) and run again"
     )
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import manifests, transport
-from .errors import BadImage, BadInput, ImageNotFound, StoreError, TransportError
+from .errors import BadImage, BadInput, ImageNotFound, NoSpace, StoreError, TransportError
 from .fsutil import canonical_json, sha256_file, write_bytes_atomic
 from .refs import ImageRef
 from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
@@ -317,6 +317,8 @@ def _copy(
         try:
             attempts = transport.run(job, network.retry, listener).attempts
         except SkopeoFailed as exc:
+            if "no space left on device" in exc.failure.detail.lower():
+                raise _no_space(store, source, label, network, exc.failure.detail) from exc
             raise _pull_error(exc, source, arch, network) from exc
         index = json.loads((layout / "index.json").read_text())
         digest: str = index["manifests"][0]["digest"]
@@ -333,6 +335,39 @@ def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: N
             "choose one of them with --arch"
         )
     return transport.explain(exc.failure, source, exc.attempts)
+
+
+def _no_space(store: Store, source: Endpoint | str, label: str, network: Network, detail: str) -> NoSpace:
+    """A pull the store's disk had no room for: how much the image needs, and how much is free."""
+    free = shutil.disk_usage(store.blobs).free
+    needed = _bytes_missing(store, source, network)
+    wanted = f"it needs {_mib(needed)} more and " if needed is not None else ""
+    return NoSpace(
+        f"{label}: no space left in the store {store.root} ({detail}): {wanted}{_mib(free)} is free; "
+        "nothing of the image was named: free some space (e.g. `distrokit cache gc`) and pull again"
+    )
+
+
+def _bytes_missing(store: Store, source: Endpoint | str, network: Network) -> int | None:
+    """The bytes of the image's blobs the store does not hold yet, from its manifest (best effort)."""
+    if isinstance(source, Endpoint):
+        args = ("inspect", "--raw", transport.tls_flag("", source), *transport.auth_flags("", network), source.url)
+    else:
+        args = ("inspect", "--raw", source)
+    try:
+        raw = transport.run(Job(args, label_of(source)), network.retry).output
+        manifest = manifests.check_manifest(manifests.parse_json(raw.encode(), "manifest"), label_of(source))
+    except (SkopeoFailed, BadInput):
+        return None
+    return sum(d.size for d in (manifest.config, *manifest.layers) if not store.has_blob(d.digest))
+
+
+def label_of(source: Endpoint | str) -> str:
+    return source.name if isinstance(source, Endpoint) else source
+
+
+def _mib(count: int) -> str:
+    return f"{count / (1 << 20):.1f} MiB"
 
 
 def list_platforms(endpoint: Endpoint, network: Network) -> list[str]:

@@ -268,7 +268,12 @@ def _ensure_uncompressed(store: Store, layer: Layer, where: str) -> Path:
     blob = store.blob_path(layer.digest)
     digest = hashlib.sha256()
     written = 0
-    with open(blob, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as stream, atomic_writer(target) as out:
+    needed = _gzip_size_hint(blob)
+    with (
+        open(blob, "rb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="rb") as stream,
+        atomic_writer(target, needed=needed) as out,
+    ):
         while chunk := _read_compressed(stream, where):
             written += len(chunk)
             if written > limit:
@@ -278,6 +283,16 @@ def _ensure_uncompressed(store: Store, layer: Layer, where: str) -> Path:
         if "sha256:" + digest.hexdigest() != layer.diff_id:
             raise StoreError(f"{where} does not decompress to its diff_id {layer.diff_id}; refusing it")
     return target
+
+
+def _gzip_size_hint(blob: Path) -> int | None:
+    """The uncompressed size a gzip stream records in its last 4 bytes (exact below 4 GiB, one member)."""
+    try:
+        with open(blob, "rb") as handle:
+            handle.seek(-4, os.SEEK_END)
+            return int.from_bytes(handle.read(4), "little")
+    except OSError:
+        return None
 
 
 def _read_compressed(stream: gzip.GzipFile, where: str) -> bytes:

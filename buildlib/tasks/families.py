@@ -23,9 +23,10 @@ from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
 from ..outputs.compress import Compression
-from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
+from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, segment_problem, write_entry, write_segment
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
+from ..store_check import check_segments
 from ..transport import Network
 from .keys import InputKeys, tool_versions
 
@@ -71,7 +72,9 @@ def pointer_path(store: Store, spec_name: str, part: str) -> Path:
 
 
 def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
-    return tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    segments = tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    check_segments(segments)
+    return segments
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
@@ -181,7 +184,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         inputs = [tool_versions(), compression.version(), fragment, digests, [xxh_file(Path(s)) for s in sources]]
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
-        if not segment.is_file():
+        if segment_problem(segment):
             write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
         write_bytes_atomic(target, key.encode())
 
