@@ -168,6 +168,8 @@ def parse_label(text: str, where: str) -> Container:
         raise BadInput(f"{where}: {len(text)} characters, more than a label may hold ({MAX_LABEL}): fix or rebuild it")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError as error:
+        raise BadInput(f"{where}: nested too deeply to be a label: fix or rebuild the image") from error
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""

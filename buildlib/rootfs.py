@@ -7,8 +7,10 @@ their whiteout semantics live in `tree`; where containers and volumes go, in `pl
 
 from __future__ import annotations
 
+import errno
 import json
 import posixpath
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,13 +241,27 @@ def _file_section_entry(spec: Spec, item: FileEntry, ids: Mapping[str, int]) -> 
             if item.optional:
                 return None
             raise BadInput(
-                f"{item.location}: files: source {item.source} is not a readable file "
+                f"{item.location}: files: source {item.source} {_not_a_file(source)} "
                 "(from the folder the build runs in): create it, fix the path, or add `optional: true`"
             )
         data = source.read_bytes()
     else:
         data = b""
     return file_entry(path, data, mode=mode, uid=uid, gid=gid)
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a `files` source cannot be read as a file: a device or FIFO would block or never end."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return "is a symlink loop" if error.errno == errno.ELOOP else "does not exist"
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"is {what}, not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a file"
+    return "is not a readable file"
 
 
 def _metadata(spec: Spec, kind: str) -> bytes:
