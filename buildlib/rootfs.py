@@ -241,7 +241,7 @@ def _file_section_entry(spec: Spec, item: FileEntry, ids: Mapping[str, int]) -> 
             if item.optional:
                 return None
             raise BadInput(
-                f"{item.location}: files: source {item.source} {_not_a_file(source)} "
+                f"{item.location}: files: source {item.source} is not a readable file ({_not_a_file(source)}) "
                 "(from the folder the build runs in): create it, fix the path, or add `optional: true`"
             )
         data = source.read_bytes()
@@ -255,13 +255,13 @@ def _not_a_file(path: Path) -> str:
     try:
         mode = path.stat().st_mode
     except OSError as error:
-        return "is a symlink loop" if error.errno == errno.ELOOP else "does not exist"
+        return "it is a symlink loop" if error.errno == errno.ELOOP else "it does not exist"
     for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
-            return f"is {what}, not a file"
+            return f"it is {what}"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device, not a file"
-    return "is not a readable file"
+        return "it is a device"
+    return "it cannot be read"
 
 
 def _metadata(spec: Spec, kind: str) -> bytes:
