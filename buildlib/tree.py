@@ -23,6 +23,7 @@ class Tree:
     def __init__(self, name: str = "root") -> None:
         self.name = name
         self._entries: dict[str, Entry] = {}
+        self._links: dict[str, list[str]] = {}  # a file's path -> the hard links to it
 
     def __contains__(self, path: str) -> bool:
         return path in self._entries
@@ -65,13 +66,53 @@ class Tree:
         if existing is not None and existing.kind == DIR and entry.kind != DIR:
             self._remove_children(entry.path)
         if entry.kind == HARDLINK:
-            target = self._entries.get(entry.link)
-            if target is None:
-                raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which does not exist")
-            if target.kind == DIR:
-                raise HostileLayer(f"{where}: hard link {entry.path!r} points at the directory {entry.link!r}")
+            entry = self._resolved_link(entry, where)
+            if entry.link == entry.path:
+                return  # a name linked to itself: the file stays as it is
         self._make_parents(entry.path, entry.mtime)
+        if entry.kind == HARDLINK:
+            entry = self._resolved_link(entry, where)  # its own parents may have displaced its file
+        self._forget([entry.path])
         self._entries[entry.path] = entry
+        if entry.kind == HARDLINK:
+            self._links.setdefault(entry.link, []).append(entry.path)
+
+    def _resolved_link(self, entry: Entry, where: str) -> Entry:
+        """A hard link pointed at the file that holds the data (a link to a link is a link to its file)."""
+        target = self._entries.get(entry.link)
+        if target is not None and target.kind == HARDLINK:
+            entry, target = replace(entry, link=target.link), self._entries.get(target.link)
+        if target is None:
+            raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which does not exist")
+        if target.kind != FILE:
+            raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which is no regular file")
+        return entry
+
+    def _forget(self, paths: Iterable[str]) -> None:
+        """Take `paths` out of the tree. A file that other names are hard links to lives on under the
+        first of them (as a file system keeps an inode while a name is left)."""
+        gone = {}
+        for path in paths:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                gone[path] = old
+        for path, old in gone.items():
+            if old.kind == HARDLINK:
+                names = self._links.get(old.link)
+                if names and path in names:
+                    names.remove(path)
+            elif path in self._links:
+                survivors = [n for n in self._links.pop(path) if self._is_link(n, path)]
+                if survivors:
+                    first, rest = survivors[0], survivors[1:]
+                    self._entries[first] = replace(old, path=first)
+                    for name in rest:
+                        self._entries[name] = replace(self._entries[name], link=first)
+                    self._links[first] = rest
+
+    def _is_link(self, name: str, target: str) -> bool:
+        entry = self._entries.get(name)
+        return entry is not None and entry.kind == HARDLINK and entry.link == target
 
     def _make_parents(self, path: str, mtime: int) -> None:
         parent = posixpath.dirname(path)
@@ -83,18 +124,17 @@ class Tree:
             self._entries[directory] = Entry(directory, DIR, mode=DEFAULT_DIR_MODE, mtime=mtime)
         if parent and self._entries[parent].kind != DIR:
             # A layer put a file where a later one wants a directory: the later one wins.
+            self._forget([parent])
             self._entries[parent] = Entry(parent, DIR, mode=DEFAULT_DIR_MODE, mtime=mtime)
 
     def _remove(self, path: str, only: set[str] | None = None) -> None:
         if only is None or path in only:
-            self._entries.pop(path, None)
+            self._forget([path])
         self._remove_children(path, only)
 
     def _remove_children(self, path: str, only: set[str] | None = None) -> None:
         prefix = path + "/" if path else ""
-        doomed = [p for p in self._entries if p.startswith(prefix) and p != path and (only is None or p in only)]
-        for child in doomed:
-            del self._entries[child]
+        self._forget([p for p in self._entries if p.startswith(prefix) and p != path and (only is None or p in only)])
 
     def entries(self) -> list[Entry]:
         """Every entry, parents before children, in a stable order."""
