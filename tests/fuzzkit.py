@@ -246,8 +246,39 @@ yaml_value = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(_KEYS), inner, max_size=4),
     max_leaves=25,
 )
+_REAL_SPECS = [p.read_text() for p in sorted(Path(__file__).resolve().parents[1].glob("specs/*.yml"))]
+
+
+@st.composite
+def spec_mutant(draw: st.DrawFn) -> str:
+    """A real spec with a few lines dropped, repeated, re-indented or cut short, or characters changed."""
+    lines = draw(st.sampled_from(_REAL_SPECS)).splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        if not lines:
+            break
+        at = draw(st.integers(0, len(lines) - 1))
+        how = draw(st.sampled_from(["drop", "repeat", "indent", "dedent", "cut", "char"]))
+        if how == "drop":
+            del lines[at]
+        elif how == "repeat":
+            lines.insert(at, lines[at])
+        elif how == "indent":
+            lines[at] = "  " + lines[at]
+        elif how == "dedent":
+            lines[at] = lines[at][2:]
+        elif how == "cut":
+            lines[at] = lines[at][: draw(st.integers(0, len(lines[at])))]
+        else:
+            char = draw(st.sampled_from(list(":-[]{}&*!|>'\"#%@`\t") + ["\udcff", "\x00"]))
+            column = draw(st.integers(0, len(lines[at])))
+            lines[at] = lines[at][:column] + char + lines[at][column:]
+    return "\n".join(lines) + "\n"
+
+
 spec_text = (
-    st.dictionaries(st.sampled_from(_KEYS), yaml_value, max_size=5).map(lambda d: _dump(d))
+    spec_mutant()
+    | spec_mutant()
+    | st.dictionaries(st.sampled_from(_KEYS), yaml_value, max_size=5).map(lambda d: _dump(d))
     | st.text(max_size=300)
     | st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace"))
 )
