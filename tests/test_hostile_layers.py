@@ -359,3 +359,28 @@ def test_max_layer_size_on_the_command_line(tmp_path: Path, capsys: pytest.Captu
     monkeypatch.delenv(layers.MAX_LAYER_SIZE_ENV)  # the flag set it for this process
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert (tmp_path / "out" / "bomb.tar").is_file()
+
+
+def test_pull_checks_layers_before_naming_the_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from buildlib import cache as cache_module
+
+    monkeypatch.delenv(layers.MAX_LAYER_SIZE_ENV, raising=False)  # restored after the flag sets it
+    source = Store(tmp_path / "source")
+    bomb = store_layer(source, [M("zeros", data=bytes(4 << 20))], compress=True)
+    image_of(source, bomb)
+    archive = tmp_path / "bomb.tar"
+    cache_module.export_image(source.root, "localhost/hostile:1", archive)
+    cache = tmp_path / "cache"
+    argv = ["--cache", str(cache), "pull", "-q", f"oci-archive:{archive}", "--name", "localhost/bomb:1"]
+    code = cli.main([*argv, "--max-layer-size", "1M"])
+    err = capsys.readouterr().err
+    assert code == 1 and bomb.digest in err and "1 MiB" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert Store(cache).lookup(ImageRef.parse("localhost/bomb:1")) is None
+    assert not (cache / "layers").exists() or not list((cache / "layers").iterdir())
+    monkeypatch.delenv(layers.MAX_LAYER_SIZE_ENV)  # the flag set it for this process
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert Store(cache).lookup(ImageRef.parse("localhost/bomb:1")) is not None
+    assert layers.index_path(Store(cache), bomb).is_file()  # the pull indexed it: builds reuse the index
