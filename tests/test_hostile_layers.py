@@ -88,7 +88,8 @@ def test_a_layer_may_replace_a_symlink_with_a_directory(store: Store) -> None:
         ([M("x", "h", link="../../etc/shadow")], "climbs out"),
         ([M("x", "h", link="/etc/shadow")], "absolute"),
         ([M("x", "h", link="later"), M("later", data=b"1")], "does not exist"),
-        ([M("d/", "d"), M("x", "h", link="d")], "directory"),
+        ([M("d/", "d"), M("x", "h", link="d")], "no regular file"),
+        ([M("s", "l", link="/etc"), M("x", "h", link="s")], "no regular file"),
         ([M("x", "h", link="x")], "points at"),
     ],
 )
@@ -280,8 +281,10 @@ def test_an_uncompressed_layer_whose_diff_id_is_not_its_digest(store: Store) -> 
 def test_unknown_layer_media_types_are_refused(store: Store) -> None:
     good = store_layer(store, [M("a", data=b"1")])
     odd = Layer(good.digest, "application/vnd.example.weird", good.size, good.diff_id)
-    with pytest.raises(DistrokitError, match="unknown media type"):
+    with pytest.raises(DistrokitError, match=r"layers\[0\].mediaType: 'application/vnd.example.weird'"):
         merged(store, odd)
+    with pytest.raises(DistrokitError, match="unknown media type"):
+        layers.load_index(store, odd)
 
 
 # decompression bombs ----------------------------------------------------------------------------
