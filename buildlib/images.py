@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import manifests, transport
-from .errors import BadImage, BadInput, ImageNotFound, NoSpace, StoreError, TransportError
+from .errors import BadImage, BadInput, DistrokitError, ImageNotFound, NoSpace, StoreError, TransportError
 from .fsutil import canonical_json, sha256_file, write_bytes_atomic
 from .refs import ImageRef
 from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
@@ -272,6 +272,34 @@ def copy_into_store(
     before = _blob_names(store)
     started = time.monotonic()
     listener(Event(EventKind.START, label))
+    original = set(before)
+    try:
+        digest, attempts = _copy_checked(store, source, label, network, arch, before, listener, check)
+    except DistrokitError:
+        _drop_new_blobs(store, original)  # a refused image leaves nothing behind, not even unnamed blobs
+        raise
+    store.set_ref(name, digest)
+    fetched = _landed(store, before, None)
+    listener(Event(EventKind.DONE, label, fetched, attempts, seconds=time.monotonic() - started))
+    return digest
+
+
+def _drop_new_blobs(store: Store, before: set[str]) -> None:
+    for name in _blob_names(store) - before:
+        (store.blobs / "sha256" / name).unlink(missing_ok=True)
+
+
+def _copy_checked(
+    store: Store,
+    source: Endpoint | str,
+    label: str,
+    network: Network,
+    arch: str,
+    before: set[str],
+    listener: Listener,
+    check: ImageCheck | None,
+) -> tuple[str, int]:
+    """Copy until no blob is corrupt, then check the image: its manifest digest and the attempts made."""
     attempts = 0
     for _ in range(HEAL_ROUNDS):
         digest, tries = _copy(store, source, label, network, arch, before, listener)
@@ -288,10 +316,7 @@ def copy_into_store(
     _check_arch(store, digest, label, arch, listener)
     if check is not None:
         check(store.image_by_digest(label, digest))
-    store.set_ref(name, digest)
-    fetched = _landed(store, before, None)
-    listener(Event(EventKind.DONE, label, fetched, attempts, seconds=time.monotonic() - started))
-    return digest
+    return digest, attempts
 
 
 def _copy(

@@ -383,6 +383,7 @@ def test_pull_checks_layers_before_naming_the_image(
     assert len(err.strip().splitlines()) == 1
     assert Store(cache).lookup(ImageRef.parse("localhost/bomb:1")) is None
     assert not (cache / "layers").exists() or not list((cache / "layers").iterdir())
+    assert not list((cache / "blobs" / "sha256").iterdir())  # not even unnamed blobs stay
     monkeypatch.delenv(layers.MAX_LAYER_SIZE_ENV)  # the flag set it for this process
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert Store(cache).lookup(ImageRef.parse("localhost/bomb:1")) is not None

@@ -192,5 +192,6 @@ def test_a_crafted_oci_layout_with_a_lying_size_is_refused_by_the_pull(
     err = capsys.readouterr().err
     assert code in (1, 2) and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert Store(cache).lookup(ImageRef.parse(NAME)) is None
+    assert not list((cache / "blobs" / "sha256").iterdir())
     with pytest.raises(BadInput):
         Store(cache).image(ImageRef.parse(NAME))
