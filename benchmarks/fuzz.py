@@ -64,7 +64,8 @@ def run_target(name: str, examples: int, chosen_seed: int | None) -> tuple[colle
     try:
         prop()
     except Exception:  # noqa: BLE001 - a property failure is the report
-        return outcomes, traceback.format_exc(limit=-3)
+        lines = traceback.format_exc(limit=-3).splitlines()
+        return outcomes, "\n".join(line if len(line) < 400 else line[:400] + " ..." for line in lines)
     return outcomes, ""
 
 
@@ -82,7 +83,7 @@ def main() -> int:
         outcomes, failure = run_target(name, examples, args.seed)
         seconds = time.monotonic() - started
         summary = ", ".join(f"{key} {count}" for key, count in sorted(outcomes.items()))
-        print(f"{name:8} {sum(outcomes.values()):>9} {seconds:>8.1f}  {summary}")
+        print(f"{name:8} {sum(outcomes.values()):>9} {seconds:>8.1f}  {summary}", flush=True)
         if failure:
             failed = True
             print(f"  FAILED:\n{failure}")

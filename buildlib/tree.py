@@ -35,17 +35,19 @@ class Tree:
         return self._entries.get(path.strip("/"))
 
     def apply_layer(self, entries: Iterable[Entry], where: str) -> None:
-        """Apply one layer: its whiteouts hide only what the layers below it put there."""
-        lower = set(self._entries)
+        """Apply one layer. Its whiteouts hide only what the layers below it put there (OCI), wherever
+        they stand in the layer, so they go first: an entry of the layer under a whited-out directory
+        then finds its parent made again instead of an orphaned path."""
+        entries = list(entries)
         for entry in entries:
             if entry.kind == OPAQUE:
-                self._remove_children(entry.path, only=lower)
+                self._remove_children(entry.path)
             elif entry.kind == WHITEOUT:
-                self._remove(entry.path, only=lower)
-            else:
+                self._remove(entry.path)
+        for entry in entries:
+            if entry.kind not in (OPAQUE, WHITEOUT):
                 self._check_through_symlink(entry, where)
                 self.add(entry, where)
-                lower.discard(entry.path)
 
     def _check_through_symlink(self, entry: Entry, where: str) -> None:
         """A layer entry under a path that is a symlink would be written wherever the link points (out of
@@ -127,14 +129,13 @@ class Tree:
             self._forget([parent])
             self._entries[parent] = Entry(parent, DIR, mode=DEFAULT_DIR_MODE, mtime=mtime)
 
-    def _remove(self, path: str, only: set[str] | None = None) -> None:
-        if only is None or path in only:
-            self._forget([path])
-        self._remove_children(path, only)
+    def _remove(self, path: str) -> None:
+        self._forget([path])
+        self._remove_children(path)
 
-    def _remove_children(self, path: str, only: set[str] | None = None) -> None:
+    def _remove_children(self, path: str) -> None:
         prefix = path + "/" if path else ""
-        self._forget([p for p in self._entries if p.startswith(prefix) and p != path and (only is None or p in only)])
+        self._forget([p for p in self._entries if p.startswith(prefix) and p != path])
 
     def entries(self) -> list[Entry]:
         """Every entry, parents before children, in a stable order."""

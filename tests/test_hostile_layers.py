@@ -348,7 +348,7 @@ def test_build_refuses_a_hostile_image_in_one_line_and_keeps_nothing(
 
 
 def test_max_layer_size_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
-    monkeypatch.delenv(layers.MAX_LAYER_SIZE_ENV, raising=False)
+    monkeypatch.setenv(layers.MAX_LAYER_SIZE_ENV, "16G")  # so that the teardown undoes what the flag sets
     cache = tmp_path / "cache"
     store = Store(cache)
     bomb = store_layer(store, [M("zeros", data=bytes(4 << 20))], compress=True)
@@ -359,7 +359,7 @@ def test_max_layer_size_on_the_command_line(tmp_path: Path, capsys: pytest.Captu
     code = cli.main([*argv, "--max-layer-size", "2M"])
     err = capsys.readouterr().err
     assert code == 1 and bomb.digest in err and "2 MiB" in err and "localhost/hostile:1" in err
-    monkeypatch.delenv(layers.MAX_LAYER_SIZE_ENV)  # the flag set it for this process
+    monkeypatch.setenv(layers.MAX_LAYER_SIZE_ENV, "16G")  # the flag set it for this process
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert (tmp_path / "out" / "bomb.tar").is_file()
 
@@ -369,7 +369,7 @@ def test_pull_checks_layers_before_naming_the_image(
 ) -> None:
     from buildlib import cache as cache_module
 
-    monkeypatch.delenv(layers.MAX_LAYER_SIZE_ENV, raising=False)  # restored after the flag sets it
+    monkeypatch.setenv(layers.MAX_LAYER_SIZE_ENV, "16G")  # so that the teardown undoes what the flag sets
     source = Store(tmp_path / "source")
     bomb = store_layer(source, [M("zeros", data=bytes(4 << 20))], compress=True)
     image_of(source, bomb)
@@ -384,7 +384,15 @@ def test_pull_checks_layers_before_naming_the_image(
     assert Store(cache).lookup(ImageRef.parse("localhost/bomb:1")) is None
     assert not (cache / "layers").exists() or not list((cache / "layers").iterdir())
     assert not list((cache / "blobs" / "sha256").iterdir())  # not even unnamed blobs stay
-    monkeypatch.delenv(layers.MAX_LAYER_SIZE_ENV)  # the flag set it for this process
+    monkeypatch.setenv(layers.MAX_LAYER_SIZE_ENV, "16G")  # the flag set it for this process
     assert cli.main(argv) == 0, capsys.readouterr().err
     assert Store(cache).lookup(ImageRef.parse("localhost/bomb:1")) is not None
     assert layers.index_path(Store(cache), bomb).is_file()  # the pull indexed it: builds reuse the index
+
+
+def test_a_whiteout_after_the_layers_own_entries_hides_only_the_lower_ones(store: Store) -> None:
+    """Found by benchmarks/fuzz.py: `a/x` then `.wh.a` in one layer left `a/x` without its parent."""
+    lower = store_layer(store, [M("a/", "d"), M("a/old", data=b"old")])
+    upper = store_layer(store, [M("a/x", data=b"new"), M(".wh.a"), M("b/.wh..wh..opq"), M("b/y", data=b"y")])
+    tree = merged(store, lower, upper)
+    assert [(e.path, e.kind) for e in tree.entries()] == [("a", "d"), ("a/x", "f"), ("b", "d"), ("b/y", "f")]
