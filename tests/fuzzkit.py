@@ -301,9 +301,27 @@ def check_spec_parser(text: str) -> str:
     return "parsed"
 
 
-label_text = spec_text | st.dictionaries(st.sampled_from(_KEYS), yaml_value, max_size=5).map(
-    lambda d: __import__("json").dumps(d)
+_words = st.lists(st.text(alphabet="abcCAP_:/.=-0", min_size=1, max_size=10), max_size=4)
+_LABEL_FIELDS = {
+    "capabilities": _words,
+    "binds": _words,
+    "command": _words,
+    "env": _words,
+    "tmpfs": _words,
+    "net": st.sampled_from(["host", "new", "none", "/run/netns/x"]),
+    "pid": st.sampled_from(["host", "new"]),
+    "readonly": st.booleans(),
+    "uid": st.integers(-5, 70000) | st.sampled_from(["root", "nobody"]),
+    "oom_score_adj": st.integers(-2000, 2000),
+    "sysctl": st.dictionaries(st.sampled_from(["net.ipv4.ip_forward", "kernel.x"]), st.text(max_size=4), max_size=2),
+    "mounts": st.lists(st.fixed_dictionaries({"destination": st.sampled_from(["/tmp", "/x", "rel"])}), max_size=2),
+    "cwd": st.sampled_from(["/", "/srv", "relative"]),
+}
+# a label as images carry it: mostly the right fields with values of the right type, now and then not
+label_dict = st.fixed_dictionaries({}, optional=_LABEL_FIELDS) | st.dictionaries(
+    st.sampled_from([*_LABEL_FIELDS, *_KEYS]), yaml_value, max_size=4
 )
+label_text = label_dict.map(lambda d: __import__("json").dumps(d)) | label_dict.map(_dump) | spec_text
 
 
 def check_label_parser(text: str) -> str:
