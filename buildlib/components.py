@@ -33,7 +33,7 @@ RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: the packages label names each .deb's sha256
 _KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config"}
 
 
@@ -448,7 +448,7 @@ def _walk_dir(folder: Path) -> Iterator[Path]:
 def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict[str, Any]:
     wanted = recipe.config
     labels = {str(k): str(v) for k, v in (wanted.get("labels") or {}).items()}
-    labels[PACKAGES_LABEL] = json.dumps([[p.name, p.version] for p in packages], separators=(",", ":"))
+    labels[PACKAGES_LABEL] = json.dumps([[p.name, p.version, p.sha256] for p in packages], separators=(",", ":"))
     if wanted.get("moby") is not None:
         labels[MOBY_LABEL] = json.dumps(wanted["moby"], sort_keys=True, separators=(",", ":"))
     runtime: dict[str, Any] = {"Labels": labels}
@@ -465,7 +465,13 @@ def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict
 
 def recorded_packages(labels: Mapping[str, str]) -> list[tuple[str, str]]:
     """The Debian packages (name, version) an image records in its labels; none for other images."""
-    return [(name, version) for name, version in json.loads(labels.get(PACKAGES_LABEL, "[]"))]
+    return [(item[0], item[1]) for item in json.loads(labels.get(PACKAGES_LABEL, "[]"))]
+
+
+def recorded_checksums(labels: Mapping[str, str]) -> dict[str, str]:
+    """The SHA256 (hex) of each .deb a component image was built from, by package name (images built
+    before builder 2 record none)."""
+    return {item[0]: item[2] for item in json.loads(labels.get(PACKAGES_LABEL, "[]")) if len(item) > 2}
 
 
 def recipe_input_key(recipe: Recipe, packages: list[Package]) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def read(path: Path) -> Lock:
     except (OSError, ValueError) as exc:
         raise BadInput(f"{path}: not a distrokit lock file ({exc}): write it again with `distrokit lock SPEC`") from exc
     if not isinstance(document, dict) or document.get("version") != LOCK_VERSION:
-        raise BadInput(f"{path}: not a version {LOCK_VERSION} distrokit lock file: write it again with `distrokit lock`")
+        raise BadInput(f"{path}: not a version {LOCK_VERSION} distrokit lock: write it again with `distrokit lock`")
     try:
         images = {
             str(ref): ImagePin(str(entry["digest"]), {str(k): str(v) for k, v in entry["platforms"].items()})
@@ -172,7 +172,7 @@ def disagreements(lock: Lock, wanted: Wanted, where: Path | str) -> list[str]:
         if component is None:
             found.append(f"component {name} is not pinned in {where}")
         elif component.recipe != key:
-            found.append(f"component {name}: its recipe changed ({where} pins recipe {component.recipe}, it is now {key})")
+            found.append(f"component {name}: its recipe changed ({where} pins {component.recipe}, it is now {key})")
     found.extend(
         f"{where} pins image {_familiar(ref)}, which the spec no longer uses"
         for ref in sorted(set(lock.images) - set(wanted.images))

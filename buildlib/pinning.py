@@ -15,6 +15,7 @@ from . import components, images
 from .components import Package, Recipe
 from .errors import BadInput
 from .fsutil import sha256_file
+from .images import Store
 from .lock import ComponentPin, ImagePin, Lock, Wanted, names_of
 from .refs import ImageRef
 from .spec import Spec
@@ -116,3 +117,19 @@ def _from_deb_file(cache: Path, package: Package) -> Package | None:
         return None
     arch = package.filename.removesuffix(".deb").rsplit("_", 1)[-1]
     return Package(package.name, package.version, package.filename, package.sha256, arch, deb.stat().st_size)
+
+
+def pins_in_store(store: Store, inputs: SpecInputs, platform: str) -> Lock:
+    """A lock of what `store` last built a spec from (its names and its .deb pins), for a spec with no
+    lock file; an input the store has no pin for is left out (a build resolves it as usual)."""
+    pinned_images: dict[str, ImagePin] = {}
+    for ref in inputs.images:
+        digest = store.lookup(ImageRef.parse(ref))
+        if digest is not None:
+            pinned_images[ref] = ImagePin(digest, {platform: digest})
+    pinned_components: dict[str, ComponentPin] = {}
+    for recipe in inputs.components.values():
+        cached = components.cached_pins(store.root, recipe)
+        if cached is not None:
+            pinned_components[recipe.name] = ComponentPin(recipe.key, tuple(cached))
+    return Lock(pinned_images, pinned_components)

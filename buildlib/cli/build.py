@@ -111,7 +111,7 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
         choices=("zstd", "gzip", "none"),
         help="initrd compression (default zstd; gzip for kernels older than 5.9)",
     )
-    command.add_argument("--lock", metavar="FILE", help="the lock file to follow (default: SPEC.lock beside the first spec)")
+    command.add_argument("--lock", metavar="FILE", help="the lock to follow (default: SPEC.lock beside the first spec)")
     command.add_argument(
         "--locked", action="store_true", help="fail when the spec and its lock disagree, instead of building unpinned"
     )

@@ -29,7 +29,7 @@ from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, wri
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
 from ..transport import Network
-from .keys import InputKeys, tool_versions
+from .keys import InputKeys, epoch_key, tool_versions
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,8 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     def write() -> None:
         loaded = load_images(store, list(part.images))
         digests = [loaded[ref].manifest_digest for ref in part.images]
-        inputs = [tool_versions(), compression.version(), fragment, digests, [xxh_file(Path(s)) for s in sources]]
+        sources_keys = [xxh_file(Path(s)) for s in sources]
+        inputs = [tool_versions(), compression.version(), fragment, digests, sources_keys, *epoch_key().values()]
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
         if not segment.is_file():
@@ -207,7 +208,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions()})],
+        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key()})],
         "verbosity": 0,
     }
 
@@ -248,6 +249,7 @@ def output_task(
 
     file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
     keys = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else "", **tool_versions()}
+    keys.update(epoch_key())
     return {
         "basename": "output",
         "name": f"{options.name}",
