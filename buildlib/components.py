@@ -302,7 +302,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
         root = work / "root"
         root.mkdir()
         for deb in debs:
-            sh.Command("dpkg-deb")("-x", str(deb), str(root))
+            sh.Command("dpkg-deb")("-x", str(deb), str(root), _preexec_fn=_fixed_umask)
         if recipe.keep:
             elfdeps.prune(root, elfdeps.closure(root, recipe.keep))
         for pattern in recipe.exclude:
@@ -348,10 +348,10 @@ def _add_recipe_files(recipe: Recipe, root: Path) -> None:
     for item in recipe.files:
         target = root / item.path.lstrip("/")
         if item.directory:
-            target.mkdir(parents=True, exist_ok=True)
+            _make_dirs(target, root)
             target.chmod(item.mode)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(target.parent, root)
         if target.exists() or target.is_symlink():
             target.unlink()
         if item.symlink is not None:
@@ -360,6 +360,22 @@ def _add_recipe_files(recipe: Recipe, root: Path) -> None:
         data = (recipe.folder / item.source).read_bytes() if item.source else (item.contents or "").encode()
         target.write_bytes(data)
         target.chmod(item.mode)
+
+
+def _fixed_umask() -> None:
+    """For the tools that write the image's files (dpkg-deb, depmod): modes must not follow the host's umask."""
+    os.umask(0o022)
+
+
+def _make_dirs(folder: Path, root: Path) -> None:
+    """Missing folders up to `folder`, each 0755 whatever the host's umask (the image records their modes)."""
+    missing = []
+    while not folder.exists() and folder != root:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+        path.chmod(0o755)
 
 
 def _busybox_links(root: Path) -> None:
@@ -371,7 +387,7 @@ def _busybox_links(root: Path) -> None:
         link = root / applet
         if link.exists() or link.is_symlink():
             continue
-        link.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(link.parent, root)
         link.symlink_to("/bin/busybox")
 
 
@@ -385,7 +401,7 @@ def _kernel_layout(root: Path, work: Path) -> Path:
         raise BuildError(f"expected one kernel and one modules folder, found {vmlinuz} and {modules}")
     version = modules[0].name
     busybox = sh.Command("busybox")
-    busybox("depmod", "-b", str(root), version)
+    busybox("depmod", "-b", str(root), version, _preexec_fn=_fixed_umask)
     image = work / "kernel-image"
     (image).mkdir()
     vmlinuz[0].replace(image / "kernel")
