@@ -174,3 +174,27 @@ def test_a_pinned_deb_the_archive_cannot_give_names_the_package(
     message = str(raised.value)
     assert said in message and "busybox-static" in message and package["version"] in message
     assert "lock --update init" in message and "cache import" in message
+
+
+def test_an_imported_component_image_stands_in_for_debs_the_archive_lost(
+    spec_copy: Path, shared_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = spec_copy.with_name("initonly.yml")
+    spec.write_text('init:\n  - "@pkg:../components/init"\n')
+    assert lock_cli(shared_cache, str(spec)) == 0
+    _, built = tasks.ensure_images([spec], options(shared_cache, tmp_path / "out", spec, locked=True), COMPONENTS)
+    (ref,) = built
+    archive = tmp_path / "init.tar"
+    assert cli.main(["--cache", str(shared_cache), "cache", "export", ref, str(archive)]) == 0
+    # An apt whose archive serves nothing (empty package lists): what a lock sees once Debian moved on.
+    lists = tmp_path / "lists"
+    (lists / "partial").mkdir(parents=True)
+    config = tmp_path / "apt.conf"
+    config.write_text(f'Dir::State::Lists "{lists}";\nDir::Cache::pkgcache "";\nDir::Cache::srcpkgcache "";\n')
+    monkeypatch.setenv("APT_CONFIG", str(config))
+    with pytest.raises(ArchiveDrift, match="no longer serves busybox-static"):
+        tasks.ensure_images([spec], options(tmp_path / "bare", tmp_path / "out", spec, locked=True), COMPONENTS)
+    imported = tmp_path / "imported"
+    assert cli.main(["--cache", str(imported), "cache", "import", str(archive), ref]) == 0
+    _, again = tasks.ensure_images([spec], options(imported, tmp_path / "out", spec, locked=True), COMPONENTS)
+    assert again[ref].manifest_digest == built[ref].manifest_digest
