@@ -311,18 +311,15 @@ def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: N
 
 def list_platforms(endpoint: Endpoint, network: Network) -> list[str]:
     """The platforms (os/arch[/variant]) a multi-platform index offers, from `skopeo inspect --raw`."""
-    args = ("inspect", "--raw", transport.tls_flag("", endpoint), *transport.auth_flags("", network), endpoint.url)
-    try:
-        raw = transport.run(Job(args, endpoint.name), network.retry).output
-    except SkopeoFailed as exc:
-        raise transport.explain(exc.failure, endpoint, exc.attempts) from exc
-    index = json.loads(raw)
-    found = []
-    for entry in index.get("manifests") or ():
-        platform = entry.get("platform") or {}
-        parts = [platform.get("os", "?"), platform.get("architecture", "?"), platform.get("variant")]
-        found.append("/".join(p for p in parts if p))
-    return sorted(set(found))
+    index = json.loads(_inspect_raw(endpoint, network))
+    return sorted({_platform_name(entry) for entry in index.get("manifests") or ()})
+
+
+def _platform_name(entry: dict[str, Any], variant: bool = True) -> str:
+    """`os/arch[/variant]` of an index entry."""
+    platform = entry.get("platform") or {}
+    parts = [platform.get("os", "?"), platform.get("architecture", "?"), platform.get("variant") if variant else None]
+    return "/".join(p for p in parts if p)
 
 
 def _blob_names(store: Store) -> set[str]:
@@ -480,11 +477,9 @@ def inspect_pins(ref: ImageRef, platforms: Sequence[str], *, network: Network | 
     if "manifests" not in top:  # one manifest, no index: every platform asked gets it, as a pull does
         return RemotePins(digest, dict.fromkeys(platforms, digest))
     offered: dict[str, str] = {}
-    for entry in top["manifests"]:
-        platform = entry.get("platform") or {}
-        words = [platform.get("os", "?"), platform.get("architecture", "?"), platform.get("variant")]
-        offered.setdefault("/".join(w for w in words if w), entry["digest"])
-        offered.setdefault("/".join(words[:2]), entry["digest"])
+    for entry in top["manifests"]:  # the first entry of a platform wins, as skopeo's choice does
+        offered.setdefault(_platform_name(entry), entry["digest"])
+        offered.setdefault(_platform_name(entry, variant=False), entry["digest"])
     missing = [p for p in platforms if p not in offered]
     if missing:
         raise BadInput(
