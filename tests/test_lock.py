@@ -75,6 +75,12 @@ def test_lock_then_build_then_lock_changes_nothing(
     assert lock_cli(shared_cache, str(spec_copy)) == 0
     assert path.read_bytes() == first
     assert "is up to date" in capsys.readouterr().err
+    # The SBOM names the lock's .deb digests.
+    capsys.readouterr()
+    assert cli.main(["--cache", str(shared_cache), "sbom", str(spec_copy)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    (entry,) = [p for p in document["packages"] if p["name"] == "busybox-static"]
+    assert entry["checksums"] == [{"algorithm": "SHA256", "checksumValue": busybox["sha256"]}]
     # The store's pins are a cache of the lock: a build keeps them equal to it.
     cached = json.loads((shared_cache / "components").glob("init-*.json").__next__().read_text())
     assert [(p["name"], p["sha256"]) for p in cached] == [(busybox["name"], busybox["sha256"])]
