@@ -204,3 +204,35 @@ def test_an_imported_component_image_stands_in_for_debs_the_archive_lost(
     assert cli.main(["--cache", str(imported), "cache", "import", str(archive), ref]) == 0
     _, again = tasks.ensure_images([spec], options(imported, tmp_path / "out", spec, locked=True), COMPONENTS)
     assert again[ref].manifest_digest == built[ref].manifest_digest
+
+
+def test_every_disagreement_is_named_once() -> None:
+    pins = lock.Lock(
+        {"docker.io/library/redis:7": lock.ImagePin("sha256:" + "1" * 64, {"linux/amd64": "sha256:" + "2" * 64})},
+        {"init": lock.ComponentPin("old", ()), "gone": lock.ComponentPin("k", ())},
+    )
+    wanted = lock.Wanted(
+        ("docker.io/library/redis:7", "docker.io/library/nginx:1"), {"init": "new"}, ("linux/amd64", "linux/arm64")
+    )
+    assert lock.disagreements(pins, wanted, "x.lock") == [
+        "image redis:7: x.lock pins no linux/arm64 image",
+        "image nginx:1 is not pinned in x.lock",
+        "component init: its recipe changed (x.lock pins old, it is now new)",
+        "x.lock pins component gone, which the spec no longer uses",
+    ]
+
+
+def test_update_asks_again_only_for_what_it_names(spec_copy: Path, shared_cache: Path) -> None:
+    assert lock_cli(shared_cache, str(spec_copy)) == 0
+    path = spec_copy.with_suffix(".lock")
+    document = json.loads(path.read_text())
+    real = document["components"]["init"]["packages"][0]["sha256"]
+    for name in ("init", "kernel"):  # pins of an older archive
+        document["components"][name]["packages"][0]["sha256"] = "f" * 64
+    path.write_text(json.dumps(document))
+    assert lock_cli(shared_cache, str(spec_copy), "--update", "init") == 0
+    updated = json.loads(path.read_text())["components"]
+    assert updated["init"]["packages"][0]["sha256"] == real  # what apt serves now
+    assert updated["kernel"]["packages"][0]["sha256"] == "f" * 64  # untouched
+    with pytest.raises(BadInput, match="nosuch is no image or component of this spec"):
+        cli.main(["--cache", str(shared_cache), "--debug", "lock", str(spec_copy), "--update", "nosuch"])
