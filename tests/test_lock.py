@@ -71,7 +71,8 @@ def test_lock_then_build_then_lock_changes_nothing(
     assert busybox["name"] == "busybox-static" and busybox["architecture"] == "amd64" and busybox["size"] > 0
     assert len(busybox["sha256"]) == 64 and busybox["filename"].endswith("_amd64.deb")
     out = tmp_path / "out"
-    assert cli.main(["--cache", str(shared_cache), "build", "-q", "--locked", str(spec_copy), "--dir", str(out)]) == 0
+    argv = ["build", "-q", "--locked", str(spec_copy), "--dir", str(out), "--name", "locked"]
+    assert cli.main(["--cache", str(shared_cache), *argv]) == 0
     assert lock_cli(shared_cache, str(spec_copy)) == 0
     assert path.read_bytes() == first
     assert "is up to date" in capsys.readouterr().err

@@ -50,8 +50,8 @@ def test_source_date_epoch_stamps_generated_entries(
     import tarfile
 
     def built(out: Path) -> tuple[dict[str, tarfile.TarInfo], str]:
-        done = build(spec_copy, shared_cache, out, formats=("tar",))
-        with tarfile.open(done.prefix.with_name("minimal.tar")) as archive:
+        done = build(spec_copy, shared_cache, out, name=out.name, formats=("tar",))
+        with tarfile.open(done.prefix.with_name(f"{out.name}.tar")) as archive:
             infos = {info.name: info for info in archive.getmembers()}
             sbom = archive.extractfile("etc/distrokit/sbom.spdx.json")
             assert sbom is not None

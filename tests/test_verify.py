@@ -28,20 +28,21 @@ def test_verify_names_the_member_a_release_differs_in(
     edited = spec_copy.with_name("edited.yml")
     edited.write_text(spec_copy.read_text().replace('echo "== uname -a"', 'echo "== kernel"'))
     release = tmp_path / "release"
-    build(edited, shared_cache, release, name="minimal", formats=("kernel+initrd", "tar"))
+    build(edited, shared_cache, release, name="release", formats=("kernel+initrd", "tar"))
     capsys.readouterr()
-    args = ["--cache", cache, "verify", str(spec_copy), "-f", "kernel+initrd", "-f", "tar", "--dir", str(release)]
+    args = ["--cache", cache, "verify", str(spec_copy), "--name", "release", "-f", "kernel+initrd", "-f", "tar"]
+    args += ["--dir", str(release)]
     code = cli.main([*args, "--json", "--work", str(tmp_path)])
     result = json.loads(capsys.readouterr().out)
     assert code == 1 and result["ok"] is False
     by_file = {item["file"]: item for item in result["files"]}
-    assert by_file["minimal-kernel"]["matches"] and by_file["minimal-cmdline"]["matches"]
-    for name in ("minimal-initrd.img", "minimal.tar"):
+    assert by_file["release-kernel"]["matches"] and by_file["release-cmdline"]["matches"]
+    for name in ("release-initrd.img", "release.tar"):
         assert not by_file[name]["matches"]
         assert by_file[name]["member"] == "etc/distrokit/boot.d/90-report", by_file[name]
         assert "data sha256" in by_file[name]["detail"]
     # The human form says the same in one line per file.
     assert cli.main(args) == 1
     err = capsys.readouterr().err
-    assert "DIFFERS  minimal-initrd.img: first differing member etc/distrokit/boot.d/90-report" in err
+    assert "DIFFERS  release-initrd.img: first differing member etc/distrokit/boot.d/90-report" in err
     assert "do NOT rebuild bit for bit" in err
