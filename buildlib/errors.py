@@ -39,12 +39,20 @@ class BadImage(BadInput):
     """An image's manifest or config is malformed: the message names the image and the field."""
 
 
+class LockMismatch(BadInput):
+    """`--locked`: the spec needs what its lock file does not pin (or pins differently)."""
+
+
 class BuildError(DistrokitError):
     """A build step failed although its input was valid."""
 
 
 class TransportError(BuildError):
     """skopeo could not move an image (network, registry, authentication)."""
+
+
+class ArchiveDrift(BuildError):
+    """A pinned Debian package the archive no longer serves, or serves with other bytes."""
 
 
 class StoreError(BuildError):
