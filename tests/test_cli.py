@@ -51,7 +51,7 @@ def test_missing_image_names_it_and_writes_nothing(tmp_path: Path, capsys: pytes
     # Port 9 on loopback: nothing listens, so every attempt fails at once without leaving this machine.
     spec.write_text("init:\n  - 127.0.0.1:9/distrokit/absent:1\n")
     out = tmp_path / "out"
-    argv = ["--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out), "--retries", "2"]
+    argv = ["--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out), "--retries", "2", "-f", "tar"]
     code, err = run_cli(capsys, *argv)
     assert code == 1 and "after 2 attempts" in err
     assert "127.0.0.1:9/distrokit/absent:1" in err and "Traceback" not in err
@@ -108,3 +108,27 @@ def test_pull_from_local_oci_archive_and_layout(minimal_build, tmp_path: Path, c
     capsys.readouterr()
     assert cli.main([*fresh, "pull", f"oci:{layout}:v1", "-q"]) == 2
     assert "--name" in capsys.readouterr().err
+
+
+def test_a_failed_task_says_its_error_once(minimal_build, tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "notakernel.yml"
+    # the init image has no /kernel: only the task that reads it can find out
+    spec.write_text(f'kernel:\n  image: "@pkg:{COMPONENTS}/init"\ninit:\n  - "@pkg:{COMPONENTS}/init"\n')
+    argv = ["--cache", str(minimal_build.cache), "build", str(spec), "--dir", str(tmp_path / "out")]
+    code, err = run_cli(capsys, *argv)
+    assert code == 1
+    assert err.count("has no file /kernel") == 1, err
+    assert "TaskFailed" not in err and "####" not in err and "<stderr>" not in err
+    with pytest.raises(Exception, match="has no file /kernel"):
+        cli.main(["--debug", *argv])
+    assert "<stderr>" in capsys.readouterr().err  # --debug keeps doit's own report
+
+
+def test_an_unresolvable_registry_is_retried_as_a_network_failure(tmp_path: Path, capsys) -> None:
+    # `.invalid` never resolves (RFC 2606): the lookup fails at once, with no network needed
+    ref = "registry.distrokit-test.invalid/app:1"
+    code, err = run_cli(capsys, "--cache", str(tmp_path / "c"), "pull", ref, "--retries", "2")
+    assert code == 1
+    assert "attempt 1 failed" in err  # retried like a refused connection
+    assert "after 2 attempts" in err and "check the network" in err and "may be a typo" in err
+    assert "check the name and tag" not in err

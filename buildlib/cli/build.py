@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import components, sbom, tasks
+from .. import components, preflight, sbom, tasks
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
@@ -38,7 +38,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(spec.to_yaml(), end="")
         return 0
     report = tasks.build_spec(
-        specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
+        specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr, debug=args.debug
     )
     if not args.quiet:
         err_console.print(
@@ -69,6 +69,7 @@ def _print_explanations(plan: tasks.Plan) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
+    preflight.check_buildable(spec, tuple(args.format or ["kernel+initrd"]))
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
     err_console.print(f"{', '.join(args.spec)}: valid")
@@ -77,7 +78,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    options = tasks.BuildOptions(cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem)
+    options = tasks.BuildOptions(cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem, formats=())
     spec, loaded = tasks.ensure_images(specs, options, component_root())
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
@@ -113,6 +114,9 @@ def register(sub: Subparsers) -> None:
 
     validate = sub.add_parser("validate", help="check specs without building or pulling")
     validate.add_argument("spec", nargs="+")
+    validate.add_argument(
+        "-f", "--format", action="append", help="the output formats to check for, as for build (default kernel+initrd)"
+    )
     validate.set_defaults(func=cmd_validate)
 
     sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")

@@ -6,9 +6,9 @@
 
 from .families import BuildOptions, ErrorSink, Plan, record_path
 from .keys import InputKeys, XXHashChecker
+from .report import HandledFailure, RecordingReporter, TaskEvent, TaskEventKind, TaskListener
 from .run import (
     BuildReport,
-    RecordingReporter,
     build_spec,
     doit_config,
     ensure_images,
@@ -21,6 +21,7 @@ __all__ = [
     "BuildOptions",
     "BuildReport",
     "ErrorSink",
+    "HandledFailure",
     "InputKeys",
     "Plan",
     "RecordingReporter",
@@ -32,4 +33,7 @@ __all__ = [
     "project_plan",
     "record_path",
     "run_plan",
+    "TaskEvent",
+    "TaskEventKind",
+    "TaskListener",
 ]

@@ -16,9 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from doit.exceptions import TaskFailed
-
-from .. import bundles, components, images, layers, outputs, rootfs, usage
+from .. import bundles, components, images, layers, outputs, preflight, rootfs, usage
 from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -28,6 +26,7 @@ from ..refs import ImageRef
 from ..spec import Kernel, Spec
 from ..transport import Network
 from .keys import InputKeys, tool_versions
+from .report import HandledFailure
 
 
 @dataclass(frozen=True)
@@ -48,13 +47,13 @@ class ErrorSink:
 
     errors: list[DistrokitError] = field(default_factory=list)
 
-    def guard(self, action: Callable[[], object]) -> Callable[[], TaskFailed | None]:
-        def run() -> TaskFailed | None:
+    def guard(self, action: Callable[[], object]) -> Callable[[], HandledFailure | None]:
+        def run() -> HandledFailure | None:
             try:
                 action()
             except DistrokitError as exc:
                 self.errors.append(exc)
-                return TaskFailed(str(exc))
+                return HandledFailure(str(exc))
             return None
 
         return run
@@ -298,7 +297,7 @@ class Plan:
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
-        bundles.check_volumes(spec)  # a spec error that needs no image: report it before pulling any
+        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):

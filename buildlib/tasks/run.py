@@ -6,14 +6,13 @@ import contextlib
 import io
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from doit.cmd_base import TaskLoader2
 from doit.doit_cmd import DoitMain
 from doit.loader import generate_tasks
-from doit.reporter import ConsoleReporter
 from doit.task import DelayedLoader, Task
 
 from ..errors import BuildError
@@ -22,28 +21,7 @@ from ..images import Image, Store
 from ..spec import Spec, load_spec
 from .families import BuildOptions, Plan, load_images
 from .keys import XXHashChecker
-
-
-class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
-    """doit's console report, also kept as lists: which tasks ran, which were up to date."""
-
-    last: RecordingReporter | None = None
-
-    def __init__(self, outstream: Any, options: Any) -> None:
-        super().__init__(outstream, options)
-        self.executed: list[str] = []
-        self.skipped: list[str] = []
-        RecordingReporter.last = self
-
-    def execute_task(self, task: Any) -> None:
-        if task.actions:
-            self.executed.append(task.name)
-        super().execute_task(task)
-
-    def skip_uptodate(self, task: Any) -> None:
-        if task.actions:
-            self.skipped.append(task.name)
-        super().skip_uptodate(task)
+from .report import RecordingReporter, TaskListener
 
 
 def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]:
@@ -89,6 +67,7 @@ class _Loader(TaskLoader2):  # type: ignore[misc]
 class BuildReport:
     executed: tuple[str, ...]
     up_to_date: tuple[str, ...]
+    seconds: dict[str, float] = field(default_factory=dict)  # how long each task that ran took
 
 
 @contextlib.contextmanager
@@ -102,23 +81,31 @@ def _std_streams_kept() -> Iterator[None]:
         sys.stdout, sys.stderr = stdout, stderr
 
 
-def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = None) -> BuildReport:
-    """Run a plan through doit's own runner; raise the first DistrokitError an action raised."""
+def run_plan(
+    plan: Plan,
+    args: Sequence[str] = (),
+    outstream: IO[str] | None = None,
+    listener: TaskListener | None = None,
+    debug: bool = False,
+) -> BuildReport:
+    """Run a plan through doit's own runner; raise the first DistrokitError an action raised (reported
+    by nobody else: doit's failure block only when `debug`). `listener` hears every task start and end."""
     cache = plan.store.root
     config = doit_config(cache, outstream)
+    options = {"failure_verbosity": 2 if debug else 0}
+    reporter = RecordingReporter(config["outfile"], options, listener=listener, echo_handled=False)
+    config["reporter"] = reporter
     # GLOBAL holds option defaults for every doit command; `config_filenames=()` keeps a project's
     # pyproject.toml or doit.cfg in the working folder from changing how distrokit runs doit.
     main = DoitMain(_Loader(plan, config), config_filenames=(), extra_config={"GLOBAL": config})
-    RecordingReporter.last = None
     with store_lock(cache), _std_streams_kept():
         code = main.run(["run", *args])
-        reporter = RecordingReporter.last
         if plan.sink.errors:
             raise plan.sink.errors[0]
-        if code != 0 or reporter is None:
+        if code != 0:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
         plan.record_usage()
-    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped))
+    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), dict(reporter.seconds))
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
@@ -134,10 +121,12 @@ def build_spec(
     component_root: Path,
     jobs: int = 1,
     outstream: IO[str] | None = None,
+    listener: TaskListener | None = None,
+    debug: bool = False,
 ) -> BuildReport:
     plan = plan_build(spec_paths, options, component_root)
     args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    return run_plan(plan, args, outstream)
+    return run_plan(plan, args, outstream, listener, debug)
 
 
 def ensure_images(
