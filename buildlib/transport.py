@@ -316,8 +316,9 @@ def _unresolved(endpoint: Endpoint, attempts: int, detail: str, reached_before: 
     host = endpoint.registry.rsplit(":", 1)[0] if ":" in endpoint.registry else endpoint.registry
     lookup = re.search(r"lookup (\S+?)(?: on \S+)?: (.*)$", detail)
     detail = f"lookup {lookup.group(1)}: {lookup.group(2)}" if lookup else detail
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
     message = (
-        f"could not resolve the registry {endpoint.registry} for {endpoint.name} after {attempts} attempt{'s' if attempts != 1 else ''} "
+        f"could not resolve the registry {endpoint.registry} for {endpoint.name} after {tries} "
         f"({detail}): check the network (DNS), or try more with --retries"
     )
     if not reached_before and host not in WELL_KNOWN_REGISTRIES and not is_loopback(endpoint.registry):

@@ -83,7 +83,9 @@ def test_explain_keys_tasks_as_the_build_did(minimal_build, tmp_path: Path, caps
     assert cli.main([*common, "explain", spec, *where]) == 0
     assert "everything is up to date" in capsys.readouterr().out
     assert cli.main([*common, "explain", spec, "--dir", str(tmp_path), "--name", "gz"]) == 0
-    assert "input 'compression' changed: gzip -> zstd" in capsys.readouterr().out.replace("\n", " ")
+    lines = capsys.readouterr().out.splitlines()
+    assert "part:gz/init: run: --compression: gzip -> zstd" in lines  # the option as typed, then the key
+    assert "part:gz/init: run: key 'compression' changed: gzip -> zstd" in lines
 
 
 def test_pull_from_local_oci_archive_and_layout(minimal_build, tmp_path: Path, capsys) -> None:
@@ -132,3 +134,25 @@ def test_an_unresolvable_registry_is_retried_as_a_network_failure(tmp_path: Path
     assert "attempt 1 failed" in err  # retried like a refused connection
     assert "after 2 attempts" in err and "check the network" in err and "may be a typo" in err
     assert "check the name and tag" not in err
+
+
+def test_explain_names_a_changed_command_in_spec_terms(minimal_build, tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "svc.yml"
+    text = (
+        f'kernel:\n  image: "@pkg:{COMPONENTS}/kernel"\ninit:\n  - "@pkg:{COMPONENTS}/init"\n'
+        f'services:\n  - name: first\n    image: "@pkg:{COMPONENTS}/init"\n'
+        f'  - name: getty\n    image: "@pkg:{COMPONENTS}/init"\n    command: ["/bin/sh"]\n'
+    )
+    spec.write_text(text)
+    common = ["--cache", str(minimal_build.cache)]
+    where = ["--dir", str(tmp_path / "out")]
+    assert cli.main([*common, "build", str(spec), *where, "-q"]) == 0
+    spec.write_text(text.replace('["/bin/sh"]', '["/bin/sh", "-l"]'))
+    capsys.readouterr()
+    assert cli.main([*common, "explain", str(spec), *where]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    bundle = [line for line in lines if line.startswith("part:svc/services-getty: run: ")]
+    assert bundle[0].endswith('services[1] (getty): command: ["/bin/sh"] -> ["/bin/sh","-l"]'), lines
+    assert any("key " in line for line in bundle[1:])  # the keys come after the spec's words
+    assert not any("services-first" in line for line in lines)  # the other container is untouched
+    assert not any("Whether" in line or "not satisfied" in line for line in lines)

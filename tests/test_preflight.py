@@ -13,7 +13,10 @@ HEAD = f'kernel:\n  image: "@pkg:{COMPONENTS}/kernel"\ninit:\n  - "@pkg:{COMPONE
 BUSYBOX = f'"@pkg:{COMPONENTS}/busybox"'
 
 MISTAKES = {
-    "undeclared-volume": (HEAD + f"onboot:\n  - name: a\n    image: {BUSYBOX}\n    binds:\n      - data:/data\n", "data"),
+    "undeclared-volume": (
+        HEAD + f"onboot:\n  - name: a\n    image: {BUSYBOX}\n    binds:\n      - data:/data\n",
+        "data",
+    ),
     "undeclared-mount": (
         HEAD + f"onboot:\n  - name: a\n    image: {BUSYBOX}\n    mounts:\n"
         "      - {type: bind, source: data, destination: /d}\n",

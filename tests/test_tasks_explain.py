@@ -31,10 +31,18 @@ def test_changed_inputs_are_named_with_old_and_new_keys(minimal_build: Built, sp
     )
     result = explained(spec_copy, minimal_build.cache, out, "why")
     status, reasons = result["part:why/files"]
-    assert status == RUN and len(reasons) == 1 and reasons[0].startswith("input 'spec' changed: ")
-    old, new = reasons[0].split(": ", 1)[1].split(" -> ")
+    # first what changed in the spec's words, then the keys
+    assert status == RUN and reasons[0] == "files[0] (etc/distrokit/boot.d/90-report)"
+    assert len(reasons) == 2 and reasons[1].startswith("key 'spec' changed: ")
+    old, new = reasons[1].split(": ", 1)[1].split(" -> ")
     assert old != new
-    assert result["output:why"] == (RUN, ("input 'cmdline' changed: console=ttyS0 quiet -> console=ttyS0",))
+    assert result["output:why"] == (
+        RUN,
+        (
+            "kernel.cmdline: console=ttyS0 quiet -> console=ttyS0",
+            "key 'cmdline' changed: console=ttyS0 quiet -> console=ttyS0",
+        ),
+    )
     assert result["part:why/kernel"][0] == UP_TO_DATE
 
 

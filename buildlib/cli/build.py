@@ -55,16 +55,22 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _print_explanations(plan: tasks.Plan) -> None:
+    """A table on a terminal; piped, one `TASK: WILL: REASON` line per reason, task names never cut."""
+    items = [item for item in explain(plan) if item.status != UP_TO_DATE]
+    if not items:
+        print("everything is up to date")
+        return
+    if not out_console.is_terminal:
+        for item in items:
+            for reason in item.reasons:
+                print(f"{item.task}: {item.status}: {reason}")
+        return
     from rich.table import Table
 
     table = Table("task", "will", "why", box=None, show_header=True, header_style="bold")
-    for item in explain(plan):
-        if item.status != UP_TO_DATE:
-            table.add_row(item.task, item.status, "\n".join(item.reasons))
-    if table.row_count:
-        out_console.print(table)
-    else:
-        print("everything is up to date")
+    for item in items:
+        table.add_row(item.task, item.status, "\n".join(item.reasons))
+    out_console.print(table)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

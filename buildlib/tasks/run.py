@@ -19,6 +19,7 @@ from ..errors import BuildError
 from ..fsutil import store_lock
 from ..images import Image, Store
 from ..spec import Spec, load_spec
+from . import terms
 from .families import BuildOptions, Plan, load_images
 from .keys import XXHashChecker
 from .report import RecordingReporter, TaskListener
@@ -108,10 +109,16 @@ def run_plan(
     return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), dict(reporter.seconds))
 
 
+def add_spec(plan: Plan, spec: Spec, options: BuildOptions, component_root: Path) -> None:
+    """The spec's tasks, each with the readable record of its inputs `explain` compares (see terms)."""
+    plan.add_spec(spec, options, component_root)
+    terms.attach(plan.tasks, plan.store, spec, options)
+
+
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
     plan = Plan(Store(options.cache))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
-    plan.add_spec(spec, options, component_root)
+    add_spec(plan, spec, options, component_root)
     return plan
 
 
@@ -135,7 +142,7 @@ def ensure_images(
     """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
     plan = Plan(Store(options.cache))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
-    plan.add_spec(spec, options, component_root)
+    add_spec(plan, spec, options, component_root)
     plan.tasks = [task for task in plan.tasks if task["basename"] in ("component", "image")]
     plan.refs, plan.uses = [], []  # no layers to index, and no build to record for gc
     run_plan(plan, (), outstream)
@@ -147,5 +154,5 @@ def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Pat
     plan = Plan(Store(cache))
     for spec_file in sorted(spec_dir.glob("*.yml")):
         spec = load_spec([spec_file], resolve_pkg=plan.resolver)
-        plan.add_spec(spec, BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem), component_root)
+        add_spec(plan, spec, BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem), component_root)
     return plan
