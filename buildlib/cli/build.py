@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from .. import components, preflight, sbom, tasks
+from ..errors import BadInput
+from ..fsutil import write_bytes_atomic
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
 from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
+from .watch import BuildView
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -37,15 +41,24 @@ def cmd_build(args: argparse.Namespace) -> int:
         spec = load_spec(specs, resolve_pkg=components.PkgResolver())
         print(spec.to_yaml(), end="")
         return 0
-    report = tasks.build_spec(
-        specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr, debug=args.debug
-    )
+    report = _watched_build(specs, options, args)
     if not args.quiet:
         err_console.print(
             f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
             f"outputs in {options.out_dir}"
         )
     return 0
+
+
+def _watched_build(specs: list[Path], options: tasks.BuildOptions, args: argparse.Namespace) -> tasks.BuildReport:
+    """The build with its live view (a terminal), plain lines (a pipe) or nothing (--quiet)."""
+    with BuildView(err_console, quiet=args.quiet) as view:
+        options = dataclasses.replace(options, transfer_listener=view.transfer)
+        report = tasks.build_spec(
+            specs, options, component_root(), jobs=args.jobs, listener=view.task, debug=args.debug
+        )
+    view.summary()
+    return report
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -71,6 +84,33 @@ def _print_explanations(plan: tasks.Plan) -> None:
     for item in items:
         table.add_row(item.task, item.status, "\n".join(item.reasons))
     out_console.print(table)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """The task graph as DOT on stdout or in FILE; FILE.svg is drawn with graphviz's `dot` when installed."""
+    from ..tasks.graph import to_dot
+
+    text = to_dot(tasks.plan_build([Path(p) for p in args.spec], _build_options(args), component_root()))
+    if args.output is None:
+        print(text, end="")
+        return 0
+    target = Path(args.output)
+    data = text.encode()
+    if target.suffix == ".svg":
+        data = _svg(text)
+    write_bytes_atomic(target, data)
+    err_console.print(f"wrote the task graph to {target}")
+    return 0
+
+
+def _svg(dot_text: str) -> bytes:
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise BadInput("drawing SVG needs graphviz (`apt-get install graphviz`); or write DOT: -o FILE.dot")
+    return subprocess.run([dot, "-Tsvg"], input=dot_text.encode(), capture_output=True, check=True).stdout
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -117,6 +157,13 @@ def register(sub: Subparsers) -> None:
     explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")
     _build_flags(explain_cmd)
     explain_cmd.set_defaults(func=cmd_explain)
+
+    graph = sub.add_parser("graph", help="write the task graph as DOT (SVG with graphviz), what would run marked")
+    _build_flags(graph)
+    graph.add_argument(
+        "-o", "--output", metavar="FILE", help="write here (FILE.svg: drawn by graphviz); default stdout"
+    )
+    graph.set_defaults(func=cmd_graph)
 
     validate = sub.add_parser("validate", help="check specs without building or pulling")
     validate.add_argument("spec", nargs="+")

@@ -24,7 +24,7 @@ from ..outputs.compress import Compression
 from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
-from ..transport import Network
+from ..transport import Listener, Network, ignore
 from .keys import InputKeys, tool_versions
 from .report import HandledFailure
 
@@ -39,6 +39,8 @@ class BuildOptions:
     pull: bool = False
     arch: str = "amd64"
     network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
+    # who hears the bytes of image pulls (the CLI's live view); never part of a key
+    transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -119,7 +121,10 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
     force = options.pull and component is None
 
     def fetch() -> None:
-        image = images.ensure_image(store, parsed, force_pull=force, network=options.network, arch=options.arch)
+        listener = options.transfer_listener or ignore
+        image = images.ensure_image(
+            store, parsed, force_pull=force, network=options.network, arch=options.arch, listener=listener
+        )
         write_json_atomic(target, image.record())
 
     def in_store() -> bool:

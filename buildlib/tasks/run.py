@@ -40,7 +40,7 @@ def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]
 
 def plan_tasks(plan: Plan) -> list[Task]:
     """doit Task objects for a plan, the layer family created only once the images are recorded."""
-    tasks = list(generate_tasks("distrokit", (task for task in plan.tasks)))
+    tasks = list(generate_tasks("distrokit", (dict(task) for task in plan.tasks)))  # doit pops keys: copies
     if plan.refs:
         tasks.append(Task("layer", None, loader=DelayedLoader(plan.layer_tasks, executed="image")))
     else:  # no image, no layer: parts still name the (empty) family as a dependency
