@@ -8,10 +8,12 @@ from .families import BuildOptions, ErrorSink, Plan, record_path
 from .keys import InputKeys, XXHashChecker
 from .report import HandledFailure, RecordingReporter, TaskEvent, TaskEventKind, TaskListener
 from .run import (
+    FAMILY_DOCS,
     BuildReport,
     build_spec,
     doit_config,
     ensure_images,
+    family_groups,
     plan_build,
     project_plan,
     run_plan,
@@ -29,6 +31,8 @@ __all__ = [
     "build_spec",
     "doit_config",
     "ensure_images",
+    "FAMILY_DOCS",
+    "family_groups",
     "plan_build",
     "project_plan",
     "record_path",

@@ -5,6 +5,7 @@ It asks doit's own dependency database the same question the runner asks, withou
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,13 +67,30 @@ def _direct_reasons(
         return None
     family = task.name.split(":", 1)[0]
     if not known:
-        return (_never_built(family),)
+        return (FORGOTTEN if _looks_built(task) else _never_built(family),)
     values = dependency.get_values(task.name)
     said = [line for check, _, _ in task.uptodate if isinstance(check, Terms) for line in check.changes(values)]
     reasons: list[str] = []
     for key, args in status.reasons.items():
         reasons.extend(_describe(key, args, values, family, records, said))
     return tuple(dict.fromkeys([*said, *reasons])) or (_never_built(family),)
+
+
+FORGOTTEN = (
+    "no record of its last build in the store's doit database, though its results are there "
+    "(`doit forget`, or another database): it runs once to record its inputs"
+)
+
+
+def _looks_built(task: Task) -> bool:
+    """A task doit has no record of whose results exist all the same (its record was forgotten)."""
+    if task.targets:
+        return all(os.path.exists(target) for target in task.targets)
+    checks = [check for check, _, _ in task.uptodate if callable(check) and not isinstance(check, (InputKeys, Terms))]
+    try:
+        return bool(checks) and all(check() for check in checks)
+    except TypeError:  # a check that wants doit's arguments: cannot tell
+        return False
 
 
 def _never_built(family: str) -> str:

@@ -110,9 +110,27 @@ def run_plan(
 
 
 def add_spec(plan: Plan, spec: Spec, options: BuildOptions, component_root: Path) -> None:
-    """The spec's tasks, each with the readable record of its inputs `explain` compares (see terms)."""
+    """The spec's tasks, each with the readable record of its inputs `explain` compares (see terms);
+    `doit clean` removes what the output tasks wrote."""
     plan.add_spec(spec, options, component_root)
     terms.attach(plan.tasks, plan.store, spec, options)
+    for task in plan.tasks:
+        if task["basename"] == "output":
+            task.setdefault("clean", True)
+
+
+# What `doit list` says of each family (a dodo.py yields these before the plan's tasks).
+FAMILY_DOCS = {
+    "component": "Build a component image from Debian packages (components/NAME) into the store.",
+    "image": "Make sure an image a spec names is in the store, pulling it when missing, and record its digests.",
+    "part": "Write one compressed segment of a spec's root (kernel modules, init, a container, files).",
+    "output": "Write a spec's boot media (kernel+initrd, tar) into the output folder; `doit clean` removes them.",
+}
+
+
+def family_groups() -> list[dict[str, Any]]:
+    """One group task per family with its own description, for `doit list`."""
+    return [{"basename": name, "name": None, "doc": doc} for name, doc in FAMILY_DOCS.items()]
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
