@@ -156,3 +156,20 @@ def test_explain_names_a_changed_command_in_spec_terms(minimal_build, tmp_path: 
     assert any("key " in line for line in bundle[1:])  # the keys come after the spec's words
     assert not any("services-first" in line for line in lines)  # the other container is untouched
     assert not any("Whether" in line or "not satisfied" in line for line in lines)
+
+
+@pytest.mark.parametrize("command", ["sbom", "explain"])
+def test_commands_that_pull_take_the_pull_flags(command: str, tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "remote.yml"
+    spec.write_text("init:\n  - registry.distrokit-test.invalid/app:1\n")
+    # the mirror (port 9 on loopback: nothing listens) is asked instead of the unresolvable registry
+    mirror = ["--mirror", "registry.distrokit-test.invalid=http://127.0.0.1:9", "--insecure-registry", "127.0.0.1:9"]
+    argv = ["--cache", str(tmp_path / "c"), command, str(spec), *mirror, "--retries", "1", "--arch", "arm64"]
+    if command == "explain":
+        argv += ["-f", "tar", "--pull"]
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    if command == "explain":  # explain pulls nothing, even in a new store: it says the image task would run
+        assert code == 0 and "image:registry.distrokit-test.invalid/app:1: run: never built" in out, out + err
+        return
+    assert code == 1 and "127.0.0.1:9" in err and "after 1 attempt" in err, err

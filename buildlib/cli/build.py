@@ -124,26 +124,39 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    options = tasks.BuildOptions(cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem, formats=())
+    options = tasks.BuildOptions(
+        cache=store_root(args),
+        out_dir=Path("."),
+        name=Path(specs[0]).stem,
+        formats=(),
+        pull=args.pull,
+        arch=args.arch,
+        network=network_options(args),
+    )
     spec, loaded = tasks.ensure_images(specs, options, component_root())
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
 
 
-def _build_flags(command: argparse.ArgumentParser) -> None:
+def _pull_flags(command: argparse.ArgumentParser) -> None:
+    """What every command that may pull a spec's images takes: the specs, --pull, --arch and the transfer flags."""
     command.add_argument("spec", nargs="+", help="spec files, merged in order")
+    command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
+    command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    transfer_flags(command)
+
+
+def _build_flags(command: argparse.ArgumentParser) -> None:
+    _pull_flags(command)
     command.add_argument("--dir", default=".", help="output folder (default: current folder)")
     command.add_argument("--name", help="output name (default: the first spec's base name)")
     command.add_argument("-f", "--format", action="append", help="output format: kernel+initrd (default), tar")
-    command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
-    command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     command.add_argument(
         "--compression",
         default="zstd",
         choices=("zstd", "gzip", "none"),
         help="initrd compression (default zstd; gzip for kernels older than 5.9)",
     )
-    transfer_flags(command)
 
 
 def register(sub: Subparsers) -> None:
@@ -173,5 +186,5 @@ def register(sub: Subparsers) -> None:
     validate.set_defaults(func=cmd_validate)
 
     sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")
-    sbom_cmd.add_argument("spec", nargs="+", help="spec files, merged in order")
+    _pull_flags(sbom_cmd)
     sbom_cmd.set_defaults(func=cmd_sbom)

@@ -46,6 +46,7 @@ def explain(plan: Plan) -> list[Explanation]:
     tasks.sort(key=lambda task: FAMILIES.index(task.name.split(":", 1)[0]))
     by_name = {task.name: task for task in tasks}
     records = {str(record_path(plan.store, ref)): ImageRef.parse(ref).familiar() for ref in plan.refs}
+    plan.store.root.mkdir(parents=True, exist_ok=True)  # a new store: sqlite cannot open its database otherwise
     dependency = Dependency(SqliteDB, str(plan.store.root / "doit.db"), checker_cls=XXHashChecker)
     try:
         direct = {task.name: _direct_reasons(dependency, task, by_name, records) for task in tasks if task.actions}
