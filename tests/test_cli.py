@@ -110,6 +110,10 @@ def test_pull_from_local_oci_archive_and_layout(minimal_build, tmp_path: Path, c
     capsys.readouterr()
     assert cli.main([*fresh, "pull", f"oci:{layout}:v1", "-q"]) == 2
     assert "--name" in capsys.readouterr().err
+    # an archive names its image: without --name, pull takes that name, as `cache import` does
+    other = ["--cache", str(tmp_path / "other")]
+    assert cli.main([*other, "pull", f"oci-archive:{archive}", "-q"]) == 0
+    assert Store(tmp_path / "other").lookup(init) == digest
 
 
 def test_a_failed_task_says_its_error_once(minimal_build, tmp_path: Path, capsys) -> None:
@@ -173,3 +177,21 @@ def test_commands_that_pull_take_the_pull_flags(command: str, tmp_path: Path, ca
         assert code == 0 and "image:registry.distrokit-test.invalid/app:1: run: never built" in out, out + err
         return
     assert code == 1 and "127.0.0.1:9" in err and "after 1 attempt" in err, err
+
+
+def test_pkg_naming_the_recipe_file_says_name_the_folder(tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "recipe.yml"
+    spec.write_text(f'init:\n  - "@pkg:{COMPONENTS}/init/component.yml"\n')
+    code, err = run_cli(capsys, "validate", str(spec))
+    assert code == 2 and "name the folder, not the recipe file" in err and f"({COMPONENTS / 'init'})" in err
+
+
+def test_run_takes_a_file_of_the_output_and_shows_units(tmp_path: Path, capsys) -> None:
+    (tmp_path / "hello-kernel").write_bytes(b"not booted: the initrd is missing")
+    code, err = run_cli(capsys, "run", str(tmp_path / "hello-kernel"))
+    # the prefix was found from the file: the error is about the rest of the output, not about hello-kernel-kernel
+    assert code == 2 and f"nothing to boot at {tmp_path / 'hello'}:" in err and "hello-initrd.img" in err
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "with a unit: 512M, 2G (default 512M)" in usage and "virtual CPUs (default 1)" in usage
