@@ -21,7 +21,14 @@ from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
 from ..outputs.compress import Compression
-from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
+from ..outputs.initrd import (
+    DEFAULT_COMPRESSION,
+    KERNEL_POINTER,
+    kernel_path,
+    segment_path,
+    write_entry,
+    write_segment,
+)
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
 from ..transport import Listener, Network, ignore
@@ -203,17 +210,21 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
 
 
 def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
-    """The kernel binary out of its image, written once per image digest: an output that reruns for a
-    changed service does not extract and sync it again."""
+    """The kernel binary out of its image, stored once per kernel image and binary in `kernels/` (every
+    spec with that kernel shares it) and named by the spec's `build/<spec>/kernel.ref`, which keeps it
+    from `cache gc`. An output that reruns for a changed service does not extract and sync it again."""
     image = load_images(store, [kernel.image])[kernel.image]
-    folder = store.root / "build" / spec_name
-    target = folder / f"kernel-{xxh_value([image.manifest_digest, kernel.binary])}"
+    key = xxh_value([image.manifest_digest, kernel.binary])
+    target = kernel_path(store.root, key)
     if not target.is_file():
         binary, _ = rootfs.kernel_files(store, kernel, image)
         write_entry(binary, target)
-        for stale in folder.glob("kernel-*"):
-            if stale != target:
-                stale.unlink(missing_ok=True)
+    folder = store.root / "build" / spec_name
+    pointer = folder / KERNEL_POINTER
+    if not pointer.is_file() or pointer.read_text() != key:
+        write_bytes_atomic(pointer, key.encode())
+    for stale in folder.glob("kernel-*"):  # the per-spec copies earlier versions wrote
+        stale.unlink(missing_ok=True)
     return target
 
 
