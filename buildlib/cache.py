@@ -11,7 +11,9 @@ What `gc` keeps (its roots):
 - the blobs (manifest, config, layers) of every name under `refs/`: a name the user pulled, built or
   imported stays whole until `cache rm` drops it, so a name never points at a half-collected image.
   Derived data of such an image (layer indexes and copies) is not kept for it; builds recreate it.
-- `debs/`, `components/` (package pins), `doit.db` and the lock: gc never touches them.
+- the kernel binaries in `kernels/` that a kept spec's `build/<spec>/kernel.ref` names.
+- `debs/`, `doit.db` and the lock: gc never touches them; of the package pins in `components/`,
+  those of recipes that no longer exist (as they were) go when the CLI names the recipes there are.
 Everything else (blobs no name or record reaches, layer files and segments no record names,
 `build/<name>/` folders with no record) is garbage; leftover `.*.tmp` files of killed writes
 always go (outside `debs/`, which stores may share). Without `keep` all garbage goes; with `keep`
