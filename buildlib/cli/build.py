@@ -54,8 +54,10 @@ def _watched_build(specs: list[Path], options: tasks.BuildOptions, args: argpars
     """The build with its live view (a terminal), plain lines (a pipe) or nothing (--quiet)."""
     with BuildView(err_console, quiet=args.quiet) as view:
         options = dataclasses.replace(options, transfer_listener=view.transfer)
+        # doit's own failure report goes to stderr only with --debug: otherwise the CLI says the error once
+        outstream = sys.stderr if args.debug else None
         report = tasks.build_spec(
-            specs, options, component_root(), jobs=args.jobs, listener=view.task, debug=args.debug
+            specs, options, component_root(), jobs=args.jobs, outstream=outstream, listener=view.task, debug=args.debug
         )
     view.summary()
     return report
