@@ -45,7 +45,7 @@ class BuildView:
 
     @property
     def interactive(self) -> bool:
-        return self.console.is_terminal and not self.quiet
+        return not self.quiet and self.console.is_terminal  # quiet first: asking the console imports rich
 
     def __enter__(self) -> BuildView:
         if self.interactive:
