@@ -10,12 +10,15 @@ owners, so the same .deb files and recipe give the same digest anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import stat
 import tarfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +31,7 @@ from .errors import BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
 from .refs import ImageRef
+from .transport import Event, EventKind, Listener, ignore
 
 RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
@@ -185,16 +189,20 @@ def _depends(meta: str) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
 
 
-def fetch_package(store: Store, package: Package) -> Path:
-    """The .deb file in the cache, downloaded and checked against apt's SHA256 when missing."""
+def fetch_package(store: Store, package: Package, listener: Listener = ignore) -> Path:
+    """The .deb file in the cache, downloaded and checked against apt's SHA256 when missing; `listener`
+    hears the download's start, the bytes so far and its end, as it hears a pull's."""
     import sh
 
     target = store.root / "debs" / package.filename
     if target.is_file() and sha256_file(target) == "sha256:" + package.sha256:
         return target
     with store.tempdir(f"deb-{package.name}-") as workdir:
+        started = time.monotonic()
+        listener(Event(EventKind.START, package.filename))
         try:
-            sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
+            with _reporting_size(workdir, package.filename, listener):
+                sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
         except sh.ErrorReturnCode as exc:
             raise BuildError(
                 f"apt-get could not download {package.name}={package.version}: {exc.stderr.decode()[-300:]}"
@@ -203,20 +211,45 @@ def fetch_package(store: Store, package: Package) -> Path:
         if sha256_file(downloaded) != "sha256:" + package.sha256:
             raise BuildError(f"{package.filename}: SHA256 does not match apt's index; run `apt-get update` and retry")
         target.parent.mkdir(parents=True, exist_ok=True)
+        size = downloaded.stat().st_size
         downloaded.replace(target)
+    listener(Event(EventKind.DONE, package.filename, size, seconds=time.monotonic() - started))
     return target
 
 
+@contextlib.contextmanager
+def _reporting_size(folder: Path, name: str, listener: Listener) -> Iterator[None]:
+    """While the block runs, tell `listener` every quarter second how many bytes `folder` holds."""
+    if listener is ignore:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.25):
+            landed = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+            listener(Event(EventKind.PROGRESS, name, landed))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
 # image assembly -----------------------------------------------------------------------------
-def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
-    """Build the component image into the store under `recipe.ref`; return its manifest digest."""
+def build(store: Store, recipe: Recipe, packages: list[Package], listener: Listener = ignore) -> str:
+    """Build the component image into the store under `recipe.ref`; return its manifest digest.
+    `listener` hears the .deb downloads."""
     import sh
 
     with store.tempdir(f"component-{recipe.name}-") as work:
         root = work / "root"
         root.mkdir()
         for package in packages:
-            sh.Command("dpkg-deb")("-x", str(fetch_package(store, package)), str(root))
+            sh.Command("dpkg-deb")("-x", str(fetch_package(store, package, listener)), str(root))
         if recipe.keep:
             elfdeps.prune(root, elfdeps.closure(root, recipe.keep))
         for pattern in recipe.exclude:

@@ -52,7 +52,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _watched_build(specs: list[Path], options: tasks.BuildOptions, args: argparse.Namespace) -> tasks.BuildReport:
     """The build with its live view (a terminal), plain lines (a pipe) or nothing (--quiet)."""
-    with BuildView(err_console, quiet=args.quiet) as view:
+    with BuildView(sys.stderr, quiet=args.quiet) as view:
         options = dataclasses.replace(options, transfer_listener=view.transfer)
         # doit's own failure report goes to stderr only with --debug: otherwise the CLI says the error once
         outstream = sys.stderr if args.debug else None

@@ -10,16 +10,18 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, Any
 
 from ..tasks import TaskEvent, TaskEventKind
 from ..transport import Event, EventKind
 from .common import human_size
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
 SLOWEST_SHOWN = 5
+
+
+def _verb(name: str) -> str:
+    """How a transfer is shown: .deb files are downloads (apt), everything else an image pull."""
+    return f"download {name}" if name.endswith(".deb") else f"pull {name}"
 
 
 @dataclass
@@ -30,9 +32,12 @@ class _Transfer:
 
 @dataclass
 class BuildView:
-    """Listens to task events (from the reporter) and transfer events (from pulls) at once."""
+    """Listens to task events (from the reporter) and transfer events (pulls, .deb downloads) at once.
 
-    console: Console
+    It writes to the stream it was given, never to whatever `sys.stderr` is at the time: doit swaps
+    that for a capture buffer while an action runs, and events arrive from inside actions."""
+
+    stream: IO[str]
     quiet: bool = False
     live: Any = None
     done: int = 0
@@ -45,16 +50,25 @@ class BuildView:
 
     @property
     def interactive(self) -> bool:
-        return not self.quiet and self.console.is_terminal  # quiet first: asking the console imports rich
+        return not self.quiet and self.stream.isatty()
 
     def __enter__(self) -> BuildView:
         if self.interactive:
+            from rich.console import Console
             from rich.live import Live
 
-            console = getattr(self.console, "_console", self.console)  # rich itself, not the lazy stand-in
+            console = Console(file=self.stream, highlight=False, soft_wrap=True)
             self.live = Live(console=console, refresh_per_second=4, transient=True, get_renderable=self.render)
             self.live.start()
         return self
+
+    def say(self, text: str) -> None:
+        """One line, above the live view when there is one."""
+        if self.live is not None:
+            self.live.console.print(text, markup=False, highlight=False)
+        else:
+            self.stream.write(text + "\n")
+            self.stream.flush()
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:
@@ -74,11 +88,11 @@ class BuildView:
                 self.done += 1
                 self.seconds[event.task] = event.seconds
         if not self.interactive and not self.quiet and event.kind is TaskEventKind.DONE:
-            self.console.print(f"ran {event.task} ({event.seconds:.1f} s)", markup=False)
+            self.say(f"ran {event.task} ({event.seconds:.1f} s)")
 
     def transfer(self, event: Event) -> None:
         if event.kind is EventKind.WARNING:
-            self.console.print(f"warning: {event.name}: {event.message}", markup=False)
+            self.say(f"warning: {event.name}: {event.message}")
             return
         with self.lock:
             if event.kind is EventKind.START:
@@ -87,8 +101,13 @@ class BuildView:
                 self.transfers.pop(event.name, None)
             elif event.name in self.transfers:
                 self.transfers[event.name].bytes = event.bytes
-        if not self.interactive and not self.quiet and event.kind is EventKind.RETRY:
-            self.console.print(f"pull {event.name}: attempt {event.attempt} failed ({event.message})", markup=False)
+        if self.interactive or self.quiet:
+            return
+        if event.kind is EventKind.RETRY:
+            self.say(f"{_verb(event.name)}: attempt {event.attempt} failed ({event.message})")
+        elif event.kind is EventKind.DONE:
+            speed = human_size(int(event.bytes / event.seconds)) if event.seconds > 0 else "-"
+            self.say(f"{_verb(event.name)}: {human_size(event.bytes)} in {event.seconds:.1f} s ({speed}/s)")
 
     # drawing ---------------------------------------------------------------------------------
     def counts(self) -> str:
@@ -108,7 +127,7 @@ class BuildView:
             for name, transfer in self.transfers.items():
                 speed = transfer.bytes / max(now - transfer.started, 1e-3)
                 size = f"{human_size(transfer.bytes)}, {human_size(int(speed))}/s"
-                lines.append(Text(f"  pull {name}: {size}"))
+                lines.append(Text(f"  {_verb(name)}: {size}"))
         return Group(*lines)
 
     def slowest(self, count: int = SLOWEST_SHOWN) -> list[tuple[str, float]]:
@@ -118,8 +137,8 @@ class BuildView:
         """After the build: the counts and, on a terminal, the slowest tasks."""
         if self.quiet:
             return
-        self.console.print(self.counts(), markup=False)
+        self.say(self.counts())
         if self.interactive and self.seconds:
-            self.console.print("slowest tasks:", markup=False)
+            self.say("slowest tasks:")
             for name, seconds in self.slowest():
-                self.console.print(f"  {seconds:6.1f} s  {name}", markup=False)
+                self.say(f"  {seconds:6.1f} s  {name}")

@@ -102,7 +102,7 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
     return folder if (folder / components.RECIPE).is_file() else None
 
 
-def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any]:
+def component_task(store: Store, folder: Path, sink: ErrorSink, listener: Listener = ignore) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
     packages = components.pinned_packages(store.root, recipe)
     keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
@@ -115,7 +115,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
-        "actions": [sink.guard(partial(components.build, store, recipe, packages))],
+        "actions": [sink.guard(partial(components.build, store, recipe, packages, listener))],
         "uptodate": [keys, in_store],
         "verbosity": 0,
     }
@@ -317,7 +317,8 @@ class Plan:
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                self.tasks.append(component_task(self.store, folder, self.sink))
+                listener = options.transfer_listener or ignore
+                self.tasks.append(component_task(self.store, folder, self.sink, listener))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder).name if folder else None
