@@ -160,6 +160,12 @@ def test_explain_names_a_changed_command_in_spec_terms(minimal_build, tmp_path: 
     assert any("key " in line for line in bundle[1:])  # the keys come after the spec's words
     assert not any("services-first" in line for line in lines)  # the other container is untouched
     assert not any("Whether" in line or "not satisfied" in line for line in lines)
+    # a rename: the renamed container is new, and the other one reruns for a reason it names
+    spec.write_text(text.replace("name: first", "name: primero"))
+    assert cli.main([*common, "explain", str(spec), *where]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("services[0] (primero) is new to this build" in line for line in lines), lines
+    assert any(line.startswith("part:svc/services-getty: run: ") and "container ids changed" in line for line in lines)
 
 
 @pytest.mark.parametrize("command", ["sbom", "explain"])

@@ -68,7 +68,7 @@ def _direct_reasons(
         return None
     family = task.name.split(":", 1)[0]
     if not known:
-        return (FORGOTTEN if _looks_built(task) else _never_built(family),)
+        return (FORGOTTEN if _looks_built(task) else _never_built(family) + _new_container(task),)
     values = dependency.get_values(task.name)
     said = [line for check, _, _ in task.uptodate if isinstance(check, Terms) for line in check.changes(values)]
     reasons: list[str] = []
@@ -92,6 +92,16 @@ def _looks_built(task: Task) -> bool:
         return bool(checks) and all(check() for check in checks)
     except TypeError:  # a check that wants doit's arguments: cannot tell
         return False
+
+
+def _new_container(task: Task) -> str:
+    """For a container's part never built: which container it is, as the spec names it."""
+    for check, _, _ in task.uptodate:
+        if isinstance(check, Terms):
+            labels = [name.split(": ", 1)[0] for name in check.compute() if "]" in name.split(": ", 1)[0]]
+            if labels and labels[0].startswith(("onboot[", "onshutdown[", "services[")):
+                return f": {labels[0]} is new to this build (an added or renamed container)"
+    return ""
 
 
 def _never_built(family: str) -> str:
