@@ -13,12 +13,22 @@ from ..fsutil import write_bytes_atomic
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
-from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
+from .common import (
+    Subparsers,
+    component_root,
+    err_console,
+    network_options,
+    out_console,
+    read_lock,
+    store_root,
+    transfer_flags,
+)
 from .watch import BuildView
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     """The options `build` and `explain` share: explain must key tasks exactly as the build would."""
+    pins, lock_file = read_lock(args.lock, [Path(p) for p in args.spec])
     return tasks.BuildOptions(
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
@@ -28,6 +38,9 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         compression=Compression.parse(args.compression),
         arch=args.arch,
         network=network_options(args),
+        lock=pins,
+        lock_file=lock_file,
+        locked=args.locked,
     )
 
 
@@ -42,6 +55,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(spec.to_yaml(), end="")
         return 0
     report = _watched_build(specs, options, args)
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
     if not args.quiet:
         err_console.print(
             f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
@@ -126,6 +141,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
+    pins, lock_file = read_lock(None, specs)  # the SBOM describes what a build following the lock holds
     options = tasks.BuildOptions(
         cache=store_root(args),
         out_dir=Path("."),
@@ -134,6 +150,8 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         pull=args.pull,
         arch=args.arch,
         network=network_options(args),
+        lock=pins,
+        lock_file=lock_file,
     )
     spec, loaded = tasks.ensure_images(specs, options, component_root())
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
@@ -158,6 +176,10 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
         default="zstd",
         choices=("zstd", "gzip", "none"),
         help="initrd compression (default zstd; gzip for kernels older than 5.9)",
+    )
+    command.add_argument("--lock", metavar="FILE", help="the lock to follow (default: SPEC.lock beside the first spec)")
+    command.add_argument(
+        "--locked", action="store_true", help="fail when the spec and its lock disagree, instead of building unpinned"
     )
 
 

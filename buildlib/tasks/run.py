@@ -15,6 +15,7 @@ from doit.doit_cmd import DoitMain
 from doit.loader import generate_tasks
 from doit.task import DelayedLoader, Task
 
+from .. import lock
 from ..errors import BuildError
 from ..fsutil import store_lock
 from ..images import Image, Store
@@ -68,6 +69,7 @@ class _Loader(TaskLoader2):  # type: ignore[misc]
 class BuildReport:
     executed: tuple[str, ...]
     up_to_date: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # how the spec and its lock disagree, when not --locked
     seconds: dict[str, float] = field(default_factory=dict)  # how long each task that ran took
 
 
@@ -106,7 +108,7 @@ def run_plan(
         if code != 0:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
         plan.record_usage()
-    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), dict(reporter.seconds))
+    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), tuple(plan.warnings), dict(reporter.seconds))
 
 
 def add_spec(plan: Plan, spec: Spec, options: BuildOptions, component_root: Path) -> None:
@@ -172,5 +174,8 @@ def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Pat
     plan = Plan(Store(cache))
     for spec_file in sorted(spec_dir.glob("*.yml")):
         spec = load_spec([spec_file], resolve_pkg=plan.resolver)
-        add_spec(plan, spec, BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem), component_root)
+        lock_file = lock.path_for(spec_file)
+        pins = lock.read(lock_file) if lock_file.is_file() else None
+        options = BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem, lock=pins, lock_file=str(lock_file))
+        add_spec(plan, spec, options, component_root)
     return plan
