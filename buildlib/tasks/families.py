@@ -349,8 +349,8 @@ class Plan:
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
-        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
+        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):

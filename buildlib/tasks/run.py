@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import sys
 from collections.abc import Iterator, Sequence
@@ -160,6 +161,7 @@ def ensure_images(
     spec_paths: Sequence[Path], options: BuildOptions, component_root: Path, outstream: IO[str] | None = None
 ) -> tuple[Spec, dict[str, Image]]:
     """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
+    options = dataclasses.replace(options, formats=())  # it writes no output: no format's needs apply
     plan = Plan(Store(options.cache))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
     add_spec(plan, spec, options, component_root)
