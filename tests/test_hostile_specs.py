@@ -63,7 +63,8 @@ def test_an_endless_device_as_a_spec(capsys) -> None:
 def test_a_spec_from_a_pipe_still_reads(tmp_path: Path, capsys) -> None:
     fifo = tmp_path / "spec.fifo"
     os.mkfifo(fifo)
-    writer = threading.Thread(target=lambda: fifo.write_text("kernel:\n  image: example.org/kernel:1\ninit: [example.org/init:1]\n"))
+    text = "kernel:\n  image: example.org/kernel:1\ninit: [example.org/init:1]\n"
+    writer = threading.Thread(target=lambda: fifo.write_text(text))
     writer.start()
     code, err = validate(capsys, str(fifo))
     writer.join()
