@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from . import elfdeps
+from . import elfdeps, kmodules
 from .errors import BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
@@ -34,7 +34,7 @@ IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
 BUILDER_VERSION = "1"
-_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config"}
+_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config", "modules"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ class Recipe:
     busybox_links: bool = False
     files: tuple[RecipeFile, ...] = ()
     config: dict[str, Any] = field(default_factory=dict, hash=False)
+    modules: tuple[str, ...] = (kmodules.ALL,)  # the kernel layout's modules to keep (see kmodules)
 
     @property
     def key(self) -> str:
@@ -119,7 +120,17 @@ def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
         busybox_links=bool(raw.get("busybox-links", False)),
         files=files,
         config=dict(raw.get("config") or {}),
+        modules=_modules_field(raw.get("modules", kmodules.ALL), recipe_file),
     )
+
+
+def _modules_field(value: Any, recipe_file: Path) -> tuple[str, ...]:
+    """`modules: all` (the default) or a list of module names and globs."""
+    if value == kmodules.ALL:
+        return (kmodules.ALL,)
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ComponentError(f"{recipe_file}: modules: give `all` or a list of module names or globs, e.g. [virtio*]")
+    return tuple(value)
 
 
 class PkgResolver:
@@ -228,7 +239,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
         layout = LAYOUTS.get(recipe.layout)
         if layout is None:
             raise ComponentError(f"{recipe.folder}: unknown layout {recipe.layout!r}; known: {sorted(LAYOUTS)}")
-        image_root = layout(root, work)
+        image_root = layout(recipe, root, work)
         layer = work / "layer.tar"
         with atomic_writer(layer) as out:
             write_tree_tar(image_root, out)
@@ -279,17 +290,14 @@ def _busybox_links(root: Path) -> None:
         link.symlink_to("/bin/busybox")
 
 
-def _kernel_layout(root: Path, work: Path) -> Path:
-    """LinuxKit's kernel image: /kernel (the bzImage) and /kernel.tar (the modules tree)."""
-    import sh
-
+def _kernel_layout(recipe: Recipe, root: Path, work: Path) -> Path:
+    """LinuxKit's kernel image: /kernel (the bzImage) and /kernel.tar (the modules the recipe keeps)."""
     vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
     modules = sorted((root / "lib" / "modules").glob("*"))
     if len(vmlinuz) != 1 or len(modules) != 1:
         raise BuildError(f"expected one kernel and one modules folder, found {vmlinuz} and {modules}")
     version = modules[0].name
-    busybox = sh.Command("busybox")
-    busybox("depmod", "-b", str(root), version)
+    kmodules.select(root, version, recipe.modules, str(recipe.folder / RECIPE))
     image = work / "kernel-image"
     (image).mkdir()
     vmlinuz[0].replace(image / "kernel")
@@ -304,11 +312,11 @@ def _kernel_layout(root: Path, work: Path) -> Path:
     return image
 
 
-def _root_layout(root: Path, work: Path) -> Path:
+def _root_layout(recipe: Recipe, root: Path, work: Path) -> Path:
     return root
 
 
-LAYOUTS: dict[str, Callable[[Path, Path], Path]] = {"root": _root_layout, "kernel": _kernel_layout}
+LAYOUTS: dict[str, Callable[[Recipe, Path, Path], Path]] = {"root": _root_layout, "kernel": _kernel_layout}
 
 
 def write_tree_tar(root: Path, out: Any, only: tuple[str, ...] = ()) -> None:
