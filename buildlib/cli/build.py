@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import components, sbom, tasks
-from ..outputs.compress import Compression
-from ..spec import load_spec
-from ..tasks.explain import UP_TO_DATE, explain
+from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
+
+if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
+    from .. import components, sbom, tasks
+    from .. import spec as speclib
+    from ..outputs import compress
+    from ..tasks import explain
+else:
+    components, sbom, tasks = (lazy_module(f"buildlib.{name}") for name in ("components", "sbom", "tasks"))
+    speclib = lazy_module("buildlib.spec")
+    compress, explain = lazy_module("buildlib.outputs.compress"), lazy_module("buildlib.tasks.explain")
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -21,7 +29,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         name=args.name or Path(args.spec[0]).stem,
         formats=tuple(args.format or ["kernel+initrd"]),
         pull=args.pull,
-        compression=Compression.parse(args.compression),
+        compression=compress.Compression.parse(args.compression),
         arch=args.arch,
         network=network_options(args),
     )
@@ -34,7 +42,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.explain:
         _print_explanations(tasks.plan_build(specs, options, component_root()))
     if args.dry_run:
-        spec = load_spec(specs, resolve_pkg=components.PkgResolver())
+        spec = speclib.load_spec(specs, resolve_pkg=components.PkgResolver())
         print(spec.to_yaml(), end="")
         return 0
     report = tasks.build_spec(
@@ -58,8 +66,8 @@ def _print_explanations(plan: tasks.Plan) -> None:
     from rich.table import Table
 
     table = Table("task", "will", "why", box=None, show_header=True, header_style="bold")
-    for item in explain(plan):
-        if item.status != UP_TO_DATE:
+    for item in explain.explain(plan):
+        if item.status != explain.UP_TO_DATE:
             table.add_row(item.task, item.status, "\n".join(item.reasons))
     if table.row_count:
         out_console.print(table)
@@ -68,7 +76,7 @@ def _print_explanations(plan: tasks.Plan) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
+    spec = speclib.load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
     err_console.print(f"{', '.join(args.spec)}: valid")

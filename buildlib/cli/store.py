@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import cache
+from ..lazy import lazy_module
 from .common import Subparsers, err_console, human_size, print_table, store_root, when
+
+if TYPE_CHECKING:
+    from .. import cache
+else:
+    cache = lazy_module("buildlib.cache")
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:

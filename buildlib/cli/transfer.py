@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import components, images
 from ..errors import BadInput
 from ..fsutil import store_lock
+from ..lazy import lazy_module
 from ..refs import ImageRef
 from ..transport import Event, EventKind
 from .common import Subparsers, err_console, human_size, network_options, store_root, transfer_flags
@@ -17,6 +17,12 @@ from .common import Subparsers, err_console, human_size, network_options, store_
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
+
+    from .. import component_builds, components, images
+else:
+    component_builds, components, images = (
+        lazy_module(f"buildlib.{name}") for name in ("component_builds", "components", "images")
+    )
 
 
 class TransferDisplay:
@@ -151,8 +157,7 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
             recipe = components.load_recipe(Path(folder))
             dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{recipe.ref.tag}"
             with store_lock(store.root):
-                if store.lookup(recipe.ref) is None:
-                    components.build(store, recipe, components.pinned_packages(store.root, recipe))
+                component_builds.ensure(store, recipe, components.pinned_packages(store.root, recipe))
                 digest = images.push(store, recipe.ref, dest, network=network, listener=display)
             display.result(f"{dest} {digest}")
     return 0
@@ -164,8 +169,8 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
         recipe = components.load_recipe(Path(folder))
         with store_lock(store.root):
             packages = components.pinned_packages(store.root, recipe, refresh=args.update)
-            digest = components.build(store, recipe, packages)
-        err_console.print(f"{recipe.ref.familiar()} {digest}")
+            digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
+        err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
     return 0
 
 
@@ -189,6 +194,7 @@ def register(sub: Subparsers) -> None:
     pkg_build = pkg.add_parser("build", help="build component images from Debian packages")
     pkg_build.add_argument("folder", nargs="+")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
+    pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
     pkg_build.set_defaults(func=cmd_pkg_build)
     pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
     pkg_push.add_argument("folder", nargs="+")

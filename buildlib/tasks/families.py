@@ -18,7 +18,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from .. import bundles, components, images, layers, outputs, rootfs, usage
+from .. import bundles, component_builds, components, images, layers, outputs, rootfs, usage
 from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -97,18 +97,18 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
 def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
     packages = components.pinned_packages(store.root, recipe)
-    keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
 
-    def in_store() -> bool:
-        """the component image is in the store"""
-        return store.lookup(recipe.ref) is not None
+    def built() -> bool:
+        """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
+        return component_builds.up_to_date(store, recipe, packages)
 
+    # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
-        "actions": [sink.guard(partial(components.build, store, recipe, packages))],
-        "uptodate": [keys, in_store],
+        "actions": [sink.guard(partial(component_builds.build, store, recipe, packages))],
+        "uptodate": [built],
         "verbosity": 0,
     }
 
