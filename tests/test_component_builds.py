@@ -38,7 +38,7 @@ def test_other_packages_or_a_lost_image_are_not_up_to_date(minimal_build: Built)
     recipe = components.load_recipe(COMPONENTS / "init")
     packages = components.pinned_packages(store.root, recipe)
     assert component_builds.up_to_date(store, recipe, packages)
-    newer = [components.Package(p.name, p.version + "+1", p.filename, p.sha256) for p in packages]
+    newer = [components.Package(p.name, p.version + "+1", "newer_" + p.filename, "0" * 64) for p in packages]
     assert not component_builds.up_to_date(store, recipe, newer)
     record = component_builds.record_path(store, recipe)
     saved = record.read_text()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import build_stamp
+from ..errors import DistrokitError
 from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
 
@@ -15,10 +19,12 @@ if TYPE_CHECKING:  # the modules below load when a command runs, not when the pa
     from .. import spec as speclib
     from ..outputs import compress
     from ..tasks import explain
+    from ..tasks import stamp as tasks_stamp
 else:
     components, sbom, tasks = (lazy_module(f"buildlib.{name}") for name in ("components", "sbom", "tasks"))
     speclib = lazy_module("buildlib.spec")
     compress, explain = lazy_module("buildlib.outputs.compress"), lazy_module("buildlib.tasks.explain")
+    tasks_stamp = lazy_module("buildlib.tasks.stamp")
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -35,7 +41,38 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     )
 
 
+def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
+    """What a build depends on besides its files (see build_stamp), from the arguments alone."""
+    return build_stamp.context(
+        {
+            "specs": [str(Path(p).resolve()) for p in args.spec],
+            "name": args.name or Path(args.spec[0]).stem,
+            "dir": str(Path(args.dir).resolve()),
+            "formats": list(args.format or ["kernel+initrd"]),
+            "compression": args.compression,
+            "arch": args.arch,
+            "components": str(component_root()),
+            "cwd": os.getcwd(),  # relative `files` sources are read from here
+        }
+    )
+
+
+def _nothing_to_do(args: argparse.Namespace) -> bool:
+    """A build whose stamp matches: say so without loading doit, the spec parser or the store."""
+    if args.pull or args.explain or args.dry_run:
+        return False
+    name = args.name or Path(args.spec[0]).stem
+    if not build_stamp.is_current(store_root(args), name, _stamp_context(args)):
+        return False
+    if not args.quiet:
+        where = Path(args.dir).resolve()
+        err_console.print(f"built {name}: nothing changed, every task up to date; outputs in {where}")
+    return True
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    if _nothing_to_do(args):
+        return 0
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
     name = options.name
@@ -45,9 +82,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         spec = speclib.load_spec(specs, resolve_pkg=components.PkgResolver())
         print(spec.to_yaml(), end="")
         return 0
-    report = tasks.build_spec(
-        specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
-    )
+    stamp = _stamp_context(args) if not (args.pull or args.explain) else None
+    plan = tasks.plan_build(specs, options, component_root())
+    build_stamp.forget(options.cache, name)
+    report = tasks.run_plan(plan, tasks.jobs_args(args.jobs), None if args.quiet else sys.stderr)
+    if stamp is not None:
+        with contextlib.suppress(DistrokitError, OSError):  # without a stamp the next build only takes longer
+            build_stamp.write(options.cache, name, stamp, tasks_stamp.watched_paths(plan))
     if not args.quiet:
         err_console.print(
             f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "

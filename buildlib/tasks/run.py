@@ -136,8 +136,12 @@ def build_spec(
     outstream: IO[str] | None = None,
 ) -> BuildReport:
     plan = plan_build(spec_paths, options, component_root)
-    args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    return run_plan(plan, args, outstream)
+    return run_plan(plan, jobs_args(jobs), outstream)
+
+
+def jobs_args(jobs: int) -> list[str]:
+    """doit's arguments for running `jobs` tasks at once (threads: the work is subprocesses and I/O)."""
+    return ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
 
 
 def ensure_images(
