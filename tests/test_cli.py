@@ -108,3 +108,14 @@ def test_pull_from_local_oci_archive_and_layout(minimal_build, tmp_path: Path, c
     capsys.readouterr()
     assert cli.main([*fresh, "pull", f"oci:{layout}:v1", "-q"]) == 2
     assert "--name" in capsys.readouterr().err
+
+
+def test_the_parser_loads_no_heavy_module() -> None:
+    """`distrokit --help` and the start of every command: doit, rich, yaml and sh load when used."""
+    import subprocess
+    import sys
+
+    probe = "import sys; from buildlib import cli; cli.parser(); print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    assert not {"doit", "rich", "yaml", "sh", "buildlib.tasks", "buildlib.spec"} & loaded
