@@ -64,7 +64,7 @@ class Recipe:
     @property
     def key(self) -> str:
         """The recipe's content key; it is the image's tag."""
-        return xxh_tree(self.folder)[:16]
+        return _folder_key(self.folder)
 
     @property
     def ref(self) -> ImageRef:
@@ -131,6 +131,29 @@ def _modules_field(value: Any, recipe_file: Path) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise ComponentError(f"{recipe_file}: modules: give `all` or a list of module names or globs, e.g. [virtio*]")
     return tuple(value)
+
+
+_FOLDER_KEYS: dict[Path, tuple[tuple[tuple[str, int, int, int, int], ...], str]] = {}
+
+
+def _folder_key(folder: Path) -> str:
+    """xxh_tree of a component folder, hashed again only when one of its files changes: a build asks
+    for each recipe's key dozens of times."""
+    signature = _folder_signature(folder)
+    known = _FOLDER_KEYS.get(folder)
+    if known is None or known[0] != signature:
+        known = (signature, xxh_tree(folder)[:16])
+        _FOLDER_KEYS[folder] = known
+    return known[1]
+
+
+def _folder_signature(folder: Path) -> tuple[tuple[str, int, int, int, int], ...]:
+    entries = []
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(top, name))
+            entries.append((os.path.join(top, name), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(sorted(entries))
 
 
 class PkgResolver:
