@@ -18,8 +18,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .fsutil import write_json_atomic
-
 STAMP_VERSION = 1
 _CODE = Path(__file__).resolve().parent
 
@@ -52,6 +50,8 @@ def context(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write(cache: Path, name: str, build_context: dict[str, Any], watched: Iterable[str]) -> None:
+    from .fsutil import write_json_atomic  # only a full build writes: the check stays light
+
     paths = sorted(set(watched))
     write_json_atomic(stamp_path(cache, name), {"context": build_context, "files": [_stat(p) for p in paths]})
 
