@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .errors import ComponentError
@@ -32,10 +32,10 @@ def module_name(path: str) -> str:
     return base.replace("-", "_")
 
 
-def depmod(root: Path, version: str) -> None:
+def depmod(root: Path, version: str, preexec: Callable[[], None] | None = None) -> None:
     import sh  # imported late: it costs a no-change build a tenth of a second
 
-    sh.Command("busybox")("depmod", "-b", str(root), version)
+    sh.Command("busybox")("depmod", "-b", str(root), version, _preexec_fn=preexec)
 
 
 def read_dependencies(modules_dep: Path) -> dict[str, tuple[str, ...]]:
@@ -85,14 +85,17 @@ def firmware_named(module_file: Path) -> list[str]:
     return [match.decode(errors="replace") for match in _FIRMWARE_FIELD.findall(data)]
 
 
-def select(root: Path, version: str, patterns: Sequence[str], origin: str) -> list[str]:
+def select(
+    root: Path, version: str, patterns: Sequence[str], origin: str, preexec: Callable[[], None] | None = None
+) -> list[str]:
     """Keep the modules `patterns` name in ROOT/lib/modules/VERSION, with their closure and firmware;
-    regenerate modules.dep. Returns the kept module paths, sorted. `all` keeps everything."""
+    regenerate modules.dep (busybox depmod, `preexec` run in it first: e.g. a fixed umask). Returns the
+    kept module paths, sorted. `all` keeps everything."""
     if ALL in patterns:
-        depmod(root, version)
+        depmod(root, version, preexec)
         return sorted(read_dependencies(root / "lib" / "modules" / version / "modules.dep"))
     tree = root / "lib" / "modules" / version
-    depmod(root, version)
+    depmod(root, version, preexec)
     graph = read_dependencies(tree / "modules.dep")
     kept = closure(graph, matching(graph, patterns, origin))
     for module in graph:
@@ -100,7 +103,7 @@ def select(root: Path, version: str, patterns: Sequence[str], origin: str) -> li
             (tree / module).unlink()
     _prune_empty_dirs(tree / "kernel")
     _keep_firmware(root / "lib" / "firmware", [tree / module for module in kept])
-    depmod(root, version)
+    depmod(root, version, preexec)
     return sorted(kept)
 
 

@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING
 from .. import build_stamp
 from ..errors import DistrokitError
 from ..lazy import lazy_module
-from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
+from .common import (
+    Subparsers,
+    component_root,
+    err_console,
+    network_options,
+    out_console,
+    read_lock,
+    store_root,
+    transfer_flags,
+)
 
 if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
     from .. import components, sbom, tasks
@@ -29,6 +38,7 @@ else:
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     """The options `build` and `explain` share: explain must key tasks exactly as the build would."""
+    pins, lock_file = read_lock(args.lock, [Path(p) for p in args.spec])
     return tasks.BuildOptions(
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
@@ -38,6 +48,9 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         compression=compress.Compression.parse(args.compression),
         arch=args.arch,
         network=network_options(args),
+        lock=pins,
+        lock_file=lock_file,
+        locked=args.locked,
     )
 
 
@@ -53,8 +66,16 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
             "arch": args.arch,
             "components": str(component_root()),
             "cwd": os.getcwd(),  # relative `files` sources are read from here
+            "lock": args.lock or "",
+            "locked": args.locked,
+            "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
         }
     )
+
+
+def _lock_path(args: argparse.Namespace) -> str:
+    """The lock file the build follows (or would, once it exists): SPEC.lock beside the first spec."""
+    return str(Path(args.lock).resolve()) if args.lock else str(Path(args.spec[0]).resolve().with_suffix(".lock"))
 
 
 def _nothing_to_do(args: argparse.Namespace) -> bool:
@@ -86,9 +107,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     plan = tasks.plan_build(specs, options, component_root())
     build_stamp.forget(options.cache, name)
     report = tasks.run_plan(plan, tasks.jobs_args(args.jobs), None if args.quiet else sys.stderr)
-    if stamp is not None:
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+    if stamp is not None and not report.warnings:  # a build with warnings says them again next time
+        watched = [*tasks_stamp.watched_paths(plan), _lock_path(args)]
         with contextlib.suppress(DistrokitError, OSError):  # without a stamp the next build only takes longer
-            build_stamp.write(options.cache, name, stamp, tasks_stamp.watched_paths(plan))
+            build_stamp.write(options.cache, name, stamp, watched)
     if not args.quiet:
         err_console.print(
             f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
@@ -126,7 +150,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    options = tasks.BuildOptions(cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem)
+    pins, lock_file = read_lock(None, specs)  # the SBOM describes what a build following the lock holds
+    options = tasks.BuildOptions(
+        cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem, lock=pins, lock_file=lock_file
+    )
     spec, loaded = tasks.ensure_images(specs, options, component_root())
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
@@ -144,6 +171,10 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
         default="zstd",
         choices=("zstd", "gzip", "none"),
         help="initrd compression (default zstd; gzip for kernels older than 5.9)",
+    )
+    command.add_argument("--lock", metavar="FILE", help="the lock to follow (default: SPEC.lock beside the first spec)")
+    command.add_argument(
+        "--locked", action="store_true", help="fail when the spec and its lock disagree, instead of building unpinned"
     )
     transfer_flags(command)
 
