@@ -14,6 +14,7 @@ from pathlib import Path
 from . import components
 from .fsutil import read_json, write_json_atomic, xxh_value
 from .images import Store
+from .transport import Listener, ignore
 
 
 def record_path(store: Store, recipe: components.Recipe) -> Path:
@@ -37,19 +38,26 @@ def up_to_date(store: Store, recipe: components.Recipe, packages: list[component
     return bool(built.get("manifest")) and store.lookup(recipe.ref) == built["manifest"]
 
 
-def build(store: Store, recipe: components.Recipe, packages: list[components.Package]) -> str:
-    """Build the image and record what it was built from; returns its manifest digest."""
-    digest = components.build(store, recipe, packages)
+def build(
+    store: Store, recipe: components.Recipe, packages: list[components.Package], listener: Listener = ignore
+) -> str:
+    """Build the image (`listener` hears the .deb downloads) and record what it was built from; returns
+    its manifest digest."""
+    digest = components.build(store, recipe, packages, listener)
     write_json_atomic(record_path(store, recipe), {"inputs": inputs_key(recipe, packages), "manifest": digest})
     return digest
 
 
 def ensure(
-    store: Store, recipe: components.Recipe, packages: list[components.Package], force: bool = False
+    store: Store,
+    recipe: components.Recipe,
+    packages: list[components.Package],
+    force: bool = False,
+    listener: Listener = ignore,
 ) -> tuple[str, bool]:
     """The image's manifest digest, and whether it had to be built now."""
     if not force and up_to_date(store, recipe, packages):
         digest = store.lookup(recipe.ref)
         assert digest is not None
         return digest, False
-    return build(store, recipe, packages), True
+    return build(store, recipe, packages, listener), True
