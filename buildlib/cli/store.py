@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import cache, components
 from ..errors import BadInput
+from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, human_size, print_table, store_root, when
+
+if TYPE_CHECKING:
+    from .. import cache, components
+else:
+    cache, components = lazy_module("buildlib.cache"), lazy_module("buildlib.components")
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:

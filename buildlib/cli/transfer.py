@@ -8,10 +8,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import cache, components, images
 from ..errors import BadInput
 from ..fsutil import store_lock
-from ..layers import index_image
+from ..lazy import lazy_module
 from ..refs import ImageRef
 from ..transport import Event, EventKind
 from .common import (
@@ -28,6 +27,12 @@ from .common import (
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
+
+    from .. import cache, component_builds, components, images, layers
+else:
+    cache, component_builds, components, images, layers = (
+        lazy_module(f"buildlib.{name}") for name in ("cache", "component_builds", "components", "images", "layers")
+    )
 
 
 class TransferDisplay:
@@ -127,7 +132,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
         for ref in refs:
             with store_lock(store.root):  # a gc never removes the blobs of a pull under way
                 digest = images.pull(
-                    store, ref, network=network, arch=args.arch, listener=display, check=partial(index_image, store)
+                    store,
+                    ref,
+                    network=network,
+                    arch=args.arch,
+                    listener=display,
+                    check=partial(layers.index_image, store),
                 )
             display.result(f"{ref.familiar()} {digest}")
     return 0
@@ -141,7 +151,7 @@ def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         with store_lock(store.root):
             digest = images.copy_into_store(
-                store, args.ref[0], name, arch=args.arch, listener=display, check=partial(index_image, store)
+                store, args.ref[0], name, arch=args.arch, listener=display, check=partial(layers.index_image, store)
             )
         display.result(f"{name.familiar()} {digest}")
     return 0
@@ -177,8 +187,7 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
             recipe = components.load_recipe(Path(folder))
             dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{recipe.ref.tag}"
             with store_lock(store.root):
-                if store.lookup(recipe.ref) is None:
-                    components.build(store, recipe, components.pinned_packages(store.root, recipe))
+                component_builds.ensure(store, recipe, components.pinned_packages(store.root, recipe))
                 digest = images.push(store, recipe.ref, dest, network=network, listener=display)
             display.result(f"{dest} {digest}")
     return 0
@@ -190,8 +199,8 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
         recipe = components.load_recipe(Path(folder))
         with store_lock(store.root):
             packages = components.pinned_packages(store.root, recipe, refresh=args.update)
-            digest = components.build(store, recipe, packages)
-        err_console.print(f"{recipe.ref.familiar()} {digest}")
+            digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
+        err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
     return 0
 
 
@@ -220,6 +229,7 @@ def register(sub: Subparsers) -> None:
     pkg_build = pkg.add_parser("build", help="build component images from Debian packages")
     pkg_build.add_argument("folder", nargs="+")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
+    pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
     pkg_build.set_defaults(func=cmd_pkg_build)
     pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
     pkg_push.add_argument("folder", nargs="+")

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import components, images, layers, outputs, pinning, preflight, rootfs, usage
+from .. import component_builds, components, images, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -111,23 +111,23 @@ def component_task(
     recipe = components.load_recipe(folder)
     locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
-    keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
-        components.build(store, recipe, packages, listener)
+        component_builds.build(store, recipe, packages, listener)
 
-    def in_store() -> bool:
-        """the component image is in the store"""
-        return store.lookup(recipe.ref) is not None
+    def built() -> bool:
+        """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
+        return component_builds.up_to_date(store, recipe, packages)
 
+    # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
-        "uptodate": [keys, in_store],
+        "uptodate": [built],
         "verbosity": 0,
     }
 
