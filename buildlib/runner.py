@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import instance, metadata
+from . import instance, metadata, virtiofs
 from .console import Console, attach, serial_args
 from .errors import BadInput, BootError
 
@@ -90,6 +90,7 @@ class Instance:
     data: bytes | None = None  # --data/--data-file: attached as a config ISO
     state: Path | None = None  # --state: disks, console log, pid, QMP socket, data ISO
     qemu: str | None = None  # --qemu: the emulator to run instead of the default
+    virtiofs: tuple[Path, ...] = ()  # --virtiofs: host folders shared with the guest
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
         cmdline.strip(),
         *network_args(options),
         *disk_args(options.disks),
-        *instance_args(options.instance),
+        *instance_args(options.instance, options.mem),
         *options.qemu_args,
     ]
 
@@ -242,10 +243,25 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     prepare_instance(options.instance)
     create_disks(options.disks)
     started = time.monotonic()
+    daemons = virtiofs.start(shares(options.instance))
     if options.instance.console is Console.DETACHED:
         assert options.instance.state is not None  # instance_args refused it otherwise
-        instance.start_detached(command, instance.StateDir(options.instance.state))
+        try:
+            instance.start_detached(command, instance.StateDir(options.instance.state))
+        except BaseException:
+            virtiofs.stop(daemons)
+            raise
         return RunResult(accel, time.monotonic() - started, b"", detached=True)
+    try:
+        return _run_here(options, command, accel, started, on_output)
+    finally:
+        virtiofs.stop(daemons)
+
+
+def _run_here(
+    options: RunOptions, command: list[str], accel: str, started: float, on_output: Callable[[bytes], None]
+) -> RunResult:
+    """QEMU in the foreground: on the terminal, or streamed to `on_output` with the timeout."""
     if options.instance.console is Console.TERMINAL:
         code, seconds = attach(command, 0, options.timeout)
         if code != 0:
@@ -272,8 +288,8 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     return RunResult(accel, seconds, tail)
 
 
-def instance_args(settings: Instance) -> list[str]:
-    """The console, the config ISO and, with a state folder, the pid file and QMP socket."""
+def instance_args(settings: Instance, mem: str = "512M") -> list[str]:
+    """The console, the config ISO, shared folders and, with a state folder, the pid file and QMP socket."""
     state = instance.StateDir(settings.state) if settings.state else None
     if settings.console is Console.DETACHED and state is None:
         raise BadInput("--detached needs a state folder for the console and the pid: give --state DIR")
@@ -286,7 +302,15 @@ def instance_args(settings: Instance) -> list[str]:
         args += instance.control_args(state)
     if settings.data is not None:
         args += metadata.cdrom_args(config_iso_path(settings))
-    return args
+    return args + virtiofs.qemu_args(shares(settings), mem)
+
+
+def shares(settings: Instance) -> tuple[virtiofs.Share, ...]:
+    if not settings.virtiofs:
+        return ()
+    virtiofs.find_virtiofsd()
+    sockets = settings.state or Path(tempfile.gettempdir()) / f"distrokit-virtiofs-{os.getpid()}"
+    return virtiofs.plan(settings.virtiofs, sockets)
 
 
 def config_iso_path(settings: Instance) -> Path:

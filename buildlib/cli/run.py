@@ -19,8 +19,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.stop:
         if state is None:
             raise BadInput("--stop needs the instance's state folder: give --state DIR")
-        how = instance.stop(state)
-        err_console.print(f"instance in {state.path} stopped ({'shut down' if how == 'clean' else 'QEMU told to quit'})")
+        how = "shut down" if instance.stop(state) == "clean" else "QEMU told to quit"
+        err_console.print(f"instance in {state.path} stopped ({how})")
         return 0
     recorded = instance.recall(state) if state else instance.Recorded()
     path = args.path or recorded.prefix
@@ -48,10 +48,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             data=metadata.read_data(args.data, Path(args.data_file) if args.data_file else None),
             state=state.path if state else None,
             qemu=args.qemu,
+            virtiofs=tuple(Path(folder) for folder in args.virtiofs or ()),
         ),
     )
     if state is not None:
         state.create()
+        instance.refuse_if_running(state)  # before the record changes under a running instance
         instance.remember(state, instance.Recorded(str(Path(path).resolve()), publish, disks))
     if console is Console.TERMINAL:
         err_console.print(f"console on this terminal: {ESCAPES}")
@@ -123,4 +125,10 @@ def register(sub: Subparsers) -> None:
     )
     run.add_argument("--stop", action="store_true", help="shut down the instance running in --state DIR")
     run.add_argument("--qemu", metavar="PATH", help="the QEMU binary to run (default qemu-system-x86_64)")
+    run.add_argument(
+        "--virtiofs",
+        action="append",
+        metavar="DIR",
+        help="share a host folder over virtio-fs (needs virtiofsd); the guest mounts tag virtiofs0, 1, ...",
+    )
     run.set_defaults(func=cmd_run)
