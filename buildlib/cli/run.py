@@ -23,11 +23,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         err_console.print(f"instance in {state.path} stopped ({how})")
         return 0
     recorded = instance.recall(state) if state else instance.Recorded()
-    path = args.path or recorded.prefix
-    if path is None:
+    given = args.path or recorded.prefix
+    if given is None:
         raise BadInput("give the output to boot, e.g. `distrokit run out/minimal`")
+    prefix = output_prefix(Path(given))
     if args.detached and state is None:
-        state = instance.StateDir(Path(f"{path}-state").resolve())  # LinuxKit's default state folder
+        state = instance.StateDir(Path(f"{prefix}-state").resolve())  # LinuxKit's default state folder
     publish = tuple(args.publish) if args.publish is not None else recorded.publish
     disks = tuple(args.disk) if args.disk is not None else recorded.disks
     if state is not None:
@@ -35,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     console = _console_mode(args.detached)
     timeout = args.timeout if args.timeout is not None else (PIPE_TIMEOUT if console is Console.PIPE else None)
     options = runner.RunOptions(
-        prefix=Path(path),
+        prefix=prefix,
         mem=args.mem,
         cpus=args.cpus,
         timeout=timeout,
@@ -54,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if state is not None:
         state.create()
         instance.refuse_if_running(state)  # before the record changes under a running instance
-        instance.remember(state, instance.Recorded(str(Path(path).resolve()), publish, disks))
+        instance.remember(state, instance.Recorded(str(prefix.resolve()), publish, disks))
     if console is Console.TERMINAL:
         err_console.print(f"console on this terminal: {ESCAPES}")
     result = runner.run(options, on_output=_show)
@@ -68,6 +69,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         ended = "ended"
     err_console.print(f"guest {ended} after {result.seconds:.1f} s ({result.accel})")
     return 0
+
+
+def output_prefix(path: Path) -> Path:
+    """The output prefix a path names: `out/hello` as given, or `out/hello` for a file of it such as
+    `out/hello-kernel` or `out/hello-initrd.img` (what a shell completes)."""
+    from ..outputs import FORMATS
+
+    for fmt in FORMATS.values():
+        for suffix in fmt.suffixes:
+            if path.name.endswith(suffix) and path.is_file() and len(path.name) > len(suffix):
+                return path.with_name(path.name[: -len(suffix)])
+    return path
 
 
 def _console_mode(detached: bool) -> Console:
@@ -90,9 +103,13 @@ def register(sub: Subparsers) -> None:
         description="Boot an output in QEMU. On a terminal the console is a serial line: every key, "
         f"Ctrl-C too, goes to the guest; {ESCAPES}.",
     )
-    run.add_argument("path", nargs="?", help="output prefix, e.g. out/minimal (with --state: the one it last ran)")
-    run.add_argument("--mem", default="512M", help="guest memory, e.g. 512M or 2G (default 512M)")
-    run.add_argument("--cpus", type=int, default=1, help="guest CPUs (default 1)")
+    run.add_argument(
+        "path",
+        nargs="?",
+        help="output prefix (out/minimal) or one of its files (out/minimal-kernel); with --state, the last one run",
+    )
+    run.add_argument("--mem", default="512M", help="guest memory, with a unit: 512M, 2G (default 512M)")
+    run.add_argument("--cpus", type=int, default=1, help="virtual CPUs (default 1)")
     run.add_argument(
         "--timeout",
         type=float,
