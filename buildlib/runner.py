@@ -84,7 +84,7 @@ class Publish:
 
 @dataclass(frozen=True)
 class Instance:
-    """What makes a run one instance of an image (issue 16): its console, data, state folder, emulator."""
+    """What makes a run one instance of an image: its console, data, state folder, emulator, shares."""
 
     console: Console = Console.PIPE
     data: bytes | None = None  # --data/--data-file: attached as a config ISO
@@ -105,7 +105,7 @@ class RunOptions:
     networking: str = "user"
     publish: tuple[Publish, ...] = ()
     disks: tuple[Disk, ...] = ()
-    instance: Instance = field(default_factory=lambda: Instance())
+    instance: Instance = field(default_factory=Instance)
 
 
 @dataclass(frozen=True)
