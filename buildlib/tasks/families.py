@@ -178,7 +178,9 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     def write() -> None:
         loaded = load_images(store, list(part.images))
         digests = [loaded[ref].manifest_digest for ref in part.images]
-        inputs = [tool_versions(), compression.version(), fragment, digests, [xxh_file(Path(s)) for s in sources]]
+        # the spec fragment and the sources as they are now: another task may have written a source since
+        now = [xxh_file(Path(s)) for s in rootfs.part_sources(spec, part)]
+        inputs = [tool_versions(), compression.version(), rootfs.part_fragment(spec, part), digests, now]
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
         if not segment.is_file():
