@@ -15,6 +15,7 @@ from doit.task import Task
 
 from .families import Plan
 from .keys import InputKeys, XXHashChecker
+from .portable import store_codec
 from .run import plan_tasks
 
 RUN, UP_TO_DATE, AFTER_UPSTREAM = "run", "up-to-date", "after upstream"
@@ -33,7 +34,8 @@ def explain(plan: Plan) -> list[Explanation]:
     tasks = [task for task in plan_tasks(plan) if not task.loader] + list(_layer_tasks(plan))
     tasks.sort(key=lambda task: FAMILIES.index(task.name.split(":", 1)[0]))
     by_name = {task.name: task for task in tasks}
-    dependency = Dependency(SqliteDB, str(plan.store.root / "doit.db"), checker_cls=XXHashChecker)
+    database = str(plan.store.root / "doit.db")
+    dependency = Dependency(SqliteDB, database, checker_cls=XXHashChecker, codec_cls=store_codec(plan.store.root))
     try:
         direct = {task.name: _direct_reasons(dependency, task, by_name) for task in tasks if task.actions}
     finally:

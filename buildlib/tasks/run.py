@@ -22,6 +22,7 @@ from ..images import Image, Store
 from ..spec import Spec, load_spec
 from .families import BuildOptions, Plan, load_images
 from .keys import XXHashChecker
+from .portable import store_codec
 
 
 class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
@@ -54,6 +55,7 @@ def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]
         "dep_file": str(cache / "doit.db"),
         "backend": "sqlite3",
         "check_file_uptodate": XXHashChecker,
+        "codec_cls": store_codec(cache),  # paths in the store saved relative to it: the store can move
         "reporter": RecordingReporter,
         "verbosity": 0,
     }
