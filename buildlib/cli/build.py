@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from .. import components, sbom, tasks
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
+from ..tasks.shared import SharedCache
 from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
 
 
@@ -30,6 +32,8 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
 def cmd_build(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
+    shared = SharedCache.from_flags(args.cache_from or (), args.cache_to or (), options.network)
+    options = dataclasses.replace(options, shared=shared)
     name = options.name
     if args.explain:
         _print_explanations(tasks.plan_build(specs, options, component_root()))
@@ -37,15 +41,25 @@ def cmd_build(args: argparse.Namespace) -> int:
         spec = load_spec(specs, resolve_pkg=components.PkgResolver())
         print(spec.to_yaml(), end="")
         return 0
-    report = tasks.build_spec(
-        specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
-    )
+    try:
+        report = tasks.build_spec(
+            specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
+        )
+    finally:
+        _print_warnings(shared)
     if not args.quiet:
+        fetched = f", {len(report.fetched)} of them fetched from a shared cache" if report.fetched else ""
         err_console.print(
-            f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
+            f"built {name}: {len(report.executed)} tasks ran{fetched}, {len(report.up_to_date)} up to date; "
             f"outputs in {options.out_dir}"
         )
     return 0
+
+
+def _print_warnings(shared: SharedCache | None) -> None:
+    """After the build: doit captures what its actions print, so the shared cache's warnings wait until now."""
+    for message in shared.warnings if shared else ():
+        err_console.print(f"warning: {message}", markup=False)
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -105,6 +119,19 @@ def register(sub: Subparsers) -> None:
     build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
+    build.add_argument(
+        "--cache-from",
+        action="append",
+        metavar="REPO",
+        help="OCI repository (REGISTRY/PATH) to fetch task results from before building them; repeatable, "
+        "asked in order; env DISTROKIT_CACHE_FROM (spaces or commas)",
+    )
+    build.add_argument(
+        "--cache-to",
+        action="append",
+        metavar="REPO",
+        help="OCI repository to push the results of the tasks this build runs to; repeatable; env DISTROKIT_CACHE_TO",
+    )
     build.set_defaults(func=cmd_build)
 
     explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")

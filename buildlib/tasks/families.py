@@ -28,6 +28,7 @@ from ..refs import ImageRef
 from ..spec import Kernel, Spec
 from ..transport import Network
 from .keys import InputKeys, tool_versions
+from .shared import SharedCache
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class BuildOptions:
     pull: bool = False
     arch: str = "amd64"
     network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
+    shared: SharedCache | None = field(default=None, compare=False)  # --cache-from / --cache-to
 
 
 @dataclass
@@ -94,10 +96,21 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
     return folder if (folder / components.RECIPE).is_file() else None
 
 
-def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any]:
+def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOptions | None = None) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
     packages = components.pinned_packages(store.root, recipe)
     keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
+    shared = options.shared if options else None
+    arch = options.arch if options else "amd64"
+    task = f"component:{recipe.name}"
+
+    def build() -> None:
+        key = xxh_value(keys.keys)
+        if shared is not None and shared.fetch_component(store, recipe.ref, key, arch, task):
+            return
+        components.build(store, recipe, packages)
+        if shared is not None:
+            shared.push_component(store, recipe.ref, key, task)
 
     def in_store() -> bool:
         """the component image is in the store"""
@@ -107,7 +120,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
-        "actions": [sink.guard(partial(components.build, store, recipe, packages))],
+        "actions": [sink.guard(build)],
         "uptodate": [keys, in_store],
         "verbosity": 0,
     }
@@ -174,6 +187,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     sources = rootfs.part_sources(spec, part)
     fragment = rootfs.part_fragment(spec, part)
     compression = options.compression
+    shared, task = options.shared, f"part:{options.name}/{part.name}"
 
     def write() -> None:
         loaded = load_images(store, list(part.images))
@@ -183,8 +197,10 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         inputs = [tool_versions(), compression.version(), rootfs.part_fragment(spec, part), digests, now]
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
-        if not segment.is_file():
+        if not segment.is_file() and not (shared and shared.fetch_segment(store, key, segment, task)):
             write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
+            if shared is not None:
+                shared.push_segment(store, key, segment, task)
         write_bytes_atomic(target, key.encode())
 
     return {
@@ -304,7 +320,7 @@ class Plan:
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                self.tasks.append(component_task(self.store, folder, self.sink))
+                self.tasks.append(component_task(self.store, folder, self.sink, options))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder).name if folder else None

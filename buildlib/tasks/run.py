@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +36,19 @@ class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
         super().__init__(outstream, options)
         self.executed: list[str] = []
         self.skipped: list[str] = []
+        self.seconds: dict[str, float] = {}
         RecordingReporter.last = self
 
     def execute_task(self, task: Any) -> None:
         if task.actions:
             self.executed.append(task.name)
+            self.seconds[task.name] = -time.monotonic()
         super().execute_task(task)
+
+    def add_success(self, task: Any) -> None:
+        if task.name in self.seconds:
+            self.seconds[task.name] += time.monotonic()
+        super().add_success(task)
 
     def skip_uptodate(self, task: Any) -> None:
         if task.actions:
@@ -89,8 +98,14 @@ class _Loader(TaskLoader2):  # type: ignore[misc]
 
 @dataclass(frozen=True)
 class BuildReport:
+    """What a build did: the tasks whose actions ran (`fetched` among them: those whose result came
+    from a shared cache), the tasks up to date, and seconds per task that ran and in all."""
+
     executed: tuple[str, ...]
     up_to_date: tuple[str, ...]
+    fetched: tuple[str, ...] = ()
+    task_seconds: tuple[tuple[str, float], ...] = ()
+    seconds: float = 0.0
 
 
 @contextlib.contextmanager
@@ -112,6 +127,7 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
     # pyproject.toml or doit.cfg in the working folder from changing how distrokit runs doit.
     main = DoitMain(_Loader(plan, config), config_filenames=(), extra_config={"GLOBAL": config})
     RecordingReporter.last = None
+    started = time.monotonic()
     with store_lock(cache), _std_streams_kept():
         code = main.run(["run", *args])
         reporter = RecordingReporter.last
@@ -120,7 +136,9 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
         if code != 0 or reporter is None:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
         plan.record_usage()
-    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped))
+    timings = tuple((name, round(max(0.0, seconds), 3)) for name, seconds in reporter.seconds.items())
+    seconds = round(time.monotonic() - started, 3)
+    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), task_seconds=timings, seconds=seconds)
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
@@ -139,7 +157,10 @@ def build_spec(
 ) -> BuildReport:
     plan = plan_build(spec_paths, options, component_root)
     args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    return run_plan(plan, args, outstream)
+    report = run_plan(plan, args, outstream)
+    if options.shared is not None:
+        report = dataclasses.replace(report, fetched=tuple(options.shared.fetched))
+    return report
 
 
 def ensure_images(
