@@ -12,6 +12,7 @@ from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
 from ..tasks.shared import SharedCache
+from . import jsonout
 from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
 
 
@@ -35,11 +36,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     shared = SharedCache.from_flags(args.cache_from or (), args.cache_to or (), options.network)
     options = dataclasses.replace(options, shared=shared)
     name = options.name
+    explained = None
     if args.explain:
-        _print_explanations(tasks.plan_build(specs, options, component_root()))
+        plan = tasks.plan_build(specs, options, component_root())
+        if jsonout.wanted(args):
+            explained = jsonout.explanations(explain(plan))
+        else:
+            _print_explanations(plan)
     if args.dry_run:
         spec = load_spec(specs, resolve_pkg=components.PkgResolver())
-        print(spec.to_yaml(), end="")
+        if jsonout.wanted(args):
+            jsonout.emit("build", {"name": name, "spec": spec.to_dict()})
+        else:
+            print(spec.to_yaml(), end="")
         return 0
     try:
         report = tasks.build_spec(
@@ -47,6 +56,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     finally:
         _print_warnings(shared)
+    if jsonout.wanted(args):
+        warnings = shared.warnings if shared else []
+        document = jsonout.build(name, options.out_dir, options.formats, report, warnings)
+        jsonout.emit("build", {**document, **({"explain": explained} if explained else {})})
     if not args.quiet:
         fetched = f", {len(report.fetched)} of them fetched from a shared cache" if report.fetched else ""
         err_console.print(
@@ -64,7 +77,11 @@ def _print_warnings(shared: SharedCache | None) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    _print_explanations(tasks.plan_build(specs, _build_options(args), component_root()))
+    plan = tasks.plan_build(specs, _build_options(args), component_root())
+    if jsonout.wanted(args):
+        jsonout.emit("explain", jsonout.explanations(explain(plan)))
+    else:
+        _print_explanations(plan)
     return 0
 
 
@@ -85,6 +102,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     spec = load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
+    if jsonout.wanted(args):
+        jsonout.emit("validate", {"specs": list(args.spec), "valid": True, "warnings": [str(w) for w in spec.warnings]})
     err_console.print(f"{', '.join(args.spec)}: valid")
     return 0
 
@@ -132,14 +151,17 @@ def register(sub: Subparsers) -> None:
         metavar="REPO",
         help="OCI repository to push the results of the tasks this build runs to; repeatable; env DISTROKIT_CACHE_TO",
     )
+    jsonout.add_flag(build)
     build.set_defaults(func=cmd_build)
 
     explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")
     _build_flags(explain_cmd)
+    jsonout.add_flag(explain_cmd)
     explain_cmd.set_defaults(func=cmd_explain)
 
     validate = sub.add_parser("validate", help="check specs without building or pulling")
     validate.add_argument("spec", nargs="+")
+    jsonout.add_flag(validate)
     validate.set_defaults(func=cmd_validate)
 
     sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")

@@ -12,6 +12,7 @@ from ..errors import BadInput
 from ..fsutil import store_lock
 from ..refs import ImageRef
 from ..transport import Event, EventKind
+from . import jsonout
 from .common import Subparsers, err_console, human_size, network_options, store_root, transfer_flags
 
 if TYPE_CHECKING:
@@ -111,12 +112,20 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if any(text.startswith(LOCAL_TRANSPORTS) for text in args.ref):
         return _pull_local(store, args)
     refs = [ImageRef.parse(text) for text in args.ref]
+    pulled = []
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         for ref in refs:
             with store_lock(store.root):  # a gc never removes the blobs of a pull under way
                 digest = images.pull(store, ref, network=network, arch=args.arch, listener=display)
             display.result(f"{ref.familiar()} {digest}")
+            pulled.append((str(ref), digest))
+    _emit_pulled(args, pulled)
     return 0
+
+
+def _emit_pulled(args: argparse.Namespace, pulled: list[tuple[str, str]]) -> None:
+    if jsonout.wanted(args):
+        jsonout.emit("pull", {"images": [{"ref": ref, "digest": digest} for ref, digest in pulled]})
 
 
 def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
@@ -128,6 +137,7 @@ def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
         with store_lock(store.root):
             digest = images.copy_into_store(store, args.ref[0], name, arch=args.arch, listener=display)
         display.result(f"{name.familiar()} {digest}")
+    _emit_pulled(args, [(str(name), digest)])
     return 0
 
 
@@ -177,6 +187,7 @@ def register(sub: Subparsers) -> None:
     pull.add_argument("--name", help="the name to store a local (oci:, oci-archive:, docker-archive:) image under")
     pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     transfer_flags(pull)
+    jsonout.add_flag(pull)
     pull.set_defaults(func=cmd_pull)
 
     push = sub.add_parser("push", help="push an image from the store to a registry")
