@@ -9,6 +9,8 @@ itself lives in `spec_schema` (the records) and `spec_nodes` (the engine that wa
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,9 +147,19 @@ def parse_spec_text(text: str, filename: str = "<string>", resolve_pkg: PackageR
     return _merge([filename], [document], session)
 
 
+STDIN = "-"
+
+
+@functools.cache
+def _stdin_bytes() -> bytes:
+    """A spec given as `-`, read once however often the spec is loaded (build, explain, sbom)."""
+    return sys.stdin.buffer.read()
+
+
 def _read(name: str, session: Session) -> str | None:
     try:
-        return Path(name).read_bytes().decode("utf-8-sig")
+        data = _stdin_bytes() if name == STDIN else Path(name).read_bytes()
+        return data.decode("utf-8-sig")
     except OSError as error:
         session.issues.append(SpecIssue(name, 0, 0, "", f"cannot read the spec: {error.strerror or error}"))
     except UnicodeDecodeError as error:

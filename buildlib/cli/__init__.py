@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DistrokitError
-from . import build, jsonout, run, store, transfer
+from . import build, habits, jsonout, run, store, transfer
 from .common import err_console
 
 COMMAND_GROUPS = (build, run, transfer, store)
@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
 
     for group in COMMAND_GROUPS:
         group.register(sub)
+    habits.apply(top)
     return top
 
 

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from .. import components, sbom, tasks
+from ..fsutil import write_bytes_atomic
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
 from ..tasks.shared import SharedCache
-from . import jsonout
+from . import habits, jsonout
 from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
 
 
@@ -27,15 +28,20 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         compression=Compression.parse(args.compression),
         arch=args.arch,
         network=network_options(args),
+        sbom=not args.no_sbom,
+        decompress_kernel=args.decompress_kernel,
     )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    for note in habits.check_build_args(args):
+        err_console.print(f"note: {note}", markup=False)
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
+    if args.output_file is not None:
+        options = dataclasses.replace(options, out_dir=habits.output_folder(options.cache, options.name))
     shared = SharedCache.from_flags(args.cache_from or (), args.cache_to or (), options.network)
     options = dataclasses.replace(options, shared=shared)
-    name = options.name
     explained = None
     if args.explain:
         plan = tasks.plan_build(specs, options, component_root())
@@ -46,7 +52,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.dry_run:
         spec = load_spec(specs, resolve_pkg=components.PkgResolver())
         if jsonout.wanted(args):
-            jsonout.emit("build", {"name": name, "spec": spec.to_dict()})
+            jsonout.emit("build", {"name": options.name, "spec": spec.to_dict()})
         else:
             print(spec.to_yaml(), end="")
         return 0
@@ -56,17 +62,31 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     finally:
         _print_warnings(shared)
+    if args.output_file is not None:
+        habits.deliver(args, options.out_dir, options.name)
+    if args.sbom_output:
+        spec, loaded = tasks.ensure_images(specs, options, component_root())
+        write_bytes_atomic(Path(args.sbom_output), sbom.render(spec.images(), loaded))
+    _report_build(args, options, report, explained)
+    return 0
+
+
+def _report_build(
+    args: argparse.Namespace, options: tasks.BuildOptions, report: tasks.BuildReport, explained: object
+) -> None:
     if jsonout.wanted(args):
-        warnings = shared.warnings if shared else []
-        document = jsonout.build(name, options.out_dir, options.formats, report, warnings)
+        warnings = options.shared.warnings if options.shared else []
+        document = jsonout.build(options.name, options.out_dir, options.formats, report, warnings)
         jsonout.emit("build", {**document, **({"explain": explained} if explained else {})})
     if not args.quiet:
         fetched = f", {len(report.fetched)} of them fetched from a shared cache" if report.fetched else ""
+        where = args.output_file if args.output_file not in (None, "-") else options.out_dir
         err_console.print(
-            f"built {name}: {len(report.executed)} tasks ran{fetched}, {len(report.up_to_date)} up to date; "
-            f"outputs in {options.out_dir}"
+            f"built {options.name}: {len(report.executed)} tasks ran{fetched}, {len(report.up_to_date)} up to date; "
+            f"outputs in {where}"
+            if args.output_file != "-"
+            else f"built {options.name} to stdout"
         )
-    return 0
 
 
 def _print_warnings(shared: SharedCache | None) -> None:
@@ -129,6 +149,10 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
         choices=("zstd", "gzip", "none"),
         help="initrd compression (default zstd; gzip for kernels older than 5.9)",
     )
+    command.add_argument("--no-sbom", action="store_true", help="leave the SBOM out of the image (LinuxKit's flag)")
+    command.add_argument(
+        "--decompress-kernel", action="store_true", help="write the kernel uncompressed (vmlinux; LinuxKit's flag)"
+    )
     transfer_flags(command)
 
 
@@ -152,6 +176,8 @@ def register(sub: Subparsers) -> None:
         help="OCI repository to push the results of the tasks this build runs to; repeatable; env DISTROKIT_CACHE_TO",
     )
     jsonout.add_flag(build)
+    habits.add_build_flags(build)
+    build.add_argument("--sbom-output", metavar="FILE", help="also write the image's SPDX SBOM to FILE")
     build.set_defaults(func=cmd_build)
 
     explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")

@@ -18,7 +18,7 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from .. import bundles, components, images, layers, outputs, rootfs, usage
+from .. import bundles, components, images, kernelimage, layers, outputs, rootfs, usage
 from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -42,6 +42,14 @@ class BuildOptions:
     arch: str = "amd64"
     network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
     shared: SharedCache | None = field(default=None, compare=False)  # --cache-from / --cache-to
+    sbom: bool = True  # False: `--no-sbom`, the SBOM left out of the image
+    decompress_kernel: bool = False
+
+    def habits(self) -> dict[str, bool]:
+        """The LinuxKit flags that change bytes, as input keys only when set: stores stay warm for the rest."""
+        return {
+            key: True for key, on in (("no-sbom", not self.sbom), ("decompress-kernel", self.decompress_kernel)) if on
+        }
 
 
 @dataclass
@@ -178,8 +186,8 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
 
 
 # parts and outputs --------------------------------------------------------------------------
-def part_tree(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.Tree:
-    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)))
+def part_tree(store: Store, spec: Spec, part: rootfs.Part, sbom: bool = True) -> rootfs.Tree:
+    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)), sbom=sbom)
 
 
 def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
@@ -188,6 +196,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     fragment = rootfs.part_fragment(spec, part)
     compression = options.compression
     shared, task = options.shared, f"part:{options.name}/{part.name}"
+    habits = options.habits() if part.family == rootfs.FILES_PART else {}
 
     def write() -> None:
         loaded = load_images(store, list(part.images))
@@ -195,10 +204,13 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         # the spec fragment and the sources as they are now: another task may have written a source since
         now = [xxh_file(Path(s)) for s in rootfs.part_sources(spec, part)]
         inputs = [tool_versions(), compression.version(), rootfs.part_fragment(spec, part), digests, now]
+        if not options.sbom and part.family == rootfs.FILES_PART:
+            inputs.append(options.habits())
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
         if not segment.is_file() and not (shared and shared.fetch_segment(store, key, segment, task)):
-            write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
+            tree = rootfs.part_tree(store, spec, part, loaded, sbom=options.sbom)
+            write_segment(tree.entries(), segment, compression)
             if shared is not None:
                 shared.push_segment(store, key, segment, task)
         write_bytes_atomic(target, key.encode())
@@ -211,7 +223,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions()})],
+        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **habits})],
         "verbosity": 0,
     }
 
@@ -231,6 +243,14 @@ def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
     return target
 
 
+def decompressed_kernel(binary: Path) -> Path:
+    """The kernel decompressed beside its copy, once per kernel."""
+    target = binary.with_name(binary.name + "-decompressed")
+    if not target.is_file():
+        kernelimage.write_decompressed(binary, target)
+    return target
+
+
 def output_task(
     store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
 ) -> dict[str, Any]:
@@ -240,18 +260,22 @@ def output_task(
     kernel = spec.kernel
 
     def write() -> None:
+        binary = kernel_copy(store, kernel, options.name) if kernel else None
+        if binary is not None and options.decompress_kernel:
+            binary = decompressed_kernel(binary)
         built = outputs.BuiltParts(
-            kernel_copy(store, kernel, options.name) if kernel else None,
+            binary,
             kernel.cmdline if kernel else "",
             read_segments(store, pointers),
-            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
+            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, options.sbom)),
         )
         options.out_dir.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
             fmt.write(built, prefix)
 
     file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
-    keys = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else "", **tool_versions()}
+    keys: dict[str, object] = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else ""}
+    keys.update({**tool_versions(), **options.habits()})
     return {
         "basename": "output",
         "name": f"{options.name}",
