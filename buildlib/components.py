@@ -134,12 +134,17 @@ class PkgResolver:
         return ref
 
 
+def pin_path(cache: Path, recipe: Recipe) -> Path:
+    """The file naming the .deb files a recipe was first built from."""
+    return cache / "components" / f"{recipe.name}-{recipe.key}.json"
+
+
 def pinned_packages(cache: Path, recipe: Recipe, refresh: bool = False) -> list[Package]:
     """The .deb files this recipe was first built from; asked of apt again only on `refresh`.
 
     Pinning keeps builds fast (no apt query per run) and reproducible across Debian point releases.
     """
-    pin = cache / "components" / f"{recipe.name}-{recipe.key}.json"
+    pin = pin_path(cache, recipe)
     if pin.is_file() and not refresh:
         return [Package(**item) for item in read_json(pin)]
     packages = resolve_packages(recipe)

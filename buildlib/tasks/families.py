@@ -106,9 +106,11 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
 
 def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOptions | None = None) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
+    shared = options.shared if options else None
+    if shared is not None:
+        shared.fetch_pin(store, recipe)
     packages = components.pinned_packages(store.root, recipe)
     keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
-    shared = options.shared if options else None
     arch = options.arch if options else "amd64"
     task = f"component:{recipe.name}"
 
@@ -119,6 +121,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
         components.build(store, recipe, packages)
         if shared is not None:
             shared.push_component(store, recipe.ref, key, task)
+            shared.push_pin(store, recipe, task)
 
     def in_store() -> bool:
         """the component image is in the store"""

@@ -14,19 +14,20 @@ The bytes move through `remotecache`.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import remotecache
+from .. import components, remotecache
 from ..images import Store
 from ..refs import ImageRef
 from ..remotecache import ArtifactRejected, CacheMiss, CacheUnusable, Repository
 from ..transport import Network
 
-SEGMENT, COMPONENT = "segment", "component"
+SEGMENT, COMPONENT, PIN = "segment", "component", "pin"
 
 
 @dataclass
@@ -90,6 +91,28 @@ class SharedCache:
     def push_component(self, store: Store, ref: ImageRef, key: str, task: str) -> None:
         self._push(task, lambda r: remotecache.push_image(store, ref, r, COMPONENT, key, self.network))
 
+    # package pins: a store without them would ask apt (seconds per recipe) and might pin newer .debs
+    def fetch_pin(self, store: Store, recipe: components.Recipe) -> bool:
+        """Fetch the recipe's .deb pins when the store has none: the same packages as the machine that built it."""
+        target = components.pin_path(store.root, recipe)
+        if target.is_file():
+            return False
+
+        def fetch(repository: Repository) -> None:
+            with store.tempdir("cache-fetch-") as folder:
+                files = remotecache.fetch_files(store, repository, PIN, _pin_key(recipe), self.network, folder)
+                if set(files) != {PIN}:
+                    raise ArtifactRejected(f"it holds {sorted(files)}, not one pin file")
+                json.loads(files[PIN].read_bytes())  # a pin that is no JSON is rejected, not stored
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(files[PIN], target)
+
+        return self._fetch(PIN, _pin_key(recipe), f"pin:{recipe.name}", fetch)
+
+    def push_pin(self, store: Store, recipe: components.Recipe, task: str) -> None:
+        pin = {PIN: components.pin_path(store.root, recipe)}
+        self._push(task, lambda r: remotecache.push_files(store, r, PIN, _pin_key(recipe), pin, self.network))
+
     # bookkeeping ------------------------------------------------------------------------------
     def _usable(self, repositories: Sequence[Repository]) -> Iterator[Repository]:
         for repository in repositories:
@@ -116,7 +139,8 @@ class SharedCache:
             except CacheUnusable as exc:
                 self._give_up(repository, exc)
                 continue
-            self._note(self.fetched, task)
+            if kind != PIN:  # a pin is no task result
+                self._note(self.fetched, task)
             return True
         return False
 
@@ -147,3 +171,7 @@ class SharedCache:
             self.warnings.append(message)
         if self.on_warning is not None:
             self.on_warning(message)
+
+
+def _pin_key(recipe: components.Recipe) -> str:
+    return f"{recipe.name}-{recipe.key}"
