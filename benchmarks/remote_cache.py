@@ -61,7 +61,9 @@ def main() -> None:
     try:
         with running_registry(work / "registry") as registry:
             repo = f"{registry.host}/distrokit-cache"
-            build(work / "seed", work / "out-seed", args.spec, "--cache-from", repo, "--cache-to", repo)  # fills debs too
+            build(
+                work / "seed", work / "out-seed", args.spec, "--cache-from", repo, "--cache-to", repo
+            )  # fills debs too
             cold = build(work / "cold", work / "out-cold", args.spec)
             fetch = build(work / "fetch", work / "out-fetch", args.spec, "--cache-from", repo)
     finally:
