@@ -51,3 +51,21 @@ def test_an_error_is_a_json_document_too(tmp_path: Path, capsys) -> None:  # typ
     bad.write_text("kernel: [\n")
     code, doc = run_json(capsys, "validate", str(bad), "--json")
     assert code == 2 and doc["error"]["exit_code"] == 2 and "bad.yml" in doc["error"]["message"]
+
+
+def test_pull_json_names_the_images_and_digests(minimal_build: Built, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from conftest import COMPONENTS
+
+    from buildlib.components import load_recipe
+    from buildlib.images import Store
+
+    init = load_recipe(COMPONENTS / "init").ref
+    archive = tmp_path / "init.tar"
+    assert main(["--cache", str(minimal_build.cache), "cache", "export", str(init), str(archive)]) == 0
+    capsys.readouterr()
+    fresh = str(tmp_path / "fresh")
+    code, doc = run_json(
+        capsys, "pull", f"oci-archive:{archive}", "--name", "local/init:a", "-q", "--json", "--cache", fresh
+    )
+    assert code == 0 and doc["command"] == "pull"
+    assert doc["images"] == [{"ref": "docker.io/local/init:a", "digest": Store(minimal_build.cache).lookup(init)}]

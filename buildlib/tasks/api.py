@@ -44,14 +44,21 @@ from ..spec import Spec, load_spec
 from ..transport import Network
 from .families import BuildOptions, Plan, SpecUse, pointer_path, record_path, usage_record
 from .keys import InputKeys, XXHashChecker
+from .portable import store_codec
 
 SpecList = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
 FAMILY_DEPS = ("component", "layer")  # the families other tasks name in task_dep
 
 
-def monorepo_doit_config(dep_file: str = ".doit.db", **extra: Any) -> dict[str, Any]:
-    """DOIT_CONFIG for a monorepo's dodo.py: sqlite3 (dbm is unsafe here) and distrokit's content checker."""
-    return {"dep_file": dep_file, "backend": "sqlite3", "check_file_uptodate": XXHashChecker, **extra}
+def monorepo_doit_config(dep_file: str = ".doit.db", cache: str | Path | None = None, **extra: Any) -> dict[str, Any]:
+    """DOIT_CONFIG for a monorepo's dodo.py: sqlite3 (dbm is unsafe here) and distrokit's content checker.
+
+    With `cache` (the store given to distrokit_tasks), the database names store files relative to the
+    store, so a CI job that restores the store to another folder finds its tasks up to date."""
+    config = {"dep_file": dep_file, "backend": "sqlite3", "check_file_uptodate": XXHashChecker}
+    if cache is not None:
+        config["codec_cls"] = store_codec(Path(cache).resolve())
+    return {**config, **extra}
 
 
 def named_specs(specs: SpecList) -> dict[str, list[Path]]:

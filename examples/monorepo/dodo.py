@@ -19,7 +19,7 @@ CACHE = Path(os.environ.get("DISTROKIT_CACHE", HERE.parents[1] / "cache"))
 OUT = HERE / "out"
 SPECS = {"web": ["os/web.yml"], "db": ["os/db.yml"]}
 
-DOIT_CONFIG = monorepo_doit_config()
+DOIT_CONFIG = monorepo_doit_config(cache=CACHE)
 
 
 def task_motd():
