@@ -127,9 +127,13 @@ class PkgResolver:
 
     def __init__(self) -> None:
         self.folders: dict[str, Path] = {}
+        self._refs: dict[str, str] = {}  # a folder is hashed once per plan, however many specs name it
 
     def __call__(self, folder: Path) -> str:
-        ref = str(load_recipe(folder).ref)
+        absolute = os.path.abspath(folder)
+        ref = self._refs.get(absolute)
+        if ref is None:
+            ref = self._refs[absolute] = str(load_recipe(folder).ref)
         self.folders[ref] = Path(folder)
         return ref
 

@@ -167,9 +167,40 @@ def _read(name: str, session: Session) -> str | None:
     return None
 
 
+def _compose(text: str) -> yaml.Node | None:
+    """libyaml's parser when there is one (a monorepo loads hundreds of specs per `doit` run); a text it
+    refuses is parsed again by PyYAML's, whose error messages the user sees."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            root = yaml.compose(text, Loader=fast)
+        except yaml.YAMLError:
+            return yaml.compose(text, Loader=yaml.SafeLoader)
+        _plain_style_as_pyyaml(root)
+        return root
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+def _plain_style_as_pyyaml(node: yaml.Node | None) -> None:
+    """libyaml marks a plain scalar with style '' where PyYAML gives None: make them alike."""
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:  # an alias is the node it names: visit it once (anchors may recurse)
+            continue
+        seen.add(id(current))
+        if isinstance(current, ScalarNode):
+            if current.style == "":
+                current.style = None
+        elif isinstance(current, MappingNode):
+            stack.extend(item for pair in current.value for item in pair)
+        elif current is not None:
+            stack.extend(current.value)
+
+
 def _parse_document(text: str, ctx: Context) -> Document | None:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as error:
         ctx.session.issues.append(_syntax_issue(ctx.file, text, error))
         return None
