@@ -14,11 +14,21 @@ from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
 from ..tasks.shared import SharedCache
 from . import habits, jsonout
-from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
+from .common import (
+    Subparsers,
+    component_root,
+    err_console,
+    network_options,
+    out_console,
+    read_lock,
+    store_root,
+    transfer_flags,
+)
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     """The options `build` and `explain` share: explain must key tasks exactly as the build would."""
+    pins, lock_file = read_lock(args.lock, [Path(p) for p in args.spec])
     return tasks.BuildOptions(
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
@@ -28,6 +38,9 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         compression=Compression.parse(args.compression),
         arch=args.arch,
         network=network_options(args),
+        lock=pins,
+        lock_file=lock_file,
+        locked=args.locked,
         sbom=not args.no_sbom,
         decompress_kernel=args.decompress_kernel,
     )
@@ -62,6 +75,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         )
     finally:
         _print_warnings(shared)
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
     if args.output_file is not None:
         habits.deliver(args, options.out_dir, options.name)
     if args.sbom_output:
@@ -75,7 +90,7 @@ def _report_build(
     args: argparse.Namespace, options: tasks.BuildOptions, report: tasks.BuildReport, explained: object
 ) -> None:
     if jsonout.wanted(args):
-        warnings = options.shared.warnings if options.shared else []
+        warnings = [*report.warnings, *(options.shared.warnings if options.shared else [])]
         document = jsonout.build(options.name, options.out_dir, options.formats, report, warnings)
         jsonout.emit("build", {**document, **({"explain": explained} if explained else {})})
     if not args.quiet:
@@ -130,7 +145,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    options = tasks.BuildOptions(cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem)
+    pins, lock_file = read_lock(None, specs)  # the SBOM describes what a build following the lock holds
+    options = tasks.BuildOptions(
+        cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem, lock=pins, lock_file=lock_file
+    )
     spec, loaded = tasks.ensure_images(specs, options, component_root())
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
@@ -148,6 +166,10 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
         default="zstd",
         choices=("zstd", "gzip", "none"),
         help="initrd compression (default zstd; gzip for kernels older than 5.9)",
+    )
+    command.add_argument("--lock", metavar="FILE", help="the lock to follow (default: SPEC.lock beside the first spec)")
+    command.add_argument(
+        "--locked", action="store_true", help="fail when the spec and its lock disagree, instead of building unpinned"
     )
     command.add_argument("--no-sbom", action="store_true", help="leave the SBOM out of the image (LinuxKit's flag)")
     command.add_argument(

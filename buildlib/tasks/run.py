@@ -18,6 +18,7 @@ from doit.loader import generate_tasks
 from doit.reporter import ConsoleReporter
 from doit.task import DelayedLoader, Task
 
+from .. import lock
 from ..errors import BuildError
 from ..fsutil import store_lock
 from ..images import Image, Store
@@ -103,6 +104,7 @@ class BuildReport:
 
     executed: tuple[str, ...]
     up_to_date: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # how the spec and its lock disagree, when not --locked
     fetched: tuple[str, ...] = ()
     task_seconds: tuple[tuple[str, float], ...] = ()
     seconds: float = 0.0
@@ -138,7 +140,8 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
         plan.record_usage()
     timings = tuple((name, round(max(0.0, seconds), 3)) for name, seconds in reporter.seconds.items())
     seconds = round(time.monotonic() - started, 3)
-    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), task_seconds=timings, seconds=seconds)
+    executed, skipped = tuple(reporter.executed), tuple(reporter.skipped)
+    return BuildReport(executed, skipped, tuple(plan.warnings), task_seconds=timings, seconds=seconds)
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
@@ -181,5 +184,8 @@ def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Pat
     plan = Plan(Store(cache))
     for spec_file in sorted(spec_dir.glob("*.yml")):
         spec = load_spec([spec_file], resolve_pkg=plan.resolver)
-        plan.add_spec(spec, BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem), component_root)
+        lock_file = lock.path_for(spec_file)
+        pins = lock.read(lock_file) if lock_file.is_file() else None
+        options = BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem, lock=pins, lock_file=str(lock_file))
+        plan.add_spec(spec, options, component_root)
     return plan
