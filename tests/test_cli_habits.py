@@ -31,7 +31,8 @@ def test_every_command_help_shows_an_example() -> None:
 
 def test_o_tar_without_sbom_and_the_sbom_beside(minimal_build: Built, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     out, sbom = tmp_path / "root.tar", tmp_path / "sbom.json"
-    args = ["build", str(SPECS / "minimal.yml"), "--cache", str(minimal_build.cache), "-o", str(out)]
+    # builds in the shared store take names of their own: the minimal build's state stays as it was
+    args = ["build", str(SPECS / "minimal.yml"), "--cache", str(minimal_build.cache), "-o", str(out), "--name", "ho"]
     code = main([*args, "--no-sbom", "--sbom-output", str(sbom), "--docker", "-q"])
     err = capsys.readouterr().err
     assert code == 0, err
@@ -42,7 +43,19 @@ def test_o_tar_without_sbom_and_the_sbom_beside(minimal_build: Built, tmp_path: 
     assert "etc/distrokit/sbom.spdx.json" not in names
     assert json.loads(sbom.read_bytes())["spdxVersion"] == "SPDX-2.3"
 
-    main(["--cache", str(minimal_build.cache), "build", str(SPECS / "minimal.yml"), "--o", str(out), "-q"])
+    main(
+        [
+            "--cache",
+            str(minimal_build.cache),
+            "build",
+            str(SPECS / "minimal.yml"),
+            "--o",
+            str(out),
+            "-q",
+            "--name",
+            "ho",
+        ]
+    )
     with tarfile.open(out) as tar:
         assert "etc/distrokit/sbom.spdx.json" in tar.getnames(), "without --no-sbom the SBOM is in the image"
 
@@ -74,10 +87,12 @@ def test_decompress_kernel_writes_an_elf(minimal_build: Built, tmp_path: Path) -
             str(tmp_path),
             "-q",
             "--decompress-kernel",
+            "--name",
+            "vmlinux",
         ]
     )
     assert code == 0
-    assert (tmp_path / "minimal-kernel").read_bytes()[:4] == b"\x7fELF"
+    assert (tmp_path / "vmlinux-kernel").read_bytes()[:4] == b"\x7fELF"
 
 
 def test_o_needs_one_single_file_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
