@@ -2,7 +2,7 @@
 
     from buildlib.tasks.api import distrokit_tasks, monorepo_doit_config
 
-    DOIT_CONFIG = monorepo_doit_config()
+    DOIT_CONFIG = monorepo_doit_config(cache="cache")   # cache=: the state travels with the store
 
     def task_os():
         yield from distrokit_tasks(["os/web.yml", "os/db.yml"], cache="cache", out_dir="out", prefix="os-")
