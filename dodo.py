@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("DISTROKIT_CACHE", ROOT / "cache")).resolve()
 
 DOIT_CONFIG = tasks.doit_config(CACHE, outstream=sys.stdout)
+# every family: what `doit` runs and what `doit forget` and `doit clean` without task names act on
+DOIT_CONFIG["default_tasks"] = [*tasks.FAMILY_DOCS, "layer", "usage"]
 
 # Hold the store's lock for the life of this doit process, as `distrokit build` does for a build:
 # another build or a `distrokit cache gc` waits rather than racing this one.
@@ -27,5 +29,6 @@ _LOCK.enter_context(store_lock(CACHE))
 
 def task_distrokit():
     """Build every spec in specs/ into out/ (task names as `distrokit build` gives them: no prefix)."""
+    yield from tasks.family_groups()  # so `doit list` describes each family in its own words
     specs = sorted((ROOT / "specs").glob("*.yml"))
     yield from distrokit_tasks(specs, cache=CACHE, out_dir=ROOT / "out", components=ROOT / "components", prefix="")

@@ -57,7 +57,10 @@ def build(
         "outputs": output_files(out_dir / name, formats),
         "tasks": {"ran": ran, "fetched": list(report.fetched), "up_to_date": list(report.up_to_date)},
         "counts": {"ran": len(ran), "fetched": len(fetched), "up_to_date": len(report.up_to_date)},
-        "timings": {"total_seconds": report.seconds, "tasks": dict(report.task_seconds)},
+        "timings": {
+            "total_seconds": report.total_seconds,
+            "tasks": {k: round(v, 3) for k, v in report.seconds.items()},
+        },
         "warnings": list(warnings),
     }
 

@@ -45,6 +45,7 @@ from ..transport import Network
 from .families import BuildOptions, Plan, SpecUse, pointer_path, record_path, usage_record
 from .keys import InputKeys, XXHashChecker
 from .portable import store_codec
+from .run import add_spec
 
 SpecList = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
 FAMILY_DEPS = ("component", "layer")  # the families other tasks name in task_dep
@@ -109,7 +110,7 @@ def distrokit_tasks(
             network=network,
         )
         spec = load_spec(files, resolve_pkg=plan.resolver)
-        plan.add_spec(spec, options, Path(components).resolve())
+        add_spec(plan, spec, options, Path(components).resolve())  # as the CLI: explain's terms, doit clean
         loaded.append((spec, options))
     specs_by_name = {options.name: spec for spec, options in loaded}
     for task in plan.tasks:
