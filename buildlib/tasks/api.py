@@ -108,6 +108,7 @@ def distrokit_tasks(
             pull=pull,
             arch=arch,
             network=network,
+            sources_from_tasks=True,
         )
         spec = load_spec(files, resolve_pkg=plan.resolver)
         add_spec(plan, spec, options, Path(components).resolve())  # as the CLI: explain's terms, doit clean
@@ -116,7 +117,8 @@ def distrokit_tasks(
     for task in plan.tasks:
         yield _prefixed(_with_sources(task, specs_by_name), prefix)
     if plan.refs:
-        yield Task(f"{prefix}layer", None, loader=DelayedLoader(lambda: plan.layer_tasks(), executed=f"{prefix}image"))
+        loader = DelayedLoader(lambda: plan.layer_tasks(), executed=f"{prefix}image")
+        yield Task(f"{prefix}layer", None, loader=loader, doc="Index every layer of the images, once per digest.")
     else:
         yield Task(f"{prefix}layer", None)
     for use in plan.uses:

@@ -55,6 +55,8 @@ class BuildOptions:
     shared: SharedCache | None = field(default=None, compare=False)  # --cache-from / --cache-to
     sbom: bool = True  # False: `--no-sbom`, the SBOM left out of the image
     decompress_kernel: bool = False
+    # a missing `files` source may be a target of another task (a monorepo's dodo.py): doit orders them
+    sources_from_tasks: bool = False
 
     def habits(self) -> dict[str, bool]:
         """The LinuxKit flags that change bytes, as input keys only when set: stores stay warm for the rest."""
@@ -340,6 +342,17 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
     return [f"{line} (built unpinned: run `distrokit lock` to pin it)" for line in found]
 
 
+def check_buildable(spec: Spec, options: BuildOptions) -> None:
+    """preflight's checks; with `sources_from_tasks` a missing source is none (doit says if no task writes it)."""
+    if not options.sources_from_tasks:
+        preflight.check_buildable(spec, options.formats)
+        return
+    missing = set(rootfs.file_sources_missing(spec))
+    found = [problem for problem in preflight.problems(spec, options.formats) if problem not in missing]
+    if found:
+        raise preflight.NotBuildable(found)
+
+
 # usage records ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpecUse:
@@ -394,7 +407,7 @@ class Plan:
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
-        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
+        check_buildable(spec, options)  # what needs no image: reported before any pull
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
