@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 
 from ..errors import BadInput
-from ..fsutil import copy_file_atomic
-from ..outputs import get_format
 
 STDIN_NAME = "moby"  # LinuxKit's name for a build whose spec comes from stdin
+STDIN_SPEC = "-"
 
 EXAMPLES: dict[tuple[str, ...], str] = {
     ("build",): """examples:
@@ -90,9 +89,11 @@ def check_build_args(args: argparse.Namespace) -> list[str]:
     notes = []
     if getattr(args, "docker", False):
         notes.append("--docker: distrokit needs no Docker daemon; the option is ignored")
-    if "-" in args.spec and args.name is None:
+    if STDIN_SPEC in args.spec and args.name is None:
         args.name = STDIN_NAME
     if args.output_file is not None:
+        from ..outputs import get_format  # loaded when asked for: the parser starts without it
+
         args.format = args.format or ["tar"]
         if len(args.format) != 1 or len(get_format(args.format[0]).suffixes) != 1:
             raise BadInput(f"-o writes one file: give one format that makes one file (such as tar), not {args.format}")
@@ -108,6 +109,9 @@ def output_folder(cache: Path, name: str) -> Path:
 
 def deliver(args: argparse.Namespace, folder: Path, name: str) -> None:
     """Copy the single output file to -o FILE, or stream it to stdout."""
+    from ..fsutil import copy_file_atomic
+    from ..outputs import get_format
+
     fmt = get_format(args.format[0])
     (produced,) = fmt.targets(folder / name)
     if args.output_file == "-":

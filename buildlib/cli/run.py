@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from pathlib import Path
 
-from .. import runner
-from .common import Subparsers, err_console
+from .. import runner, timeline
+from .common import Subparsers, err_console, print_table
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -21,15 +23,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         publish=tuple(runner.Publish.parse(text) for text in args.publish or ()),
         disks=tuple(runner.Disk.parse(text) for text in args.disk or ()),
     )
+    clock = timeline.ConsoleClock() if args.timeline else None
+    if clock is not None:
+        options = dataclasses.replace(options, extra_cmdline=timeline.CMDLINE_FLAG)
 
     def show(chunk: bytes) -> None:
+        if clock is not None:
+            clock.feed(chunk)
         sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
 
     result = runner.run(options, on_output=show)
     ended = "halted (QEMU stopped)" if result.halted else "powered off"
     err_console.print(f"guest {ended} after {result.seconds:.1f} s ({result.accel})")
+    if clock is not None:
+        _print_timeline(clock, result.seconds)
     return 0
+
+
+def _print_timeline(clock: timeline.ConsoleClock, seconds: float) -> None:
+    """The phases on QEMU's clock: the run's own start is a little before QEMU's."""
+    lead = max(0.0, (time.monotonic() - clock.started) - seconds)
+    lines = [(arrival - lead, line) for arrival, line in clock.lines]
+    rows = [(phase.name, f"{phase.start:.2f}", f"{phase.seconds:.2f}") for phase in timeline.phases(lines, seconds)]
+    print_table(("phase", "start s", "took s"), rows, right=("start s", "took s"))
 
 
 def output_prefix(path: Path) -> Path:
@@ -57,5 +74,8 @@ def register(sub: Subparsers) -> None:
     )
     run.add_argument(
         "--disk", action="append", metavar="PATH[,size=N][,format=F]", help="virtio disk, created when missing"
+    )
+    run.add_argument(
+        "--timeline", action="store_true", help="print where the boot went: phases from the console's timestamps"
     )
     run.set_defaults(func=cmd_run)

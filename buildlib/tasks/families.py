@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import components, images, kernelimage, layers, outputs, pinning, preflight, rootfs, usage
+from .. import component_builds, components, images, kernelimage, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -28,11 +28,13 @@ from ..outputs.initrd import (
     KERNEL_POINTER,
     kernel_path,
     segment_path,
+    segment_problem,
     write_entry,
     write_segment,
 )
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
+from ..store_check import check_segments
 from ..transport import Listener, Network, ignore
 from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
@@ -97,7 +99,9 @@ def pointer_path(store: Store, spec_name: str, part: str) -> Path:
 
 
 def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
-    return tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    segments = tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    check_segments(segments)
+    return segments
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
@@ -123,31 +127,32 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
     if shared is not None and locked is None:
         shared.fetch_pin(store, recipe)  # the .debs the machine that built it pinned, and no apt query
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
-    keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
     arch = options.arch if options else "amd64"
     task = f"component:{recipe.name}"
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
-        key = xxh_value(keys.keys)
+        key = xxh_value({**components.recipe_input_key(recipe, packages), **tool_versions()})
         if shared is not None and shared.fetch_component(store, recipe.ref, key, arch, task):
+            component_builds.record(store, recipe, packages)  # up to date for `pkg build` and the next build
             return
-        components.build(store, recipe, packages, listener)
+        component_builds.build(store, recipe, packages, listener)
         if shared is not None:
             shared.push_component(store, recipe.ref, key, task)
             shared.push_pin(store, recipe, task)
 
-    def in_store() -> bool:
-        """the component image is in the store"""
-        return store.lookup(recipe.ref) is not None
+    def built() -> bool:
+        """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
+        return component_builds.up_to_date(store, recipe, packages)
 
+    # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
-        "uptodate": [keys, in_store],
+        "uptodate": [built],
         "verbosity": 0,
     }
 
@@ -210,7 +215,7 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
             yield {
                 "name": digest,
                 "doc": f"index layer {digest}",
-                "actions": [sink.guard(partial(layers.ensure_index, store, layer))],
+                "actions": [sink.guard(partial(layers.ensure_index, store, layer, ref))],
                 "targets": [str(index)],
                 "uptodate": [index.is_file],
                 "verbosity": 0,
@@ -241,7 +246,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
             inputs.append(options.habits())
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
-        if not segment.is_file() and not (shared and shared.fetch_segment(store, key, segment, task)):
+        if segment_problem(segment) and not (shared and shared.fetch_segment(store, key, segment, task)):
             tree = rootfs.part_tree(store, spec, part, loaded, sbom=options.sbom)
             write_segment(tree.entries(), segment, compression)
             if shared is not None:

@@ -164,11 +164,15 @@ def build_spec(
     debug: bool = False,
 ) -> BuildReport:
     plan = plan_build(spec_paths, options, component_root)
-    args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    report = run_plan(plan, args, outstream, listener, debug)
+    report = run_plan(plan, jobs_args(jobs), outstream, listener, debug)
     if options.shared is not None:
         report = dataclasses.replace(report, fetched=tuple(options.shared.fetched))
     return report
+
+
+def jobs_args(jobs: int) -> list[str]:
+    """doit's arguments for running `jobs` tasks at once (threads: the work is subprocesses and I/O)."""
+    return ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
 
 
 def ensure_images(
