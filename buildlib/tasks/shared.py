@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import components, remotecache
+from ..fsutil import write_bytes_atomic, xxh_file
 from ..images import Store
+from ..outputs.initrd import seal_path
 from ..refs import ImageRef
 from ..remotecache import ArtifactRejected, CacheMiss, CacheUnusable, Repository
 from ..transport import Network
@@ -73,6 +75,8 @@ class SharedCache:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 files[SEGMENT].chmod(0o644)
                 os.replace(files[SEGMENT], target)
+                # sealed as a segment written here is: its bytes' key beside it (checked before each use)
+                write_bytes_atomic(seal_path(target), xxh_file(target).encode())
 
         return self._fetch(SEGMENT, key, task, fetch)
 
