@@ -120,6 +120,17 @@ def test_a_persistent_disk_keeps_a_file_across_boots(shared_cache: Path, tmp_pat
     disk = tmp_path / "data.qcow2"
     first = boot(built, "--disk", f"{disk},size=64M")
     assert disk.is_file()
-    in_order(first, "format: /dev/vda is blank", "mount: /dev/vda on /var/lib", "persist: wrote the marker")
+    in_order(first, "format: /dev/vda is blank", "mount: /dev/vda1 on /var/lib", "persist: wrote the marker")
     second = boot(built, "--disk", f"{disk},size=64M", "--networking", "none")
-    in_order(second, "format: /dev/vda is not blank", "persist: found written-on-first-boot")
+    in_order(second, "format: /dev/vda has a partition table", "persist: found written-on-first-boot")
+
+
+@pytest.mark.boot
+def test_linuxkit_format_and_mountie_command_lines(shared_cache: Path, tmp_path: Path) -> None:
+    """LinuxKit's own `format -label` and `mountie -label L PATH` lines: two disks, each found by its label."""
+    built = build(TEST_SPECS / "linuxkit-disks.yml", shared_cache, tmp_path)
+    disks = [f"{tmp_path / name},size=32M" for name in ("a.img", "b.img")]
+    log = boot(built, "--disk", disks[0], "--disk", disks[1], "--networking", "none")
+    in_order(log, "format: /dev/vda is blank", "format: /dev/vdb is blank", "mount: /dev/vda1 on /var/lib/docker")
+    assert "mounted: /dev/vda1 /var/lib/docker ext4" in log
+    assert "mounted: /dev/vdb1 /var/foo ext4" in log
