@@ -51,9 +51,11 @@ def test_onboot_in_order_services_and_onshutdown(shared_cache: Path, tmp_path: P
         console,
         "onboot-1: first",
         "distrokit: onboot container fails failed",  # logged, and the boot goes on
-        "onboot-2: vethc is here",  # runtime.json interfaces, inside a new network namespace
+        "onboot-2: vethc and veth0 are here",  # runtime.json interfaces, inside a new network namespace
         "onboot-2: writable",  # a non-readonly container writes into its overlay
         "onboot-3: runtime.json applied",  # mkdir and bindNS of the one before
+        "root: peers veth1 and vethh are here",  # the peers keep their names in the root namespace
+        "stopper: shares the onboot namespace",  # net: a path bound by bindNS
         "stopper: service says hello",  # a service's output, prefixed by its name
         "distrokit: system going down",  # the service ran poweroff
         "onshutdown: so long and thanks for all the fish",
