@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from . import elfdeps
+from . import elfdeps, recipe_schema
 from .errors import BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
@@ -34,7 +34,6 @@ IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
 BUILDER_VERSION = "1"
-_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,7 @@ class RecipeFile:
     mode: int = 0o644
     symlink: str | None = None
     directory: bool = False
+    concat: str | None = None  # a glob in the unpacked packages: the file is their concatenation, sorted
 
 
 @dataclass(frozen=True)
@@ -90,13 +90,9 @@ def load_recipe(folder: Path) -> Recipe:
 def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
     """Parse a recipe once per process (and again when its file changes)."""
     recipe_file = folder / RECIPE
-    try:
-        raw = yaml.load(recipe_file.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-    except yaml.YAMLError as exc:
-        raise ComponentError(f"{recipe_file}: not valid YAML: {exc}") from exc
-    unknown = set(raw) - _KNOWN_KEYS
-    if unknown:
-        raise ComponentError(f"{recipe_file}: unknown keys {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}")
+    text = recipe_file.read_text()
+    recipe_schema.check_recipe(text, recipe_file)
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     files = tuple(
         RecipeFile(
             path=item["path"],
@@ -105,6 +101,7 @@ def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
             mode=int(str(item.get("mode", "0755" if item.get("directory") else "0644")), 8),
             symlink=item.get("symlink"),
             directory=bool(item.get("directory", False)),
+            concat=item.get("concat"),
         )
         for item in raw.get("files") or ()
     )
@@ -261,9 +258,19 @@ def _add_recipe_files(recipe: Recipe, root: Path) -> None:
         if item.symlink is not None:
             target.symlink_to(item.symlink)
             continue
-        data = (recipe.folder / item.source).read_bytes() if item.source else (item.contents or "").encode()
-        target.write_bytes(data)
+        target.write_bytes(_recipe_file_data(recipe, item, root))
         target.chmod(item.mode)
+
+
+def _recipe_file_data(recipe: Recipe, item: RecipeFile, root: Path) -> bytes:
+    if item.source:
+        return (recipe.folder / item.source).read_bytes()
+    if item.concat:
+        parts = sorted(root.glob(item.concat.lstrip("/")))
+        if not parts:
+            raise ComponentError(f"{recipe.folder}: files: {item.path}: concat {item.concat!r} matches nothing")
+        return b"".join(part.read_bytes() for part in parts)
+    return (item.contents or "").encode()
 
 
 def _busybox_links(root: Path) -> None:

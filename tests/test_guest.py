@@ -136,3 +136,25 @@ def test_linuxkit_format_and_mountie_command_lines(shared_cache: Path, tmp_path:
     in_order(log, "format: /dev/vda is blank", "format: /dev/vdb is blank", "mount: /dev/vda1 on /var/lib/docker")
     assert "mounted: /dev/vda1 /var/lib/docker ext4" in log
     assert "mounted: /dev/vdb1 /var/foo ext4" in log
+
+
+@pytest.mark.boot
+def test_linuxkit_packages_called_as_linuxkit_calls_them(shared_cache: Path, tmp_path: Path) -> None:
+    """sysfs, modprobe, rngd, dhcpcd, format, mountie, swap, acpid, ntpd, node_exporter and
+    ca-certificates, each with LinuxKit's command line, in one boot."""
+    built = build(TEST_SPECS / "packages.yml", shared_cache, tmp_path)
+    log = boot(built, "--disk", f"{tmp_path / 'data.img'},size=64M")
+    checks = [line for line in log.splitlines() if line.startswith("check: ")]
+    names = "ca-certificates sysfs modprobe dhcpcd swap node_exporter acpid ntpd rngd".split()
+    assert checks == [f"check: {name} ok" for name in names], log[-4000:]
+
+
+@pytest.mark.boot
+def test_specs_linuxkit_runs_every_container_it_lists(shared_cache: Path, tmp_path: Path) -> None:
+    """specs/linuxkit.yml, our counterpart of LinuxKit's reference spec, with a check merged after it."""
+    built = build([SPECS / "linuxkit.yml", TEST_SPECS / "linuxkit-check.yml"], shared_cache, tmp_path)
+    log = boot(built)
+    checks = [line for line in log.splitlines() if line.startswith("check: ")]
+    names = "sysctl dhcpcd ca-certificates getty rngd httpd".split()
+    assert checks == [f"check: {name} ok" for name in names], log[-4000:]
+    in_order(log, "check: httpd ok", "so long and thanks for all the fish")
