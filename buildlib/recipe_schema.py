@@ -63,6 +63,8 @@ class RecipeFields(YamlRecord):
     keep: tuple[str, ...] | None = yfield(STRS)
     exclude: tuple[str, ...] | None = yfield(STRS)
     busybox_links: bool | None = yfield(BOOL, "busybox-links")
+    depends: bool | None = yfield(BOOL)
+    whole_packages: bool | None = yfield(BOOL, "whole-packages")
     files: tuple[RecipeFileFields, ...] | None = yfield(ListOf(Record(RecipeFileFields, _check_file)))
     config: ConfigFields | None = yfield(Record(ConfigFields))
 
