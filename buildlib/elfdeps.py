@@ -14,8 +14,6 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import sh
-
 from .errors import BuildError, ComponentError
 
 LIBRARY_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib")
@@ -84,6 +82,8 @@ def _is_elf(path: Path) -> bool:
 
 
 def _needs(root: Path, rel: str, missing: list[Missing]) -> list[str]:
+    import sh  # imported late: it costs every command that loads components a tenth of a second
+
     try:
         text = str(sh.Command("readelf")("-d", "-l", "-W", str(root / rel)))
     except sh.CommandNotFound as exc:

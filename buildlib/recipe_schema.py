@@ -10,16 +10,41 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import Node
+from yaml.nodes import Node, ScalarNode
 
 from .errors import ComponentError
-from .spec_nodes import BOOL, STR, Choice, Context, ListOf, OctalMode, Record, Session, StringMap, YamlRecord, yfield
+from .spec_nodes import (
+    BOOL,
+    STR,
+    Choice,
+    Context,
+    FieldType,
+    ListOf,
+    OctalMode,
+    Record,
+    Session,
+    StringMap,
+    YamlRecord,
+    yfield,
+)
 from .spec_schema import LabelType
 
 STRS = ListOf(STR)
 LAYOUTS = ("root", "kernel")
 # what a `files:` entry is made from; at most one of them (none: an empty file)
 FILE_SOURCES = ("source", "contents", "symlink", "directory", "concat")
+
+
+class ModulesType(FieldType[Any]):
+    """A kernel recipe's `modules:`: `all`, or a list of module names and globs."""
+
+    def parse(self, node: Node, ctx: Context, path: str) -> Any:
+        if isinstance(node, ScalarNode):
+            if node.value == "all":
+                return node.value
+            ctx.issue(node, path, f"give `all` or a list of module names or globs, e.g. [virtio*], not {node.value!r}")
+            return None
+        return STRS.parse(node, ctx, path)
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,7 @@ class RecipeFields(YamlRecord):
     whole_packages: bool | None = yfield(BOOL, "whole-packages")
     files: tuple[RecipeFileFields, ...] | None = yfield(ListOf(Record(RecipeFileFields, _check_file)))
     config: ConfigFields | None = yfield(Record(ConfigFields))
+    modules: Any = yfield(ModulesType())
 
 
 def check_recipe(text: str, recipe_file: Path) -> None:
