@@ -92,7 +92,7 @@ class GcReport:
 class _Roots:
     blobs: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
-    specs: set[str] = field(default_factory=set)
+    states: set[str] = field(default_factory=set)
 
 
 # sizes ----------------------------------------------------------------------------------------
@@ -228,7 +228,7 @@ def _roots(store: Store) -> _Roots:
     for _, record in read_usages(store.root):
         roots.blobs.update(_hex(blob) for blob in record.blobs)
         roots.files.update(record.files)
-        roots.specs.add(record.spec)
+        roots.states.add(record.state_id)
     return roots
 
 
@@ -245,7 +245,7 @@ def _candidates(store: Store, roots: _Roots) -> Iterator[Removed]:
                 yield Removed(path.relative_to(root).as_posix(), size, newest)
     build = root / "build"
     for path in sorted(build.iterdir()) if build.is_dir() else ():
-        if path.name not in roots.specs:
+        if path.name not in roots.states:
             size, _, newest = _walk(path, seen)
             yield Removed(path.relative_to(root).as_posix(), size, newest)
 

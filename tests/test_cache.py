@@ -118,13 +118,13 @@ def test_gc_keep_removes_least_recently_used_first_and_stops(own_build: Built) -
 
 def test_gc_forgets_a_spec_whose_files_are_gone(own_build: Built, spec_copy: Path, tmp_path: Path) -> None:
     built = build(spec_copy, own_build.cache, tmp_path / "out", name="vanishing")
-    assert usage_path(built.cache, "vanishing").is_file()
+    assert usage_path(built.cache, built.state).is_file()
     spec_copy.unlink()
     report = cache.gc(own_build.cache)
     assert report.stale_records == ("vanishing",)
-    assert not usage_path(built.cache, "vanishing").exists()
-    assert not (built.cache / "build" / "vanishing").exists()
-    assert usage_path(built.cache, "minimal").is_file()
+    assert not usage_path(built.cache, built.state).exists()
+    assert not built.state_dir.exists()
+    assert usage_path(built.cache, own_build.state).is_file()
 
 
 def test_export_then_import_gives_the_same_digest(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@
 `explain` says why a task will run. dodo.py and the CLI both go through here.
 """
 
-from .families import BuildOptions, ErrorSink, Plan, record_path
+from .families import BuildOptions, ErrorSink, Plan, record_path, state_dir
+from .identity import public_task_name, spec_state_id
 from .keys import InputKeys, XXHashChecker
 from .run import (
     BuildReport,
@@ -30,6 +31,9 @@ __all__ = [
     "ensure_images",
     "plan_build",
     "project_plan",
+    "public_task_name",
     "record_path",
+    "spec_state_id",
+    "state_dir",
     "run_plan",
 ]

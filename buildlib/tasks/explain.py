@@ -6,7 +6,7 @@ It asks doit's own dependency database the same question the runner asks, withou
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from doit.dependency import Dependency, SqliteDB
@@ -14,6 +14,7 @@ from doit.loader import generate_tasks
 from doit.task import Task
 
 from .families import Plan
+from .identity import public_task_name
 from .keys import InputKeys, XXHashChecker
 from .run import plan_tasks
 
@@ -38,7 +39,7 @@ def explain(plan: Plan) -> list[Explanation]:
         direct = {task.name: _direct_reasons(dependency, task, by_name) for task in tasks if task.actions}
     finally:
         dependency.close()
-    return _with_upstream(direct, by_name)
+    return [replace(item, task=public_task_name(item.task)) for item in _with_upstream(direct, by_name)]
 
 
 def _layer_tasks(plan: Plan) -> Iterable[Task]:

@@ -19,6 +19,7 @@ from typing import Any
 from doit.exceptions import TaskFailed
 
 from .. import bundles, components, images, layers, outputs, rootfs, usage
+from ..epoch import build_epoch
 from ..errors import DistrokitError
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -27,6 +28,7 @@ from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, wri
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
 from ..transport import Network
+from .identity import spec_state_id
 from .keys import InputKeys, tool_versions
 
 
@@ -65,9 +67,14 @@ def record_path(store: Store, ref: str) -> Path:
     return store.root / "images" / f"{xxh_value(ref)}.json"
 
 
-def pointer_path(store: Store, spec_name: str, part: str) -> Path:
-    """A small file naming the segment one part of one spec currently is."""
-    return store.root / "build" / spec_name / f"{part}.segment"
+def state_dir(store: Store, state: str) -> Path:
+    """The folder of one spec build's state (see `identity.spec_state_id`): pointers, the kernel copy."""
+    return store.root / "build" / state
+
+
+def pointer_path(store: Store, state: str, part: str) -> Path:
+    """A small file naming the segment one part of one spec build currently is."""
+    return state_dir(store, state) / f"{part}.segment"
 
 
 def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
@@ -169,40 +176,64 @@ def part_tree(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.Tree:
     return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)))
 
 
-def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
-    target = pointer_path(store, options.name, part.name)
+def part_inputs(spec: Spec, part: rootfs.Part, compression: Compression) -> dict[str, Any]:
+    """What a part's segment depends on that is known before any image is recorded. The images are
+    named in order (the files part lists them in `installed` and the SBOM in that order); their
+    digests come from their records, the sources' content from the files (both file dependencies)."""
+    return {
+        "spec": rootfs.part_fragment(spec, part),
+        "images": list(part.images),
+        "compression": compression.version(),
+        **tool_versions(),
+    }
+
+
+def segment_key(store: Store, part: rootfs.Part, inputs: dict[str, Any], sources: Sequence[str]) -> str:
+    """The content key of a part's segment: its inputs, its images' digests, its sources' content."""
+    loaded = load_images(store, list(part.images))
+    digests = [loaded[ref].manifest_digest for ref in part.images]
+    return xxh_value([inputs, digests, [xxh_file(Path(source)) for source in sources]])
+
+
+def write_part(store: Store, spec: Spec, part: rootfs.Part, compression: Compression, key: str) -> Path:
+    """The segment of `key`, written unless the store has it."""
+    segment = segment_path(store.root, key)
+    if not segment.is_file():
+        loaded = load_images(store, list(part.images))
+        write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
+    return segment
+
+
+def part_task(
+    store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink, state: str
+) -> dict[str, Any]:
+    target = pointer_path(store, state, part.name)
     sources = rootfs.part_sources(spec, part)
-    fragment = rootfs.part_fragment(spec, part)
-    compression = options.compression
+    inputs = part_inputs(spec, part, options.compression)
 
     def write() -> None:
-        loaded = load_images(store, list(part.images))
-        digests = [loaded[ref].manifest_digest for ref in part.images]
-        inputs = [tool_versions(), compression.version(), fragment, digests, [xxh_file(Path(s)) for s in sources]]
-        key = xxh_value(inputs)
-        segment = segment_path(store.root, key)
-        if not segment.is_file():
-            write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
+        key = segment_key(store, part, inputs, sources)
+        write_part(store, spec, part, options.compression, key)
         write_bytes_atomic(target, key.encode())
 
     return {
         "basename": "part",
-        "name": f"{options.name}/{part.name}",
+        "name": f"{state}/{part.name}",
         "doc": f"write the {part.name} segment of {options.name}",
         "actions": [sink.guard(write)],
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions()})],
+        "uptodate": [InputKeys(inputs)],
         "verbosity": 0,
     }
 
 
-def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
+def kernel_copy(store: Store, kernel: Kernel, state: str) -> Path:
     """The kernel binary out of its image, written once per image digest: an output that reruns for a
     changed service does not extract and sync it again."""
     image = load_images(store, [kernel.image])[kernel.image]
-    folder = store.root / "build" / spec_name
+    folder = state_dir(store, state)
     target = folder / f"kernel-{xxh_value([image.manifest_digest, kernel.binary])}"
     if not target.is_file():
         binary, _ = rootfs.kernel_files(store, kernel, image)
@@ -213,17 +244,32 @@ def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
     return target
 
 
+def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions) -> dict[str, Any]:
+    """What the outputs depend on besides the parts' pointers and the kernel's record: the formats,
+    the parts in the order their segments are joined (a set of file dependencies has no order), the
+    kernel binary's path and command line, the generated timestamps' epoch."""
+    kernel = spec.kernel
+    return {
+        "formats": list(options.formats),
+        "parts": [part.name for part in parts],
+        "kernel": [kernel.image, kernel.binary] if kernel else None,
+        "cmdline": kernel.cmdline if kernel else "",
+        "epoch": build_epoch(),
+        **tool_versions(),
+    }
+
+
 def output_task(
-    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink, state: str
 ) -> dict[str, Any]:
-    pointers = [pointer_path(store, options.name, part.name) for part in parts]
+    pointers = [pointer_path(store, state, part.name) for part in parts]
     prefix = options.out_dir / options.name
     formats = [outputs.get_format(name) for name in options.formats]
     kernel = spec.kernel
 
     def write() -> None:
         built = outputs.BuiltParts(
-            kernel_copy(store, kernel, options.name) if kernel else None,
+            kernel_copy(store, kernel, state) if kernel else None,
             kernel.cmdline if kernel else "",
             read_segments(store, pointers),
             root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
@@ -233,15 +279,14 @@ def output_task(
             fmt.write(built, prefix)
 
     file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
-    keys = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else "", **tool_versions()}
     return {
         "basename": "output",
-        "name": f"{options.name}",
+        "name": state,
         "doc": f"write {', '.join(options.formats)} for {options.name}",
         "actions": [sink.guard(write)],
         "file_dep": file_dep,
         "targets": [str(path) for fmt in formats for path in fmt.targets(prefix)],
-        "uptodate": [InputKeys(keys)],
+        "uptodate": [InputKeys(output_inputs(spec, parts, options))],
         "verbosity": 0,
     }
 
@@ -249,9 +294,10 @@ def output_task(
 # usage records ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpecUse:
-    """What one spec of a plan reads: its name, files, images and parts."""
+    """What one spec of a plan reads: its name, state id, files, images and parts."""
 
     name: str
+    state: str
     files: tuple[str, ...]
     refs: tuple[str, ...]
     parts: tuple[str, ...]
@@ -268,12 +314,13 @@ def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRec
             blobs[layer.digest] = None
             files[layers.index_path(store, layer)] = None
             files[layers.uncompressed_path(store, layer)] = None
-    pointers = [pointer_path(store, use.name, part) for part in use.parts]
+    pointers = [pointer_path(store, use.state, part) for part in use.parts]
     segments = [pointer.read_text().strip() for pointer in pointers if pointer.is_file()]
     files.update(dict.fromkeys(segment_path(store.root, key) for key in segments))
     blob_paths = [store.blob_path(digest) for digest in blobs]
     record = usage.UsageRecord(
         spec=use.name,
+        state=use.state,
         spec_files=tuple(str(Path(path).resolve()) for path in use.files),
         images=tuple(usage.ImageUse(ref, image.manifest_digest) for ref, image in loaded.items()),
         blobs=tuple(blobs),
@@ -308,9 +355,11 @@ class Plan:
                 name = components.load_recipe(folder).name if folder else None
                 self.tasks.append(image_task(self.store, ref, options, self.sink, name))
         parts = rootfs.plan_parts(spec)
-        self.tasks.extend(part_task(self.store, spec, part, options, self.sink) for part in parts)
-        self.tasks.append(output_task(self.store, spec, parts, options, self.sink))
-        self.uses.append(SpecUse(options.name, spec.files_read, spec.images(), tuple(p.name for p in parts)))
+        state = spec_state_id(options.name, spec.files_read, self.store.root)
+        self.tasks.extend(part_task(self.store, spec, part, options, self.sink, state) for part in parts)
+        self.tasks.append(output_task(self.store, spec, parts, options, self.sink, state))
+        use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts))
+        self.uses.append(use)
 
     def layer_tasks(self) -> Iterator[dict[str, Any]]:
         return layer_tasks(self.store, self.refs, self.sink)

@@ -21,6 +21,7 @@ from ..fsutil import store_lock
 from ..images import Image, Store
 from ..spec import Spec, load_spec
 from .families import BuildOptions, Plan, load_images
+from .identity import public_task_name
 from .keys import XXHashChecker
 
 
@@ -118,7 +119,10 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
         if code != 0 or reporter is None:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
         plan.record_usage()
-    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped))
+    return BuildReport(
+        tuple(public_task_name(name) for name in reporter.executed),
+        tuple(public_task_name(name) for name in reporter.skipped),
+    )
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:

@@ -1,0 +1,127 @@
+"""Cache truth: whatever edits a spec went through, an incremental build in a long-lived store gives
+exactly the bytes a clean build gives. Regression tests name the edit sequence that once broke it;
+a bounded property test draws random sequences (benchmarks/cache_truth.py runs a long one)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cachetruth import Box, FileItem, SpecModel, Truth, apply_edit, base_spec, describe, edits, pull_images, push_images
+from conftest import COMPONENTS, build
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from registry import Registry
+
+from buildlib import cache
+from buildlib.images import Store
+from buildlib.transport import Network
+from buildlib.usage import read_usages
+
+pytestmark = pytest.mark.registry
+
+
+@pytest.fixture(scope="session")
+def truth_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding only the world's images, pulled from the loopback registry."""
+    source = Store(tmp_path_factory.mktemp("truth-source"))
+    push_images(source, registry.host, Network())
+    pulled = tmp_path_factory.mktemp("truth-pulled") / "store"
+    pull_images(Store(pulled), registry.host, Network())
+    return pulled
+
+
+@pytest.fixture()
+def truth(truth_images: Path, registry: Registry, tmp_path: Path) -> Truth:
+    return Truth(registry.host, truth_images, tmp_path, COMPONENTS)
+
+
+def run_edits(truth: Truth, model: SpecModel, steps: list[tuple[str, SpecModel]]) -> None:
+    history: list[str] = []
+    truth.check(model, history)
+    for name, changed in steps:
+        history.append(name)
+        truth.check(changed, history)
+
+
+def test_swap_two_onboot_containers_and_back(truth: Truth) -> None:
+    """The known staleness: `installed` and the SBOM kept the old order after a swap (issue 15)."""
+    base = base_spec()
+    swapped = replace(base, onboot=base.onboot[::-1])
+    run_edits(truth, base, [("swap onboot", swapped), ("swap onboot back", base)])
+
+
+def test_swap_two_services_then_change_one(truth: Truth) -> None:
+    """The initrd joins the segments in part order; a set of file dependencies has none."""
+    base = replace(base_spec(), services=(Box("web", "gamma"), Box("db", "alpha", tag="v2")))
+    swapped = replace(base, services=base.services[::-1])
+    changed = replace(swapped, services=(swapped.services[0], replace(swapped.services[1], env=("A=1",))))
+    run_edits(truth, base, [("swap services", swapped), ("env of web", changed)])
+
+
+def test_source_rewritten_at_once_with_the_same_size(truth: Truth) -> None:
+    """A source edited in place within one mtime tick, to the same size: its content decides."""
+    base = base_spec()
+    (source,) = base.sources
+    steps = [
+        (f"source data {n}", replace(base, sources=(replace(source, data=data),)))
+        for n, data in enumerate([b"secret-2\n", b"secret-3\n", b"secret-1\n"])
+    ]
+    run_edits(truth, base, steps)
+
+
+def test_file_mode_owner_and_format_changes(truth: Truth) -> None:
+    base = base_spec()
+    moded = replace(base, files=(base.files[0], replace(base.files[1], mode="0644", uid="web")))
+    run_edits(
+        truth,
+        base,
+        [
+            ("file mode and owner", moded),
+            ("gzip", replace(moded, compression="gzip")),
+            ("tar", replace(moded, format="tar")),
+            ("back to the base", base),
+        ],
+    )
+
+
+def test_two_specs_of_one_base_name_share_a_store(truth_images: Path, tmp_path: Path, registry: Registry) -> None:
+    """/a/hello.yml and /b/hello.yml neither rebuild each other nor lose each other's entries to gc."""
+    from cachetruth import copy_store, write_world
+
+    store = copy_store(truth_images, tmp_path / "store")
+    a = write_world(base_spec(), registry.host, tmp_path / "a").rename(tmp_path / "a" / "hello.yml")
+    other = replace(base_spec(), files=(FileItem("etc/motd", contents="other\n"),))
+    b = write_world(other, registry.host, tmp_path / "b").rename(tmp_path / "b" / "hello.yml")
+    first_a = build(a, store, tmp_path / "out-a")
+    first_b = build(b, store, tmp_path / "out-b")
+    assert first_a.state != first_b.state
+    again_a = build(a, store, tmp_path / "out-a")
+    again_b = build(b, store, tmp_path / "out-b")
+    assert [t for t in again_a.report.executed if t.startswith(("part:", "output:"))] == []
+    assert [t for t in again_b.report.executed if t.startswith(("part:", "output:"))] == []
+    states = sorted(record.state_id for _, record in read_usages(store))
+    assert states == sorted([first_a.state, first_b.state])
+    cache.gc(store)
+    after_gc_a = build(a, store, tmp_path / "out-a")
+    after_gc_b = build(b, store, tmp_path / "out-b")
+    assert [t for t in after_gc_a.report.executed + after_gc_b.report.executed if t.startswith("part:")] == []
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(edits(), min_size=1, max_size=6))
+def test_random_edit_sequences_build_what_a_clean_store_builds(
+    truth_images: Path, registry: Registry, tmp_path_factory: pytest.TempPathFactory, sequence: list
+) -> None:
+    truth = Truth(registry.host, truth_images, tmp_path_factory.mktemp("truth"), COMPONENTS)
+    model = base_spec()
+    models = [model]
+    names: list[str] = []
+    truth.check(model, names)
+    for edit in sequence:
+        model = apply_edit(model, edit, models)
+        models.append(model)
+        names.append(describe(edit))
+        truth.check(model, names)
