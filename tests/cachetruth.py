@@ -237,13 +237,15 @@ class Outcome:
     error: str | None = None
 
 
-def build_outputs(spec: Path, cache: Path, out: Path, model: SpecModel, components: Path) -> Outcome:
+def build_outputs(spec: Path, cache: Path, out: Path, model: SpecModel, components: Path, audit: bool) -> Outcome:
+    """Build `model`; with `audit`, every up-to-date part and output is computed again and compared."""
     options = tasks.BuildOptions(
         cache=cache,
         out_dir=out,
         name="truth",
         formats=(model.format,),
         compression=Compression.parse(model.compression),
+        audit=audit,
     )
     try:
         tasks.build_spec([spec], options, components, outstream=io.StringIO())
@@ -275,10 +277,11 @@ class Truth:
         if not self.store.exists():
             copy_store(self.pulled, self.store, self.debs)
         spec = write_world(model, self.host, self.workdir / "project")
-        incremental = build_outputs(spec, self.store, self.workdir / "out", model, self.components)
+        incremental = build_outputs(spec, self.store, self.workdir / "out", model, self.components, audit=True)
         self.clean_count += 1
         clean_store = copy_store(self.pulled, self.workdir / f"clean-{self.clean_count}", self.debs)
-        clean = build_outputs(spec, clean_store, self.workdir / f"clean-out-{self.clean_count}", model, self.components)
+        clean_out = self.workdir / f"clean-out-{self.clean_count}"
+        clean = build_outputs(spec, clean_store, clean_out, model, self.components, audit=False)
         shutil.rmtree(clean_store)
         shutil.rmtree(self.workdir / f"clean-out-{self.clean_count}", ignore_errors=True)
         self.builds += 2

@@ -91,3 +91,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """One docker-registry on a free loopback port for the whole session; stopped at the end."""
     with running_registry(tmp_path_factory.mktemp("registry")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def truth_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cache-truth world's images (tests/cachetruth.py), pulled from the loopback registry into a
+    store that holds nothing else: a clean store for those tests is a hard-linked copy of it."""
+    from cachetruth import pull_images, push_images
+
+    from buildlib.images import Store
+    from buildlib.transport import Network
+
+    source = Store(tmp_path_factory.mktemp("truth-source"))
+    push_images(source, registry.host, Network())
+    pulled = tmp_path_factory.mktemp("truth-pulled") / "store"
+    pull_images(Store(pulled), registry.host, Network())
+    return pulled

@@ -8,28 +8,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cachetruth import Box, FileItem, SpecModel, Truth, apply_edit, base_spec, describe, edits, pull_images, push_images
+from cachetruth import Box, FileItem, SpecModel, Truth, apply_edit, base_spec, describe, edits
 from conftest import COMPONENTS, build
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from registry import Registry
 
 from buildlib import cache
-from buildlib.images import Store
-from buildlib.transport import Network
 from buildlib.usage import read_usages
 
 pytestmark = pytest.mark.registry
-
-
-@pytest.fixture(scope="session")
-def truth_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store holding only the world's images, pulled from the loopback registry."""
-    source = Store(tmp_path_factory.mktemp("truth-source"))
-    push_images(source, registry.host, Network())
-    pulled = tmp_path_factory.mktemp("truth-pulled") / "store"
-    pull_images(Store(pulled), registry.host, Network())
-    return pulled
 
 
 @pytest.fixture()

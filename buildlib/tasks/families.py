@@ -28,6 +28,7 @@ from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, wri
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
 from ..transport import Network
+from . import audit
 from .identity import spec_state_id
 from .keys import InputKeys, tool_versions
 
@@ -42,6 +43,7 @@ class BuildOptions:
     pull: bool = False
     arch: str = "amd64"
     network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
+    audit: bool = False  # recompute every up-to-date part and output and fail if its bytes differ
 
 
 @dataclass
@@ -204,6 +206,17 @@ def write_part(store: Store, spec: Spec, part: rootfs.Part, compression: Compres
     return segment
 
 
+def part_probes(
+    store: Store, spec: Spec, part: rootfs.Part, inputs: dict[str, Any], sources: Sequence[str]
+) -> dict[str, str]:
+    """What the audit compares to name an input a part's key missed (see `audit`)."""
+    loaded = load_images(store, list(part.images))
+    probes = {**audit.key_probes(inputs), **audit.spec_probes(spec)}
+    probes.update({f"image {ref}": image.manifest_digest for ref, image in loaded.items()})
+    probes.update({f"source {path}": audit.source_probe(path) for path in sources})
+    return probes
+
+
 def part_task(
     store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink, state: str
 ) -> dict[str, Any]:
@@ -214,6 +227,9 @@ def part_task(
     def write() -> None:
         key = segment_key(store, part, inputs, sources)
         write_part(store, spec, part, options.compression, key)
+        audit.write_probes(
+            audit.probes_path(state_dir(store, state), part.name), part_probes(store, spec, part, inputs, sources)
+        )
         write_bytes_atomic(target, key.encode())
 
     return {
@@ -259,6 +275,39 @@ def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOption
     }
 
 
+def write_outputs(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], formats: Sequence[outputs.Format], state: str, prefix: Path
+) -> None:
+    """Every format's files at `prefix`, from the segments the parts' pointers name."""
+    kernel = spec.kernel
+    built = outputs.BuiltParts(
+        kernel_copy(store, kernel, state) if kernel else None,
+        kernel.cmdline if kernel else "",
+        read_segments(store, [pointer_path(store, state, part.name) for part in parts]),
+        root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
+    )
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        fmt.write(built, prefix)
+
+
+def output_probes(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], inputs: dict[str, Any], state: str
+) -> dict[str, str]:
+    probes = {**audit.key_probes(inputs), **audit.spec_probes(spec)}
+    for part in parts:
+        pointer = pointer_path(store, state, part.name)
+        probes[f"part {part.name}"] = pointer.read_text().strip() if pointer.is_file() else ""
+    if spec.kernel is not None:
+        probes[f"image {spec.kernel.image}"] = load_images(store, [spec.kernel.image])[
+            spec.kernel.image
+        ].manifest_digest
+    return probes
+
+
+OUTPUT_PROBES = "output"
+
+
 def output_task(
     store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink, state: str
 ) -> dict[str, Any]:
@@ -266,17 +315,12 @@ def output_task(
     prefix = options.out_dir / options.name
     formats = [outputs.get_format(name) for name in options.formats]
     kernel = spec.kernel
+    inputs = output_inputs(spec, parts, options)
 
     def write() -> None:
-        built = outputs.BuiltParts(
-            kernel_copy(store, kernel, state) if kernel else None,
-            kernel.cmdline if kernel else "",
-            read_segments(store, pointers),
-            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
-        )
-        options.out_dir.mkdir(parents=True, exist_ok=True)
-        for fmt in formats:
-            fmt.write(built, prefix)
+        write_outputs(store, spec, parts, formats, state, prefix)
+        probes = output_probes(store, spec, parts, inputs, state)
+        audit.write_probes(audit.probes_path(state_dir(store, state), OUTPUT_PROBES), probes)
 
     file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
     return {
@@ -286,9 +330,57 @@ def output_task(
         "actions": [sink.guard(write)],
         "file_dep": file_dep,
         "targets": [str(path) for fmt in formats for path in fmt.targets(prefix)],
-        "uptodate": [InputKeys(output_inputs(spec, parts, options))],
+        "uptodate": [InputKeys(inputs)],
         "verbosity": 0,
     }
+
+
+# audit ------------------------------------------------------------------------------------------
+def part_recheck(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, state: str) -> audit.Recheck:
+    pointer = pointer_path(store, state, part.name)
+    sources = rootfs.part_sources(spec, part)
+    inputs = part_inputs(spec, part, options.compression)
+
+    def current() -> dict[str, Path]:
+        return {"segment": segment_path(store.root, pointer.read_text().strip())}
+
+    def recompute(scratch: Path) -> dict[str, Path]:
+        loaded = load_images(store, list(part.images))
+        target = scratch / "segment"
+        write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), target, options.compression)
+        return {"segment": target}
+
+    return audit.Recheck(
+        f"part:{state}/{part.name}",
+        current,
+        recompute,
+        lambda: part_probes(store, spec, part, inputs, sources),
+        audit.probes_path(state_dir(store, state), part.name),
+    )
+
+
+def output_recheck(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str
+) -> audit.Recheck:
+    formats = [outputs.get_format(name) for name in options.formats]
+    prefix = options.out_dir / options.name
+    inputs = output_inputs(spec, parts, options)
+
+    def current() -> dict[str, Path]:
+        return {path.name: path for fmt in formats for path in fmt.targets(prefix)}
+
+    def recompute(scratch: Path) -> dict[str, Path]:
+        fresh = scratch / options.name
+        write_outputs(store, spec, parts, formats, state, fresh)
+        return {path.name: path for fmt in formats for path in fmt.targets(fresh)}
+
+    return audit.Recheck(
+        f"output:{state}",
+        current,
+        recompute,
+        lambda: output_probes(store, spec, parts, inputs, state),
+        audit.probes_path(state_dir(store, state), OUTPUT_PROBES),
+    )
 
 
 # usage records ------------------------------------------------------------------------------
@@ -342,6 +434,8 @@ class Plan:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
     uses: list[SpecUse] = field(default_factory=list)
+    rechecks: list[audit.Recheck] = field(default_factory=list)
+    audit: bool = False
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
@@ -358,6 +452,9 @@ class Plan:
         state = spec_state_id(options.name, spec.files_read, self.store.root)
         self.tasks.extend(part_task(self.store, spec, part, options, self.sink, state) for part in parts)
         self.tasks.append(output_task(self.store, spec, parts, options, self.sink, state))
+        self.rechecks.extend(part_recheck(self.store, spec, part, options, state) for part in parts)
+        self.rechecks.append(output_recheck(self.store, spec, parts, options, state))
+        self.audit = self.audit or options.audit
         use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts))
         self.uses.append(use)
 
@@ -370,6 +467,18 @@ class Plan:
         for use in self.uses:
             record, blob_paths = usage_record(self.store, use, now)
             usage.write_usage(self.store.root, record, blob_paths)
+
+    def audit_up_to_date(self, up_to_date: Sequence[str]) -> None:
+        """Audit mode: compute every up-to-date part and output again; raise AuditError if bytes differ."""
+        skipped = set(up_to_date)
+        findings = []
+        for check in self.rechecks:
+            if check.task in skipped:
+                with self.store.tempdir("audit-") as scratch:
+                    finding = audit.run_recheck(check, scratch)
+                if finding is not None:
+                    findings.append(finding)
+        audit.raise_findings(findings)
 
     def _first(self, key: str) -> bool:
         if key in self._seen:

@@ -20,6 +20,7 @@ from ..errors import BuildError
 from ..fsutil import store_lock
 from ..images import Image, Store
 from ..spec import Spec, load_spec
+from .audit import audit_enabled
 from .families import BuildOptions, Plan, load_images
 from .identity import public_task_name
 from .keys import XXHashChecker
@@ -118,6 +119,8 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
             raise plan.sink.errors[0]
         if code != 0 or reporter is None:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
+        if plan.audit or audit_enabled():
+            plan.audit_up_to_date(reporter.skipped)
         plan.record_usage()
     return BuildReport(
         tuple(public_task_name(name) for name in reporter.executed),
