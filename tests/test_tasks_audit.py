@@ -68,3 +68,21 @@ def test_a_segment_changed_behind_the_key_is_caught(truth_images: Path, registry
     segment.write_bytes(segment.read_bytes() + b"\0")
     outcome = build_outputs(spec, store, tmp_path / "out", base, COMPONENTS, audit=True)
     assert outcome.error is not None and "no probed input changed" in outcome.error
+
+
+def test_build_audit_flag_fails_with_exit_1_naming_the_task(
+    truth_images: Path, registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from buildlib import cli
+
+    store = copy_store(truth_images, tmp_path / "store")
+    spec = write_world(base_spec(), registry.host, tmp_path / "project")
+    argv = ["--cache", str(store), "build", str(spec), "--dir", str(tmp_path / "out"), "-q"]
+    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--audit"]) == 0
+    (pointer,) = (store / "build").glob("*/init.segment")
+    segment = store / "segments" / f"{pointer.read_text().strip()}.cpio.z"
+    segment.write_bytes(segment.read_bytes()[:-1])
+    capsys.readouterr()
+    assert cli.main([*argv, "--audit"]) == 1
+    assert "part:spec/init was up to date" in capsys.readouterr().err

@@ -24,6 +24,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         compression=Compression.parse(args.compression),
         arch=args.arch,
         network=network_options(args),
+        audit=getattr(args, "audit", False),  # `explain` has no --audit
     )
 
 
@@ -105,6 +106,11 @@ def register(sub: Subparsers) -> None:
     build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
+    build.add_argument(
+        "--audit",
+        action="store_true",
+        help="compute every up-to-date part and output again and fail if the bytes differ (also DISTROKIT_AUDIT=1)",
+    )
     build.set_defaults(func=cmd_build)
 
     explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")
