@@ -6,6 +6,10 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+from conftest import COMPONENTS, SPECS, Built
+
+from buildlib.tasks import BuildOptions
 from buildlib.tasks.keys import RACY_NS, XXHashChecker
 
 
@@ -47,3 +51,20 @@ def test_a_racy_state_is_refreshed_once_the_file_is_old(tmp_path: Path) -> None:
     os.utime(source, ns=(old, old))
     refreshed = checker.get_state(str(source), racy)
     assert refreshed is not None and refreshed[2] == racy[2]
+
+
+def test_a_component_reruns_when_a_host_tool_it_runs_changes(
+    minimal_build: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's busybox writes the kernel image's modules.dep: its version is part of the key."""
+    from buildlib.tasks import families, keys, plan_build
+    from buildlib.tasks.explain import RUN, explain
+
+    options = BuildOptions(cache=minimal_build.cache, out_dir=minimal_build.out_dir, name="minimal")
+    before = {item.task: item.status for item in explain(plan_build([SPECS / "minimal.yml"], options, COMPONENTS))}
+    assert before["component:kernel"] != RUN
+    newer = {**keys.host_tool_versions(), "busybox": "BusyBox v9.99.0 multi-call binary."}
+    monkeypatch.setattr(families, "host_tool_versions", lambda: newer)
+    after = {item.task: item for item in explain(plan_build([SPECS / "minimal.yml"], options, COMPONENTS))}
+    assert after["component:kernel"].status == RUN
+    assert any("'host tools' changed" in reason for reason in after["component:kernel"].reasons)

@@ -9,6 +9,7 @@ does only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from ..spec import Kernel, Spec
 from ..transport import Network
 from . import audit
 from .identity import spec_state_id
-from .keys import InputKeys, tool_versions
+from .keys import InputKeys, host_tool_versions, tool_versions
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
 def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
     packages = components.pinned_packages(store.root, recipe)
-    keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
+    keys = InputKeys(
+        {**components.recipe_input_key(recipe, packages), "host tools": host_tool_versions(), **tool_versions()}
+    )
 
     def in_store() -> bool:
         """the component image is in the store"""
@@ -306,6 +309,17 @@ def output_probes(
 
 
 OUTPUT_PROBES = "output"
+OUTPUT_STATS = "outputs.json"
+
+
+def output_stats(targets: Sequence[Path]) -> dict[str, list[int]]:
+    """Each output file's size and mtime (the output folder belongs to the user, who may edit it)."""
+    stats = {}
+    for path in targets:
+        with contextlib.suppress(FileNotFoundError):
+            st = path.stat()
+            stats[str(path)] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return stats
 
 
 def output_task(
@@ -316,11 +330,18 @@ def output_task(
     formats = [outputs.get_format(name) for name in options.formats]
     kernel = spec.kernel
     inputs = output_inputs(spec, parts, options)
+    targets = [path for fmt in formats for path in fmt.targets(prefix)]
+    written = state_dir(store, state) / OUTPUT_STATS
 
     def write() -> None:
         write_outputs(store, spec, parts, formats, state, prefix)
         probes = output_probes(store, spec, parts, inputs, state)
         audit.write_probes(audit.probes_path(state_dir(store, state), OUTPUT_PROBES), probes)
+        write_json_atomic(written, output_stats(targets))
+
+    def untouched() -> bool:
+        """the output files are as this task wrote them (nobody edited or replaced one since)"""
+        return written.is_file() and read_json(written) == output_stats(targets)
 
     file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
     return {
@@ -329,8 +350,8 @@ def output_task(
         "doc": f"write {', '.join(options.formats)} for {options.name}",
         "actions": [sink.guard(write)],
         "file_dep": file_dep,
-        "targets": [str(path) for fmt in formats for path in fmt.targets(prefix)],
-        "uptodate": [InputKeys(inputs)],
+        "targets": [str(path) for path in targets],
+        "uptodate": [InputKeys(inputs), untouched],
         "verbosity": 0,
     }
 
