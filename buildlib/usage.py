@@ -86,10 +86,25 @@ def usage_path(root: Path, state: str) -> Path:
 def write_usage(root: Path, record: UsageRecord, blob_paths: list[Path]) -> None:
     """Write `record` and mark every blob and file it names as used at its timestamp."""
     write_json_atomic(usage_path(root, record.state_id), record.to_json())
+    _forget_unnamed_record(root, record)
     stamp = (record.timestamp, record.timestamp)
     for path in [*blob_paths, *(root / name for name in record.files)]:
         with contextlib.suppress(FileNotFoundError, PermissionError):  # a stamp is a hint, not a need
             os.utime(path, stamp)
+
+
+def _forget_unnamed_record(root: Path, record: UsageRecord) -> None:
+    """A version 1 record of the same spec files, filed under the name alone, is this spec's older
+    record: left there it would keep that build's segments from gc for as long as the spec exists."""
+    legacy = usage_path(root, record.spec)
+    if legacy == usage_path(root, record.state_id) or not legacy.is_file():
+        return
+    try:
+        old = UsageRecord.from_json(json.loads(legacy.read_bytes()))
+    except (ValueError, KeyError, TypeError):
+        return
+    if old.state == old.spec and set(old.spec_files) == set(record.spec_files):
+        legacy.unlink(missing_ok=True)
 
 
 def read_usages(root: Path) -> Iterator[tuple[Path, UsageRecord]]:
