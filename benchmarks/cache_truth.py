@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from cachetruth import Truth, apply_edit, base_spec, describe, edits, pull_images, push_images  # noqa: E402
+from cachetruth import Truth, edits, pull_images, push_images  # noqa: E402
 from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from registry import running_registry  # noqa: E402
@@ -61,16 +61,9 @@ def main() -> int:
                 run = workdir / f"run-{counts['sequences']}"
                 counts["sequences"] += 1
                 truth = Truth(registry.host, pulled, run, REPO / "components")
-                model = base_spec()
-                models, names = [model], []
+                counts["edits"] += len(sequence)
                 try:
-                    truth.check(model, names)
-                    for edit in sequence:
-                        model = apply_edit(model, edit, models)
-                        models.append(model)
-                        names.append(describe(edit))
-                        counts["edits"] += 1
-                        truth.check(model, names)
+                    truth.run(sequence)
                 finally:
                     counts["builds"] += truth.builds
                     shutil.rmtree(run, ignore_errors=True)

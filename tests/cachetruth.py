@@ -23,7 +23,7 @@ import yaml
 from hypothesis import strategies as st
 from layerkit import M, store_layer
 
-from buildlib import images, tasks
+from buildlib import cache, images, tasks
 from buildlib.components import PACKAGES_LABEL
 from buildlib.errors import DistrokitError
 from buildlib.images import Store
@@ -132,6 +132,7 @@ class FileItem:
     source: str | None = None  # a name in SpecModel.sources
     mode: str | None = None
     uid: int | str | None = None
+    kind: str = "file"  # or directory, symlink, metadata (the merged spec as json)
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class SpecModel:
     sources: tuple[Source, ...] = ()
     volumes: tuple[str, ...] = ()
     cmdline: str = "console=ttyS0"
+    init: tuple[str, ...] = ("init:1",)
     compression: str = "zstd"
     format: str = "kernel+initrd"
 
@@ -191,7 +193,7 @@ def _box_dict(box: Box, host: str, volumes: tuple[str, ...]) -> dict[str, object
 def render(model: SpecModel, host: str, sources_dir: Path) -> str:
     doc: dict[str, object] = {
         "kernel": {"image": f"{host}/truth/kernel:1", "cmdline": model.cmdline},
-        "init": [f"{host}/truth/init:1"],
+        "init": [f"{host}/truth/{name}" for name in model.init],
     }
     for section, boxes in model.sections().items():
         if boxes:
@@ -199,9 +201,15 @@ def render(model: SpecModel, host: str, sources_dir: Path) -> str:
     files = []
     for item in model.files:
         entry: dict[str, object] = {"path": item.path}
-        if item.contents is not None:
+        if item.kind == "directory":
+            entry["directory"] = True
+        elif item.kind == "symlink":
+            entry["symlink"] = "/etc/motd"
+        elif item.kind == "metadata":
+            entry["metadata"] = "json"
+        elif item.contents is not None:
             entry["contents"] = item.contents
-        if item.source is not None:
+        if item.source is not None and item.kind == "file":
             entry["source"] = str(sources_dir / item.source)
         if item.mode is not None:
             entry["mode"] = item.mode
@@ -291,6 +299,30 @@ class Truth:
         )
         assert incremental.hashes == clean.hashes, f"after {edits}: incremental and clean outputs differ"
 
+    def disturb(self, op: str, model: SpecModel) -> None:
+        """What happens to the store between two builds: a gc, or a build of another spec of the same
+        base name and output name (its own folder, the same store)."""
+        if op == "gc":
+            cache.gc(self.store)
+        elif op == "neighbour":
+            other = replace(model, files=(*model.files, FileItem("etc/neighbour", contents="next door\n")))
+            spec = write_world(other, self.host, self.workdir / "neighbour")
+            outcome = build_outputs(spec, self.store, self.workdir / "neighbour-out", other, self.components, True)
+            self.builds += 1
+            assert "AuditError" not in (outcome.error or ""), f"building a neighbour spec: {outcome.error}"
+
+    def run(self, sequence: list[Edit]) -> None:
+        """The base spec, then every edit of `sequence`, each checked."""
+        model = base_spec()
+        models, names = [model], []
+        self.check(model, names)
+        for edit in sequence:
+            self.disturb(edit[0], model)
+            model = apply_edit(model, edit, models)
+            models.append(model)
+            names.append(describe(edit))
+            self.check(model, names)
+
 
 # edits --------------------------------------------------------------------------------------
 # An edit is (operation, a, b, c): small integers each operation reads modulo what it picks from,
@@ -311,8 +343,11 @@ FIELD_OPS = ("command", "env", "capabilities", "binds", "readonly", "net", "pid"
 OPERATIONS = (
     "add", "remove", "swap", "move", *FIELD_OPS,
     "file-add", "file-remove", "file-swap", "file-contents", "file-mode", "file-owner",
-    "source-data", "source-mode", "source-owner", "volume", "cmdline", "compression", "format", "back",
+    "file-kind", "source-data", "source-mode", "source-owner", "volume", "cmdline", "init", "compression",
+    "format", "back", "gc", "neighbour",
 )  # fmt: skip
+INITS = (("init:1",), ("init:1", "alpha:v1"), ("alpha:v2", "init:1"))
+FILE_KINDS = ("file", "directory", "symlink", "metadata")
 
 
 def edits() -> st.SearchStrategy[Edit]:
@@ -389,6 +424,8 @@ def _edit_files(model: SpecModel, op: str, a: int, b: int, c: int) -> SpecModel:
         files[i], files[j] = files[j], files[i]
     elif op == "file-contents":
         files[i] = replace(files[i], contents=f"contents {b}\n" * (c % 3 + 1), source=None)
+    elif op == "file-kind":
+        files[i] = replace(files[i], kind=str(_pick(FILE_KINDS, b)))
     elif op == "file-mode":
         files[i] = replace(files[i], mode=_pick(MODES, b))  # type: ignore[arg-type]
     else:
@@ -424,6 +461,10 @@ def apply_edit(model: SpecModel, edit: Edit, history: list[SpecModel]) -> SpecMo
         return replace(model, volumes=volumes)
     if op == "cmdline":
         return replace(model, cmdline=str(_pick(CMDLINES, a)))
+    if op == "init":
+        return replace(model, init=_pick(INITS, a))  # type: ignore[arg-type]
+    if op in ("gc", "neighbour"):
+        return model  # the spec stays; the store changes before the next build (see Truth.disturb)
     if op == "compression":
         return replace(model, compression=str(_pick(("zstd", "gzip", "none"), a)))
     if op == "format":

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cachetruth import Box, FileItem, SpecModel, Truth, apply_edit, base_spec, describe, edits
+from cachetruth import Box, FileItem, SpecModel, Truth, base_spec, edits
 from conftest import COMPONENTS, build
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -103,16 +103,7 @@ def test_two_specs_of_one_base_name_share_a_store(truth_images: Path, tmp_path: 
 def test_random_edit_sequences_build_what_a_clean_store_builds(
     truth_images: Path, registry: Registry, tmp_path_factory: pytest.TempPathFactory, sequence: list
 ) -> None:
-    truth = Truth(registry.host, truth_images, tmp_path_factory.mktemp("truth"), COMPONENTS)
-    model = base_spec()
-    models = [model]
-    names: list[str] = []
-    truth.check(model, names)
-    for edit in sequence:
-        model = apply_edit(model, edit, models)
-        models.append(model)
-        names.append(describe(edit))
-        truth.check(model, names)
+    Truth(registry.host, truth_images, tmp_path_factory.mktemp("truth"), COMPONENTS).run(sequence)
 
 
 def test_an_output_edited_by_hand_is_written_again(truth: Truth) -> None:
