@@ -200,13 +200,9 @@ def segment_key(store: Store, part: rootfs.Part, inputs: dict[str, Any], sources
     return xxh_value([inputs, digests, [xxh_file(Path(source)) for source in sources]])
 
 
-def write_part(store: Store, spec: Spec, part: rootfs.Part, compression: Compression, key: str) -> Path:
-    """The segment of `key`, written unless the store has it."""
-    segment = segment_path(store.root, key)
-    if not segment.is_file():
-        loaded = load_images(store, list(part.images))
-        write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
-    return segment
+def write_part(store: Store, spec: Spec, part: rootfs.Part, compression: Compression, target: Path) -> None:
+    """The part's segment, computed from the spec and the images' layers, written to `target`."""
+    write_segment(part_tree(store, spec, part).entries(), target, compression)
 
 
 def part_probes(
@@ -229,7 +225,9 @@ def part_task(
 
     def write() -> None:
         key = segment_key(store, part, inputs, sources)
-        write_part(store, spec, part, options.compression, key)
+        segment = segment_path(store.root, key)
+        if not segment.is_file():  # segments are shared by content: another spec or name may have written it
+            write_part(store, spec, part, options.compression, segment)
         audit.write_probes(
             audit.probes_path(state_dir(store, state), part.name), part_probes(store, spec, part, inputs, sources)
         )
@@ -366,10 +364,8 @@ def part_recheck(store: Store, spec: Spec, part: rootfs.Part, options: BuildOpti
         return {"segment": segment_path(store.root, pointer.read_text().strip())}
 
     def recompute(scratch: Path) -> dict[str, Path]:
-        loaded = load_images(store, list(part.images))
-        target = scratch / "segment"
-        write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), target, options.compression)
-        return {"segment": target}
+        write_part(store, spec, part, options.compression, scratch / "segment")
+        return {"segment": scratch / "segment"}
 
     return audit.Recheck(
         f"part:{state}/{part.name}",
