@@ -155,6 +155,7 @@ class SpecModel:
     init: tuple[str, ...] = ("init:1",)
     compression: str = "zstd"
     format: str = "kernel+initrd"
+    epoch: str | None = None  # SOURCE_DATE_EPOCH for the build
 
     def sections(self) -> dict[str, tuple[Box, ...]]:
         return {"onboot": self.onboot, "services": self.services, "onshutdown": self.onshutdown}
@@ -255,10 +256,17 @@ def build_outputs(spec: Path, cache: Path, out: Path, model: SpecModel, componen
         compression=Compression.parse(model.compression),
         audit=audit,
     )
+    saved = os.environ.pop("SOURCE_DATE_EPOCH", None)
+    if model.epoch is not None:
+        os.environ["SOURCE_DATE_EPOCH"] = model.epoch
     try:
         tasks.build_spec([spec], options, components, outstream=io.StringIO())
     except DistrokitError as error:
         return Outcome(error=f"{type(error).__name__}: {error}")
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+        if saved is not None:
+            os.environ["SOURCE_DATE_EPOCH"] = saved
     targets = get_format(model.format).targets(out / options.name)
     return Outcome({path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in targets})
 
@@ -344,7 +352,7 @@ OPERATIONS = (
     "add", "remove", "swap", "move", *FIELD_OPS,
     "file-add", "file-remove", "file-swap", "file-contents", "file-mode", "file-owner",
     "file-kind", "source-data", "source-mode", "source-owner", "volume", "cmdline", "init", "compression",
-    "format", "back", "gc", "neighbour",
+    "format", "epoch", "back", "gc", "neighbour",
 )  # fmt: skip
 INITS = (("init:1",), ("init:1", "alpha:v1"), ("alpha:v2", "init:1"))
 FILE_KINDS = ("file", "directory", "symlink", "metadata")
@@ -461,6 +469,8 @@ def apply_edit(model: SpecModel, edit: Edit, history: list[SpecModel]) -> SpecMo
         return replace(model, volumes=volumes)
     if op == "cmdline":
         return replace(model, cmdline=str(_pick(CMDLINES, a)))
+    if op == "epoch":
+        return replace(model, epoch=_pick((None, "0", "1700000000", "1800000000"), a))  # type: ignore[arg-type]
     if op == "init":
         return replace(model, init=_pick(INITS, a))  # type: ignore[arg-type]
     if op in ("gc", "neighbour"):

@@ -74,6 +74,13 @@ def test_file_mode_owner_and_format_changes(truth: Truth) -> None:
     )
 
 
+def test_source_date_epoch_changes(truth: Truth) -> None:
+    """Outputs key the epoch generated timestamps take; a part that stamps one must key it too."""
+    base = base_spec()
+    steps = [("SOURCE_DATE_EPOCH=1700000000", replace(base, epoch="1700000000")), ("epoch unset", base)]
+    run_edits(truth, replace(base, format="tar"), [(name, replace(m, format="tar")) for name, m in steps])
+
+
 def test_two_specs_of_one_base_name_share_a_store(truth_images: Path, tmp_path: Path, registry: Registry) -> None:
     """/a/hello.yml and /b/hello.yml neither rebuild each other nor lose each other's entries to gc."""
     from cachetruth import copy_store, write_world
