@@ -99,7 +99,8 @@ def _with_upstream(direct: dict[str, tuple[str, ...] | None], by_name: dict[str,
             result.append(Explanation(name, RUN, reasons))
         elif upstream:
             running.add(name)
-            result.append(Explanation(name, AFTER_UPSTREAM, tuple(f"input rebuilt by {up}" for up in upstream)))
+            reasons = tuple(f"input rebuilt by {public_task_name(up)}" for up in upstream)
+            result.append(Explanation(name, AFTER_UPSTREAM, reasons))
         else:
             result.append(Explanation(name, UP_TO_DATE, ()))
     return result

@@ -188,7 +188,8 @@ def part_inputs(spec: Spec, part: rootfs.Part, compression: Compression) -> dict
     return {
         "spec": rootfs.part_fragment(spec, part),
         "images": list(part.images),
-        "compression": compression.version(),
+        "compression": compression.value,
+        "compressor": compression.version(),  # another library version may write other bytes
         **tool_versions(),
     }
 
@@ -339,7 +340,10 @@ def output_task(
 
     def untouched() -> bool:
         """the output files are as this task wrote them (nobody edited or replaced one since)"""
-        return written.is_file() and read_json(written) == output_stats(targets)
+        if not written.is_file():
+            return False
+        saved = read_json(written)  # a missing file is doit's own "missing target", not ours to say
+        return all(saved.get(path) == stat for path, stat in output_stats(targets).items())
 
     file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
     return {
