@@ -53,7 +53,11 @@ def _modules_tar() -> bytes:
 
 def _image_layers(name: str, tag: str) -> list[M]:
     if name == "kernel":
-        return [M("kernel", data=b"\x7fKERNEL" + b"k" * 4000), M("kernel.tar", data=_modules_tar())]
+        return [
+            M("kernel", data=b"\x7fKERNEL" + b"k" * 4000),
+            M("kernel.tar", data=_modules_tar()),
+            M("boot/vmlinuz", data=b"\x7fOTHER KERNEL" + b"o" * 3000),
+        ]
     if name == "init":
         return [M("sbin"), M("sbin/init", data=b"#!/bin/sh\nexec sh\n", mode=0o755), M("etc", "d", mode=0o755)]
     return [
@@ -156,6 +160,7 @@ class SpecModel:
     compression: str = "zstd"
     format: str = "kernel+initrd"
     epoch: str | None = None  # SOURCE_DATE_EPOCH for the build
+    kernel: tuple[tuple[str, str], ...] = ()  # extra kernel fields: binary, tar
 
     def sections(self) -> dict[str, tuple[Box, ...]]:
         return {"onboot": self.onboot, "services": self.services, "onshutdown": self.onshutdown}
@@ -193,7 +198,7 @@ def _box_dict(box: Box, host: str, volumes: tuple[str, ...]) -> dict[str, object
 
 def render(model: SpecModel, host: str, sources_dir: Path) -> str:
     doc: dict[str, object] = {
-        "kernel": {"image": f"{host}/truth/kernel:1", "cmdline": model.cmdline},
+        "kernel": {"image": f"{host}/truth/kernel:1", "cmdline": model.cmdline, **dict(model.kernel)},
         "init": [f"{host}/truth/{name}" for name in model.init],
     }
     for section, boxes in model.sections().items():
@@ -352,8 +357,9 @@ OPERATIONS = (
     "add", "remove", "swap", "move", *FIELD_OPS,
     "file-add", "file-remove", "file-swap", "file-contents", "file-mode", "file-owner",
     "file-kind", "source-data", "source-mode", "source-owner", "volume", "cmdline", "init", "compression",
-    "format", "epoch", "back", "gc", "neighbour",
+    "format", "epoch", "kernel", "back", "gc", "neighbour",
 )  # fmt: skip
+KERNELS = ((), (("binary", "boot/vmlinuz"),), (("tar", "none"),), (("binary", "boot/vmlinuz"), ("tar", "none")))
 INITS = (("init:1",), ("init:1", "alpha:v1"), ("alpha:v2", "init:1"))
 FILE_KINDS = ("file", "directory", "symlink", "metadata")
 
@@ -482,6 +488,8 @@ def apply_edit(model: SpecModel, edit: Edit, history: list[SpecModel]) -> SpecMo
         return replace(model, volumes=volumes)
     if op == "cmdline":
         return replace(model, cmdline=str(_pick(CMDLINES, a)))
+    if op == "kernel":
+        return replace(model, kernel=_pick(KERNELS, a))  # type: ignore[arg-type]
     if op == "epoch":
         return replace(model, epoch=_pick((None, "0", "1700000000", "1800000000"), a))  # type: ignore[arg-type]
     if op == "init":

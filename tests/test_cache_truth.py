@@ -81,6 +81,14 @@ def test_source_date_epoch_changes(truth: Truth) -> None:
     run_edits(truth, replace(base, format="tar"), [(name, replace(m, format="tar")) for name, m in steps])
 
 
+def test_kernel_binary_and_modules_tar_changes(truth: Truth) -> None:
+    base = base_spec()
+    other = replace(base, kernel=(("binary", "boot/vmlinuz"),))
+    bare = replace(other, kernel=(("binary", "boot/vmlinuz"), ("tar", "none")))
+    steps = [("binary: boot/vmlinuz", other), ("tar: none", bare), ("tar", replace(bare, format="tar")), ("back", base)]
+    run_edits(truth, base, steps)
+
+
 def test_two_specs_of_one_base_name_share_a_store(truth_images: Path, tmp_path: Path, registry: Registry) -> None:
     """/a/hello.yml and /b/hello.yml neither rebuild each other nor lose each other's entries to gc."""
     from cachetruth import copy_store, write_world

@@ -270,8 +270,7 @@ def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOption
     return {
         "formats": list(options.formats),
         "parts": [part.name for part in parts],
-        "kernel": [kernel.image, kernel.binary] if kernel else None,
-        "cmdline": kernel.cmdline if kernel else "",
+        "kernel": kernel.to_dict() if kernel else None,  # the binary's path, ucode, the cmdline
         "epoch": build_epoch(),
         **tool_versions(),
     }
