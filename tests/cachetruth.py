@@ -161,6 +161,7 @@ class SpecModel:
     format: str = "kernel+initrd"
     epoch: str | None = None  # SOURCE_DATE_EPOCH for the build
     kernel: tuple[tuple[str, str], ...] = ()  # extra kernel fields: binary, tar
+    volume_images: tuple[tuple[str, str], ...] = ()  # volume name -> "app:tag" or "app:tag oci"
 
     def sections(self) -> dict[str, tuple[Box, ...]]:
         return {"onboot": self.onboot, "services": self.services, "onshutdown": self.onshutdown}
@@ -196,6 +197,16 @@ def _box_dict(box: Box, host: str, volumes: tuple[str, ...]) -> dict[str, object
     return out
 
 
+def _volume_dict(name: str, image: str | None, host: str) -> dict[str, object]:
+    out: dict[str, object] = {"name": name}
+    if image is not None:
+        ref, _, oci = image.partition(" ")
+        out["image"] = f"{host}/truth/{ref}"
+        if oci:
+            out["format"] = "oci"
+    return out
+
+
 def render(model: SpecModel, host: str, sources_dir: Path) -> str:
     doc: dict[str, object] = {
         "kernel": {"image": f"{host}/truth/kernel:1", "cmdline": model.cmdline, **dict(model.kernel)},
@@ -225,7 +236,7 @@ def render(model: SpecModel, host: str, sources_dir: Path) -> str:
     if files:
         doc["files"] = files
     if model.volumes:
-        doc["volumes"] = [{"name": name} for name in model.volumes]
+        doc["volumes"] = [_volume_dict(name, dict(model.volume_images).get(name), host) for name in model.volumes]
     return yaml.safe_dump(doc, sort_keys=False)
 
 
@@ -357,8 +368,9 @@ OPERATIONS = (
     "add", "remove", "swap", "move", *FIELD_OPS,
     "file-add", "file-remove", "file-swap", "file-contents", "file-mode", "file-owner",
     "file-kind", "source-data", "source-mode", "source-owner", "volume", "cmdline", "init", "compression",
-    "format", "epoch", "kernel", "back", "gc", "neighbour",
+    "format", "epoch", "kernel", "volume-image", "back", "gc", "neighbour",
 )  # fmt: skip
+VOLUME_IMAGES = (None, "alpha:v1", "beta:v2", "alpha:v2 oci")
 KERNELS = ((), (("binary", "boot/vmlinuz"),), (("tar", "none"),), (("binary", "boot/vmlinuz"), ("tar", "none")))
 INITS = (("init:1",), ("init:1", "alpha:v1"), ("alpha:v2", "init:1"))
 FILE_KINDS = ("file", "directory", "symlink", "metadata")
@@ -488,6 +500,10 @@ def apply_edit(model: SpecModel, edit: Edit, history: list[SpecModel]) -> SpecMo
         return replace(model, volumes=volumes)
     if op == "cmdline":
         return replace(model, cmdline=str(_pick(CMDLINES, a)))
+    if op == "volume-image":
+        name = VOLUME_CHOICES[a % len(VOLUME_CHOICES)]
+        images = {**dict(model.volume_images), name: _pick(VOLUME_IMAGES, b)}
+        return replace(model, volume_images=tuple((k, v) for k, v in sorted(images.items()) if v is not None))
     if op == "kernel":
         return replace(model, kernel=_pick(KERNELS, a))  # type: ignore[arg-type]
     if op == "epoch":

@@ -89,6 +89,13 @@ def test_kernel_binary_and_modules_tar_changes(truth: Truth) -> None:
     run_edits(truth, base, steps)
 
 
+def test_volume_images_and_oci_layouts(truth: Truth) -> None:
+    base = replace(base_spec(), volumes=("data", "cache"))
+    imaged = replace(base, volume_images=(("cache", "alpha:v1"),))
+    oci = replace(base, volume_images=(("cache", "alpha:v2 oci"), ("data", "beta:v2")))
+    run_edits(truth, base, [("cache from alpha:v1", imaged), ("oci layout", oci), ("no images", base)])
+
+
 def test_two_specs_of_one_base_name_share_a_store(truth_images: Path, tmp_path: Path, registry: Registry) -> None:
     """/a/hello.yml and /b/hello.yml neither rebuild each other nor lose each other's entries to gc."""
     from cachetruth import copy_store, write_world
