@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from ..epoch import build_epoch
 from ..errors import BadInput, BuildError
 from ..fsutil import atomic_writer
 from ..layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
@@ -111,7 +112,7 @@ def _with_boot(parts: BuiltParts, root: Tree) -> Tree:
     kernel = parts.kernel
     boot = [
         dir_entry("boot"),
-        Entry("boot/kernel", FILE, mode=0o644, size=kernel.stat().st_size, source=str(kernel)),
+        Entry("boot/kernel", FILE, mode=0o644, mtime=build_epoch(), size=kernel.stat().st_size, source=str(kernel)),
         file_entry("boot/cmdline", parts.cmdline.encode(), mode=0o644),
     ]
     for entry in boot:

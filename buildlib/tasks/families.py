@@ -19,11 +19,12 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from .. import bundles, components, images, layers, outputs, rootfs, usage
-from ..epoch import build_epoch
-from ..errors import DistrokitError
+from .. import bundles, components, images, layers, outputs, pinning, rootfs, usage
+from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
+from ..lock import Lock, platform_of
+from ..lock import disagreements as lock_disagreements
 from ..outputs.compress import Compression
 from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
 from ..refs import ImageRef
@@ -31,7 +32,7 @@ from ..spec import Kernel, Spec
 from ..transport import Network
 from . import audit
 from .identity import spec_state_id
-from .keys import InputKeys, host_tool_versions, tool_versions
+from .keys import InputKeys, epoch_key, host_tool_versions, tool_versions
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,9 @@ class BuildOptions:
     arch: str = "amd64"
     network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
     audit: bool = False  # recompute every up-to-date part and output and fail if its bytes differ
+    lock: Lock | None = field(default=None, compare=False)  # the spec's pins, when it has a lock file
+    lock_file: str = ""  # where `lock` came from, for messages
+    locked: bool = False  # fail when the spec and its lock disagree, instead of warning
 
 
 @dataclass
@@ -95,21 +99,21 @@ def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
 # components ---------------------------------------------------------------------------------
 def component_folder(ref: str, component_root: Path, resolver: components.PkgResolver) -> Path | None:
     """The component folder that builds `ref`: from an `@pkg:` template, or components/NAME for distrokit/NAME."""
-    if ref in resolver.folders:
-        return resolver.folders[ref]
-    parsed = ImageRef.parse(ref)
-    if parsed.domain != "docker.io" or not parsed.path.startswith(components.IMAGE_PREFIX + "/"):
-        return None
-    folder = component_root / parsed.path.split("/", 1)[1]
-    return folder if (folder / components.RECIPE).is_file() else None
+    return components.folder_for(ref, component_root, resolver)
 
 
-def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any]:
+def component_task(store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
-    packages = components.pinned_packages(store.root, recipe)
+    locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
+    packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
     keys = InputKeys(
         {**components.recipe_input_key(recipe, packages), "host tools": host_tool_versions(), **tool_versions()}
     )
+
+    def build() -> None:
+        if locked is not None:  # the store's pins become a cache of the lock
+            components.remember_pins(store.root, recipe, locked)
+        components.build(store, recipe, packages)
 
     def in_store() -> bool:
         """the component image is in the store"""
@@ -119,7 +123,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
-        "actions": [sink.guard(partial(components.build, store, recipe, packages))],
+        "actions": [sink.guard(build)],
         "uptodate": [keys, in_store],
         "verbosity": 0,
     }
@@ -130,16 +134,20 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
     target = record_path(store, ref)
     parsed = ImageRef.parse(ref)
     force = options.pull and component is None
+    pin = pinned_manifest(options, ref) if component is None else None
 
     def fetch() -> None:
-        image = images.ensure_image(store, parsed, force_pull=force, network=options.network, arch=options.arch)
+        if pin is not None:
+            image = images.ensure_pinned(store, parsed, pin, network=options.network, arch=options.arch)
+        else:
+            image = images.ensure_image(store, parsed, force_pull=force, network=options.network, arch=options.arch)
         write_json_atomic(target, image.record())
 
     def in_store() -> bool:
         """the image is in the store, recorded, and no --pull was asked for"""
         return not force and target.is_file() and read_json(target)["manifest"] == store.lookup(parsed)
 
-    keys = InputKeys({"arch": options.arch})
+    keys = InputKeys({"arch": options.arch, **({"pin": pin} if pin else {})})
 
     return {
         "basename": "image",
@@ -151,6 +159,11 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
         "task_dep": [f"component:{component}"] if component else [],
         "verbosity": 0,
     }
+
+
+def pinned_manifest(options: BuildOptions, ref: str) -> str | None:
+    """The manifest digest the build's lock pins for a registry image on the build's platform, if any."""
+    return options.lock.manifest(ref, platform_of(options.arch)) if options.lock is not None else None
 
 
 def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[dict[str, Any]]:
@@ -191,6 +204,7 @@ def part_inputs(spec: Spec, part: rootfs.Part, compression: Compression) -> dict
         "compression": compression.value,
         "compressor": compression.version(),  # another library version may write other bytes
         **tool_versions(),
+        **epoch_key(),  # generated entries carry SOURCE_DATE_EPOCH when it is set
     }
 
 
@@ -271,7 +285,7 @@ def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOption
         "formats": list(options.formats),
         "parts": [part.name for part in parts],
         "kernel": kernel.to_dict() if kernel else None,  # the binary's path, ucode, the cmdline
-        "epoch": build_epoch(),
+        **epoch_key(),
         **tool_versions(),
     }
 
@@ -403,6 +417,21 @@ def output_recheck(
     )
 
 
+def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: components.PkgResolver) -> list[str]:
+    """How the spec and its lock disagree, as warnings (what is not pinned is resolved as without a lock);
+    with --locked, a LockMismatch naming every entry instead."""
+    if options.lock is None:
+        if options.locked:
+            raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `distrokit lock SPEC`")
+        return []
+    wanted = pinning.spec_inputs(spec, component_root, resolver).wanted((platform_of(options.arch),))
+    where = options.lock_file or "the lock"
+    found = lock_disagreements(options.lock, wanted, where)
+    if found and options.locked:
+        raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + ": run `distrokit lock`")
+    return [f"{line} (built unpinned: run `distrokit lock` to pin it)" for line in found]
+
+
 # usage records ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpecUse:
@@ -456,14 +485,16 @@ class Plan:
     uses: list[SpecUse] = field(default_factory=list)
     rechecks: list[audit.Recheck] = field(default_factory=list)
     audit: bool = False
+    warnings: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         bundles.check_volumes(spec)  # a spec error that needs no image: report it before pulling any
+        self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                self.tasks.append(component_task(self.store, folder, self.sink))
+                self.tasks.append(component_task(self.store, folder, self.sink, options.lock))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder).name if folder else None

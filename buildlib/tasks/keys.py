@@ -21,6 +21,7 @@ from typing import Any
 
 from doit.dependency import FileChangedChecker
 
+from ..epoch import FIXED_EPOCH, build_epoch
 from ..fsutil import xxh_file, xxh_value
 
 SAVED_KEYS = "_distrokit_inputs"
@@ -57,6 +58,13 @@ def host_tool_versions() -> dict[str, str]:
         except OSError:
             versions[command[0]] = "missing"
     return versions
+
+
+def epoch_key() -> dict[str, str]:
+    """The build epoch, for the tasks that stamp generated entries with it; empty without SOURCE_DATE_EPOCH,
+    so the keys of builds that never set it stay as they were."""
+    epoch = build_epoch()
+    return {"epoch": str(epoch)} if epoch != FIXED_EPOCH else {}
 
 
 class XXHashChecker(FileChangedChecker):  # type: ignore[misc]
