@@ -284,7 +284,8 @@ def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOption
     return {
         "formats": list(options.formats),
         "parts": [part.name for part in parts],
-        "kernel": kernel.to_dict() if kernel else None,  # the binary's path, ucode, the cmdline
+        "kernel": {k: v for k, v in kernel.to_dict().items() if k != "cmdline"} if kernel else None,  # binary, ucode
+        "cmdline": kernel.cmdline if kernel else "",
         **epoch_key(),
         **tool_versions(),
     }
