@@ -7,12 +7,14 @@
 from .families import BuildOptions, ErrorSink, Plan, record_path, state_dir
 from .identity import public_task_name, spec_state_id
 from .keys import InputKeys, XXHashChecker
+from .report import HandledFailure, RecordingReporter, TaskEvent, TaskEventKind, TaskListener
 from .run import (
+    FAMILY_DOCS,
     BuildReport,
-    RecordingReporter,
     build_spec,
     doit_config,
     ensure_images,
+    family_groups,
     plan_build,
     project_plan,
     run_plan,
@@ -22,6 +24,7 @@ __all__ = [
     "BuildOptions",
     "BuildReport",
     "ErrorSink",
+    "HandledFailure",
     "InputKeys",
     "Plan",
     "RecordingReporter",
@@ -29,6 +32,8 @@ __all__ = [
     "build_spec",
     "doit_config",
     "ensure_images",
+    "FAMILY_DOCS",
+    "family_groups",
     "plan_build",
     "project_plan",
     "public_task_name",
@@ -36,4 +41,7 @@ __all__ = [
     "spec_state_id",
     "state_dir",
     "run_plan",
+    "TaskEvent",
+    "TaskEventKind",
+    "TaskListener",
 ]
