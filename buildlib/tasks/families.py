@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import components, images, layers, outputs, pinning, preflight, rootfs, usage
+from .. import component_builds, components, images, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -28,16 +28,19 @@ from ..outputs.initrd import (
     DEFAULT_COMPRESSION,
     KERNEL_POINTER,
     kernel_path,
+    seal_path,
     segment_path,
+    segment_problem,
     write_entry,
     write_segment,
 )
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
+from ..store_check import check_segments
 from ..transport import Listener, Network, ignore
 from . import audit
 from .identity import spec_state_id
-from .keys import InputKeys, epoch_key, host_tool_versions, tool_versions
+from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
 
 
@@ -93,7 +96,19 @@ def pointer_path(store: Store, state: str, part: str) -> Path:
 
 
 def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
-    return tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    segments = tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    check_segments(segments)
+    return segments
+
+
+def _segment_sealed(store: Store, pointer: Path) -> bool:
+    """Whether the segment a part points to has its key file: a store written before segments carried
+    keys rewrites its segments once instead of refusing them (a cheap check: no segment is read)."""
+    try:
+        key = pointer.read_text().strip()
+    except FileNotFoundError:
+        return False
+    return seal_path(segment_path(store.root, key)).is_file()
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
@@ -116,25 +131,23 @@ def component_task(
     recipe = components.load_recipe(folder)
     locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
-    keys = InputKeys(
-        {**components.recipe_input_key(recipe, packages), "host tools": host_tool_versions(), **tool_versions()}
-    )
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
-        components.build(store, recipe, packages, listener)
+        component_builds.build(store, recipe, packages, listener)
 
-    def in_store() -> bool:
-        """the component image is in the store"""
-        return store.lookup(recipe.ref) is not None
+    def built() -> bool:
+        """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
+        return component_builds.up_to_date(store, recipe, packages)
 
+    # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
-        "uptodate": [keys, in_store],
+        "uptodate": [built],
         "verbosity": 0,
     }
 
@@ -197,7 +210,7 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
             yield {
                 "name": digest,
                 "doc": f"index layer {digest}",
-                "actions": [sink.guard(partial(layers.ensure_index, store, layer))],
+                "actions": [sink.guard(partial(layers.ensure_index, store, layer, ref))],
                 "targets": [str(index)],
                 "uptodate": [index.is_file],
                 "verbosity": 0,
@@ -256,7 +269,7 @@ def part_task(
     def write() -> None:
         key = segment_key(store, part, inputs, sources)
         segment = segment_path(store.root, key)
-        if not segment.is_file():  # segments are shared by content: another spec or name may have written it
+        if segment_problem(segment):  # segments are shared by content: another spec or name may have written it
             write_part(store, spec, part, options.compression, segment)
         audit.write_probes(
             audit.probes_path(state_dir(store, state), part.name), part_probes(store, spec, part, inputs, sources)
@@ -271,7 +284,7 @@ def part_task(
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys(inputs)],
+        "uptodate": [InputKeys(inputs), partial(_segment_sealed, store, target)],
         "verbosity": 0,
     }
 

@@ -11,9 +11,7 @@ with the task's result, so `explain` can say which input changed, old key agains
 
 from __future__ import annotations
 
-import functools
 import os
-import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -39,25 +37,6 @@ def tool_versions() -> dict[str, str]:
 
 def _racy(mtime_ns: int, when_ns: int) -> bool:
     return when_ns - mtime_ns < RACY_NS
-
-
-# Host tools a component build runs whose output lands in the image: dpkg-deb unpacks the .debs,
-# the host's busybox writes the kernel image's modules.dep.
-COMPONENT_HOST_TOOLS = (("dpkg-deb", "--version"), ("busybox",))
-
-
-@functools.cache
-def host_tool_versions() -> dict[str, str]:
-    """The first line each host tool prints about itself (asked once per process)."""
-    versions = {}
-    for command in COMPONENT_HOST_TOOLS:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-            text = (done.stdout or done.stderr).strip().splitlines()
-            versions[command[0]] = text[0] if text else "unknown"
-        except OSError:
-            versions[command[0]] = "missing"
-    return versions
 
 
 def epoch_key() -> dict[str, str]:
