@@ -3,8 +3,8 @@
 `distrokit pkg build` and the `component` tasks of `distrokit build` both come here, so an image either
 of them built is up to date for the other. The store keeps, per recipe, a small record of the inputs
 the image was built from (the recipe's content, the exact .deb files, the builder's version, the
-host tools it runs) and the manifest it gave; an image is up to date when the record matches the inputs now and the store still
-names that manifest under the recipe's reference.
+host tools it runs) and the manifest it gave; an image is up to date when the record matches the
+inputs now and the store still names that manifest under the recipe's reference.
 """
 
 from __future__ import annotations
