@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import component_builds, components, images, layers, outputs, pinning, preflight, rootfs, usage
+from .. import component_builds, components, images, kernelimage, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -42,6 +42,7 @@ from . import audit
 from .identity import spec_state_id
 from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
+from .shared import SharedCache
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,18 @@ class BuildOptions:
     lock: Lock | None = field(default=None, compare=False)  # the spec's pins, when it has a lock file
     lock_file: str = ""  # where `lock` came from, for messages
     locked: bool = False  # fail when the spec and its lock disagree, instead of warning
+    shared: SharedCache | None = field(default=None, compare=False)  # --cache-from / --cache-to
+    sbom: bool = True  # False: `--no-sbom`, the SBOM left out of the image
+    decompress_kernel: bool = False
+    # a missing `files` source may be a target of another task (a monorepo's dodo.py): doit orders them
+    sources_from_tasks: bool = False
+
+    def habits(self) -> dict[str, bool]:
+        """The LinuxKit flags that change bytes, as input keys only when set: stores stay warm for the rest."""
+        return {
+            key: True for key, on in (("no-sbom", not self.sbom), ("decompress-kernel", self.decompress_kernel)) if on
+        }
+
     # who hears the bytes of image pulls and .deb downloads (the CLI's live view); never part of a key
     transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
 
@@ -125,17 +138,29 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
     return components.folder_for(ref, component_root, resolver)
 
 
-def component_task(
-    store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None, listener: Listener = ignore
-) -> dict[str, Any]:
+def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOptions | None = None) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
+    lock = options.lock if options else None
+    shared = options.shared if options else None
+    listener = (options.transfer_listener if options else None) or ignore
     locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
+    if shared is not None and locked is None:
+        shared.fetch_pin(store, recipe)  # the .debs the machine that built it pinned, and no apt query
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
+    arch = options.arch if options else "amd64"
+    task = f"component:{recipe.name}"
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
+        key = xxh_value({**components.recipe_input_key(recipe, packages), **tool_versions()})
+        if shared is not None and shared.fetch_component(store, recipe.ref, key, arch, task):
+            component_builds.record(store, recipe, packages)  # up to date for `pkg build` and the next build
+            return
         component_builds.build(store, recipe, packages, listener)
+        if shared is not None:
+            shared.push_component(store, recipe.ref, key, task)
+            shared.push_pin(store, recipe, task)
 
     def built() -> bool:
         """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
@@ -218,21 +243,22 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
 
 
 # parts and outputs --------------------------------------------------------------------------
-def part_tree(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.Tree:
-    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)))
+def part_tree(store: Store, spec: Spec, part: rootfs.Part, sbom: bool = True) -> rootfs.Tree:
+    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)), sbom=sbom)
 
 
-def part_inputs(spec: Spec, part: rootfs.Part, compression: Compression) -> dict[str, Any]:
+def part_inputs(spec: Spec, part: rootfs.Part, options: BuildOptions) -> dict[str, Any]:
     """What a part's segment depends on that is known before any image is recorded. The images are
     named in order (the files part lists them in `installed` and the SBOM in that order); their
     digests come from their records, the sources' content from the files (both file dependencies)."""
     return {
         "spec": rootfs.part_fragment(spec, part),
         "images": list(part.images),
-        "compression": compression.value,
-        "compressor": compression.version(),  # another library version may write other bytes
+        "compression": options.compression.value,
+        "compressor": options.compression.version(),  # another library version may write other bytes
         **tool_versions(),
         **epoch_key(),  # generated entries carry SOURCE_DATE_EPOCH when it is set
+        **(options.habits() if part.family == rootfs.FILES_PART else {}),  # --no-sbom
     }
 
 
@@ -243,9 +269,9 @@ def segment_key(store: Store, part: rootfs.Part, inputs: dict[str, Any], sources
     return xxh_value([inputs, digests, [xxh_file(Path(source)) for source in sources]])
 
 
-def write_part(store: Store, spec: Spec, part: rootfs.Part, compression: Compression, target: Path) -> None:
+def write_part(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, target: Path) -> None:
     """The part's segment, computed from the spec and the images' layers, written to `target`."""
-    write_segment(part_tree(store, spec, part).entries(), target, compression)
+    write_segment(part_tree(store, spec, part, options.sbom).entries(), target, options.compression)
 
 
 def part_probes(
@@ -264,13 +290,17 @@ def part_task(
 ) -> dict[str, Any]:
     target = pointer_path(store, state, part.name)
     sources = rootfs.part_sources(spec, part)
-    inputs = part_inputs(spec, part, options.compression)
+    inputs = part_inputs(spec, part, options)
+    shared, task = options.shared, f"part:{options.name}/{part.name}"
 
     def write() -> None:
         key = segment_key(store, part, inputs, sources)
         segment = segment_path(store.root, key)
-        if segment_problem(segment):  # segments are shared by content: another spec or name may have written it
-            write_part(store, spec, part, options.compression, segment)
+        # segments are shared by content: another spec or name, or the shared cache, may have it
+        if segment_problem(segment) and not (shared and shared.fetch_segment(store, key, segment, task)):
+            write_part(store, spec, part, options, segment)
+            if shared is not None:
+                shared.push_segment(store, key, segment, task)
         audit.write_probes(
             audit.probes_path(state_dir(store, state), part.name), part_probes(store, spec, part, inputs, sources)
         )
@@ -320,22 +350,26 @@ def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOption
         "cmdline": kernel.cmdline if kernel else "",
         **epoch_key(),
         **tool_versions(),
+        **options.habits(),  # --decompress-kernel (and --no-sbom, through the files part)
     }
 
 
 def write_outputs(
-    store: Store, spec: Spec, parts: Sequence[rootfs.Part], formats: Sequence[outputs.Format], state: str, prefix: Path
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str, prefix: Path
 ) -> None:
     """Every format's files at `prefix`, from the segments the parts' pointers name."""
     kernel = spec.kernel
+    binary = kernel_copy(store, kernel, state) if kernel else None
+    if binary is not None and options.decompress_kernel:
+        binary = decompressed_kernel(binary)
     built = outputs.BuiltParts(
-        kernel_copy(store, kernel, state) if kernel else None,
+        binary,
         kernel.cmdline if kernel else "",
         read_segments(store, [pointer_path(store, state, part.name) for part in parts]),
-        root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
+        root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, options.sbom)),
     )
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    for fmt in formats:
+    for fmt in (outputs.get_format(name) for name in options.formats):
         fmt.write(built, prefix)
 
 
@@ -367,6 +401,14 @@ def output_stats(targets: Sequence[Path]) -> dict[str, list[int]]:
     return stats
 
 
+def decompressed_kernel(binary: Path) -> Path:
+    """The kernel decompressed beside its copy, once per kernel."""
+    target = binary.with_name(binary.name + "-decompressed")
+    if not target.is_file():
+        kernelimage.write_decompressed(binary, target)
+    return target
+
+
 def output_task(
     store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink, state: str
 ) -> dict[str, Any]:
@@ -379,7 +421,7 @@ def output_task(
     written = state_dir(store, state) / OUTPUT_STATS
 
     def write() -> None:
-        write_outputs(store, spec, parts, formats, state, prefix)
+        write_outputs(store, spec, parts, options, state, prefix)
         probes = output_probes(store, spec, parts, inputs, state)
         audit.write_probes(audit.probes_path(state_dir(store, state), OUTPUT_PROBES), probes)
         write_json_atomic(written, output_stats(targets))
@@ -408,13 +450,13 @@ def output_task(
 def part_recheck(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, state: str) -> audit.Recheck:
     pointer = pointer_path(store, state, part.name)
     sources = rootfs.part_sources(spec, part)
-    inputs = part_inputs(spec, part, options.compression)
+    inputs = part_inputs(spec, part, options)
 
     def current() -> dict[str, Path]:
         return {"segment": segment_path(store.root, pointer.read_text().strip())}
 
     def recompute(scratch: Path) -> dict[str, Path]:
-        write_part(store, spec, part, options.compression, scratch / "segment")
+        write_part(store, spec, part, options, scratch / "segment")
         return {"segment": scratch / "segment"}
 
     return audit.Recheck(
@@ -438,7 +480,7 @@ def output_recheck(
 
     def recompute(scratch: Path) -> dict[str, Path]:
         fresh = scratch / options.name
-        write_outputs(store, spec, parts, formats, state, fresh)
+        write_outputs(store, spec, parts, options, state, fresh)
         return {path.name: path for fmt in formats for path in fmt.targets(fresh)}
 
     return audit.Recheck(
@@ -463,6 +505,17 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
     if found and options.locked:
         raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + ": run `distrokit lock`")
     return [f"{line} (built unpinned: run `distrokit lock` to pin it)" for line in found]
+
+
+def check_buildable(spec: Spec, options: BuildOptions) -> None:
+    """preflight's checks; with `sources_from_tasks` a missing source is none (doit says if no task writes it)."""
+    if not options.sources_from_tasks:
+        preflight.check_buildable(spec, options.formats)
+        return
+    missing = set(rootfs.file_sources_missing(spec))
+    found = [problem for problem in preflight.problems(spec, options.formats) if problem not in missing]
+    if found:
+        raise preflight.NotBuildable(found)
 
 
 # usage records ------------------------------------------------------------------------------
@@ -523,12 +576,11 @@ class Plan:
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
-        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
+        check_buildable(spec, options)  # what needs no image: reported before any pull
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                listener = options.transfer_listener or ignore
-                self.tasks.append(component_task(self.store, folder, self.sink, options.lock, listener))
+                self.tasks.append(component_task(self.store, folder, self.sink, options))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder).name if folder else None
