@@ -294,16 +294,18 @@ def part_task(
     shared, task = options.shared, f"part:{options.name}/{part.name}"
 
     def write() -> None:
-        key = segment_key(store, part, inputs, sources)
+        # the spec fragment and the sources as they are now: another task may have written a source since
+        now = {**inputs, "spec": rootfs.part_fragment(spec, part)}
+        sources_now = rootfs.part_sources(spec, part)
+        key = segment_key(store, part, now, sources_now)
         segment = segment_path(store.root, key)
         # segments are shared by content: another spec or name, or the shared cache, may have it
         if segment_problem(segment) and not (shared and shared.fetch_segment(store, key, segment, task)):
             write_part(store, spec, part, options, segment)
             if shared is not None:
                 shared.push_segment(store, key, segment, task)
-        audit.write_probes(
-            audit.probes_path(state_dir(store, state), part.name), part_probes(store, spec, part, inputs, sources)
-        )
+        probes = part_probes(store, spec, part, now, sources_now)
+        audit.write_probes(audit.probes_path(state_dir(store, state), part.name), probes)
         write_bytes_atomic(target, key.encode())
 
     return {
