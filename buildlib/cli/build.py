@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import components, sbom, tasks
+from .. import components, outputs, sbom, tasks
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
@@ -19,7 +19,8 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
         name=args.name or Path(args.spec[0]).stem,
-        formats=tuple(args.format or ["kernel+initrd"]),
+        formats=outputs.parse_formats(args.format),
+        size=outputs.parse_size(args.size),
         pull=args.pull,
         compression=Compression.parse(args.compression),
         arch=args.arch,
@@ -87,7 +88,15 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("spec", nargs="+", help="spec files, merged in order")
     command.add_argument("--dir", default=".", help="output folder (default: current folder)")
     command.add_argument("--name", help="output name (default: the first spec's base name)")
-    command.add_argument("-f", "--format", action="append", help="output format: kernel+initrd (default), tar")
+    command.add_argument(
+        "-f",
+        "--format",
+        action="append",
+        metavar="FORMAT[,FORMAT]",
+        help="output format, repeatable or comma-separated (default kernel+initrd): "
+        + ", ".join(sorted(outputs.FORMATS)),
+    )
+    command.add_argument("--size", default="1024M", help="size of disk formats (raw, qcow2, vhd, vmdk, gcp, aws)")
     command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
     command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     command.add_argument(

@@ -36,6 +36,7 @@ class BuildOptions:
     out_dir: Path
     name: str
     formats: tuple[str, ...] = ("kernel+initrd",)
+    size: int = outputs.DEFAULT_DISK_SIZE  # --size of disk formats, in bytes
     compression: Compression = DEFAULT_COMPRESSION
     pull: bool = False
     arch: str = "amd64"
@@ -213,39 +214,6 @@ def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
     return target
 
 
-def output_task(
-    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
-) -> dict[str, Any]:
-    pointers = [pointer_path(store, options.name, part.name) for part in parts]
-    prefix = options.out_dir / options.name
-    formats = [outputs.get_format(name) for name in options.formats]
-    kernel = spec.kernel
-
-    def write() -> None:
-        built = outputs.BuiltParts(
-            kernel_copy(store, kernel, options.name) if kernel else None,
-            kernel.cmdline if kernel else "",
-            read_segments(store, pointers),
-            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
-        )
-        options.out_dir.mkdir(parents=True, exist_ok=True)
-        for fmt in formats:
-            fmt.write(built, prefix)
-
-    file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
-    keys = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else "", **tool_versions()}
-    return {
-        "basename": "output",
-        "name": f"{options.name}",
-        "doc": f"write {', '.join(options.formats)} for {options.name}",
-        "actions": [sink.guard(write)],
-        "file_dep": file_dep,
-        "targets": [str(path) for fmt in formats for path in fmt.targets(prefix)],
-        "uptodate": [InputKeys(keys)],
-        "verbosity": 0,
-    }
-
-
 # usage records ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpecUse:
@@ -309,7 +277,9 @@ class Plan:
                 self.tasks.append(image_task(self.store, ref, options, self.sink, name))
         parts = rootfs.plan_parts(spec)
         self.tasks.extend(part_task(self.store, spec, part, options, self.sink) for part in parts)
-        self.tasks.append(output_task(self.store, spec, parts, options, self.sink))
+        from .media import Media  # media builds on the helpers above
+
+        self.tasks.extend(Media(self.store, spec, parts, options, self.sink).tasks())
         self.uses.append(SpecUse(options.name, spec.files_read, spec.images(), tuple(p.name for p in parts)))
 
     def layer_tasks(self) -> Iterator[dict[str, Any]]:

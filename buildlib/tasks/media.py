@@ -1,0 +1,176 @@
+"""The output tasks of a build: one per requested format, fed by stage tasks, all keyed by content.
+
+- `output:NAME/stage-S`: a stage (the joined initrd, the merged root tar, a BIOS or EFI disk) written
+  once into the store, however many formats read it: five formats cost one merge.
+- `output:NAME/FORMAT`: one format's own files, from the segments or the stages.
+- `output:NAME/boot`: NAME-kernel, NAME-cmdline (and NAME-boot-initrd.img), shared by the formats
+  that have them.
+
+After a one-service change only that service's part reruns; every stage and format reruns from the
+segments already in the store, never reading an unchanged layer again (the root stage reads the layer
+indexes and streams file data from the stored layers, as the tar output always did).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import outputs, rootfs
+from ..epoch import build_epoch
+from ..fsutil import xxh_value
+from ..images import Store
+from ..outputs.initrd import write_entry
+from ..outputs.stages import STAGES, key_path, run_stage, stage_path, stages_for
+from ..spec import Kernel, Spec
+from ..tree import merged_image_tree
+from .families import (
+    BuildOptions,
+    ErrorSink,
+    kernel_copy,
+    load_images,
+    part_tree,
+    pointer_path,
+    read_segments,
+    record_path,
+)
+from .keys import InputKeys, tool_versions
+
+BOOT_FAMILIES = (rootfs.KERNEL_PART, rootfs.INIT_PART)
+MEDIA_VERSION = "1"  # bump when a stage or format writes other bytes from the same inputs
+
+
+def ucode_copy(store: Store, kernel: Kernel, spec_name: str) -> Path | None:
+    """The kernel image's ucode cpio (`kernel.ucode`), written once per image digest."""
+    if not kernel.ucode:
+        return None
+    from ..errors import BuildError
+    from ..layers import FILE
+
+    image = load_images(store, [kernel.image])[kernel.image]
+    target = store.root / "build" / spec_name / f"ucode-{xxh_value([image.manifest_digest, kernel.ucode])}"
+    if not target.is_file():
+        entry = merged_image_tree(store, image, image.ref).get(kernel.ucode)
+        if entry is None or entry.kind != FILE:
+            raise BuildError(f"kernel image {image.ref} has no file /{kernel.ucode.strip('/')} (kernel.ucode)")
+        write_entry(entry, target)
+        for stale in target.parent.glob("ucode-*"):
+            if stale != target:
+                stale.unlink(missing_ok=True)
+    return target
+
+
+class Media:
+    """The output tasks of one spec build."""
+
+    def __init__(
+        self, store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
+    ) -> None:
+        self.store, self.spec, self.parts, self.options, self.sink = store, spec, parts, options, sink
+        self.formats = [outputs.get_format(name) for name in options.formats]
+        self.prefix = options.out_dir / options.name
+        self.stage_dir = store.root / "build" / options.name / "stages"
+        self.pointers = [pointer_path(store, options.name, part.name) for part in parts]
+        self.boot_pointers = [pointer_path(store, options.name, p.name) for p in parts if p.family in BOOT_FAMILIES]
+        self.epoch = build_epoch()
+        kernel = spec.kernel
+        self.cmdline = kernel.cmdline if kernel else ""
+        self.kernel_record = [str(record_path(store, kernel.image))] if kernel else []
+
+    def built(self) -> outputs.BuiltParts:
+        """What the formats read, resolved when a task runs (the parts have run by then)."""
+        kernel = self.spec.kernel
+        kernel_path = kernel_copy(self.store, kernel, self.options.name) if kernel else None
+        ucode = ucode_copy(self.store, kernel, self.options.name) if kernel else None
+        segment_keys = [pointer.read_text().strip() for pointer in self.pointers]
+        names = [p.name if p else None for p in (kernel_path, ucode)]
+        key = xxh_value([MEDIA_VERSION, segment_keys, names, self.cmdline, self.options.size, self.epoch])
+        store, spec, parts = self.store, self.spec, self.parts
+        return outputs.BuiltParts(
+            kernel_path,
+            self.cmdline,
+            read_segments(store, self.pointers),
+            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
+            ucode=ucode,
+            boot_segments=read_segments(store, self.boot_pointers),
+            size=self.options.size,
+            epoch=self.epoch,
+            key=key,
+            stage_dir=self.stage_dir,
+        )
+
+    def keys(self, *, disk: bool = False, **more: Any) -> InputKeys:
+        values: dict[str, Any] = {"cmdline": self.cmdline, "epoch": self.epoch, "media": MEDIA_VERSION, **more}
+        if disk:
+            values["size"] = self.options.size
+        return InputKeys({**values, **tool_versions()})
+
+    def tasks(self) -> list[dict[str, Any]]:
+        needed = stages_for(tuple(stage for fmt in self.formats for stage in fmt.stages))
+        shared = outputs.shared_files(self.options.formats)
+        if outputs.BOOT_INITRD_SUFFIX in shared:
+            needed = stages_for((*needed, "boot-initrd"))
+        tasks = [self.stage_task(name) for name in needed]
+        if shared:
+            tasks.append(self.shared_task(shared))
+        tasks.extend(self.format_task(fmt) for fmt in self.formats)
+        return tasks
+
+    def _task(self, name: str, doc: str, action: Callable[[], None], **fields: Any) -> dict[str, Any]:
+        return {
+            "basename": "output",
+            "name": f"{self.options.name}/{name}",
+            "doc": doc,
+            "actions": [self.sink.guard(action)],
+            "verbosity": 0,
+            **fields,
+        }
+
+    def stage_task(self, name: str) -> dict[str, Any]:
+        stage = STAGES[name]
+        pointers = self.boot_pointers if name == "boot-initrd" else self.pointers
+        stage_deps = [str(key_path(self.stage_dir, need)) for need in stage.needs]
+
+        def write() -> None:
+            built = self.built()
+            run_stage(name, built, xxh_value([name, built.key]))
+
+        return self._task(
+            f"stage-{name}",
+            f"write the {name} stage of {self.options.name}",
+            write,
+            file_dep=[str(p) for p in pointers] + self.kernel_record + stage_deps,
+            targets=[str(key_path(self.stage_dir, name)), str(stage_path(self.stage_dir, name))],
+            uptodate=[self.keys(disk=stage.disk, stage=name)],
+        )
+
+    def shared_task(self, suffixes: tuple[str, ...]) -> dict[str, Any]:
+        boot_initrd = outputs.BOOT_INITRD_SUFFIX in suffixes
+        deps = self.kernel_record + ([str(key_path(self.stage_dir, "boot-initrd"))] if boot_initrd else [])
+        return self._task(
+            "boot",
+            f"write {', '.join(suffixes)} for {self.options.name}",
+            lambda: outputs.write_shared_files(self.built(), self.prefix, suffixes),
+            file_dep=deps,
+            targets=[str(self.prefix.with_name(self.prefix.name + suffix)) for suffix in suffixes],
+            uptodate=[self.keys(files=list(suffixes))],
+        )
+
+    def format_task(self, fmt: outputs.Format) -> dict[str, Any]:
+        deps = [str(key_path(self.stage_dir, name)) for name in fmt.stages]
+        if not fmt.stages:  # written from the segments themselves
+            deps = [str(p) for p in self.pointers] + self.kernel_record
+
+        def write() -> None:
+            self.options.out_dir.mkdir(parents=True, exist_ok=True)
+            fmt.write(self.built(), self.prefix)
+
+        return self._task(
+            fmt.name,
+            f"write {fmt.name} for {self.options.name}",
+            write,
+            file_dep=deps,
+            targets=[str(path) for path in fmt.own_targets(self.prefix)],
+            uptodate=[self.keys(disk=fmt.disk, format=fmt.name)],
+        )
