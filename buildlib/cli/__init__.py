@@ -39,4 +39,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("distrokit: interrupted")
         return 130
-

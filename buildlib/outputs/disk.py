@@ -117,9 +117,13 @@ def _gcp(parts: BuiltParts, prefix: Path) -> None:
     info.mode = 0o644
     info.uname = info.gname = ""
     (target,) = GCP.targets(prefix)
-    with atomic_writer(target) as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
-        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.GNU_FORMAT) as archive, open(disk, "rb") as data:
-            archive.addfile(info, data)
+    with (
+        atomic_writer(target) as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.GNU_FORMAT) as archive,
+        open(disk, "rb") as data,
+    ):
+        archive.addfile(info, data)
 
 
 def _disk(name: str, suffix: str, write: Callable[[BuiltParts, Path], None], stage: str, doc: str) -> Format:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from . import BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, MiB, BuiltParts, Format, register
+from . import BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, MiB, register
 from .fat import fat_bytes_needed, make_fat
 from .fsimage import unpacked_root_command
 from .stages import grub_efi, syslinux_config

@@ -9,6 +9,7 @@ depends on a few bytes instead of hashing a 1 GiB disk.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,10 +146,10 @@ def grub_efi(cmdline: str, target: Path, epoch: int) -> None:
 def _new_disk(target: Path, size: int) -> Path:
     """An empty sparse file beside `target`, renamed into place by the caller."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp", delete=False)
-    handle.truncate(size)
-    handle.close()
-    return Path(handle.name)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.ftruncate(fd, size)
+    os.close(fd)
+    return Path(name)
 
 
 def _finish(tmp: Path, target: Path) -> None:

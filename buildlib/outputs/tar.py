@@ -142,16 +142,15 @@ def write_root_with(parts: BuiltParts, target: Path, before: list[Entry], after:
     info = stage_info(root_tar.parent, "root")
     has = set(info.get("paths", ()))  # type: ignore[call-overload]
     body = int(info["body"])  # type: ignore[call-overload]
-    with atomic_writer(target) as out:
-        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
-            for entry in (e for e in before if e.path not in has):
-                _add(archive, entry)
-            out.flush()
-            with open(root_tar, "rb") as handle:
-                copy_range(handle, out, body)
-            archive.offset += body
-            for entry in (e for e in after if e.path not in has):
-                _add(archive, entry)
+    with atomic_writer(target) as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for entry in (e for e in before if e.path not in has):
+            _add(archive, entry)
+        out.flush()
+        with open(root_tar, "rb") as handle:
+            copy_range(handle, out, body)
+        archive.offset += body
+        for entry in (e for e in after if e.path not in has):
+            _add(archive, entry)
 
 
 def _add(archive: tarfile.TarFile, entry: Entry) -> None:
