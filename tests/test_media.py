@@ -47,6 +47,20 @@ def test_every_format_writes_linuxkit_file_names(media_build: tuple[Built, Built
     assert len([t for t in ran if t.startswith("output:media/stage-root")]) == 1  # one merge for five formats
 
 
+def test_a_files_change_repacks_every_format_from_the_stored_segments(
+    minimal_build: Built, spec_copy: Path, tmp_path: Path
+) -> None:
+    formats = ("kernel+initrd", "tar", "iso-efi-initrd", "kernel+squashfs", "raw-bios")
+    first = build(spec_copy, minimal_build.cache, tmp_path, name="repack", formats=formats, size=64 << 20)
+    assert "output:repack/stage-root" in first.report.executed
+    spec_copy.write_text(spec_copy.read_text().replace('echo "== uname -a"', 'echo "== kernel"'))
+    again = build(spec_copy, minimal_build.cache, tmp_path, name="repack", formats=formats, size=64 << 20)
+    stages = {f"output:repack/stage-{name}" for name in ("root", "initrd", "bios-disk")}
+    assert set(again.report.executed) == {"part:repack/files", *stages, *(f"output:repack/{f}" for f in formats)}
+    assert "output:repack/boot" in again.report.up_to_date  # kernel, cmdline and boot initrd are unchanged
+    assert not [task for task in again.report.executed if task.startswith(("layer:", "image:", "component:"))]
+
+
 def qemu_img_info(path: Path, fmt: str) -> dict[str, object]:
     """qemu-img's reading of a disk as `fmt` (a fixed VHD has no header to probe: it must be named)."""
     done = subprocess.run(["qemu-img", "info", "-f", fmt, "--output=json", str(path)], capture_output=True, check=True)
@@ -85,7 +99,9 @@ def test_bios_disk_has_a_bootable_fat_partition_with_syslinux(media_build: tuple
         assert mbr[510:] == b"\x55\xaa" and mbr[446] == 0x80
         first, count = struct.unpack("<II", mbr[454:462])
         assert first * SECTOR == 1 << 20 and (first + count) * SECTOR == MEDIA_SIZE
-    listing = subprocess.run(["mdir", "-a", "-b", "-i", f"{disk}@@{first * SECTOR}", "::/"], capture_output=True, text=True)
+    listing = subprocess.run(
+        ["mdir", "-a", "-b", "-i", f"{disk}@@{first * SECTOR}", "::/"], capture_output=True, text=True
+    )
     names = {Path(line).name.lower() for line in listing.stdout.split()}
     assert {"kernel", "initrd.img", "syslinux.cfg", "ldlinux.sys"} <= names
 

@@ -66,6 +66,7 @@ class Format:
     write: Callable[[BuiltParts, Path], None]
     stages: tuple[str, ...] = ()
     disk: bool = False  # takes --size
+    uses_cmdline: bool = True  # its own files hold the command line (else only NAME-cmdline does)
     doc: str = field(default="", compare=False)
 
     def targets(self, prefix: Path) -> list[Path]:
@@ -160,6 +161,7 @@ register(
         "kernel+initrd",
         (KERNEL_SUFFIX, "-initrd.img", CMDLINE_SUFFIX),
         _kernel_initrd,
+        uses_cmdline=False,
         doc="the kernel, the initrd (the ucode cpio first when there is one) and the command line",
     )
 )

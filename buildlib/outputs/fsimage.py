@@ -65,6 +65,7 @@ SQUASHFS = register(
         (KERNEL_SUFFIX, CMDLINE_SUFFIX, "-squashfs.img", BOOT_INITRD_SUFFIX),
         _squashfs,
         stages=("root",),
+        uses_cmdline=False,
         doc="kernel, cmdline and the root as a squashfs image (booted read-only under a tmpfs overlay)",
     )
 )
@@ -74,6 +75,7 @@ EROFS = register(
         (KERNEL_SUFFIX, CMDLINE_SUFFIX, "-erofs.img", BOOT_INITRD_SUFFIX),
         _erofs,
         stages=("root",),
+        uses_cmdline=False,
         doc="kernel, cmdline and the root as an erofs image (booted read-only under a tmpfs overlay)",
     )
 )

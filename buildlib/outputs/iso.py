@@ -118,6 +118,7 @@ KERNEL_ISO = register(
         (KERNEL_SUFFIX, CMDLINE_SUFFIX, ".iso", BOOT_INITRD_SUFFIX),
         _kernel_iso,
         stages=("root",),
+        uses_cmdline=False,
         doc="kernel, cmdline and the root as an ISO (booted read-only under a tmpfs overlay)",
     )
 )

@@ -100,8 +100,10 @@ class Media:
             stage_dir=self.stage_dir,
         )
 
-    def keys(self, *, disk: bool = False, **more: Any) -> InputKeys:
-        values: dict[str, Any] = {"cmdline": self.cmdline, "epoch": self.epoch, "media": MEDIA_VERSION, **more}
+    def keys(self, *, disk: bool = False, cmdline: bool = True, **more: Any) -> InputKeys:
+        values: dict[str, Any] = {"epoch": self.epoch, "media": MEDIA_VERSION, **more}
+        if cmdline:
+            values["cmdline"] = self.cmdline
         if disk:
             values["size"] = self.options.size
         return InputKeys({**values, **tool_versions()})
@@ -142,7 +144,7 @@ class Media:
             write,
             file_dep=[str(p) for p in pointers] + self.kernel_record + stage_deps,
             targets=[str(key_path(self.stage_dir, name)), str(stage_path(self.stage_dir, name))],
-            uptodate=[self.keys(disk=stage.disk, stage=name)],
+            uptodate=[self.keys(disk=stage.disk, cmdline=stage.disk, stage=name)],
         )
 
     def shared_task(self, suffixes: tuple[str, ...]) -> dict[str, Any]:
@@ -172,5 +174,5 @@ class Media:
             write,
             file_dep=deps,
             targets=[str(path) for path in fmt.own_targets(self.prefix)],
-            uptodate=[self.keys(disk=fmt.disk, format=fmt.name)],
+            uptodate=[self.keys(disk=fmt.disk, cmdline=fmt.uses_cmdline, format=fmt.name)],
         )
