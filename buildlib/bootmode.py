@@ -117,9 +117,9 @@ def resolve(path: Path, request: BootRequest = BootRequest()) -> Boot:
 
 
 def _media_file(path: Path, request: BootRequest, firmware: Path | None) -> Boot:
-    for suffix, _ in ROOT_IMAGES:
+    for suffix, fstype in ROOT_IMAGES:
         if path.name.endswith(suffix) and not request.iso:
-            return _prefix(path.with_name(path.name[: -len(suffix)]), request, firmware)
+            return _root_image(path.with_name(path.name[: -len(suffix)]), path, fstype, firmware)
     if request.iso or path.suffix == ".iso":
         prefix = path.with_name(path.name.removesuffix(".iso"))
         if path.suffix == ".iso" and not _bootable_iso(path) and _sibling(prefix, "-boot-initrd.img").is_file():
