@@ -119,7 +119,7 @@ def _gcp(parts: BuiltParts, prefix: Path) -> None:
     (target,) = GCP.targets(prefix)
     with (
         atomic_writer(target) as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as zipped,
         tarfile.open(fileobj=zipped, mode="w", format=tarfile.GNU_FORMAT) as archive,
         open(disk, "rb") as data,
     ):
