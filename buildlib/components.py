@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from . import elfdeps
-from .errors import BuildError, ComponentError
+from .errors import ArchiveDrift, BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
 from .refs import ImageRef
@@ -33,7 +33,7 @@ RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: the packages label names each .deb's sha256
 _KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config"}
 
 
@@ -72,10 +72,14 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Package:
+    """One .deb file: what apt names it, its SHA256 (hex) and, when known, its architecture and size."""
+
     name: str
     version: str
     filename: str
     sha256: str
+    architecture: str = ""
+    size: int = 0
 
 
 def load_recipe(folder: Path) -> Recipe:
@@ -134,17 +138,44 @@ class PkgResolver:
         return ref
 
 
+def folder_for(ref: str, component_root: Path, resolver: PkgResolver) -> Path | None:
+    """The component folder that builds `ref`: from an `@pkg:` template, or components/NAME for distrokit/NAME."""
+    if ref in resolver.folders:
+        return resolver.folders[ref]
+    parsed = ImageRef.parse(ref)
+    if parsed.domain != "docker.io" or not parsed.path.startswith(IMAGE_PREFIX + "/"):
+        return None
+    folder = component_root / parsed.path.split("/", 1)[1]
+    return folder if (folder / RECIPE).is_file() else None
+
+
 def pinned_packages(cache: Path, recipe: Recipe, refresh: bool = False) -> list[Package]:
     """The .deb files this recipe was first built from; asked of apt again only on `refresh`.
 
-    Pinning keeps builds fast (no apt query per run) and reproducible across Debian point releases.
+    Pinning keeps builds fast (no apt query per run) and reproducible across Debian point releases. With a
+    lock file the lock is the truth and this pin a cache of it (see `remember_pins`).
     """
-    pin = cache / "components" / f"{recipe.name}-{recipe.key}.json"
-    if pin.is_file() and not refresh:
-        return [Package(**item) for item in read_json(pin)]
+    cached = None if refresh else cached_pins(cache, recipe)
+    if cached is not None:
+        return cached
     packages = resolve_packages(recipe)
-    write_json_atomic(pin, [asdict(p) for p in packages])
+    remember_pins(cache, recipe, packages)
     return packages
+
+
+def _pin_path(cache: Path, recipe: Recipe) -> Path:
+    return cache / "components" / f"{recipe.name}-{recipe.key}.json"
+
+
+def cached_pins(cache: Path, recipe: Recipe) -> list[Package] | None:
+    """The .deb files the store last pinned for this recipe, or None."""
+    pin = _pin_path(cache, recipe)
+    return [Package(**item) for item in read_json(pin)] if pin.is_file() else None
+
+
+def remember_pins(cache: Path, recipe: Recipe, packages: list[Package]) -> None:
+    if cached_pins(cache, recipe) != packages:
+        write_json_atomic(_pin_path(cache, recipe), [asdict(p) for p in packages])
 
 
 # Debian packages ----------------------------------------------------------------------------
@@ -153,26 +184,63 @@ _URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?
 
 def resolve_packages(recipe: Recipe) -> list[Package]:
     """Ask apt which .deb files the recipe's packages are now (nothing is downloaded)."""
-    import sh  # imported late: it costs a no-change build a tenth of a second
-
     names = list(recipe.packages) + [dep for meta in recipe.follow for dep in _depends(meta)]
     if not names:
         return []
+    return _print_uris(names, f"{recipe.folder}: apt cannot find {names}")
+
+
+def _print_uris(requests: list[str], failure: str) -> list[Package]:
+    """The .deb files apt would download for `requests` (NAME or NAME=VERSION), sorted by name."""
+    import sh  # imported late: it costs a no-change build a tenth of a second
+
     try:
-        output = sh.Command("apt-get")("download", "--print-uris", *names)
+        output = sh.Command("apt-get")("download", "--print-uris", *requests)
     except sh.ErrorReturnCode as exc:
         detail = exc.stderr.decode(errors="replace").strip().splitlines()
-        raise ComponentError(
-            f"{recipe.folder}: apt cannot find {names}: {detail[-1] if detail else exc} (run `apt-get update` first)"
-        ) from exc
+        raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
     packages = []
     for line in str(output).splitlines():
         match = _URI_LINE.match(line.strip())
         if match:
-            name, version, _ = match["file"].split("_", 2)
+            name, version, arch = match["file"].removesuffix(".deb").split("_", 2)
             version = version.replace("%3a", ":")
-            packages.append(Package(name, version, match["file"], match["sha"]))
+            packages.append(Package(name, version, match["file"], match["sha"], arch, int(match["size"])))
     return sorted(packages, key=lambda p: p.name)
+
+
+def describe_pinned(recipe: Recipe, pinned: list[Package]) -> list[Package]:
+    """The pinned .deb files as the archive serves them now (with size and architecture); ArchiveDrift when
+    the archive no longer serves one of them, or serves other bytes under its name and version."""
+    if not pinned:
+        return []
+    requests = [f"{p.name}={p.version}" for p in pinned]
+    try:
+        served = {p.name: p for p in _print_uris(requests, f"{recipe.folder}: apt cannot find {requests}")}
+    except ComponentError as exc:
+        missing = pinned[0]
+        for package in pinned:
+            if package.name in str(exc) or package.version in str(exc):
+                missing = package
+                break
+        raise drift_error(recipe, missing, "no longer serves") from exc
+    for package in pinned:
+        now = served.get(package.name)
+        if now is None or now.version != package.version:
+            raise drift_error(recipe, package, "no longer serves")
+        if now.sha256 != package.sha256:
+            raise drift_error(recipe, package, f"serves other bytes (sha256 {now.sha256[:16]}) for")
+    return [served[p.name] for p in pinned]
+
+
+def drift_error(recipe: Recipe, package: Package, what: str) -> ArchiveDrift:
+    """The error for a pinned .deb the archive cannot give: what, and the two ways forward."""
+    return ArchiveDrift(
+        f"component {recipe.name}: the Debian archive {what} {package.name} {package.version} "
+        f"(pinned sha256 {package.sha256[:16]}): import the component image built from it "
+        f"(`distrokit cache import FILE {recipe.ref.familiar()}`, FILE from `distrokit cache export` "
+        f"where it was built or pulled), or pin what the archive has now with `distrokit lock --update {recipe.name}`"
+    )
 
 
 def _depends(meta: str) -> list[str]:
@@ -186,7 +254,8 @@ def _depends(meta: str) -> list[str]:
 
 
 def fetch_package(store: Store, package: Package) -> Path:
-    """The .deb file in the cache, downloaded and checked against apt's SHA256 when missing."""
+    """The .deb file in the cache, downloaded (`apt-get download NAME=VERSION`) and checked against its
+    pinned SHA256 when missing; _Unavailable when the archive cannot give those bytes."""
     import sh
 
     target = store.root / "debs" / package.filename
@@ -196,15 +265,25 @@ def fetch_package(store: Store, package: Package) -> Path:
         try:
             sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
         except sh.ErrorReturnCode as exc:
-            raise BuildError(
-                f"apt-get could not download {package.name}={package.version}: {exc.stderr.decode()[-300:]}"
-            ) from exc
+            raise _Unavailable(package, "no longer serves") from exc
         downloaded = workdir / package.filename
-        if sha256_file(downloaded) != "sha256:" + package.sha256:
-            raise BuildError(f"{package.filename}: SHA256 does not match apt's index; run `apt-get update` and retry")
+        if not downloaded.is_file():
+            raise _Unavailable(package, "no longer serves")
+        actual = sha256_file(downloaded).removeprefix("sha256:")
+        if actual != package.sha256:
+            raise _Unavailable(package, f"serves other bytes (sha256 {actual[:16]}) for")
         target.parent.mkdir(parents=True, exist_ok=True)
         downloaded.replace(target)
     return target
+
+
+class _Unavailable(Exception):
+    """A pinned .deb the archive did not give (internal: `build` turns it into ArchiveDrift)."""
+
+    def __init__(self, package: Package, what: str) -> None:
+        super().__init__(f"{what} {package.name} {package.version}")
+        self.package = package
+        self.what = what
 
 
 # image assembly -----------------------------------------------------------------------------
@@ -212,11 +291,18 @@ def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
     """Build the component image into the store under `recipe.ref`; return its manifest digest."""
     import sh
 
+    try:
+        debs = [fetch_package(store, package) for package in packages]
+    except _Unavailable as exc:
+        imported = _imported_image(store, recipe, packages)
+        if imported is not None:
+            return imported
+        raise drift_error(recipe, exc.package, exc.what) from None
     with store.tempdir(f"component-{recipe.name}-") as work:
         root = work / "root"
         root.mkdir()
-        for package in packages:
-            sh.Command("dpkg-deb")("-x", str(fetch_package(store, package)), str(root))
+        for deb in debs:
+            sh.Command("dpkg-deb")("-x", str(deb), str(root), _preexec_fn=_fixed_umask)
         if recipe.keep:
             elfdeps.prune(root, elfdeps.closure(root, recipe.keep))
         for pattern in recipe.exclude:
@@ -239,6 +325,16 @@ def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
         return store.write_image(recipe.ref, config, [(digest, size, MEDIA_LAYER_TAR)])
 
 
+def _imported_image(store: Store, recipe: Recipe, packages: list[Package]) -> str | None:
+    """The component image already in the store (imported from a teammate) when it records exactly
+    `packages`: what a build uses when the archive no longer serves them."""
+    digest = store.lookup(recipe.ref)
+    if digest is None:
+        return None
+    labels = store.image_by_digest(str(recipe.ref), digest).labels
+    return digest if recorded_packages(labels) == [(p.name, p.version) for p in packages] else None
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         for child in sorted(path.rglob("*"), reverse=True):
@@ -252,10 +348,10 @@ def _add_recipe_files(recipe: Recipe, root: Path) -> None:
     for item in recipe.files:
         target = root / item.path.lstrip("/")
         if item.directory:
-            target.mkdir(parents=True, exist_ok=True)
+            _make_dirs(target, root)
             target.chmod(item.mode)
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(target.parent, root)
         if target.exists() or target.is_symlink():
             target.unlink()
         if item.symlink is not None:
@@ -264,6 +360,22 @@ def _add_recipe_files(recipe: Recipe, root: Path) -> None:
         data = (recipe.folder / item.source).read_bytes() if item.source else (item.contents or "").encode()
         target.write_bytes(data)
         target.chmod(item.mode)
+
+
+def _fixed_umask() -> None:
+    """For the tools that write the image's files (dpkg-deb, depmod): modes must not follow the host's umask."""
+    os.umask(0o022)
+
+
+def _make_dirs(folder: Path, root: Path) -> None:
+    """Missing folders up to `folder`, each 0755 whatever the host's umask (the image records their modes)."""
+    missing = []
+    while not folder.exists() and folder != root:
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir()
+        path.chmod(0o755)
 
 
 def _busybox_links(root: Path) -> None:
@@ -275,7 +387,7 @@ def _busybox_links(root: Path) -> None:
         link = root / applet
         if link.exists() or link.is_symlink():
             continue
-        link.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(link.parent, root)
         link.symlink_to("/bin/busybox")
 
 
@@ -289,7 +401,7 @@ def _kernel_layout(root: Path, work: Path) -> Path:
         raise BuildError(f"expected one kernel and one modules folder, found {vmlinuz} and {modules}")
     version = modules[0].name
     busybox = sh.Command("busybox")
-    busybox("depmod", "-b", str(root), version)
+    busybox("depmod", "-b", str(root), version, _preexec_fn=_fixed_umask)
     image = work / "kernel-image"
     (image).mkdir()
     vmlinuz[0].replace(image / "kernel")
@@ -352,7 +464,7 @@ def _walk_dir(folder: Path) -> Iterator[Path]:
 def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict[str, Any]:
     wanted = recipe.config
     labels = {str(k): str(v) for k, v in (wanted.get("labels") or {}).items()}
-    labels[PACKAGES_LABEL] = json.dumps([[p.name, p.version] for p in packages], separators=(",", ":"))
+    labels[PACKAGES_LABEL] = json.dumps([[p.name, p.version, p.sha256] for p in packages], separators=(",", ":"))
     if wanted.get("moby") is not None:
         labels[MOBY_LABEL] = json.dumps(wanted["moby"], sort_keys=True, separators=(",", ":"))
     runtime: dict[str, Any] = {"Labels": labels}
@@ -369,7 +481,13 @@ def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict
 
 def recorded_packages(labels: Mapping[str, str]) -> list[tuple[str, str]]:
     """The Debian packages (name, version) an image records in its labels; none for other images."""
-    return [(name, version) for name, version in json.loads(labels.get(PACKAGES_LABEL, "[]"))]
+    return [(item[0], item[1]) for item in json.loads(labels.get(PACKAGES_LABEL, "[]"))]
+
+
+def recorded_checksums(labels: Mapping[str, str]) -> dict[str, str]:
+    """The SHA256 (hex) of each .deb a component image was built from, by package name (images built
+    before builder 2 record none)."""
+    return {item[0]: item[2] for item in json.loads(labels.get(PACKAGES_LABEL, "[]")) if len(item) > 2}
 
 
 def recipe_input_key(recipe: Recipe, packages: list[Package]) -> dict[str, Any]:

@@ -8,11 +8,17 @@ or FAT entry takes its time from here, and a task whose output carries it keys o
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 
 from .errors import BadInput
 
 FIXED_EPOCH = 0
+
+
+def iso_time(seconds: int) -> str:
+    """`seconds` as the UTC time stamps documents carry (SPDX's `created`): 1970-01-01T00:00:00Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def build_epoch(environ: Mapping[str, str] | None = None) -> int:

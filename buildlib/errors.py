@@ -35,12 +35,20 @@ class ImageNotFound(BadInput):
     """An image is neither in the store nor in any registry that was asked."""
 
 
+class LockMismatch(BadInput):
+    """`--locked`: the spec needs what its lock file does not pin (or pins differently)."""
+
+
 class BuildError(DistrokitError):
     """A build step failed although its input was valid."""
 
 
 class TransportError(BuildError):
     """skopeo could not move an image (network, registry, authentication)."""
+
+
+class ArchiveDrift(BuildError):
+    """A pinned Debian package the archive no longer serves, or serves with other bytes."""
 
 
 class StoreError(BuildError):

@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -311,18 +311,15 @@ def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: N
 
 def list_platforms(endpoint: Endpoint, network: Network) -> list[str]:
     """The platforms (os/arch[/variant]) a multi-platform index offers, from `skopeo inspect --raw`."""
-    args = ("inspect", "--raw", transport.tls_flag("", endpoint), *transport.auth_flags("", network), endpoint.url)
-    try:
-        raw = transport.run(Job(args, endpoint.name), network.retry).output
-    except SkopeoFailed as exc:
-        raise transport.explain(exc.failure, endpoint, exc.attempts) from exc
-    index = json.loads(raw)
-    found = []
-    for entry in index.get("manifests") or ():
-        platform = entry.get("platform") or {}
-        parts = [platform.get("os", "?"), platform.get("architecture", "?"), platform.get("variant")]
-        found.append("/".join(p for p in parts if p))
-    return sorted(set(found))
+    index = json.loads(_inspect_raw(endpoint, network))
+    return sorted({_platform_name(entry) for entry in index.get("manifests") or ()})
+
+
+def _platform_name(entry: dict[str, Any], variant: bool = True) -> str:
+    """`os/arch[/variant]` of an index entry."""
+    platform = entry.get("platform") or {}
+    parts = [platform.get("os", "?"), platform.get("architecture", "?"), platform.get("variant") if variant else None]
+    return "/".join(p for p in parts if p)
 
 
 def _blob_names(store: Store) -> set[str]:
@@ -458,3 +455,70 @@ def copy_out_of_store(store: Store, manifest_digest: str, destination: str) -> N
             transport.run(Job(tuple(args), destination), Network().retry)
         except SkopeoFailed as exc:
             raise TransportError(f"could not write {destination}: {exc.failure.detail}") from exc
+
+
+# pinned digests (for the lock) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class RemotePins:
+    """What a tag names in its registry now: the digest of what it points at (an index or a manifest) and
+    the manifest digest of each asked platform (`os/arch[/variant]`)."""
+
+    digest: str
+    platforms: dict[str, str]
+
+
+def inspect_pins(ref: ImageRef, platforms: Sequence[str], *, network: Network | None = None) -> RemotePins:
+    """Ask the registry (skopeo inspect --raw) which digests `ref` names now, for each of `platforms`."""
+    network = network or Network.from_env()
+    endpoint = transport.resolve(ref, network)
+    raw = _inspect_raw(endpoint, network)
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    top = json.loads(raw)
+    if "manifests" not in top:  # one manifest, no index: every platform asked gets it, as a pull does
+        return RemotePins(digest, dict.fromkeys(platforms, digest))
+    offered: dict[str, str] = {}
+    for entry in top["manifests"]:  # the first entry of a platform wins, as skopeo's choice does
+        offered.setdefault(_platform_name(entry), entry["digest"])
+        offered.setdefault(_platform_name(entry, variant=False), entry["digest"])
+    missing = [p for p in platforms if p not in offered]
+    if missing:
+        raise BadInput(
+            f"image {ref.familiar()} has no {', '.join(missing)} image; it has "
+            f"{', '.join(sorted(offered)) or 'none'}: choose among them with --arch"
+        )
+    return RemotePins(digest, {p: offered[p] for p in platforms})
+
+
+def _inspect_raw(endpoint: Endpoint, network: Network) -> bytes:
+    args = ("inspect", "--raw", transport.tls_flag("", endpoint), *transport.auth_flags("", network), endpoint.url)
+    try:
+        output = transport.run(Job(args, endpoint.name), network.retry).output
+    except SkopeoFailed as exc:
+        raise transport.explain(exc.failure, endpoint, exc.attempts) from exc
+    return output.encode()  # skopeo writes the manifest's bytes as they are: UTF-8 JSON, no newline added
+
+
+def ensure_pinned(
+    store: Store,
+    ref: ImageRef,
+    manifest_digest: str,
+    *,
+    network: Network | None = None,
+    arch: str = "amd64",
+    listener: Listener = ignore,
+) -> Image:
+    """The image a lock pins for `ref`: the store's copy of `manifest_digest`, pulled by digest when missing.
+
+    The name `ref` is pointed at it, so the tag in the store follows the lock. skopeo turns a Docker v2
+    manifest into an OCI one on the way in (another digest for the same content, fetched by the pinned
+    digest and checked against it): the store remembers which stored manifest a pinned digest became."""
+    alias = store.root / "pinned" / manifest_digest.replace(":", "-")
+    stored = alias.read_text().strip() if alias.is_file() else manifest_digest
+    if store.lookup(ImageRef(ref.domain, ref.path, None, stored)) is None:
+        network = network or Network.from_env()
+        source = transport.resolve(ImageRef(ref.domain, ref.path, None, manifest_digest), network)
+        stored = copy_into_store(store, source, ref, network=network, arch=arch, listener=listener)
+        if stored != manifest_digest:
+            write_bytes_atomic(alias, stored.encode() + b"\n")
+    store.set_ref(ref, stored)
+    return store.image_by_digest(str(ref), stored)

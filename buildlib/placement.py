@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from . import bundles
+from .epoch import build_epoch
 from .errors import BadInput, BuildError
 from .images import MEDIA_MANIFEST, Image, Store, layout_files
 from .layers import DIR, FILE, SYMLINK, WHITEOUT, Entry
@@ -128,9 +129,9 @@ def container_image_tree(store: Store, image: Image, resolv_link: str | None = N
         if existing is None or existing.kind != DIR:
             tree.add(dir_entry(path))
     if tree.get("etc/mtab") is None:
-        tree.add(Entry("etc/mtab", SYMLINK, mode=0o777, link="/proc/mounts"))
+        tree.add(Entry("etc/mtab", SYMLINK, mode=0o777, mtime=build_epoch(), link="/proc/mounts"))
     if resolv_link is not None:
-        tree.add(Entry("etc/resolv.conf", SYMLINK, mode=0o777, link=resolv_link))
+        tree.add(Entry("etc/resolv.conf", SYMLINK, mode=0o777, mtime=build_epoch(), link=resolv_link))
     for path, text in (("etc/hosts", HOSTS), ("etc/resolv.conf", RESOLV_CONF)):
         if path in tree and resolv_link is not None and path == "etc/resolv.conf":
             continue
@@ -211,5 +212,5 @@ def oci_layout(store: Store, volume: Volume, image: Image, lower: str) -> list[E
     for digest in digests:
         blob = store.blob_path(digest)
         path = posixpath.join(lower, "blobs", *digest.split(":", 1))
-        entries.append(Entry(path, FILE, mode=0o644, size=blob.stat().st_size, source=str(blob)))
+        entries.append(Entry(path, FILE, mode=0o644, mtime=build_epoch(), size=blob.stat().st_size, source=str(blob)))
     return entries

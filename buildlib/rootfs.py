@@ -16,6 +16,7 @@ from pathlib import Path
 from . import bundles, placement, sbom
 from .bundles import numeric_id
 from .components import recorded_packages
+from .epoch import build_epoch
 from .errors import BadInput, BuildError
 from .images import Image, Store
 from .layers import DIR, FILE, SYMLINK, Entry, load_index, nested_tar_entries
@@ -227,7 +228,7 @@ def _file_section_entry(spec: Spec, item: FileEntry, ids: Mapping[str, int]) -> 
     if item.directory:
         return dir_entry(path, mode=item.mode if item.mode is not None else 0o700, uid=uid, gid=gid)
     if item.symlink is not None:
-        return Entry(path, SYMLINK, mode=0o777, uid=uid, gid=gid, link=item.symlink)
+        return Entry(path, SYMLINK, mode=0o777, uid=uid, gid=gid, mtime=build_epoch(), link=item.symlink)
     mode = item.mode if item.mode is not None else 0o600
     if item.contents is not None:
         data = item.contents.encode()

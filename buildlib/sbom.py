@@ -1,9 +1,10 @@
 """What is in an image, as an SPDX 2.3 JSON document: every image of the spec and the Debian packages
 each records (the org.distrokit.packages label every component image carries).
 
-Reproducible by construction: no random UUID and no clock. The creation time is fixed (the epoch:
-what matters is what the image holds, not when it was built); the document namespace ends in a hash
-of the document's own content, so the same images give the same bytes and others another namespace.
+Reproducible by construction: no random UUID and no clock. The creation time is the build epoch
+(SOURCE_DATE_EPOCH, or 1970 without it: what matters is what the image holds, not when it was built);
+the document namespace ends in a hash of the document's own content, so the same images give the same
+bytes and others another namespace.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 from . import __version__
-from .components import recorded_packages
+from .components import recorded_checksums, recorded_packages
+from .epoch import build_epoch, iso_time
 from .fsutil import canonical_json
 from .images import Image
 from .refs import ImageRef
@@ -26,7 +28,6 @@ DOCUMENT_NAME = "distrokit-image"
 NAMESPACE_BASE = "https://spdx.distrokit.invalid/images"
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
 NOASSERTION = "NOASSERTION"
-CREATED = "1970-01-01T00:00:00Z"
 
 
 def spdx_id(kind: str, *words: str) -> str:
@@ -56,9 +57,11 @@ def _image_package(ref: str, image: Image) -> dict[str, Any]:
     }
 
 
-def _deb_package(name: str, version: str) -> dict[str, Any]:
+def _deb_package(name: str, version: str, sha256: str | None) -> dict[str, Any]:
     purl = f"pkg:deb/debian/{quote(name, safe='')}@{quote(version, safe='')}?arch=amd64"
+    checksums = {"checksums": [{"algorithm": "SHA256", "checksumValue": sha256}]} if sha256 else {}
     return {
+        **checksums,
         "SPDXID": spdx_id("Package", name, version),
         "name": name,
         "versionInfo": version,
@@ -84,8 +87,9 @@ def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, An
         package = _image_package(ref, image)
         packages.setdefault(package["SPDXID"], package)
         relationships.append(_relation(system_id, "CONTAINS", package["SPDXID"]))
+        checksums = recorded_checksums(image.labels)
         for name, version in recorded_packages(image.labels):
-            deb = _deb_package(name, version)
+            deb = _deb_package(name, version, checksums.get(name))
             packages.setdefault(deb["SPDXID"], deb)
             relationships.append(_relation(package["SPDXID"], "CONTAINS", deb["SPDXID"]))
     system = {
@@ -103,7 +107,7 @@ def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, An
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": DOCUMENT_NAME,
-        "creationInfo": {"created": CREATED, "creators": [f"Tool: distrokit-{__version__}"]},
+        "creationInfo": {"created": iso_time(build_epoch()), "creators": [f"Tool: distrokit-{__version__}"]},
         "packages": [system, *packages.values()],
         "relationships": _unique(relationships),
     }

@@ -10,6 +10,7 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
+from .epoch import build_epoch
 from .errors import HostileLayer
 from .images import Image, Store
 from .layers import DIR, FILE, HARDLINK, OPAQUE, WHITEOUT, Entry, load_index
@@ -115,12 +116,18 @@ def _path_key(path: str) -> tuple[str, ...]:
     return tuple(path.split("/"))
 
 
-def file_entry(path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int = 0) -> Entry:
-    return Entry(path.strip("/"), FILE, mode=mode, uid=uid, gid=gid, mtime=mtime, size=len(data), data=data)
+def file_entry(
+    path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0, mtime: int | None = None
+) -> Entry:
+    """A file distrokit generates: its time is the build epoch (SOURCE_DATE_EPOCH) unless given."""
+    when = build_epoch() if mtime is None else mtime
+    return Entry(path.strip("/"), FILE, mode=mode, uid=uid, gid=gid, mtime=when, size=len(data), data=data)
 
 
-def dir_entry(path: str, mode: int = DEFAULT_DIR_MODE, uid: int = 0, gid: int = 0, mtime: int = 0) -> Entry:
-    return Entry(path.strip("/"), DIR, mode=mode, uid=uid, gid=gid, mtime=mtime)
+def dir_entry(path: str, mode: int = DEFAULT_DIR_MODE, uid: int = 0, gid: int = 0, mtime: int | None = None) -> Entry:
+    """A folder distrokit generates: its time is the build epoch (SOURCE_DATE_EPOCH) unless given."""
+    when = build_epoch() if mtime is None else mtime
+    return Entry(path.strip("/"), DIR, mode=mode, uid=uid, gid=gid, mtime=when)
 
 
 def merged_image_tree(store: Store, image: Image, name: str) -> Tree:

@@ -45,7 +45,8 @@ def test_init_image_layout(shared_cache: Path, init_recipe) -> None:
     tmp = tree.get("tmp")
     assert tmp is not None and tmp.mode == 0o1777
     packages = json.loads(image.labels[components.PACKAGES_LABEL])
-    assert [name for name, _ in packages] == ["busybox-static"]
+    assert [name for name, *_ in packages] == ["busybox-static"]
+    assert all(len(sha) == 64 for _, _, sha in packages)
     assert all(entry.uid == 0 and entry.gid == 0 and entry.mtime == 0 for entry in tree.entries())
 
 

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DistrokitError
-from . import build, run, store, transfer
+from . import build, release, run, store, transfer
 from .common import err_console
 
-COMMAND_GROUPS = (build, run, transfer, store)
+COMMAND_GROUPS = (build, run, transfer, store, release)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,11 +10,21 @@ from .. import components, outputs, sbom, tasks
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
-from .common import Subparsers, component_root, err_console, network_options, out_console, store_root, transfer_flags
+from .common import (
+    Subparsers,
+    component_root,
+    err_console,
+    network_options,
+    out_console,
+    read_lock,
+    store_root,
+    transfer_flags,
+)
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     """The options `build` and `explain` share: explain must key tasks exactly as the build would."""
+    pins, lock_file = read_lock(args.lock, [Path(p) for p in args.spec])
     return tasks.BuildOptions(
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
@@ -25,6 +35,9 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         compression=Compression.parse(args.compression),
         arch=args.arch,
         network=network_options(args),
+        lock=pins,
+        lock_file=lock_file,
+        locked=args.locked,
     )
 
 
@@ -41,6 +54,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     report = tasks.build_spec(
         specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
     )
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
     if not args.quiet:
         err_console.print(
             f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
@@ -78,7 +93,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    options = tasks.BuildOptions(cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem)
+    pins, lock_file = read_lock(None, specs)  # the SBOM describes what a build following the lock holds
+    options = tasks.BuildOptions(
+        cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem, lock=pins, lock_file=lock_file
+    )
     spec, loaded = tasks.ensure_images(specs, options, component_root())
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
@@ -104,6 +122,10 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
         default="zstd",
         choices=("zstd", "gzip", "none"),
         help="initrd compression (default zstd; gzip for kernels older than 5.9)",
+    )
+    command.add_argument("--lock", metavar="FILE", help="the lock to follow (default: SPEC.lock beside the first spec)")
+    command.add_argument(
+        "--locked", action="store_true", help="fail when the spec and its lock disagree, instead of building unpinned"
     )
     transfer_flags(command)
 

@@ -14,6 +14,8 @@ from ..transport import Network, RetryPolicy
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..lock import Lock
+
 Subparsers = argparse._SubParsersAction  # the type `register` functions receive
 
 DEFAULT_CACHE = "cache"
@@ -44,6 +46,16 @@ def store_root(args: argparse.Namespace) -> Path:
 
 def component_root() -> Path:
     return Path(os.environ.get("DISTROKIT_COMPONENTS", "components")).resolve()
+
+
+def read_lock(option: str | None, specs: Sequence[Path]) -> tuple[Lock | None, str]:
+    """The lock a build follows: --lock FILE, else SPEC.lock beside the first spec when there is one."""
+    from .. import lock
+
+    path = Path(option) if option else lock.path_for(specs[0])
+    if option is None and not path.is_file():
+        return None, ""
+    return lock.read(path), str(path)
 
 
 def human_size(count: int) -> str:

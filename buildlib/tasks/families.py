@@ -18,16 +18,18 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 
-from .. import bundles, components, images, layers, outputs, rootfs, usage
-from ..errors import DistrokitError
+from .. import bundles, components, images, layers, outputs, pinning, rootfs, usage
+from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
+from ..lock import Lock, platform_of
+from ..lock import disagreements as lock_disagreements
 from ..outputs.compress import Compression
 from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
 from ..transport import Network
-from .keys import InputKeys, tool_versions
+from .keys import InputKeys, epoch_key, tool_versions
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class BuildOptions:
     pull: bool = False
     arch: str = "amd64"
     network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
+    lock: Lock | None = field(default=None, compare=False)  # the spec's pins, when it has a lock file
+    lock_file: str = ""  # where `lock` came from, for messages
+    locked: bool = False  # fail when the spec and its lock disagree, instead of warning
 
 
 @dataclass
@@ -86,19 +91,19 @@ def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
 # components ---------------------------------------------------------------------------------
 def component_folder(ref: str, component_root: Path, resolver: components.PkgResolver) -> Path | None:
     """The component folder that builds `ref`: from an `@pkg:` template, or components/NAME for distrokit/NAME."""
-    if ref in resolver.folders:
-        return resolver.folders[ref]
-    parsed = ImageRef.parse(ref)
-    if parsed.domain != "docker.io" or not parsed.path.startswith(components.IMAGE_PREFIX + "/"):
-        return None
-    folder = component_root / parsed.path.split("/", 1)[1]
-    return folder if (folder / components.RECIPE).is_file() else None
+    return components.folder_for(ref, component_root, resolver)
 
 
-def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any]:
+def component_task(store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
-    packages = components.pinned_packages(store.root, recipe)
+    locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
+    packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
     keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
+
+    def build() -> None:
+        if locked is not None:  # the store's pins become a cache of the lock
+            components.remember_pins(store.root, recipe, locked)
+        components.build(store, recipe, packages)
 
     def in_store() -> bool:
         """the component image is in the store"""
@@ -108,7 +113,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink) -> dict[str, Any
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
-        "actions": [sink.guard(partial(components.build, store, recipe, packages))],
+        "actions": [sink.guard(build)],
         "uptodate": [keys, in_store],
         "verbosity": 0,
     }
@@ -119,16 +124,20 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
     target = record_path(store, ref)
     parsed = ImageRef.parse(ref)
     force = options.pull and component is None
+    pin = pinned_manifest(options, ref) if component is None else None
 
     def fetch() -> None:
-        image = images.ensure_image(store, parsed, force_pull=force, network=options.network, arch=options.arch)
+        if pin is not None:
+            image = images.ensure_pinned(store, parsed, pin, network=options.network, arch=options.arch)
+        else:
+            image = images.ensure_image(store, parsed, force_pull=force, network=options.network, arch=options.arch)
         write_json_atomic(target, image.record())
 
     def in_store() -> bool:
         """the image is in the store, recorded, and no --pull was asked for"""
         return not force and target.is_file() and read_json(target)["manifest"] == store.lookup(parsed)
 
-    keys = InputKeys({"arch": options.arch})
+    keys = InputKeys({"arch": options.arch, **({"pin": pin} if pin else {})})
 
     return {
         "basename": "image",
@@ -140,6 +149,11 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
         "task_dep": [f"component:{component}"] if component else [],
         "verbosity": 0,
     }
+
+
+def pinned_manifest(options: BuildOptions, ref: str) -> str | None:
+    """The manifest digest the build's lock pins for a registry image on the build's platform, if any."""
+    return options.lock.manifest(ref, platform_of(options.arch)) if options.lock is not None else None
 
 
 def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[dict[str, Any]]:
@@ -179,7 +193,8 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     def write() -> None:
         loaded = load_images(store, list(part.images))
         digests = [loaded[ref].manifest_digest for ref in part.images]
-        inputs = [tool_versions(), compression.version(), fragment, digests, [xxh_file(Path(s)) for s in sources]]
+        sources_keys = [xxh_file(Path(s)) for s in sources]
+        inputs = [tool_versions(), compression.version(), fragment, digests, sources_keys, *epoch_key().values()]
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
         if not segment.is_file():
@@ -194,7 +209,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions()})],
+        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key()})],
         "verbosity": 0,
     }
 
@@ -212,6 +227,21 @@ def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
             if stale != target:
                 stale.unlink(missing_ok=True)
     return target
+
+
+def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: components.PkgResolver) -> list[str]:
+    """How the spec and its lock disagree, as warnings (what is not pinned is resolved as without a lock);
+    with --locked, a LockMismatch naming every entry instead."""
+    if options.lock is None:
+        if options.locked:
+            raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `distrokit lock SPEC`")
+        return []
+    wanted = pinning.spec_inputs(spec, component_root, resolver).wanted((platform_of(options.arch),))
+    where = options.lock_file or "the lock"
+    found = lock_disagreements(options.lock, wanted, where)
+    if found and options.locked:
+        raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + ": run `distrokit lock`")
+    return [f"{line} (built unpinned: run `distrokit lock` to pin it)" for line in found]
 
 
 # usage records ------------------------------------------------------------------------------
@@ -263,14 +293,16 @@ class Plan:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
     uses: list[SpecUse] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         bundles.check_volumes(spec)  # a spec error that needs no image: report it before pulling any
+        self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                self.tasks.append(component_task(self.store, folder, self.sink))
+                self.tasks.append(component_task(self.store, folder, self.sink, options.lock))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder).name if folder else None

@@ -15,6 +15,7 @@ from typing import Any
 
 from doit.dependency import FileChangedChecker
 
+from ..epoch import FIXED_EPOCH, build_epoch
 from ..fsutil import xxh_file, xxh_value
 
 SAVED_KEYS = "_distrokit_inputs"
@@ -25,6 +26,13 @@ BUILDER_VERSION = "2"
 def tool_versions() -> dict[str, str]:
     """Versions of the tools whose output bytes matter (zlib's deflate differs between versions)."""
     return {"builder": BUILDER_VERSION, "zlib": zlib.ZLIB_RUNTIME_VERSION}
+
+
+def epoch_key() -> dict[str, str]:
+    """The build epoch, for the tasks that stamp generated entries with it; empty without SOURCE_DATE_EPOCH,
+    so the keys of builds that never set it stay as they were."""
+    epoch = build_epoch()
+    return {"epoch": str(epoch)} if epoch != FIXED_EPOCH else {}
 
 
 class XXHashChecker(FileChangedChecker):  # type: ignore[misc]

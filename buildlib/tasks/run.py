@@ -16,6 +16,7 @@ from doit.loader import generate_tasks
 from doit.reporter import ConsoleReporter
 from doit.task import DelayedLoader, Task
 
+from .. import lock
 from ..errors import BuildError
 from ..fsutil import store_lock
 from ..images import Image, Store
@@ -89,6 +90,7 @@ class _Loader(TaskLoader2):  # type: ignore[misc]
 class BuildReport:
     executed: tuple[str, ...]
     up_to_date: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # how the spec and its lock disagree, when not --locked
 
 
 @contextlib.contextmanager
@@ -118,7 +120,7 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
         if code != 0 or reporter is None:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
         plan.record_usage()
-    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped))
+    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), tuple(plan.warnings))
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
@@ -158,5 +160,8 @@ def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Pat
     plan = Plan(Store(cache))
     for spec_file in sorted(spec_dir.glob("*.yml")):
         spec = load_spec([spec_file], resolve_pkg=plan.resolver)
-        plan.add_spec(spec, BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem), component_root)
+        lock_file = lock.path_for(spec_file)
+        pins = lock.read(lock_file) if lock_file.is_file() else None
+        options = BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem, lock=pins, lock_file=str(lock_file))
+        plan.add_spec(spec, options, component_root)
     return plan

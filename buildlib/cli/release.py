@@ -1,0 +1,98 @@
+"""`lock` and `verify`: pin every input of a spec, and prove a release rebuilds bit for bit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .. import components, lock, pinning
+from ..fsutil import store_lock
+from ..spec import load_spec
+from .common import Subparsers, component_root, err_console, network_options, store_root, transfer_flags
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    specs = [Path(p) for p in args.spec]
+    path = Path(args.lock) if args.lock else lock.path_for(specs[0])
+    resolver = components.PkgResolver()
+    spec = load_spec(specs, resolve_pkg=resolver)
+    inputs = pinning.spec_inputs(spec, component_root(), resolver)
+    previous = lock.read(path) if path.is_file() else None
+    platforms = _platforms(args.arch, previous)
+    cache = store_root(args)
+    with store_lock(cache):  # the store's pins are written as a cache of the lock
+        pins = pinning.make_lock(
+            inputs, platforms, cache, previous=previous, update=args.update, network=network_options(args)
+        )
+    changed = lock.write(path, pins)
+    for line in _changes(previous or lock.Lock(), pins):
+        err_console.print(line, markup=False)
+    err_console.print(f"wrote {path}" if changed else f"{path} is up to date", markup=False)
+    return 0
+
+
+def _platforms(arch: list[str] | None, previous: lock.Lock | None) -> tuple[str, ...]:
+    if arch:
+        return tuple(dict.fromkeys(lock.platform_of(a) for a in arch))
+    known = sorted({p for pin in (previous.images.values() if previous else ()) for p in pin.platforms})
+    return tuple(known) or (lock.platform_of("amd64"),)
+
+
+def _changes(old: lock.Lock, new: lock.Lock) -> list[str]:
+    """One line per entry the new lock adds, moves or drops."""
+    lines = []
+    for ref in sorted(set(old.images) | set(new.images)):
+        before, after = old.images.get(ref), new.images.get(ref)
+        if before != after:
+            lines.append(f"image {ref}: {before.digest if before else 'new'} -> {after.digest if after else 'dropped'}")
+    for name in sorted(set(old.components) | set(new.components)):
+        was, now = old.components.get(name), new.components.get(name)
+        if was != now:
+            describe = {p.name: p.version for p in now.packages} if now else "dropped"
+            lines.append(f"component {name}: {describe}")
+    return lines
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .. import verify
+    from .build import _build_options
+
+    options = _build_options(args)
+    report = verify.verify([Path(p) for p in args.spec], options, component_root(), work=args.work)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, sort_keys=True))
+    else:
+        for result in report.files:
+            if result.matches:
+                err_console.print(f"ok       {result.name} {result.expected}", markup=False)
+            else:
+                err_console.print(f"DIFFERS  {result.name}: {result.reason}", markup=False)
+        verdict = "every output rebuilds bit for bit" if report.ok else "the outputs do NOT rebuild bit for bit"
+        err_console.print(f"{verdict} ({len(report.files)} files)", markup=False)
+    return 0 if report.ok else 1
+
+
+def register(sub: Subparsers) -> None:
+    from .build import _build_flags
+
+    lock_cmd = sub.add_parser("lock", help="pin every image and Debian package of a spec in SPEC.lock")
+    lock_cmd.add_argument("spec", nargs="+", help="spec files, merged in order (the lock goes beside the first)")
+    lock_cmd.add_argument("--lock", metavar="FILE", help="the lock file to write (default: SPEC.lock)")
+    lock_cmd.add_argument(
+        "--update",
+        nargs="*",
+        metavar="NAME",
+        help="ask again for every entry, or only the named images and components (put it last)",
+    )
+    lock_cmd.add_argument(
+        "--arch", action="append", help="platforms to pin (repeatable; default: the lock's, else amd64)"
+    )
+    transfer_flags(lock_cmd)
+    lock_cmd.set_defaults(func=cmd_lock)
+
+    verify_cmd = sub.add_parser("verify", help="rebuild in a fresh cache and compare with the outputs in --dir")
+    _build_flags(verify_cmd)
+    verify_cmd.add_argument("--work", metavar="DIR", help="where the fresh cache goes (default: a temp folder)")
+    verify_cmd.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    verify_cmd.set_defaults(func=cmd_verify)

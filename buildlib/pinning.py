@@ -1,0 +1,135 @@
+"""Pins asked of the world: a spec's lock made from its registries (skopeo) and the Debian archive (apt).
+
+`lock` knows the file; `images` asks registries; `components` asks apt. This module decides which
+entries of an existing lock stay (all of them unless they changed or `--update` names them) and which
+are asked for again, so locking twice in a row changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import components, images
+from .components import Package, Recipe
+from .errors import BadInput
+from .fsutil import sha256_file
+from .images import Store
+from .lock import ComponentPin, ImagePin, Lock, Wanted, names_of
+from .refs import ImageRef
+from .spec import Spec
+from .transport import Network
+
+
+@dataclass(frozen=True)
+class SpecInputs:
+    """What a spec is made of: registry images (in spec order) and components (image reference -> recipe)."""
+
+    images: tuple[str, ...]
+    components: Mapping[str, Recipe] = field(hash=False)
+
+    def wanted(self, platforms: tuple[str, ...]) -> Wanted:
+        return Wanted(self.images, {r.name: r.key for r in self.components.values()}, platforms)
+
+
+def spec_inputs(spec: Spec, component_root: Path, resolver: components.PkgResolver) -> SpecInputs:
+    registry: list[str] = []
+    built: dict[str, Recipe] = {}
+    for ref in spec.images():
+        folder = components.folder_for(ref, component_root, resolver)
+        if folder is None:
+            registry.append(ref)
+        else:
+            built[ref] = components.load_recipe(folder)
+    return SpecInputs(tuple(registry), built)
+
+
+def make_lock(
+    inputs: SpecInputs,
+    platforms: tuple[str, ...],
+    cache: Path,
+    *,
+    previous: Lock | None = None,
+    update: Collection[str] | None = None,
+    network: Network | None = None,
+) -> Lock:
+    """The lock of a spec: `previous` entries kept where they still fit, the rest asked for.
+
+    `update` None keeps every entry that fits; empty asks for every entry again; names ask for those."""
+    previous = previous or Lock()
+    if update:
+        unknown = sorted(set(update) - set(names_of(previous)) - _names_of(inputs))
+        if unknown:
+            raise BadInput(f"lock --update: {', '.join(unknown)} is no image or component of this spec")
+
+    def renew(names: set[str]) -> bool:
+        return update is not None and (not update or bool(names & set(update)))
+
+    pinned_images: dict[str, ImagePin] = {}
+    for ref in inputs.images:
+        old = previous.images.get(ref)
+        if old is not None and set(platforms) <= set(old.platforms) and not renew({ref, _familiar(ref)}):
+            pinned_images[ref] = ImagePin(old.digest, {p: old.platforms[p] for p in platforms})
+            continue
+        remote = images.inspect_pins(ImageRef.parse(ref), platforms, network=network)
+        pinned_images[ref] = ImagePin(remote.digest, remote.platforms)
+    pinned_components: dict[str, ComponentPin] = {}
+    for recipe in inputs.components.values():
+        kept = previous.packages(recipe.name, recipe.key)
+        renewing = renew({recipe.name, str(recipe.ref), recipe.ref.familiar()})
+        if kept is None or renewing:
+            kept = _component_packages(cache, recipe, refresh=renewing)
+        pinned_components[recipe.name] = ComponentPin(recipe.key, tuple(sorted(kept, key=lambda p: p.name)))
+    return Lock(pinned_images, pinned_components)
+
+
+def _names_of(inputs: SpecInputs) -> set[str]:
+    names = {name for ref in inputs.images for name in (ref, _familiar(ref))}
+    for ref, recipe in inputs.components.items():
+        names |= {recipe.name, ref, recipe.ref.familiar()}
+    return names
+
+
+def _familiar(ref: str) -> str:
+    return ImageRef.parse(ref).familiar()
+
+
+def _component_packages(cache: Path, recipe: Recipe, refresh: bool) -> list[Package]:
+    """A component's .deb files for a new lock entry: the store's pins (what it was built from) unless
+    `refresh`, with size and architecture from the cached .deb or from apt; otherwise apt's newest."""
+    cached = None if refresh else components.cached_pins(cache, recipe)
+    if cached is None:
+        packages = components.resolve_packages(recipe)
+        components.remember_pins(cache, recipe, packages)
+        return packages
+    if all(p.size and p.architecture for p in cached):
+        return cached
+    local = [_from_deb_file(cache, p) for p in cached]
+    if all(p is not None for p in local):
+        return [p for p in local if p is not None]
+    return components.describe_pinned(recipe, cached)
+
+
+def _from_deb_file(cache: Path, package: Package) -> Package | None:
+    deb = cache / "debs" / package.filename
+    if not deb.is_file() or sha256_file(deb) != "sha256:" + package.sha256:
+        return None
+    arch = package.filename.removesuffix(".deb").rsplit("_", 1)[-1]
+    return Package(package.name, package.version, package.filename, package.sha256, arch, deb.stat().st_size)
+
+
+def pins_in_store(store: Store, inputs: SpecInputs, platform: str) -> Lock:
+    """A lock of what `store` last built a spec from (its names and its .deb pins), for a spec with no
+    lock file; an input the store has no pin for is left out (a build resolves it as usual)."""
+    pinned_images: dict[str, ImagePin] = {}
+    for ref in inputs.images:
+        digest = store.lookup(ImageRef.parse(ref))
+        if digest is not None:
+            pinned_images[ref] = ImagePin(digest, {platform: digest})
+    pinned_components: dict[str, ComponentPin] = {}
+    for recipe in inputs.components.values():
+        cached = components.cached_pins(store.root, recipe)
+        if cached is not None:
+            pinned_components[recipe.name] = ComponentPin(recipe.key, tuple(cached))
+    return Lock(pinned_images, pinned_components)
