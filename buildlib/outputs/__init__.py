@@ -67,6 +67,7 @@ class Format:
     stages: tuple[str, ...] = ()
     disk: bool = False  # takes --size
     uses_cmdline: bool = True  # its own files hold the command line (else only NAME-cmdline does)
+    needs_kernel: bool = True  # kernel+initrd, tar, docker and tar-kernel-initrd write what there is
     doc: str = field(default="", compare=False)
 
     def targets(self, prefix: Path) -> list[Path]:
@@ -151,7 +152,6 @@ def too_small(fmt: str, size: int, needed: int) -> BadInput:
 def _kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
     from .initrd import join_segments
 
-    parts.need_kernel("kernel+initrd")
     (initrd,) = FORMATS["kernel+initrd"].own_targets(prefix)
     join_segments(((parts.ucode,) if parts.ucode else ()) + parts.segments, initrd)
 
@@ -162,6 +162,7 @@ register(
         (KERNEL_SUFFIX, "-initrd.img", CMDLINE_SUFFIX),
         _kernel_initrd,
         uses_cmdline=False,
+        needs_kernel=False,
         doc="the kernel, the initrd (the ucode cpio first when there is one) and the command line",
     )
 )

@@ -84,7 +84,6 @@ def _register(stage: Stage) -> None:
 
 # initrds ------------------------------------------------------------------------------------
 def _initrd(parts: BuiltParts, target: Path) -> None:
-    parts.need_kernel("this")
     join_segments(((parts.ucode,) if parts.ucode else ()) + parts.segments, target)
 
 

@@ -174,9 +174,9 @@ def _docker(parts: BuiltParts, prefix: Path) -> None:
 
 def _tar_kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
     """NAME-initrd.tar: kernel, initrd.img, cmdline and ucode.cpio, as LinuxKit writes it."""
-    kernel = parts.need_kernel("tar-kernel-initrd")
     (target,) = TAR_KERNEL_INITRD.targets(prefix)
-    entries = [_host_file("kernel", kernel, parts.epoch), _host_file("initrd.img", parts.stage("initrd"), parts.epoch)]
+    entries = [_host_file("kernel", parts.kernel, parts.epoch)] if parts.kernel else []
+    entries.append(_host_file("initrd.img", parts.stage("initrd"), parts.epoch))
     entries.append(file_entry("cmdline", parts.cmdline.encode(), mode=0o644, mtime=parts.epoch))
     if parts.ucode is not None:
         entries.append(_host_file("ucode.cpio", parts.ucode, parts.epoch))
@@ -185,10 +185,19 @@ def _tar_kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
             _add(archive, entry)
 
 
-TAR = register(Format("tar", (".tar",), _tar, stages=("root",), doc="the merged root with boot/ as one tar"))
+TAR = register(
+    Format("tar", (".tar",), _tar, stages=("root",), needs_kernel=False, doc="the merged root with boot/ as one tar")
+)
 DOCKER = register(
-    Format("docker", (".tar",), _docker, stages=("root",), doc="the tar with a Dockerfile, for docker import")
+    Format("docker", (".tar",), _docker, stages=("root",), needs_kernel=False, doc="the tar with a Dockerfile")
 )
 TAR_KERNEL_INITRD = register(
-    Format("tar-kernel-initrd", ("-initrd.tar",), _tar_kernel_initrd, stages=("initrd",), doc="kernel+initrd in a tar")
+    Format(
+        "tar-kernel-initrd",
+        ("-initrd.tar",),
+        _tar_kernel_initrd,
+        stages=("initrd",),
+        needs_kernel=False,
+        doc="kernel+initrd in a tar",
+    )
 )

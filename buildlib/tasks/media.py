@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import outputs, rootfs
 from ..epoch import build_epoch
+from ..errors import BadInput, BuildError
 from ..fsutil import xxh_value
 from ..images import Store
 from ..outputs.initrd import write_entry
@@ -45,7 +46,6 @@ def ucode_copy(store: Store, kernel: Kernel, spec_name: str) -> Path | None:
     """The kernel image's ucode cpio (`kernel.ucode`), written once per image digest."""
     if not kernel.ucode:
         return None
-    from ..errors import BuildError
     from ..layers import FILE
 
     image = load_images(store, [kernel.image])[kernel.image]
@@ -78,22 +78,25 @@ class Media:
         self.cmdline = kernel.cmdline if kernel else ""
         self.kernel_record = [str(record_path(store, kernel.image))] if kernel else []
 
-    def built(self) -> outputs.BuiltParts:
-        """What the formats read, resolved when a task runs (the parts have run by then)."""
+    def built(self, segments: bool = True) -> outputs.BuiltParts:
+        """What the formats read, resolved when a task runs (the parts have run by then). Without
+        `segments`, only the kernel side (for the task writing NAME-kernel and NAME-cmdline)."""
         kernel = self.spec.kernel
         kernel_path = kernel_copy(self.store, kernel, self.options.name) if kernel else None
         ucode = ucode_copy(self.store, kernel, self.options.name) if kernel else None
-        segment_keys = [pointer.read_text().strip() for pointer in self.pointers]
+        pointers = self.pointers if segments else []
+        boot_pointers = self.boot_pointers if segments else []
+        segment_keys = [pointer.read_text().strip() for pointer in pointers]
         names = [p.name if p else None for p in (kernel_path, ucode)]
         key = xxh_value([MEDIA_VERSION, segment_keys, names, self.cmdline, self.options.size, self.epoch])
         store, spec, parts = self.store, self.spec, self.parts
         return outputs.BuiltParts(
             kernel_path,
             self.cmdline,
-            read_segments(store, self.pointers),
+            read_segments(store, pointers),
             root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
             ucode=ucode,
-            boot_segments=read_segments(store, self.boot_pointers),
+            boot_segments=read_segments(store, boot_pointers),
             size=self.options.size,
             epoch=self.epoch,
             key=key,
@@ -109,8 +112,12 @@ class Media:
         return InputKeys({**values, **tool_versions()})
 
     def tasks(self) -> list[dict[str, Any]]:
+        if self.spec.kernel is None:
+            kernel_formats = [fmt.name for fmt in self.formats if fmt.needs_kernel]
+            if kernel_formats:
+                raise BadInput(f"{', '.join(kernel_formats)}: these formats need a `kernel` section in the spec")
         needed = stages_for(tuple(stage for fmt in self.formats for stage in fmt.stages))
-        shared = outputs.shared_files(self.options.formats)
+        shared = outputs.shared_files(self.options.formats) if self.spec.kernel else ()
         if outputs.BOOT_INITRD_SUFFIX in shared:
             needed = stages_for((*needed, "boot-initrd"))
         tasks = [self.stage_task(name) for name in needed]
@@ -153,7 +160,7 @@ class Media:
         return self._task(
             "boot",
             f"write {', '.join(suffixes)} for {self.options.name}",
-            lambda: outputs.write_shared_files(self.built(), self.prefix, suffixes),
+            lambda: outputs.write_shared_files(self.built(segments=False), self.prefix, suffixes),
             file_dep=deps,
             targets=[str(self.prefix.with_name(self.prefix.name + suffix)) for suffix in suffixes],
             uptodate=[self.keys(files=list(suffixes))],
