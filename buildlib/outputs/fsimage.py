@@ -29,7 +29,7 @@ def _squashfs(parts: BuiltParts, prefix: Path) -> None:
         image = Path(scratch) / "image"
         with open(parts.stage("root"), "rb") as tar:
             run_tool(
-                ["sqfstar", *SQUASHFS_OPTIONS, "-mkfs-time", str(parts.epoch), str(image)],
+                ["sqfstar", *SQUASHFS_OPTIONS, *_root_dir(parts.epoch), "-mkfs-time", str(parts.epoch), str(image)],
                 parts.epoch,
                 stdin=tar.fileno(),
                 env={"SOURCE_DATE_EPOCH": None},  # sqfstar refuses it beside -mkfs-time
@@ -38,11 +38,18 @@ def _squashfs(parts: BuiltParts, prefix: Path) -> None:
         image.replace(target)
 
 
+def _root_dir(epoch: int) -> list[str]:
+    """The image's root folder, which the tar has no entry for: sqfstar would take the clock and the
+    user. sqfstar 4.5.1 ignores -root-time, so every time is the build epoch (-all-time)."""
+    return ["-all-time", str(epoch), "-root-mode", "755", "-root-uid", "0", "-root-gid", "0"]
+
+
 def unpacked_root_command(parts: BuiltParts, folder: Path, then: list[str]) -> list[str]:
     """A fakeroot command that unpacks the root stage into `folder` and runs `then` on it: owners,
     modes and device nodes as the tar has them, though nothing here runs as root."""
     unpack = ["tar", "-xpf", str(parts.stage("root")), "-C", str(folder), "--numeric-owner", "--same-owner"]
-    script = f"{shlex.join(unpack)} && {shlex.join(then)}"
+    settle = ["touch", "-h", "-d", f"@{parts.epoch}", str(folder)]  # the folder itself: not in the tar
+    script = f"{shlex.join(unpack)} && {shlex.join(settle)} && {shlex.join(then)}"
     return ["fakeroot", "--", tool("sh"), "-c", script]
 
 
@@ -51,7 +58,8 @@ def _erofs(parts: BuiltParts, prefix: Path) -> None:
     (target,) = EROFS.own_targets(prefix)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".erofs-") as scratch:
         tree, image = Path(scratch) / "root", Path(scratch) / "image"
-        tree.mkdir()
+        tree.mkdir(mode=0o755)
+        tree.chmod(0o755)  # not the host's umask
         fs_uuid = str(derived_uuid(parts.key, "erofs"))
         make = [tool("mkfs.erofs"), "--quiet", "-zlz4", f"-T{parts.epoch}", f"-U{fs_uuid}", str(image), str(tree)]
         run_tool(unpacked_root_command(parts, tree, make), parts.epoch)

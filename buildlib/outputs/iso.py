@@ -12,6 +12,8 @@ so the same parts give the same bytes on any day, in any time zone.
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,41 +29,59 @@ VOLUME_ID = "DISTROKIT"
 
 
 def _dates(epoch: int) -> list[str]:
-    date = iso_date(epoch)
-    return [f"--modification-date={date}", "--set_all_file_dates", date]
+    """The volume's dates. File dates: SOURCE_DATE_EPOCH (tools.tool_env) makes xorriso set every
+    atime and ctime to the mtime, and the staged files' mtimes are the epoch (xorriso 1.5.4 does not
+    apply --set_all_file_dates to a folder given as a path)."""
+    return [f"--modification-date={iso_date(epoch)}"]
 
 
 def _bootable_iso(parts: BuiltParts, target: Path, bios: bool, efi: bool) -> None:
+    """The ISO from a real folder staged in a scratch space: folders xorriso makes for graft points
+    take the clock's time, whatever --set_all_file_dates says."""
     kernel = parts.need_kernel("ISO")
-    grafts = [f"boot/kernel={kernel}", f"boot/initrd.img={parts.stage('initrd')}"]
-    args = ["-V", VOLUME_ID, "-r", "-graft-points", *_dates(parts.epoch)]
+    args = ["-V", VOLUME_ID, "-r", *_dates(parts.epoch)]
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".iso-") as scratch_name:
         scratch = Path(scratch_name)
+        tree = scratch / "tree"
+        files = {"boot/kernel": kernel, "boot/initrd.img": parts.stage("initrd")}
         if bios:
             config = scratch / "isolinux.cfg"
             config.write_bytes(syslinux_config(parts.cmdline, "/boot/kernel", "/boot/initrd.img"))
-            grafts += [
-                f"isolinux/isolinux.bin={ISOLINUX_DIR / 'isolinux.bin'}",
-                f"isolinux/ldlinux.c32={SYSLINUX_BIOS / 'ldlinux.c32'}",
-                f"isolinux/isolinux.cfg={config}",
-            ]
+            files["isolinux/isolinux.bin"] = ISOLINUX_DIR / "isolinux.bin"
+            files["isolinux/ldlinux.c32"] = SYSLINUX_BIOS / "ldlinux.c32"
+            files["isolinux/isolinux.cfg"] = config
             args += ["-isohybrid-mbr", str(ISOLINUX_DIR / "isohdpfx.bin"), "-c", "isolinux/boot.cat"]
             args += ["-b", "isolinux/isolinux.bin", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"]
         if efi:
             image = scratch / "efiboot.img"
             _efi_boot_image(parts, image)
-            grafts.append(f"EFI/efiboot.img={image}")
-            if bios:
-                args += ["-eltorito-alt-boot"]
-            else:
-                args += ["-c", "EFI/boot.cat"]
+            files["EFI/efiboot.img"] = image
+            args += ["-eltorito-alt-boot"] if bios else ["-c", "EFI/boot.cat"]
             args += ["-e", "EFI/efiboot.img", "-no-emul-boot"]
             if bios:
                 args += ["-isohybrid-gpt-basdat"]
+        stage_tree(tree, files, parts.epoch)
         made = scratch / target.name
-        run_tool(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(made), *args, *grafts], parts.epoch)
+        run_tool(["xorriso", "-as", "mkisofs", "-quiet", "-o", str(made), *args, str(tree)], parts.epoch)
         made.chmod(0o644)
         made.replace(target)
+
+
+def stage_tree(tree: Path, files: dict[str, Path], epoch: int) -> None:
+    """`files` (path in the image -> host file) copied into a folder whose modes and times are fixed,
+    so neither the host's umask nor the clock shows in the image."""
+    for name, source in files.items():
+        path = tree / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, path)  # a copy: its time is set below (a link would share the store's)
+    for path in [tree, *tree.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+        else:
+            path.chmod(0o644)
+            os.utime(path, (epoch, epoch))
+    for path in sorted((p for p in [tree, *tree.rglob("*")] if p.is_dir()), reverse=True):
+        os.utime(path, (epoch, epoch))
 
 
 def _efi_boot_image(parts: BuiltParts, image: Path) -> None:
@@ -95,6 +115,7 @@ def _kernel_iso(parts: BuiltParts, prefix: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".kernel-iso-") as scratch:
         tree, image = Path(scratch) / "root", Path(scratch) / "image.iso"
         tree.mkdir()
+        tree.chmod(0o755)  # not the host's umask
         make = ["xorriso", "-as", "mkisofs", "-quiet", "-o", str(image), "-V", VOLUME_ID, "-R", *_dates(parts.epoch)]
         run_tool(unpacked_root_command(parts, tree, [*make, str(tree)]), parts.epoch)
         image.chmod(0o644)

@@ -71,18 +71,15 @@ def run_tool(
 ) -> bytes:
     """Run a tool (its name resolved on PATH and in sbin); a failure is a BuildError with its stderr."""
     command = [tool(args[0]), *args[1:]]
-    old = os.umask(0o022)
-    try:
-        done = subprocess.run(
-            command,
-            stdin=stdin,
-            input=input_bytes,
-            capture_output=True,
-            cwd=cwd,
-            env=tool_env(epoch, env),
-        )
-    finally:
-        os.umask(old)
+    done = subprocess.run(
+        command,
+        stdin=stdin,
+        input=input_bytes,
+        capture_output=True,
+        cwd=cwd,
+        env=tool_env(epoch, env),
+        umask=0o022,  # in the child only: the build's threads share the parent's umask
+    )
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).decode(errors="replace").strip()[-800:]
         raise BuildError(f"{args[0]} failed (exit {done.returncode}): {detail}")

@@ -39,7 +39,7 @@ from .families import (
 from .keys import InputKeys, tool_versions
 
 BOOT_FAMILIES = (rootfs.KERNEL_PART, rootfs.INIT_PART)
-MEDIA_VERSION = "3"  # bump when a stage or format writes other bytes from the same inputs
+MEDIA_VERSION = "5"  # bump when a stage or format writes other bytes from the same inputs
 
 
 def ucode_copy(store: Store, kernel: Kernel, spec_name: str) -> Path | None:
