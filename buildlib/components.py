@@ -10,12 +10,15 @@ owners, so the same .deb files and recipe give the same digest anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import stat
 import tarfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,18 +26,19 @@ from typing import Any
 
 import yaml
 
-from . import elfdeps
+from . import elfdeps, kmodules
 from .errors import ArchiveDrift, BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
 from .refs import ImageRef
+from .transport import Event, EventKind, Listener, ignore
 
 RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
 BUILDER_VERSION = "2"  # 2: the packages label names each .deb's sha256
-_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config"}
+_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config", "modules"}
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,12 @@ class Recipe:
     busybox_links: bool = False
     files: tuple[RecipeFile, ...] = ()
     config: dict[str, Any] = field(default_factory=dict, hash=False)
+    modules: tuple[str, ...] = (kmodules.ALL,)  # the kernel layout's modules to keep (see kmodules)
 
     @property
     def key(self) -> str:
         """The recipe's content key; it is the image's tag."""
-        return xxh_tree(self.folder)[:16]
+        return _folder_key(self.folder)
 
     @property
     def ref(self) -> ImageRef:
@@ -123,7 +128,40 @@ def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
         busybox_links=bool(raw.get("busybox-links", False)),
         files=files,
         config=dict(raw.get("config") or {}),
+        modules=_modules_field(raw.get("modules", kmodules.ALL), recipe_file),
     )
+
+
+def _modules_field(value: Any, recipe_file: Path) -> tuple[str, ...]:
+    """`modules: all` (the default) or a list of module names and globs."""
+    if value == kmodules.ALL:
+        return (kmodules.ALL,)
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ComponentError(f"{recipe_file}: modules: give `all` or a list of module names or globs, e.g. [virtio*]")
+    return tuple(value)
+
+
+_FOLDER_KEYS: dict[Path, tuple[tuple[tuple[str, int, int, int, int], ...], str]] = {}
+
+
+def _folder_key(folder: Path) -> str:
+    """xxh_tree of a component folder, hashed again only when one of its files changes: a build asks
+    for each recipe's key dozens of times."""
+    signature = _folder_signature(folder)
+    known = _FOLDER_KEYS.get(folder)
+    if known is None or known[0] != signature:
+        known = (signature, xxh_tree(folder)[:16])
+        _FOLDER_KEYS[folder] = known
+    return known[1]
+
+
+def _folder_signature(folder: Path) -> tuple[tuple[str, int, int, int, int], ...]:
+    entries = []
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(top, name))
+            entries.append((os.path.join(top, name), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(sorted(entries))
 
 
 class PkgResolver:
@@ -253,17 +291,21 @@ def _depends(meta: str) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
 
 
-def fetch_package(store: Store, package: Package) -> Path:
+def fetch_package(store: Store, package: Package, listener: Listener = ignore) -> Path:
     """The .deb file in the cache, downloaded (`apt-get download NAME=VERSION`) and checked against its
-    pinned SHA256 when missing; _Unavailable when the archive cannot give those bytes."""
+    pinned SHA256 when missing; _Unavailable when the archive cannot give those bytes. `listener` hears
+    the download's start, the bytes so far and its end, as it hears a pull's."""
     import sh
 
     target = store.root / "debs" / package.filename
     if target.is_file() and sha256_file(target) == "sha256:" + package.sha256:
         return target
     with store.tempdir(f"deb-{package.name}-") as workdir:
+        started = time.monotonic()
+        listener(Event(EventKind.START, package.filename))
         try:
-            sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
+            with _reporting_size(workdir, package.filename, listener):
+                sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
         except sh.ErrorReturnCode as exc:
             raise _Unavailable(package, "no longer serves") from exc
         downloaded = workdir / package.filename
@@ -273,8 +315,35 @@ def fetch_package(store: Store, package: Package) -> Path:
         if actual != package.sha256:
             raise _Unavailable(package, f"serves other bytes (sha256 {actual[:16]}) for")
         target.parent.mkdir(parents=True, exist_ok=True)
+        size = downloaded.stat().st_size
         downloaded.replace(target)
+    listener(Event(EventKind.DONE, package.filename, size, seconds=time.monotonic() - started))
     return target
+
+
+@contextlib.contextmanager
+def _reporting_size(folder: Path, name: str, listener: Listener) -> Iterator[None]:
+    """While the block runs, tell `listener` every quarter second how many bytes `folder` holds."""
+    if listener is ignore:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.25):
+            try:
+                landed = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+            except OSError:  # apt renamed a file between the listing and the stat
+                continue
+            listener(Event(EventKind.PROGRESS, name, landed))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 class _Unavailable(Exception):
@@ -287,12 +356,13 @@ class _Unavailable(Exception):
 
 
 # image assembly -----------------------------------------------------------------------------
-def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
-    """Build the component image into the store under `recipe.ref`; return its manifest digest."""
+def build(store: Store, recipe: Recipe, packages: list[Package], listener: Listener = ignore) -> str:
+    """Build the component image into the store under `recipe.ref`; return its manifest digest.
+    `listener` hears the .deb downloads."""
     import sh
 
     try:
-        debs = [fetch_package(store, package) for package in packages]
+        debs = [fetch_package(store, package, listener) for package in packages]
     except _Unavailable as exc:
         imported = _imported_image(store, recipe, packages)
         if imported is not None:
@@ -314,7 +384,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
         layout = LAYOUTS.get(recipe.layout)
         if layout is None:
             raise ComponentError(f"{recipe.folder}: unknown layout {recipe.layout!r}; known: {sorted(LAYOUTS)}")
-        image_root = layout(root, work)
+        image_root = layout(recipe, root, work)
         layer = work / "layer.tar"
         with atomic_writer(layer) as out:
             write_tree_tar(image_root, out)
@@ -391,17 +461,14 @@ def _busybox_links(root: Path) -> None:
         link.symlink_to("/bin/busybox")
 
 
-def _kernel_layout(root: Path, work: Path) -> Path:
-    """LinuxKit's kernel image: /kernel (the bzImage) and /kernel.tar (the modules tree)."""
-    import sh
-
+def _kernel_layout(recipe: Recipe, root: Path, work: Path) -> Path:
+    """LinuxKit's kernel image: /kernel (the bzImage) and /kernel.tar (the modules the recipe keeps)."""
     vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
     modules = sorted((root / "lib" / "modules").glob("*"))
     if len(vmlinuz) != 1 or len(modules) != 1:
         raise BuildError(f"expected one kernel and one modules folder, found {vmlinuz} and {modules}")
     version = modules[0].name
-    busybox = sh.Command("busybox")
-    busybox("depmod", "-b", str(root), version, _preexec_fn=_fixed_umask)
+    kmodules.select(root, version, recipe.modules, str(recipe.folder / RECIPE), preexec=_fixed_umask)
     image = work / "kernel-image"
     (image).mkdir()
     vmlinuz[0].replace(image / "kernel")
@@ -416,11 +483,11 @@ def _kernel_layout(root: Path, work: Path) -> Path:
     return image
 
 
-def _root_layout(root: Path, work: Path) -> Path:
+def _root_layout(recipe: Recipe, root: Path, work: Path) -> Path:
     return root
 
 
-LAYOUTS: dict[str, Callable[[Path, Path], Path]] = {"root": _root_layout, "kernel": _kernel_layout}
+LAYOUTS: dict[str, Callable[[Recipe, Path, Path], Path]] = {"root": _root_layout, "kernel": _kernel_layout}
 
 
 def write_tree_tar(root: Path, out: Any, only: tuple[str, ...] = ()) -> None:

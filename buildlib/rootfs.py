@@ -7,8 +7,10 @@ their whiteout semantics live in `tree`; where containers and volumes go, in `pl
 
 from __future__ import annotations
 
+import errno
 import json
 import posixpath
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +103,36 @@ def part_sources(spec: Spec, part: Part) -> list[str]:
     return [str(path) for path in sources if path.is_file()]
 
 
+def missing_source(item: FileEntry) -> str:
+    """What to say about a `files` entry whose source is not there."""
+    return (
+        f"{item.location}: files: source {item.source} is not a readable file ({_not_a_file(_source_path(item))}) "
+        "(from the folder the build runs in): create it, fix the path, or add `optional: true`"
+    )
+
+
+def file_sources_missing(spec: Spec) -> list[str]:
+    """The problems of `files` entries whose source a build could not read."""
+    return [
+        missing_source(item)
+        for item in spec.files
+        if item.source is not None and not item.optional and not _source_path(item).is_file()
+    ]
+
+
+def file_owners_unknown(spec: Spec) -> list[str]:
+    """The problems of `files` entries owned by a container name the spec does not have."""
+    ids = dict(bundles.context_of(spec).ids)
+    problems = []
+    for item in spec.files:
+        for value in (item.uid, item.gid):
+            try:
+                _file_id(item, value, ids)
+            except BadInput as error:
+                problems.append(str(error))
+    return problems
+
+
 def _uses_metadata(spec: Spec) -> bool:
     return any(item.metadata for item in spec.files)
 
@@ -154,7 +186,7 @@ def init_tree(store: Store, spec: Spec, images: Mapping[str, Image]) -> Tree:
     tree = Tree(INIT_PART)
     for ref in spec.init:
         for layer in images[ref].layers:
-            tree.apply_layer(load_index(store, layer), f"init image {ref}")
+            tree.apply_layer(load_index(store, layer, ref), f"init image {ref}")
     return tree
 
 
@@ -239,14 +271,25 @@ def _file_section_entry(spec: Spec, item: FileEntry, ids: Mapping[str, int]) -> 
         if not source.is_file():
             if item.optional:
                 return None
-            raise BadInput(
-                f"{item.location}: files: source {item.source} is not a readable file "
-                "(from the folder the build runs in): create it, fix the path, or add `optional: true`"
-            )
+            raise BadInput(missing_source(item))
         data = source.read_bytes()
     else:
         data = b""
     return file_entry(path, data, mode=mode, uid=uid, gid=gid)
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a `files` source cannot be read as a file: a device or FIFO would block or never end."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return "it is a symlink loop" if error.errno == errno.ELOOP else "it does not exist"
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"it is {what}"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "it is a device"
+    return "it cannot be read"
 
 
 def _metadata(spec: Spec, kind: str) -> bytes:

@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import components, outputs, sbom, tasks
-from ..outputs.compress import Compression
-from ..spec import load_spec
-from ..tasks.explain import UP_TO_DATE, explain
+from .. import build_stamp
+from ..errors import BadInput, DistrokitError
+from ..lazy import lazy_module
 from .common import (
     Subparsers,
+    apply_layer_limit,
     component_root,
     err_console,
+    layer_limit_flag,
     network_options,
     out_console,
     read_lock,
     store_root,
     transfer_flags,
 )
+from .watch import BuildView
+
+if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
+    from .. import components, outputs, preflight, sbom, tasks
+    from .. import spec as speclib
+    from ..outputs import compress
+    from ..tasks import explain
+    from ..tasks import stamp as tasks_stamp
+else:
+    components, preflight, sbom, tasks, speclib = (
+        lazy_module(f"buildlib.{name}") for name in ("components", "preflight", "sbom", "tasks", "spec")
+    )
+    compress, explain = lazy_module("buildlib.outputs.compress"), lazy_module("buildlib.tasks.explain")
+    outputs = lazy_module("buildlib.outputs")
+    tasks_stamp = lazy_module("buildlib.tasks.stamp")
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -32,7 +52,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         formats=outputs.parse_formats(args.format),
         size=outputs.parse_size(args.size),
         pull=args.pull,
-        compression=Compression.parse(args.compression),
+        compression=compress.Compression.parse(args.compression),
         arch=args.arch,
         network=network_options(args),
         lock=pins,
@@ -41,27 +61,85 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     )
 
 
+def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
+    """What a build depends on besides its files (see build_stamp), from the arguments alone."""
+    return build_stamp.context(
+        {
+            "specs": [str(Path(p).resolve()) for p in args.spec],
+            "name": args.name or Path(args.spec[0]).stem,
+            "dir": str(Path(args.dir).resolve()),
+            "formats": list(outputs.parse_formats(args.format)),
+            "compression": args.compression,
+            "arch": args.arch,
+            "components": str(component_root()),
+            "cwd": os.getcwd(),  # relative `files` sources are read from here
+            "lock": args.lock or "",
+            "locked": args.locked,
+            "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
+        }
+    )
+
+
+def _lock_path(args: argparse.Namespace) -> str:
+    """The lock file the build follows (or would, once it exists): SPEC.lock beside the first spec."""
+    return str(Path(args.lock).resolve()) if args.lock else str(Path(args.spec[0]).resolve().with_suffix(".lock"))
+
+
+def _nothing_to_do(args: argparse.Namespace) -> bool:
+    """A build whose stamp matches: say so without loading doit, the spec parser or the store."""
+    if args.pull or args.explain or args.dry_run:
+        return False
+    name = args.name or Path(args.spec[0]).stem
+    if not build_stamp.is_current(store_root(args), name, _stamp_context(args)):
+        return False
+    if not args.quiet:
+        where = Path(args.dir).resolve()
+        err_console.print(f"built {name}: nothing changed, every task up to date; outputs in {where}")
+    return True
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    apply_layer_limit(args)
+    if _nothing_to_do(args):
+        return 0
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
     name = options.name
     if args.explain:
         _print_explanations(tasks.plan_build(specs, options, component_root()))
     if args.dry_run:
-        spec = load_spec(specs, resolve_pkg=components.PkgResolver())
+        spec = speclib.load_spec(specs, resolve_pkg=components.PkgResolver())
         print(spec.to_yaml(), end="")
         return 0
-    report = tasks.build_spec(
-        specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
-    )
+    stamp = _stamp_context(args) if not (args.pull or args.explain) else None
+    build_stamp.forget(options.cache, name)
+    report, plan = _watched_build(specs, options, args)
     for warning in report.warnings:
         err_console.print(f"warning: {warning}", markup=False)
+    if stamp is not None and not report.warnings:  # a build with warnings says them again next time
+        watched = [*tasks_stamp.watched_paths(plan), _lock_path(args)]
+        with contextlib.suppress(DistrokitError, OSError):  # without a stamp the next build only takes longer
+            build_stamp.write(options.cache, name, stamp, watched)
     if not args.quiet:
         err_console.print(
             f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
             f"outputs in {options.out_dir}"
         )
     return 0
+
+
+def _watched_build(
+    specs: list[Path], options: tasks.BuildOptions, args: argparse.Namespace
+) -> tuple[tasks.BuildReport, tasks.Plan]:
+    """The build with its live view (a terminal), plain lines (a pipe) or nothing (--quiet)."""
+    with BuildView(sys.stderr, quiet=args.quiet) as view:
+        options = dataclasses.replace(options, transfer_listener=view.transfer)
+        # doit's own failure report goes to stderr only with --debug: otherwise the CLI says the error once
+        outstream = sys.stderr if args.debug else None
+        plan = tasks.plan_build(specs, options, component_root())
+        report = tasks.run_plan(plan, tasks.jobs_args(args.jobs), outstream, view.task, args.debug)
+    view.summary()
+    return report, plan
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -71,20 +149,56 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _print_explanations(plan: tasks.Plan) -> None:
+    """A table on a terminal; piped, one `TASK: WILL: REASON` line per reason, task names never cut."""
+    items = [item for item in explain.explain(plan) if item.status != explain.UP_TO_DATE]
+    if not items:
+        print("everything is up to date")
+        return
+    if not out_console.is_terminal:
+        for item in items:
+            for reason in item.reasons:
+                print(f"{item.task}: {item.status}: {reason}")
+        return
     from rich.table import Table
 
     table = Table("task", "will", "why", box=None, show_header=True, header_style="bold")
-    for item in explain(plan):
-        if item.status != UP_TO_DATE:
-            table.add_row(item.task, item.status, "\n".join(item.reasons))
-    if table.row_count:
-        out_console.print(table)
-    else:
-        print("everything is up to date")
+    for item in items:
+        table.add_row(item.task, item.status, "\n".join(item.reasons))
+    out_console.print(table)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """The task graph as DOT on stdout or in FILE; FILE.svg is drawn with graphviz's `dot` when installed."""
+    from ..tasks.graph import to_dot
+
+    text = to_dot(tasks.plan_build([Path(p) for p in args.spec], _build_options(args), component_root()))
+    if args.output is None:
+        print(text, end="")
+        return 0
+    target = Path(args.output)
+    data = text.encode()
+    if target.suffix == ".svg":
+        data = _svg(text)
+    from ..fsutil import write_bytes_atomic
+
+    write_bytes_atomic(target, data)
+    err_console.print(f"wrote the task graph to {target}")
+    return 0
+
+
+def _svg(dot_text: str) -> bytes:
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise BadInput("drawing SVG needs graphviz (`apt-get install graphviz`); or write DOT: -o FILE.dot")
+    return subprocess.run([dot, "-Tsvg"], input=dot_text.encode(), capture_output=True, check=True).stdout
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
+    spec = speclib.load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
+    preflight.check_buildable(spec, outputs.parse_formats(args.format))
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
     err_console.print(f"{', '.join(args.spec)}: valid")
@@ -95,15 +209,31 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
     pins, lock_file = read_lock(None, specs)  # the SBOM describes what a build following the lock holds
     options = tasks.BuildOptions(
-        cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem, lock=pins, lock_file=lock_file
+        cache=store_root(args),
+        out_dir=Path("."),
+        name=Path(specs[0]).stem,
+        formats=(),
+        pull=args.pull,
+        arch=args.arch,
+        network=network_options(args),
+        lock=pins,
+        lock_file=lock_file,
     )
     spec, loaded = tasks.ensure_images(specs, options, component_root())
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
 
 
-def _build_flags(command: argparse.ArgumentParser) -> None:
+def _pull_flags(command: argparse.ArgumentParser) -> None:
+    """What every command that may pull a spec's images takes: the specs, --pull, --arch and the transfer flags."""
     command.add_argument("spec", nargs="+", help="spec files, merged in order")
+    command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
+    command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    transfer_flags(command)
+
+
+def _build_flags(command: argparse.ArgumentParser) -> None:
+    _pull_flags(command)
     command.add_argument("--dir", default=".", help="output folder (default: current folder)")
     command.add_argument("--name", help="output name (default: the first spec's base name)")
     command.add_argument(
@@ -111,12 +241,11 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
         "--format",
         action="append",
         metavar="FORMAT[,FORMAT]",
-        help="output format, repeatable or comma-separated (default kernel+initrd): "
-        + ", ".join(sorted(outputs.FORMATS)),
+        help="output format, repeatable or comma-separated: kernel+initrd (default), tar, docker, tar-kernel-initrd, "
+        "kernel+squashfs, kernel+erofs, kernel+iso, iso-bios, iso-efi, iso-efi-initrd, raw-bios, raw-efi, "
+        "qcow2-bios, qcow2-efi, vhd, dynamic-vhd, vmdk, gcp, aws",
     )
     command.add_argument("--size", default="1024M", help="size of disk formats (raw, qcow2, vhd, vmdk, gcp, aws)")
-    command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
-    command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     command.add_argument(
         "--compression",
         default="zstd",
@@ -127,13 +256,13 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--locked", action="store_true", help="fail when the spec and its lock disagree, instead of building unpinned"
     )
-    transfer_flags(command)
 
 
 def register(sub: Subparsers) -> None:
     build = sub.add_parser("build", help="build a spec into boot media")
     _build_flags(build)
     build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
+    layer_limit_flag(build)
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
     build.set_defaults(func=cmd_build)
@@ -142,10 +271,20 @@ def register(sub: Subparsers) -> None:
     _build_flags(explain_cmd)
     explain_cmd.set_defaults(func=cmd_explain)
 
+    graph = sub.add_parser("graph", help="write the task graph as DOT (SVG with graphviz), what would run marked")
+    _build_flags(graph)
+    graph.add_argument(
+        "-o", "--output", metavar="FILE", help="write here (FILE.svg: drawn by graphviz); default stdout"
+    )
+    graph.set_defaults(func=cmd_graph)
+
     validate = sub.add_parser("validate", help="check specs without building or pulling")
     validate.add_argument("spec", nargs="+")
+    validate.add_argument(
+        "-f", "--format", action="append", help="the output formats to check for, as for build (default kernel+initrd)"
+    )
     validate.set_defaults(func=cmd_validate)
 
     sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")
-    sbom_cmd.add_argument("spec", nargs="+", help="spec files, merged in order")
+    _pull_flags(sbom_cmd)
     sbom_cmd.set_defaults(func=cmd_sbom)

@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import components, images
 from ..errors import BadInput
 from ..fsutil import store_lock
+from ..lazy import lazy_module
 from ..refs import ImageRef
 from ..transport import Event, EventKind
-from .common import Subparsers, err_console, human_size, network_options, store_root, transfer_flags
+from .common import (
+    Subparsers,
+    apply_layer_limit,
+    err_console,
+    human_size,
+    layer_limit_flag,
+    network_options,
+    store_root,
+    transfer_flags,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
+
+    from .. import cache, component_builds, components, images, layers
+else:
+    cache, component_builds, components, images, layers = (
+        lazy_module(f"buildlib.{name}") for name in ("cache", "component_builds", "components", "images", "layers")
+    )
 
 
 class TransferDisplay:
@@ -106,6 +122,7 @@ LOCAL_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    apply_layer_limit(args)
     store = images.Store(store_root(args))
     network = network_options(args)
     if any(text.startswith(LOCAL_TRANSPORTS) for text in args.ref):
@@ -114,21 +131,40 @@ def cmd_pull(args: argparse.Namespace) -> int:
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         for ref in refs:
             with store_lock(store.root):  # a gc never removes the blobs of a pull under way
-                digest = images.pull(store, ref, network=network, arch=args.arch, listener=display)
+                digest = images.pull(
+                    store,
+                    ref,
+                    network=network,
+                    arch=args.arch,
+                    listener=display,
+                    check=partial(layers.index_image, store),
+                )
             display.result(f"{ref.familiar()} {digest}")
     return 0
 
 
 def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
     """`pull oci:DIR[:TAG]`, `oci-archive:FILE` or `docker-archive:FILE` into the store under --name."""
-    if len(args.ref) != 1 or not args.name:
-        raise BadInput("pulling from an oci:, oci-archive: or docker-archive: source takes one source and --name NAME")
-    name = ImageRef.parse(args.name)
+    if len(args.ref) != 1:
+        raise BadInput("pulling from an oci:, oci-archive: or docker-archive: source takes one source at a time")
+    name = ImageRef.parse(args.name or _archive_name(args.ref[0]))
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         with store_lock(store.root):
-            digest = images.copy_into_store(store, args.ref[0], name, arch=args.arch, listener=display)
+            digest = images.copy_into_store(
+                store, args.ref[0], name, arch=args.arch, listener=display, check=partial(layers.index_image, store)
+            )
         display.result(f"{name.familiar()} {digest}")
     return 0
+
+
+def _archive_name(source: str) -> str:
+    """The name an oci-archive: or docker-archive: file holds, as `cache import` takes it."""
+    transport, _, path = source.partition(":")
+    held = cache.archive_kind(Path(path))[1] if transport in ("oci-archive", "docker-archive") else None
+    if not held:
+        kind = "this archive holds no image name" if transport != "oci" else "an oci: layout holds no full name"
+        raise BadInput(f"{source}: {kind}: give one with --name NAME")
+    return held
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -151,8 +187,7 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
             recipe = components.load_recipe(Path(folder))
             dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{recipe.ref.tag}"
             with store_lock(store.root):
-                if store.lookup(recipe.ref) is None:
-                    components.build(store, recipe, components.pinned_packages(store.root, recipe))
+                component_builds.ensure(store, recipe, components.pinned_packages(store.root, recipe))
                 digest = images.push(store, recipe.ref, dest, network=network, listener=display)
             display.result(f"{dest} {digest}")
     return 0
@@ -164,8 +199,8 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
         recipe = components.load_recipe(Path(folder))
         with store_lock(store.root):
             packages = components.pinned_packages(store.root, recipe, refresh=args.update)
-            digest = components.build(store, recipe, packages)
-        err_console.print(f"{recipe.ref.familiar()} {digest}")
+            digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
+        err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
     return 0
 
 
@@ -174,9 +209,14 @@ def register(sub: Subparsers) -> None:
     pull.add_argument(
         "ref", nargs="+", help="registry references, or one oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE"
     )
-    pull.add_argument("--name", help="the name to store a local (oci:, oci-archive:, docker-archive:) image under")
+    pull.add_argument(
+        "--name",
+        help="the name to store a local (oci:, oci-archive:, docker-archive:) image under "
+        "(default for an archive: the name it holds)",
+    )
     pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     transfer_flags(pull)
+    layer_limit_flag(pull)
     pull.set_defaults(func=cmd_pull)
 
     push = sub.add_parser("push", help="push an image from the store to a registry")
@@ -189,6 +229,7 @@ def register(sub: Subparsers) -> None:
     pkg_build = pkg.add_parser("build", help="build component images from Debian packages")
     pkg_build.add_argument("folder", nargs="+")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
+    pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
     pkg_build.set_defaults(func=cmd_pkg_build)
     pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
     pkg_push.add_argument("folder", nargs="+")

@@ -67,7 +67,7 @@ class Format:
     stages: tuple[str, ...] = ()
     disk: bool = False  # takes --size
     uses_cmdline: bool = True  # its own files hold the command line (else only NAME-cmdline does)
-    needs_kernel: bool = True  # kernel+initrd, tar, docker and tar-kernel-initrd write what there is
+    needs_kernel: bool = True  # checked before a build starts (buildlib.preflight); tar, docker write what there is
     doc: str = field(default="", compare=False)
 
     def targets(self, prefix: Path) -> list[Path]:
@@ -149,9 +149,15 @@ def too_small(fmt: str, size: int, needed: int) -> BadInput:
     )
 
 
+def no_kernel_message(format_name: str) -> str:
+    return f"the {format_name} format needs a `kernel` section in the spec: add one, or ask for `-f tar`"
+
+
 def _kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
     from .initrd import join_segments
 
+    if parts.kernel is None:
+        raise BadInput(no_kernel_message("kernel+initrd"))
     (initrd,) = FORMATS["kernel+initrd"].own_targets(prefix)
     join_segments(((parts.ucode,) if parts.ucode else ()) + parts.segments, initrd)
 
@@ -162,7 +168,6 @@ register(
         (KERNEL_SUFFIX, "-initrd.img", CMDLINE_SUFFIX),
         _kernel_initrd,
         uses_cmdline=False,
-        needs_kernel=False,
         doc="the kernel, the initrd (the ucode cpio first when there is one) and the command line",
     )
 )

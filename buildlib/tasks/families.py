@@ -16,20 +16,28 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from doit.exceptions import TaskFailed
-
-from .. import bundles, components, images, layers, outputs, pinning, rootfs, usage
+from .. import component_builds, components, images, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
 from ..lock import Lock, platform_of
 from ..lock import disagreements as lock_disagreements
 from ..outputs.compress import Compression
-from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
+from ..outputs.initrd import (
+    DEFAULT_COMPRESSION,
+    KERNEL_POINTER,
+    kernel_path,
+    segment_path,
+    segment_problem,
+    write_entry,
+    write_segment,
+)
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
-from ..transport import Network
+from ..store_check import check_segments
+from ..transport import Listener, Network, ignore
 from .keys import InputKeys, epoch_key, tool_versions
+from .report import HandledFailure
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class BuildOptions:
     lock: Lock | None = field(default=None, compare=False)  # the spec's pins, when it has a lock file
     lock_file: str = ""  # where `lock` came from, for messages
     locked: bool = False  # fail when the spec and its lock disagree, instead of warning
+    # who hears the bytes of image pulls and .deb downloads (the CLI's live view); never part of a key
+    transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -54,13 +64,13 @@ class ErrorSink:
 
     errors: list[DistrokitError] = field(default_factory=list)
 
-    def guard(self, action: Callable[[], object]) -> Callable[[], TaskFailed | None]:
-        def run() -> TaskFailed | None:
+    def guard(self, action: Callable[[], object]) -> Callable[[], HandledFailure | None]:
+        def run() -> HandledFailure | None:
             try:
                 action()
             except DistrokitError as exc:
                 self.errors.append(exc)
-                return TaskFailed(str(exc))
+                return HandledFailure(str(exc))
             return None
 
         return run
@@ -77,7 +87,9 @@ def pointer_path(store: Store, spec_name: str, part: str) -> Path:
 
 
 def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
-    return tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    segments = tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    check_segments(segments)
+    return segments
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
@@ -94,27 +106,29 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
     return components.folder_for(ref, component_root, resolver)
 
 
-def component_task(store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None) -> dict[str, Any]:
+def component_task(
+    store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None, listener: Listener = ignore
+) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
     locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
-    keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
-        components.build(store, recipe, packages)
+        component_builds.build(store, recipe, packages, listener)
 
-    def in_store() -> bool:
-        """the component image is in the store"""
-        return store.lookup(recipe.ref) is not None
+    def built() -> bool:
+        """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
+        return component_builds.up_to_date(store, recipe, packages)
 
+    # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
         "basename": "component",
         "name": recipe.name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
-        "uptodate": [keys, in_store],
+        "uptodate": [built],
         "verbosity": 0,
     }
 
@@ -127,10 +141,15 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
     pin = pinned_manifest(options, ref) if component is None else None
 
     def fetch() -> None:
+        listener = options.transfer_listener or ignore
         if pin is not None:
-            image = images.ensure_pinned(store, parsed, pin, network=options.network, arch=options.arch)
+            image = images.ensure_pinned(
+                store, parsed, pin, network=options.network, arch=options.arch, listener=listener
+            )
         else:
-            image = images.ensure_image(store, parsed, force_pull=force, network=options.network, arch=options.arch)
+            image = images.ensure_image(
+                store, parsed, force_pull=force, network=options.network, arch=options.arch, listener=listener
+            )
         write_json_atomic(target, image.record())
 
     def in_store() -> bool:
@@ -172,7 +191,7 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
             yield {
                 "name": digest,
                 "doc": f"index layer {digest}",
-                "actions": [sink.guard(partial(layers.ensure_index, store, layer))],
+                "actions": [sink.guard(partial(layers.ensure_index, store, layer, ref))],
                 "targets": [str(index)],
                 "uptodate": [index.is_file],
                 "verbosity": 0,
@@ -197,7 +216,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         inputs = [tool_versions(), compression.version(), fragment, digests, sources_keys, *epoch_key().values()]
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
-        if not segment.is_file():
+        if segment_problem(segment):
             write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
         write_bytes_atomic(target, key.encode())
 
@@ -215,17 +234,21 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
 
 
 def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
-    """The kernel binary out of its image, written once per image digest: an output that reruns for a
-    changed service does not extract and sync it again."""
+    """The kernel binary out of its image, stored once per kernel image and binary in `kernels/` (every
+    spec with that kernel shares it) and named by the spec's `build/<spec>/kernel.ref`, which keeps it
+    from `cache gc`. An output that reruns for a changed service does not extract and sync it again."""
     image = load_images(store, [kernel.image])[kernel.image]
-    folder = store.root / "build" / spec_name
-    target = folder / f"kernel-{xxh_value([image.manifest_digest, kernel.binary])}"
+    key = xxh_value([image.manifest_digest, kernel.binary])
+    target = kernel_path(store.root, key)
     if not target.is_file():
         binary, _ = rootfs.kernel_files(store, kernel, image)
         write_entry(binary, target)
-        for stale in folder.glob("kernel-*"):
-            if stale != target:
-                stale.unlink(missing_ok=True)
+    folder = store.root / "build" / spec_name
+    pointer = folder / KERNEL_POINTER
+    if not pointer.is_file() or pointer.read_text() != key:
+        write_bytes_atomic(pointer, key.encode())
+    for stale in folder.glob("kernel-*"):  # the per-spec copies earlier versions wrote
+        stale.unlink(missing_ok=True)
     return target
 
 
@@ -297,12 +320,13 @@ class Plan:
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
-        bundles.check_volumes(spec)  # a spec error that needs no image: report it before pulling any
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
+        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                self.tasks.append(component_task(self.store, folder, self.sink, options.lock))
+                listener = options.transfer_listener or ignore
+                self.tasks.append(component_task(self.store, folder, self.sink, options.lock, listener))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder).name if folder else None

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import outputs, rootfs
 from ..epoch import build_epoch
-from ..errors import BadInput, BuildError
+from ..errors import BuildError
 from ..fsutil import xxh_value
 from ..images import Store
 from ..outputs.initrd import write_entry
@@ -112,10 +112,6 @@ class Media:
         return InputKeys({**values, **tool_versions()})
 
     def tasks(self) -> list[dict[str, Any]]:
-        if self.spec.kernel is None:
-            kernel_formats = [fmt.name for fmt in self.formats if fmt.needs_kernel]
-            if kernel_formats:
-                raise BadInput(f"{', '.join(kernel_formats)}: these formats need a `kernel` section in the spec")
         needed = stages_for(tuple(stage for fmt in self.formats for stage in fmt.stages))
         shared = outputs.shared_files(self.options.formats) if self.spec.kernel else ()
         if outputs.BOOT_INITRD_SUFFIX in shared:
