@@ -124,11 +124,23 @@ def output_terms(spec: Spec, options: BuildOptions, which: str = "") -> Callable
         kernel = spec.kernel
         return {
             "formats": which or ", ".join(options.formats),
-            "kernel.cmdline": kernel.cmdline if kernel else None,
+            "kernel.cmdline": kernel.cmdline if kernel and _holds_cmdline(which) else None,
             "kernel.image": kernel.image if kernel else None,
         }
 
     return compute
+
+
+def _holds_cmdline(which: str) -> bool:
+    """Whether an output task's files carry the command line (media.Media keys them the same way)."""
+    from ..outputs import FORMATS
+    from ..outputs.stages import STAGES
+
+    if which in FORMATS:
+        return FORMATS[which].uses_cmdline
+    if which.startswith("stage-") and which[len("stage-") :] in STAGES:
+        return STAGES[which[len("stage-") :]].disk
+    return True
 
 
 def image_terms(store: Store, ref: str, options: BuildOptions) -> Callable[[], TermValues]:
