@@ -160,8 +160,12 @@ def _prefix(prefix: Path, request: BootRequest, firmware: Path | None) -> Boot:
             return _root_image(prefix, image, fstype, firmware)
     if not request.squashfs and iso.is_file() and boot_initrd.is_file():
         return _root_image(prefix, iso, "iso9660", firmware)
-    wanted = "squashfs or erofs image" if request.squashfs else "initrd, squashfs, erofs or ISO"
-    raise BadInput(f"nothing to boot at {prefix}: no {wanted} beside {kernel}; run `distrokit build` first")
+    if request.squashfs:
+        raise BadInput(f"nothing to boot at {prefix}: no squashfs or erofs image beside {kernel}; build one first")
+    raise BadInput(
+        f"nothing to boot at {prefix}: {initrd} missing (and no squashfs, erofs or ISO root beside {kernel}); "
+        "run `distrokit build` first"
+    )
 
 
 def _root_image(prefix: Path, image: Path, fstype: str, firmware: Path | None) -> Boot:

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.boot
 UEFI = pytest.mark.skipif(not DEFAULT_FIRMWARE.is_file(), reason="needs OVMF (apt-get install ovmf)")
 
 
-def booted(built: Built, suffix: str, *flags: str, root: str = "tmpfs") -> None:
+def booted(built: Built, suffix: str, *flags: str, root: str = "rootfs") -> None:
+    """An initrd boot keeps its root in the initramfs (rootfs); a root image boots onto an overlay."""
     console = boot_path(built, built.prefix.with_name(built.name + suffix), *flags)
     assert f"media: root is {root}" in console, console[-3000:]
 
