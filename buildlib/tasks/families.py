@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import component_builds, components, images, layers, outputs, pinning, preflight, rootfs, usage
+from .. import component_builds, components, images, kernelimage, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -27,6 +27,7 @@ from ..outputs.initrd import (
     DEFAULT_COMPRESSION,
     KERNEL_POINTER,
     kernel_path,
+    seal_path,
     segment_path,
     segment_problem,
     write_entry,
@@ -38,6 +39,7 @@ from ..store_check import check_segments
 from ..transport import Listener, Network, ignore
 from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
+from .shared import SharedCache
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,18 @@ class BuildOptions:
     lock: Lock | None = field(default=None, compare=False)  # the spec's pins, when it has a lock file
     lock_file: str = ""  # where `lock` came from, for messages
     locked: bool = False  # fail when the spec and its lock disagree, instead of warning
+    shared: SharedCache | None = field(default=None, compare=False)  # --cache-from / --cache-to
+    sbom: bool = True  # False: `--no-sbom`, the SBOM left out of the image
+    decompress_kernel: bool = False
+    # a missing `files` source may be a target of another task (a monorepo's dodo.py): doit orders them
+    sources_from_tasks: bool = False
+
+    def habits(self) -> dict[str, bool]:
+        """The LinuxKit flags that change bytes, as input keys only when set: stores stay warm for the rest."""
+        return {
+            key: True for key, on in (("no-sbom", not self.sbom), ("decompress-kernel", self.decompress_kernel)) if on
+        }
+
     # who hears the bytes of image pulls and .deb downloads (the CLI's live view); never part of a key
     transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
 
@@ -92,6 +106,16 @@ def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
     return segments
 
 
+def _segment_sealed(store: Store, pointer: Path) -> bool:
+    """Whether the segment a part points to has its key file: a store written before segments carried
+    keys rewrites its segments once instead of refusing them (a cheap check: no segment is read)."""
+    try:
+        key = pointer.read_text().strip()
+    except FileNotFoundError:
+        return False
+    return seal_path(segment_path(store.root, key)).is_file()
+
+
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
     loaded = {}
     for ref in refs:
@@ -106,17 +130,29 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
     return components.folder_for(ref, component_root, resolver)
 
 
-def component_task(
-    store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None, listener: Listener = ignore
-) -> dict[str, Any]:
+def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOptions | None = None) -> dict[str, Any]:
     recipe = components.load_recipe(folder)
+    lock = options.lock if options else None
+    shared = options.shared if options else None
+    listener = (options.transfer_listener if options else None) or ignore
     locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
+    if shared is not None and locked is None:
+        shared.fetch_pin(store, recipe)  # the .debs the machine that built it pinned, and no apt query
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
+    arch = options.arch if options else "amd64"
+    task = f"component:{recipe.name}"
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
+        key = xxh_value({**components.recipe_input_key(recipe, packages), **tool_versions()})
+        if shared is not None and shared.fetch_component(store, recipe.ref, key, arch, task):
+            component_builds.record(store, recipe, packages)  # up to date for `pkg build` and the next build
+            return
         component_builds.build(store, recipe, packages, listener)
+        if shared is not None:
+            shared.push_component(store, recipe.ref, key, task)
+            shared.push_pin(store, recipe, task)
 
     def built() -> bool:
         """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
@@ -199,8 +235,8 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
 
 
 # parts and outputs --------------------------------------------------------------------------
-def part_tree(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.Tree:
-    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)))
+def part_tree(store: Store, spec: Spec, part: rootfs.Part, sbom: bool = True) -> rootfs.Tree:
+    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)), sbom=sbom)
 
 
 def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
@@ -208,16 +244,25 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     sources = rootfs.part_sources(spec, part)
     fragment = rootfs.part_fragment(spec, part)
     compression = options.compression
+    shared, task = options.shared, f"part:{options.name}/{part.name}"
+    habits = options.habits() if part.family == rootfs.FILES_PART else {}
 
     def write() -> None:
         loaded = load_images(store, list(part.images))
         digests = [loaded[ref].manifest_digest for ref in part.images]
-        sources_keys = [xxh_file(Path(s)) for s in sources]
-        inputs = [tool_versions(), compression.version(), fragment, digests, sources_keys, *epoch_key().values()]
+        # the spec fragment and the sources as they are now: another task may have written a source since
+        now = [xxh_file(Path(s)) for s in rootfs.part_sources(spec, part)]
+        fragment_now = rootfs.part_fragment(spec, part)
+        inputs = [tool_versions(), compression.version(), fragment_now, digests, now, *epoch_key().values()]
+        if not options.sbom and part.family == rootfs.FILES_PART:
+            inputs.append(options.habits())
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
-        if segment_problem(segment):
-            write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
+        if segment_problem(segment) and not (shared and shared.fetch_segment(store, key, segment, task)):
+            tree = rootfs.part_tree(store, spec, part, loaded, sbom=options.sbom)
+            write_segment(tree.entries(), segment, compression)
+            if shared is not None:
+                shared.push_segment(store, key, segment, task)
         write_bytes_atomic(target, key.encode())
 
     return {
@@ -228,7 +273,10 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key()})],
+        "uptodate": [
+            InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key(), **habits}),
+            partial(_segment_sealed, store, target),
+        ],
         "verbosity": 0,
     }
 
@@ -252,6 +300,14 @@ def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
     return target
 
 
+def decompressed_kernel(binary: Path) -> Path:
+    """The kernel decompressed beside its copy, once per kernel."""
+    target = binary.with_name(binary.name + "-decompressed")
+    if not target.is_file():
+        kernelimage.write_decompressed(binary, target)
+    return target
+
+
 def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: components.PkgResolver) -> list[str]:
     """How the spec and its lock disagree, as warnings (what is not pinned is resolved as without a lock);
     with --locked, a LockMismatch naming every entry instead."""
@@ -265,6 +321,17 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
     if found and options.locked:
         raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + ": run `distrokit lock`")
     return [f"{line} (built unpinned: run `distrokit lock` to pin it)" for line in found]
+
+
+def check_buildable(spec: Spec, options: BuildOptions) -> None:
+    """preflight's checks; with `sources_from_tasks` a missing source is none (doit says if no task writes it)."""
+    if not options.sources_from_tasks:
+        preflight.check_buildable(spec, options.formats)
+        return
+    missing = set(rootfs.file_sources_missing(spec))
+    found = [problem for problem in preflight.problems(spec, options.formats) if problem not in missing]
+    if found:
+        raise preflight.NotBuildable(found)
 
 
 # usage records ------------------------------------------------------------------------------
@@ -321,12 +388,11 @@ class Plan:
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
-        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
+        check_buildable(spec, options)  # what needs no image: reported before any pull
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                listener = options.transfer_listener or ignore
-                self.tasks.append(component_task(self.store, folder, self.sink, options.lock, listener))
+                self.tasks.append(component_task(self.store, folder, self.sink, options))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder).name if folder else None

@@ -29,6 +29,7 @@ from ..tree import merged_image_tree
 from .families import (
     BuildOptions,
     ErrorSink,
+    decompressed_kernel,
     kernel_copy,
     load_images,
     part_tree,
@@ -83,6 +84,8 @@ class Media:
         `segments`, only the kernel side (for the task writing NAME-kernel and NAME-cmdline)."""
         kernel = self.spec.kernel
         kernel_path = kernel_copy(self.store, kernel, self.options.name) if kernel else None
+        if kernel_path is not None and self.options.decompress_kernel:
+            kernel_path = decompressed_kernel(kernel_path)
         ucode = ucode_copy(self.store, kernel, self.options.name) if kernel else None
         pointers = self.pointers if segments else []
         boot_pointers = self.boot_pointers if segments else []
@@ -94,7 +97,7 @@ class Media:
             kernel_path,
             self.cmdline,
             read_segments(store, pointers),
-            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
+            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, self.options.sbom)),
             ucode=ucode,
             boot_segments=read_segments(store, boot_pointers),
             size=self.options.size,
@@ -109,7 +112,7 @@ class Media:
             values["cmdline"] = self.cmdline
         if disk:
             values["size"] = self.options.size
-        return InputKeys({**values, **tool_versions()})
+        return InputKeys({**values, **tool_versions(), **self.options.habits()})
 
     def tasks(self) -> list[dict[str, Any]]:
         needed = stages_for(tuple(stage for fmt in self.formats for stage in fmt.stages))
