@@ -99,6 +99,29 @@ def append_file(source: Path, out: IO[bytes]) -> None:
             shutil.copyfileobj(handle, out, CHUNK)
 
 
+def copy_range(handle: IO[bytes], out: IO[bytes], count: int) -> None:
+    """Append the first `count` bytes of an open file to `out` (copy_file_range when it can)."""
+    out.flush()
+    left, position = count, 0
+    try:
+        while left > 0:
+            copied = os.copy_file_range(handle.fileno(), out.fileno(), left, position)
+            if copied == 0:
+                break
+            left -= copied
+            position += copied
+    except OSError:
+        pass
+    if left > 0:
+        handle.seek(position)
+        while left > 0:
+            chunk = handle.read(min(CHUNK, left))
+            if not chunk:
+                raise OSError(f"{handle.name} ends {left} bytes early")
+            out.write(chunk)
+            left -= len(chunk)
+
+
 def copy_file_atomic(source: Path, target: Path, mode: int = 0o644) -> None:
     with atomic_writer(target, mode) as out:
         append_file(source, out)

@@ -12,8 +12,9 @@
 
 Container images get LinuxKit's touches: /dev, /dev/pts, /dev/shm, /etc, /proc and /sys exist, /etc/mtab
 links to /proc/mounts, /etc/hosts and /etc/resolv.conf have fixed contents, and /etc/hostname,
-/dev/console, /.dockerenv and /Dockerfile are left out. Volume images are placed as they are (LinuxKit
-touches those too, which puts /dev and /etc/hosts into a data volume; we do not).
+/dev/console, /.dockerenv and /Dockerfile are left out. A volume's image in lower/ gets the touches
+LinuxKit gives an init image (and a volume's): the same, except that /etc/resolv.conf is a symlink to
+/run/resolvconf/resolv.conf.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ HOSTS = (
     "ff00::0 ip6-mcastprefix\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n"
 )
 RESOLV_CONF = "\n# no resolv.conf configured\n"
+RESOLV_CONF_LINK = "/run/resolvconf/resolv.conf"  # LinuxKit's resolv.conf in init and volume images
 _LEFT_OUT = (".dockerenv", "Dockerfile", "dev/console", "etc/hostname")
 _MOUNTPOINTS = ("dev", "dev/pts", "dev/shm", "etc", "proc", "sys")
 
@@ -117,8 +119,9 @@ def bundle_fragment(spec: Spec, slot: Slot) -> object:
 
 
 # trees --------------------------------------------------------------------------------------
-def container_image_tree(store: Store, image: Image) -> Tree:
-    """The image's merged layers with LinuxKit's touches for a container root."""
+def container_image_tree(store: Store, image: Image, resolv_link: str | None = None) -> Tree:
+    """The image's merged layers with LinuxKit's touches for a container root; with `resolv_link`,
+    /etc/resolv.conf is a symlink there (as LinuxKit makes it in init and volume images)."""
     tree = merged_image_tree(store, image, image.ref)
     tree.apply_layer([Entry(path, WHITEOUT) for path in _LEFT_OUT], image.ref)
     for path in _MOUNTPOINTS:
@@ -127,7 +130,11 @@ def container_image_tree(store: Store, image: Image) -> Tree:
             tree.add(dir_entry(path))
     if tree.get("etc/mtab") is None:
         tree.add(Entry("etc/mtab", SYMLINK, mode=0o777, mtime=build_epoch(), link="/proc/mounts"))
+    if resolv_link is not None:
+        tree.add(Entry("etc/resolv.conf", SYMLINK, mode=0o777, mtime=build_epoch(), link=resolv_link))
     for path, text in (("etc/hosts", HOSTS), ("etc/resolv.conf", RESOLV_CONF)):
+        if path in tree and resolv_link is not None and path == "etc/resolv.conf":
+            continue
         old = tree.get(path)
         keep = old if old is not None and old.kind == FILE else None
         mode, uid, gid = (keep.mode, keep.uid, keep.gid) if keep else (0o644, 0, 0)
@@ -174,7 +181,8 @@ def volume_tree(store: Store, spec: Spec, name: str, images: Mapping[str, Image]
             tree.add(entry)
     elif volume.image is not None:
         image = images[volume.image]
-        tree = merged_image_tree(store, image, image.ref).relocated(lower, f"volume-{name}")
+        touched = container_image_tree(store, image, resolv_link=RESOLV_CONF_LINK)
+        tree = touched.relocated(lower, f"volume-{name}")
     for path in (base, lower, posixpath.join(base, "tmp"), posixpath.join(base, "merged")):
         tree.add(dir_entry(path))
     return tree

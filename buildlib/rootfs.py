@@ -89,7 +89,7 @@ def part_fragment(spec: Spec, part: Part) -> object:
         metadata = spec.to_dict() if _uses_metadata(spec) else None
         return [[item.to_dict() for item in spec.files], sources, ids, metadata, list(spec.init)]
     if part.family == VOLUME_KIND:
-        return ["volume", placement.find_volume(spec, part.subject).to_dict()]
+        return ["volume", placement.find_volume(spec, part.subject).to_dict(), "touched"]
     if part.family == IMAGE_KIND:
         return placement.image_fragment(placement.find_slot(spec, part.subject))
     if part.family == BUNDLE_KIND:

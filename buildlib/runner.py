@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import instance, metadata, virtiofs
+from . import bootmode, instance, metadata, virtiofs
 from .console import Console, attach, serial_args
 from .errors import BadInput, BootError
 
@@ -106,6 +106,7 @@ class RunOptions:
     publish: tuple[Publish, ...] = ()
     disks: tuple[Disk, ...] = ()
     instance: Instance = field(default_factory=Instance)
+    boot: bootmode.BootRequest = field(default_factory=bootmode.BootRequest)
 
 
 @dataclass(frozen=True)
@@ -150,27 +151,8 @@ def _probe_kvm() -> bool:
     return probe.returncode == 0
 
 
-def boot_files(prefix: Path) -> tuple[Path, Path, str]:
-    kernel = prefix.with_name(prefix.name + "-kernel")
-    initrd = prefix.with_name(prefix.name + "-initrd.img")
-    cmdline_file = prefix.with_name(prefix.name + "-cmdline")
-    missing = [str(p) for p in (kernel, initrd) if not p.is_file()]
-    if missing:
-        raise BadInput(f"nothing to boot at {prefix}: {', '.join(missing)} missing; run `distrokit build` first")
-    cmdline = cmdline_file.read_text().strip() if cmdline_file.is_file() else "console=ttyS0"
-    return kernel, initrd, cmdline
-
-
 def qemu_command(options: RunOptions, accel: str) -> list[str]:
-    kernel, initrd, cmdline = boot_files(options.prefix)
-    if "panic=" not in cmdline:
-        cmdline += " panic=1"  # with -no-reboot a panic ends QEMU at once instead of hanging until the timeout
-    if accel == "tcg" and "no_timer_check" not in cmdline:
-        # Under TCG on a busy host the kernel's IO-APIC timer check can miss its ticks and panic
-        # ("IO-APIC + timer doesn't work!"): the timer works, the emulation is only slow.
-        cmdline += " no_timer_check"
-    if options.extra_cmdline:
-        cmdline += " " + options.extra_cmdline
+    boot = bootmode.resolve(options.prefix, options.boot)
     return [
         options.instance.qemu or QEMU,
         "-accel",
@@ -182,15 +164,10 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
         "-display",
         "none",
         "-no-reboot",
-        "-kernel",
-        str(kernel),
-        "-initrd",
-        str(initrd),
-        "-append",
-        cmdline.strip(),
+        *boot.qemu_args(options.extra_cmdline, tcg=accel == "tcg"),
         *network_args(options),
         *RNG_ARGS,
-        *disk_args(options.disks),
+        *disk_args(options.disks, first=boot.drives),
         *instance_args(options.instance, options.mem),
         *options.qemu_args,
     ]
@@ -212,9 +189,10 @@ def network_args(options: RunOptions) -> list[str]:
     return ["-netdev", netdev, "-device", "virtio-net-pci,netdev=net0"]
 
 
-def disk_args(disks: tuple[Disk, ...]) -> list[str]:
+def disk_args(disks: tuple[Disk, ...], first: int = 0) -> list[str]:
+    """The user's disks, after the `first` drives the boot itself attaches."""
     args = []
-    for index, disk in enumerate(disks):
+    for index, disk in enumerate(disks, start=first):
         args += ["-drive", f"file={disk.path},format={disk.format},if=virtio,index={index},media=disk"]
     return args
 

@@ -17,6 +17,7 @@ import pytest
 from registry import Registry, running_registry
 
 from buildlib import tasks
+from buildlib.images import Store
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
@@ -74,6 +75,42 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory, debs_dir: Path) -> Pa
 def minimal_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
     """specs/minimal.yml built once, into the shared store."""
     return build(SPECS / "minimal.yml", shared_cache, tmp_path_factory.mktemp("out"))
+
+
+# Every output format, in one build of tests/specs/media.yml: formats whose files share a name
+# (tar/docker NAME.tar, kernel+iso/iso-bios NAME.iso, vhd/dynamic-vhd NAME.vhd) go to a second name
+# in the same doit run, which reuses every part.
+MEDIA_SPEC = REPO / "tests" / "specs" / "media.yml"
+MEDIA_ALTERNATES = ("iso-bios", "docker", "dynamic-vhd")
+MEDIA_SIZE = 128 << 20  # small disks keep the suite quick; the default 1024M is tested apart
+
+
+def media_formats() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from buildlib.outputs import FORMATS
+
+    return tuple(n for n in sorted(FORMATS) if n not in MEDIA_ALTERNATES), MEDIA_ALTERNATES
+
+
+def build_media(cache: Path, out_dir: Path) -> tuple[Built, Built]:
+    from buildlib.spec import load_spec
+
+    main, alternates = media_formats()
+    plan = tasks.Plan(Store(cache))
+    spec = load_spec([MEDIA_SPEC], resolve_pkg=plan.resolver)
+    built = []
+    for name, formats in (("media", main), ("media-alt", alternates)):
+        options = tasks.BuildOptions(cache=cache, out_dir=out_dir, name=name, formats=formats, size=MEDIA_SIZE)
+        plan.add_spec(spec, options, COMPONENTS)
+        built.append((options.name, formats))
+    report = tasks.run_plan(plan, ["-n", "2", "-P", "thread"], io.StringIO())
+    one, two = (Built(cache, out_dir, name, report) for name, _ in built)
+    return one, two
+
+
+@pytest.fixture(scope="session")
+def media_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
+    """Every output format of tests/specs/media.yml, built once into the shared store."""
+    return build_media(shared_cache, tmp_path_factory.mktemp("media"))
 
 
 @pytest.fixture(scope="session")

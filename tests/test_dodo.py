@@ -50,9 +50,13 @@ def test_list_clean_and_forget(minimal_build, tmp_path: Path, capsys) -> None:
     with contextlib.chdir(root):  # doit runs there, and a state id names the spec relative to the build's folder
         state = tasks.spec_state_id("doitspec", [str(root.resolve() / "specs" / "doitspec.yml")], cache)
     parts = [f"part:{state}/{name}" for name in ("kernel", "init", "files")]
-    assert f"forgetting output:{state}" in doit(root, cache, "forget", f"output:{state}", *parts)
+    listed_all = doit(root, cache, "list", "--all", "--quiet").split()
+    outputs = [task for task in listed_all if task.startswith(f"output:{state}/")]  # stages, boot files, format
+    assert f"output:{state}/kernel+initrd" in outputs
+    assert f"forgetting output:{state}/kernel+initrd" in doit(root, cache, "forget", *outputs, *parts)
     spec = str(root / "specs" / "doitspec.yml")
     with contextlib.chdir(root):  # where doit ran: the same spec from the same folder is the same state
         assert cli.main(["--cache", str(cache), "explain", spec, "--dir", str(root / "out")]) == 0
     explained = capsys.readouterr().out
-    assert "output:doitspec: run: no record of its last build" in explained and "never built" not in explained
+    assert "output:doitspec/kernel+initrd: run: no record of its last build" in explained
+    assert "never built" not in explained

@@ -31,9 +31,12 @@ def distrokit(cache: Path, *args: str, **kwargs: object) -> subprocess.Completed
 
 
 def boot(built: Built, *args: str) -> str:
-    done = distrokit(
-        built.cache, "run", str(built.prefix), "--timeout", str(BOOT_TIMEOUT), *args, timeout=BOOT_TIMEOUT + 30
-    )
+    return boot_path(built, built.prefix, *args)
+
+
+def boot_path(built: Built, path: Path, *args: str) -> str:
+    """`distrokit run PATH` (an output prefix or a media file) to a clean power-off; the console."""
+    done = distrokit(built.cache, "run", str(path), "--timeout", str(BOOT_TIMEOUT), *args, timeout=BOOT_TIMEOUT + 30)
     assert done.returncode == 0, f"distrokit run failed: {done.stderr}\n{done.stdout[-3000:]}"
     assert "guest powered off" in done.stderr
     return done.stdout
@@ -144,7 +147,6 @@ def test_a_state_folder_keeps_its_disk_across_runs(shared_cache: Path, tmp_path:
     assert done.returncode == 0, done.stderr
     in_order(done.stdout, "format: /dev/vda has a partition table", "persist: found written-on-first-boot")
     in_order((state / "console.log").read_text(errors="replace"), "persist: wrote", "persist: found")
-
 
 
 @pytest.mark.boot

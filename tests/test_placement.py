@@ -136,7 +136,15 @@ def test_bundles_volumes_and_files_are_placed_as_linuxkit_places_them(many: tupl
         "containers/volumes/data/tmp": Item(D, 0o755),
         "containers/volumes/data/merged": Item(D, 0o755),
         "containers/volumes/seed/lower/bin/busybox": Item(F, 0o755),
-        "containers/volumes/seed/lower/etc/hostname": Item(F, 0o644),
+        # a volume's image gets the touches LinuxKit gives init and volume images
+        "containers/volumes/seed/lower/etc/hosts": Item(F, 0o644),
+        "containers/volumes/seed/lower/etc/resolv.conf": Item(L, 0o777, link="/run/resolvconf/resolv.conf"),
+        "containers/volumes/seed/lower/etc/mtab": Item(L, 0o777, link="/proc/mounts"),
+        "containers/volumes/seed/lower/dev": Item(D, 0o755),
+        "containers/volumes/seed/lower/dev/pts": Item(D, 0o755),
+        "containers/volumes/seed/lower/dev/shm": Item(D, 0o755),
+        "containers/volumes/seed/lower/proc": Item(D, 0o755),
+        "containers/volumes/seed/lower/sys": Item(D, 0o755),
         "etc": Item(D, 0o755),
         "etc/app": Item(D, 0o750, WEB, WEB),
         "etc/app/app.conf": Item(F, 0o640, WEB, WEB),
@@ -150,6 +158,7 @@ def test_bundles_volumes_and_files_are_placed_as_linuxkit_places_them(many: tupl
     }
     assert {path: items.get(path) for path in expected} == expected
     absent = [f"{first}/lower/etc/hostname", f"{second}/lower", f"{second}/tmp", "etc/missing", "boot"]
+    absent += ["containers/volumes/seed/lower/etc/hostname", "containers/volumes/data/lower/etc"]
     assert [path for path in absent if path in items] == []
     assert [
         p for p in items if p.startswith(f"{second}/rootfs/") or p.startswith("containers/services/web/rootfs/")

@@ -9,7 +9,7 @@ from conftest import Built, build
 
 def test_first_build_runs_every_step(minimal_build: Built) -> None:
     ran = set(minimal_build.report.executed) | set(minimal_build.report.up_to_date)
-    assert {"part:minimal/kernel", "part:minimal/init", "part:minimal/files", "output:minimal"} <= ran
+    assert {"part:minimal/kernel", "part:minimal/init", "part:minimal/files", "output:minimal/kernel+initrd"} <= ran
     assert any(name.startswith("image:") for name in ran)
     assert {"component:kernel", "component:init"} <= ran
     for suffix in ("-kernel", "-initrd.img", "-cmdline"):
@@ -19,7 +19,7 @@ def test_first_build_runs_every_step(minimal_build: Built) -> None:
 def test_nothing_changed_runs_no_action(minimal_build: Built) -> None:
     again = build(Path(__file__).parents[1] / "specs" / "minimal.yml", minimal_build.cache, minimal_build.out_dir)
     assert again.report.executed == ()
-    assert "output:minimal" in again.report.up_to_date
+    assert {"output:minimal/kernel+initrd", "output:minimal/boot"} <= set(again.report.up_to_date)
 
 
 def test_files_change_reruns_only_files_part_and_output(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_files_change_reruns_only_files_part_and_output(minimal_build: Built, sp
     build(spec_copy, minimal_build.cache, out, name="edited")
     spec_copy.write_text(spec_copy.read_text().replace('echo "== uname -a"', 'echo "== kernel"'))
     rebuilt = build(spec_copy, minimal_build.cache, out, name="edited")
-    assert set(rebuilt.report.executed) == {"part:edited/files", "output:edited"}
+    assert set(rebuilt.report.executed) == {"part:edited/files", "output:edited/kernel+initrd"}
 
 
 def test_cmdline_change_reruns_only_output(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_cmdline_change_reruns_only_output(minimal_build: Built, spec_copy: Path
     extracted = kernel_copy.stat().st_mtime_ns
     spec_copy.write_text(spec_copy.read_text().replace("console=ttyS0 quiet", "console=ttyS0"))
     rebuilt = build(spec_copy, minimal_build.cache, out, name="cmdline")
-    assert set(rebuilt.report.executed) == {"output:cmdline"}
+    assert set(rebuilt.report.executed) == {"output:cmdline/boot"}  # the initrd does not hold the cmdline
     assert kernel_copy.stat().st_mtime_ns == extracted  # the same kernel image is not extracted again
     assert (out / "cmdline-cmdline").read_text() == "console=ttyS0"
 
@@ -48,7 +48,7 @@ def test_deleted_output_is_written_again(minimal_build: Built, spec_copy: Path, 
     build(spec_copy, minimal_build.cache, out, name="gone")
     (out / "gone-initrd.img").unlink()
     rebuilt = build(spec_copy, minimal_build.cache, out, name="gone")
-    assert rebuilt.report.executed == ("output:gone",)
+    assert rebuilt.report.executed == ("output:gone/kernel+initrd",)
     assert (out / "gone-initrd.img").is_file()
 
 

@@ -36,7 +36,7 @@ def test_changed_inputs_are_named_with_old_and_new_keys(minimal_build: Built, sp
     assert len(reasons) == 2 and reasons[1].startswith("key 'spec' changed: ")
     old, new = reasons[1].split(": ", 1)[1].split(" -> ")
     assert old != new
-    assert result["output:why"] == (
+    assert result["output:why/boot"] == (
         RUN,
         (
             "kernel.cmdline: console=ttyS0 quiet -> console=ttyS0",
@@ -51,11 +51,11 @@ def test_missing_output_and_upstream_are_explained(minimal_build: Built, spec_co
     built = build(spec_copy, minimal_build.cache, out, name="gone")
     (out / "gone-kernel").unlink()
     result = explained(spec_copy, minimal_build.cache, out, "gone")
-    assert result["output:gone"] == (RUN, (f"missing output: {out / 'gone-kernel'}",))
+    assert result["output:gone/boot"] == (RUN, (f"missing output: {out / 'gone-kernel'}",))
     (built.state_dir / "init.segment").unlink()
     result = explained(spec_copy, minimal_build.cache, out, "gone")
     assert result["part:gone/init"][0] == RUN
-    assert result["output:gone"][0] in (RUN, AFTER_UPSTREAM)
+    assert result["output:gone/kernel+initrd"][0] in (RUN, AFTER_UPSTREAM)
 
 
 def test_never_built_spec(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from .common import (
 from .watch import BuildView
 
 if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
-    from .. import components, preflight, sbom, tasks
+    from .. import components, outputs, preflight, sbom, tasks
     from .. import spec as speclib
     from ..outputs import compress
     from ..tasks import explain
@@ -41,6 +41,7 @@ else:
         lazy_module(f"buildlib.{name}") for name in ("components", "preflight", "sbom", "tasks", "spec")
     )
     compress, explain = lazy_module("buildlib.outputs.compress"), lazy_module("buildlib.tasks.explain")
+    outputs = lazy_module("buildlib.outputs")
     tasks_stamp = lazy_module("buildlib.tasks.stamp")
     shared_cache = lazy_module("buildlib.tasks.shared")
 
@@ -52,7 +53,8 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
         name=args.name or Path(args.spec[0]).stem,
-        formats=tuple(args.format or ["kernel+initrd"]),
+        formats=outputs.parse_formats(args.format),
+        size=outputs.parse_size(args.size),
         pull=args.pull,
         compression=compress.Compression.parse(args.compression),
         arch=args.arch,
@@ -73,7 +75,7 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
             "specs": [str(Path(p).resolve()) for p in args.spec],
             "name": args.name or Path(args.spec[0]).stem,
             "dir": str(Path(args.dir).resolve()),
-            "formats": list(args.format or ["kernel+initrd"]),
+            "formats": list(outputs.parse_formats(args.format)),
             "compression": args.compression,
             "arch": args.arch,
             "components": str(component_root()),
@@ -262,7 +264,7 @@ def _svg(dot_text: str) -> bytes:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = speclib.load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
-    preflight.check_buildable(spec, tuple(args.format or ["kernel+initrd"]))
+    preflight.check_buildable(spec, outputs.parse_formats(args.format))
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
     if jsonout.wanted(args):
@@ -302,7 +304,16 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
     _pull_flags(command)
     command.add_argument("--dir", default=".", help="output folder (default: current folder)")
     command.add_argument("--name", help="output name (default: the first spec's base name)")
-    command.add_argument("-f", "--format", action="append", help="output format: kernel+initrd (default), tar")
+    command.add_argument(
+        "-f",
+        "--format",
+        action="append",
+        metavar="FORMAT[,FORMAT]",
+        help="output format, repeatable or comma-separated: kernel+initrd (default), tar, docker, tar-kernel-initrd, "
+        "kernel+squashfs, kernel+erofs, kernel+iso, iso-bios, iso-efi, iso-efi-initrd, raw-bios, raw-efi, "
+        "qcow2-bios, qcow2-efi, vhd, dynamic-vhd, vmdk, gcp, aws",
+    )
+    command.add_argument("--size", default="1024M", help="size of disk formats (raw, qcow2, vhd, vmdk, gcp, aws)")
     command.add_argument(
         "--compression",
         default="zstd",

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import instance, metadata, runner, timeline
+from .. import bootmode, instance, metadata, runner, timeline
 from ..console import ESCAPES, Console
 from ..errors import BadInput
 from .common import Subparsers, err_console, print_table
@@ -53,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             qemu=args.qemu,
             virtiofs=tuple(Path(folder) for folder in args.virtiofs or ()),
         ),
+        boot=boot_request(args),
     )
     clock = timeline.ConsoleClock() if args.timeline else None
     if clock is not None:
@@ -92,16 +93,38 @@ def _print_timeline(clock: timeline.ConsoleClock, seconds: float) -> None:
     print_table(("phase", "start s", "took s"), rows, right=("start s", "took s"))
 
 
+PREFIX_FILES = ("-kernel", "-initrd.img", "-cmdline", "-boot-initrd.img")  # media files boot as they are
+
+
 def output_prefix(path: Path) -> Path:
     """The output prefix a path names: `out/hello` as given, or `out/hello` for a file of it such as
-    `out/hello-kernel` or `out/hello-initrd.img` (what a shell completes)."""
-    from ..outputs import FORMATS
-
-    for fmt in FORMATS.values():
-        for suffix in fmt.suffixes:
-            if path.name.endswith(suffix) and path.is_file() and len(path.name) > len(suffix):
-                return path.with_name(path.name[: -len(suffix)])
+    `out/hello-kernel` or `out/hello-initrd.img` (what a shell completes). A boot medium (an ISO, a
+    disk, a squashfs) is kept: bootmode boots it as what it is."""
+    for suffix in PREFIX_FILES:
+        if path.name.endswith(suffix) and path.is_file() and len(path.name) > len(suffix):
+            return path.with_name(path.name[: -len(suffix)])
     return path
+
+
+def boot_request(args: argparse.Namespace) -> bootmode.BootRequest:
+    return bootmode.BootRequest(
+        iso=args.iso,
+        kernel=args.kernel,
+        squashfs=args.squashfs,
+        uefi=args.uefi,
+        firmware=Path(args.fw) if args.fw else None,
+    )
+
+
+def boot_flags(run: argparse.ArgumentParser) -> None:
+    """The boot mode: the artefact decides (as `linuxkit run qemu`); these flags force it."""
+    run.add_argument("--iso", action="store_true", help="boot PATH (or PATH.iso) as an ISO")
+    run.add_argument("--kernel", action="store_true", help="boot PATH-kernel with PATH-initrd.img")
+    run.add_argument(
+        "--squashfs", action="store_true", help="boot PATH-kernel with PATH-squashfs.img (or -erofs.img) as root"
+    )
+    run.add_argument("--uefi", action="store_true", help="boot through UEFI firmware (OVMF) instead of BIOS")
+    run.add_argument("--fw", metavar="PATH", help="UEFI firmware to boot with (implies --uefi; default OVMF's)")
 
 
 def _console_mode(detached: bool) -> Console:
@@ -120,15 +143,17 @@ def _show(chunk: bytes) -> None:
 def register(sub: Subparsers) -> None:
     run = sub.add_parser(
         "run",
-        help="boot kernel+initrd in QEMU with the console here",
+        help="boot an output in QEMU with the console here",
         description="Boot an output in QEMU. On a terminal the console is a serial line: every key, "
         f"Ctrl-C too, goes to the guest; {ESCAPES}.",
     )
     run.add_argument(
         "path",
         nargs="?",
-        help="output prefix (out/minimal) or one of its files (out/minimal-kernel); with --state, the last one run",
+        help="output prefix (out/minimal), one of its files (out/minimal-kernel), or a .iso, .img, .raw, .qcow2, "
+        ".vhd or .vmdk file; with --state, the last one run",
     )
+    boot_flags(run)
     run.add_argument("--mem", default="512M", help="guest memory, with a unit: 512M, 2G (default 512M)")
     run.add_argument("--cpus", type=int, default=1, help="virtual CPUs (default 1)")
     run.add_argument(

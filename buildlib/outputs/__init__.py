@@ -1,13 +1,29 @@
-"""Output formats: each a deterministic writer from the built parts to files in the output folder."""
+"""Output formats: a registry of deterministic writers from the built parts to files in the output folder.
+
+Every format is LinuxKit's, with LinuxKit's file names. A format names the suffixes it writes after the
+output prefix, the stages it is made from (intermediates in `stages`: the joined initrd, the merged
+root as a tar, a BIOS or an EFI disk) and whether it takes `--size`. `-kernel` and `-cmdline` are the
+same bytes whichever format asks for them, so several formats may share them; any other file name two
+formats would both write is a clash, refused before anything is built.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput
 from ..tree import Tree
+
+DEFAULT_FORMAT = "kernel+initrd"
+DEFAULT_DISK_SIZE = 1024 << 20  # LinuxKit's default --size, 1024M
+KERNEL_SUFFIX = "-kernel"
+CMDLINE_SUFFIX = "-cmdline"
+BOOT_INITRD_SUFFIX = "-boot-initrd.img"  # the initrd that mounts a squashfs, erofs or ISO root
+SHARED_SUFFIXES = (KERNEL_SUFFIX, CMDLINE_SUFFIX, BOOT_INITRD_SUFFIX)
+MiB = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -15,12 +31,32 @@ class BuiltParts:
     """What every output format starts from: the kernel, its command line and the root's segments.
 
     `root`, when given, computes the merged root tree from the same parts (entries stream their data
-    from the store); formats that write a file system rather than an initrd call it."""
+    from the store). `boot_segments` are the kernel-module and init segments alone (the initrd that
+    mounts a squashfs, erofs or ISO root). `stage_dir` holds the stages a format reads; `key` is a
+    content key of everything the outputs are made of, from which ids (FAT serials, GUIDs) derive."""
 
     kernel: Path | None
     cmdline: str
     segments: tuple[Path, ...]
     root: Callable[[], Tree] | None = None
+    ucode: Path | None = None
+    boot_segments: tuple[Path, ...] = ()
+    size: int = DEFAULT_DISK_SIZE
+    epoch: int = 0
+    key: str = ""
+    stage_dir: Path | None = None
+
+    def stage(self, name: str) -> Path:
+        from .stages import stage_path
+
+        if self.stage_dir is None:
+            raise BadInput(f"this build has no stage folder for {name!r}")
+        return stage_path(self.stage_dir, name)
+
+    def need_kernel(self, fmt: str) -> Path:
+        if self.kernel is None:
+            raise BadInput(f"the {fmt} format needs a `kernel` section in the spec")
+        return self.kernel
 
 
 @dataclass(frozen=True)
@@ -28,10 +64,22 @@ class Format:
     name: str
     suffixes: tuple[str, ...]
     write: Callable[[BuiltParts, Path], None]
-    needs_kernel: bool = False  # checked before a build starts (see buildlib.preflight)
+    stages: tuple[str, ...] = ()
+    disk: bool = False  # takes --size
+    uses_cmdline: bool = True  # its own files hold the command line (else only NAME-cmdline does)
+    needs_kernel: bool = True  # checked before a build starts (buildlib.preflight); tar, docker write what there is
+    doc: str = field(default="", compare=False)
 
     def targets(self, prefix: Path) -> list[Path]:
         return [prefix.with_name(prefix.name + suffix) for suffix in self.suffixes]
+
+    def own_targets(self, prefix: Path) -> list[Path]:
+        """The files only this format writes (-kernel and -cmdline are written once for all)."""
+        return [prefix.with_name(prefix.name + s) for s in self.suffixes if s not in SHARED_SUFFIXES]
+
+    @property
+    def shared(self) -> tuple[str, ...]:
+        return tuple(suffix for suffix in self.suffixes if suffix in SHARED_SUFFIXES)
 
 
 FORMATS: dict[str, Format] = {}
@@ -49,23 +97,104 @@ def get_format(name: str) -> Format:
         raise BadInput(f"unknown output format {name!r}; known formats: {', '.join(sorted(FORMATS))}") from None
 
 
+def parse_formats(values: Iterable[str] | None) -> tuple[str, ...]:
+    """`-f` values, each one or several comma-separated names, in order, each once; clashes refused."""
+    names: list[str] = []
+    for value in values or ():
+        for name in (part.strip() for part in value.split(",")):
+            if not name:
+                raise BadInput(f"-f {value!r}: an empty format name; give e.g. -f kernel+initrd,iso-bios")
+            get_format(name)
+            if name not in names:
+                names.append(name)
+    if not names:
+        names = [DEFAULT_FORMAT]
+    check_clashes(names)
+    return tuple(names)
+
+
+def check_clashes(names: Sequence[str]) -> None:
+    written: dict[str, str] = {}
+    for name in names:
+        for suffix in get_format(name).suffixes:
+            if suffix in SHARED_SUFFIXES:
+                continue
+            other = written.setdefault(suffix, name)
+            if other != name:
+                raise BadInput(
+                    f"formats {other} and {name} both write NAME{suffix}: ask for one of them per build "
+                    "(or build twice with different --name)"
+                )
+
+
+_SIZE = re.compile(r"(\d+)([KMG]?)B?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """`--size` as LinuxKit takes it: a number of bytes with K, M or G (a bare number is MB)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or int(match[1]) == 0:
+        raise BadInput(f"--size {text!r}: give a size such as 1024M or 2G")
+    unit = {"": MiB, "K": 1 << 10, "M": MiB, "G": 1 << 30}[match[2].upper()]
+    size = int(match[1]) * unit
+    if size % MiB:
+        raise BadInput(f"--size {text!r}: give a whole number of megabytes")
+    return size
+
+
+def too_small(fmt: str, size: int, needed: int) -> BadInput:
+    mib = -(-needed // MiB)
+    return BadInput(
+        f"--size {size // MiB}M is too small for {fmt}: it needs at least {mib}M; give --size {mib}M or more"
+    )
+
+
 def no_kernel_message(format_name: str) -> str:
     return f"the {format_name} format needs a `kernel` section in the spec: add one, or ask for `-f tar`"
 
 
 def _kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
-    from ..fsutil import copy_file_atomic, write_bytes_atomic
     from .initrd import join_segments
 
     if parts.kernel is None:
         raise BadInput(no_kernel_message("kernel+initrd"))
-    kernel, initrd, cmdline = FORMATS["kernel+initrd"].targets(prefix)
-    join_segments(parts.segments, initrd)
-    copy_file_atomic(parts.kernel, kernel)
-    write_bytes_atomic(cmdline, parts.cmdline.encode())
+    (initrd,) = FORMATS["kernel+initrd"].own_targets(prefix)
+    join_segments(((parts.ucode,) if parts.ucode else ()) + parts.segments, initrd)
 
 
-register(Format("kernel+initrd", ("-kernel", "-initrd.img", "-cmdline"), _kernel_initrd, needs_kernel=True))
+register(
+    Format(
+        "kernel+initrd",
+        (KERNEL_SUFFIX, "-initrd.img", CMDLINE_SUFFIX),
+        _kernel_initrd,
+        uses_cmdline=False,
+        doc="the kernel, the initrd (the ucode cpio first when there is one) and the command line",
+    )
+)
 
 
-from . import tar as tar  # noqa: E402  (importing it registers the tar format)
+def shared_files(names: Iterable[str]) -> tuple[str, ...]:
+    """The shared suffixes (-kernel, -cmdline, -boot-initrd.img) the given formats write, in order."""
+    wanted = {suffix for name in names for suffix in get_format(name).shared}
+    return tuple(suffix for suffix in SHARED_SUFFIXES if suffix in wanted)
+
+
+def write_shared_files(parts: BuiltParts, prefix: Path, suffixes: Sequence[str]) -> None:
+    """NAME-kernel, NAME-cmdline and NAME-boot-initrd.img: the same bytes for every format that has them."""
+    from ..fsutil import copy_file_atomic, write_bytes_atomic
+
+    kernel = parts.need_kernel("this")
+    for suffix in suffixes:
+        target = prefix.with_name(prefix.name + suffix)
+        if suffix == KERNEL_SUFFIX:
+            copy_file_atomic(kernel, target)
+        elif suffix == CMDLINE_SUFFIX:
+            write_bytes_atomic(target, parts.cmdline.encode())
+        else:
+            copy_file_atomic(parts.stage("boot-initrd"), target)
+
+
+from . import disk as disk  # noqa: E402  (importing the format modules registers them)
+from . import fsimage as fsimage  # noqa: E402
+from . import iso as iso  # noqa: E402
+from . import tar as tar  # noqa: E402

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from ..epoch import build_epoch
-from ..errors import BadInput, BuildError
-from ..fsutil import atomic_writer
+from ..errors import BuildError
+from ..fsutil import atomic_writer, copy_range
 from ..layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from ..tree import Tree, dir_entry, file_entry
 from . import BuiltParts, Format, register
+from .stages import stage_info
 
 _TYPES = {
     FILE: tarfile.REGTYPE,
@@ -65,9 +65,10 @@ def _info(entry: Entry, name: str, kind: str) -> tarfile.TarInfo:
     return info
 
 
-def write_tar(root: Tree, out: IO[bytes]) -> None:
+def write_tar(root: Tree, out: IO[bytes]) -> int:
     """Every entry of `root` once, parents first. Hard-linked names: the first one written carries the
-    data, the others link to it (whatever their order in the layers)."""
+    data, the others link to it (whatever their order in the layers). Returns the size of the body:
+    where the end-of-archive blocks start."""
     written: dict[str, str] = {}  # hard-link group (the target's path) -> name that carries the data
     targets = {entry.link for entry in root.entries() if entry.kind == HARDLINK}
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
@@ -83,6 +84,7 @@ def write_tar(root: Tree, out: IO[bytes]) -> None:
                 _write_file(archive, entry, entry.path)
             else:
                 archive.addfile(_info(entry, entry.path, entry.kind))
+        return archive.offset
 
 
 def _write_file(archive: tarfile.TarFile, entry: Entry, name: str) -> None:
@@ -105,29 +107,97 @@ def _write_linked(archive: tarfile.TarFile, root: Tree, entry: Entry, group: str
     archive.addfile(info)
 
 
-def _with_boot(parts: BuiltParts, root: Tree) -> Tree:
-    """boot/kernel and boot/cmdline, as LinuxKit's tar has them; a path the root already has is kept."""
+BOOT_DIR, BOOT_KERNEL, BOOT_CMDLINE, BOOT_UCODE, DOCKERFILE = (
+    "boot",
+    "boot/kernel",
+    "boot/cmdline",
+    "boot/ucode.cpio",
+    "Dockerfile",
+)
+TAR_PREPENDED = (BOOT_DIR, BOOT_KERNEL, BOOT_CMDLINE, BOOT_UCODE, DOCKERFILE)  # the root stage says which it has
+DOCKERFILE_TEXT = '\nFROM scratch\n\nCOPY . ./\n\nENTRYPOINT ["/bin/rc.init"]\n'
+
+
+def _boot_entries(parts: BuiltParts) -> list[Entry]:
+    """boot/kernel, boot/cmdline and boot/ucode.cpio, as LinuxKit's tar has them."""
     if parts.kernel is None:
-        return root
-    kernel = parts.kernel
-    boot = [
-        dir_entry("boot"),
-        Entry("boot/kernel", FILE, mode=0o644, mtime=build_epoch(), size=kernel.stat().st_size, source=str(kernel)),
-        file_entry("boot/cmdline", parts.cmdline.encode(), mode=0o644),
+        return []
+    entries = [
+        dir_entry(BOOT_DIR, mtime=parts.epoch),
+        _host_file(BOOT_KERNEL, parts.kernel, parts.epoch),
+        file_entry(BOOT_CMDLINE, parts.cmdline.encode(), mode=0o644, mtime=parts.epoch),
     ]
-    for entry in boot:
-        if entry.path not in root:
-            root.add(entry, "boot")
-    return root
+    if parts.ucode is not None:
+        entries.append(_host_file(BOOT_UCODE, parts.ucode, parts.epoch))
+    return entries
+
+
+def _host_file(path: str, source: Path, mtime: int) -> Entry:
+    return Entry(path, FILE, mode=0o644, mtime=mtime, size=source.stat().st_size, source=str(source))
+
+
+def write_root_with(parts: BuiltParts, target: Path, before: list[Entry], after: list[Entry]) -> None:
+    """The root stage's body between entries of our own, as one tar; a path the root has wins."""
+    root_tar = parts.stage("root")
+    info = stage_info(root_tar.parent, "root")
+    has = set(info.get("paths", ()))  # type: ignore[call-overload]
+    body = int(info["body"])  # type: ignore[call-overload]
+    with atomic_writer(target) as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for entry in (e for e in before if e.path not in has):
+            _add(archive, entry)
+        out.flush()
+        with open(root_tar, "rb") as handle:
+            copy_range(handle, out, body)
+        archive.offset += body
+        for entry in (e for e in after if e.path not in has):
+            _add(archive, entry)
+
+
+def _add(archive: tarfile.TarFile, entry: Entry) -> None:
+    if entry.kind == FILE:
+        _write_file(archive, entry, entry.path)
+    else:
+        archive.addfile(_info(entry, entry.path, entry.kind))
 
 
 def _tar(parts: BuiltParts, prefix: Path) -> None:
-    if parts.root is None:
-        raise BadInput("the tar format needs the part trees; this build did not provide them")
     (target,) = TAR.targets(prefix)
-    root = _with_boot(parts, parts.root())
-    with atomic_writer(target) as out:
-        write_tar(root, out)
+    write_root_with(parts, target, _boot_entries(parts), [])
 
 
-TAR = register(Format("tar", (".tar",), _tar))
+def _docker(parts: BuiltParts, prefix: Path) -> None:
+    """NAME.tar for `docker import`: the tar with a Dockerfile, each path once."""
+    (target,) = DOCKER.targets(prefix)
+    dockerfile = file_entry(DOCKERFILE, DOCKERFILE_TEXT.encode(), mode=0o644, mtime=parts.epoch)
+    write_root_with(parts, target, _boot_entries(parts), [dockerfile])
+
+
+def _tar_kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
+    """NAME-initrd.tar: kernel, initrd.img, cmdline and ucode.cpio, as LinuxKit writes it."""
+    (target,) = TAR_KERNEL_INITRD.targets(prefix)
+    entries = [_host_file("kernel", parts.kernel, parts.epoch)] if parts.kernel else []
+    entries.append(_host_file("initrd.img", parts.stage("initrd"), parts.epoch))
+    entries.append(file_entry("cmdline", parts.cmdline.encode(), mode=0o644, mtime=parts.epoch))
+    if parts.ucode is not None:
+        entries.append(_host_file("ucode.cpio", parts.ucode, parts.epoch))
+    with atomic_writer(target) as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for entry in entries:
+            _add(archive, entry)
+
+
+TAR = register(
+    Format("tar", (".tar",), _tar, stages=("root",), needs_kernel=False, doc="the merged root with boot/ as one tar")
+)
+DOCKER = register(
+    Format("docker", (".tar",), _docker, stages=("root",), needs_kernel=False, doc="the tar with a Dockerfile")
+)
+TAR_KERNEL_INITRD = register(
+    Format(
+        "tar-kernel-initrd",
+        ("-initrd.tar",),
+        _tar_kernel_initrd,
+        stages=("initrd",),
+        needs_kernel=False,
+        doc="kernel+initrd in a tar",
+    )
+)

@@ -116,6 +116,12 @@ def distrokit_tasks(
         loaded.append((spec, options))
     # a spec's tasks carry its state id (its name and spec files), not its name alone
     specs_by_name = {spec_state_id(options.name, spec.files_read, store.root): spec for spec, options in loaded}
+    # each spec's output tasks (a stage, the boot files, one a format), before doit takes the dicts over
+    outputs_of: dict[str, list[str]] = {use.state: [] for use in plan.uses}
+    for task in plan.tasks:
+        state = task["name"].split("/", 1)[0]
+        if task["basename"] == "output" and state in outputs_of:
+            outputs_of[state].append(f"output:{task['name']}")
     for task in plan.tasks:
         yield _prefixed(_with_sources(task, specs_by_name), prefix)
     if plan.refs:
@@ -124,7 +130,7 @@ def distrokit_tasks(
     else:
         yield Task(f"{prefix}layer", None)
     for use in plan.uses:
-        yield _prefixed(usage_task(store, use), prefix)
+        yield _prefixed(usage_task(store, use, outputs_of[use.state]), prefix)
 
 
 def output_files(out_dir: str | Path, name: str, formats: Sequence[str] = ("kernel+initrd",)) -> list[str]:
@@ -139,8 +145,9 @@ def generated_sources(spec: Spec) -> list[str]:
     return [path for path in paths if not Path(path).is_dir()]
 
 
-def usage_task(store: Store, use: SpecUse) -> dict[str, Any]:
-    """Write the spec's usage record (the one `distrokit build` writes) when its parts or images changed."""
+def usage_task(store: Store, use: SpecUse, output_tasks: Sequence[str]) -> dict[str, Any]:
+    """Write the spec's usage record (the one `distrokit build` writes) when its parts or images changed,
+    after the spec's `output_tasks` (a stage, the shared boot files and one task a format)."""
     pointers = [str(pointer_path(store, use.state, part)) for part in use.parts]
     records = [str(record_path(store, ref)) for ref in use.refs]
 
@@ -155,7 +162,7 @@ def usage_task(store: Store, use: SpecUse) -> dict[str, Any]:
         "actions": [write],
         "file_dep": pointers + records,
         "targets": [str(usage.usage_path(store.root, use.state))],
-        "task_dep": [f"output:{use.state}"],
+        "task_dep": list(output_tasks),
         "verbosity": 0,
     }
 

@@ -51,6 +51,7 @@ class BuildOptions:
     out_dir: Path
     name: str
     formats: tuple[str, ...] = ("kernel+initrd",)
+    size: int = outputs.DEFAULT_DISK_SIZE  # --size of disk formats, in bytes
     compression: Compression = DEFAULT_COMPRESSION
     pull: bool = False
     arch: str = "amd64"
@@ -359,20 +360,11 @@ def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOption
 def write_outputs(
     store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str, prefix: Path
 ) -> None:
-    """Every format's files at `prefix`, from the segments the parts' pointers name."""
-    kernel = spec.kernel
-    binary = kernel_copy(store, kernel, state) if kernel else None
-    if binary is not None and options.decompress_kernel:
-        binary = decompressed_kernel(binary)
-    built = outputs.BuiltParts(
-        binary,
-        kernel.cmdline if kernel else "",
-        read_segments(store, [pointer_path(store, state, part.name) for part in parts]),
-        root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, options.sbom)),
-    )
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    for fmt in (outputs.get_format(name) for name in options.formats):
-        fmt.write(built, prefix)
+    """Every format's files at `prefix` (stages beside it), from the segments the parts' pointers name:
+    what the audit compares with the outputs a build kept."""
+    from .media import Media  # media builds on the helpers here
+
+    Media(store, spec, parts, options, ErrorSink(), state).write_everything(prefix, prefix.parent / "stages")
 
 
 def output_probes(
@@ -409,43 +401,6 @@ def decompressed_kernel(binary: Path) -> Path:
     if not target.is_file():
         kernelimage.write_decompressed(binary, target)
     return target
-
-
-def output_task(
-    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink, state: str
-) -> dict[str, Any]:
-    pointers = [pointer_path(store, state, part.name) for part in parts]
-    prefix = options.out_dir / options.name
-    formats = [outputs.get_format(name) for name in options.formats]
-    kernel = spec.kernel
-    inputs = output_inputs(spec, parts, options)
-    targets = [path for fmt in formats for path in fmt.targets(prefix)]
-    written = state_dir(store, state) / OUTPUT_STATS
-
-    def write() -> None:
-        write_outputs(store, spec, parts, options, state, prefix)
-        probes = output_probes(store, spec, parts, inputs, state)
-        audit.write_probes(audit.probes_path(state_dir(store, state), OUTPUT_PROBES), probes)
-        write_json_atomic(written, output_stats(targets))
-
-    def untouched() -> bool:
-        """the output files are as this task wrote them (nobody edited or replaced one since)"""
-        if not written.is_file():
-            return False
-        saved = read_json(written)  # a missing file is doit's own "missing target", not ours to say
-        return all(saved.get(path) == stat for path, stat in output_stats(targets).items())
-
-    file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
-    return {
-        "basename": "output",
-        "name": state,
-        "doc": f"write {', '.join(options.formats)} for {options.name}",
-        "actions": [sink.guard(write)],
-        "file_dep": file_dep,
-        "targets": [str(path) for path in targets],
-        "uptodate": [InputKeys(inputs), untouched],
-        "verbosity": 0,
-    }
 
 
 # audit ------------------------------------------------------------------------------------------
@@ -590,7 +545,9 @@ class Plan:
         parts = rootfs.plan_parts(spec)
         state = spec_state_id(options.name, spec.files_read, self.store.root)
         self.tasks.extend(part_task(self.store, spec, part, options, self.sink, state) for part in parts)
-        self.tasks.append(output_task(self.store, spec, parts, options, self.sink, state))
+        from .media import Media  # media builds on the helpers above
+
+        self.tasks.extend(Media(self.store, spec, parts, options, self.sink, state).tasks())
         self.rechecks.extend(part_recheck(self.store, spec, part, options, state) for part in parts)
         self.rechecks.append(output_recheck(self.store, spec, parts, options, state))
         self.audit = self.audit or options.audit

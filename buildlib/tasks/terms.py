@@ -117,16 +117,31 @@ def part_terms(store: Store, spec: Spec, part: Part, options: BuildOptions) -> C
     return compute
 
 
-def output_terms(spec: Spec, options: BuildOptions) -> Callable[[], TermValues]:
+def output_terms(spec: Spec, options: BuildOptions, which: str = "") -> Callable[[], TermValues]:
+    """`which`: the output task's own part (a format, a stage, `boot`), so adding a format to a build
+    does not rerun the others (every format is its own task)."""
+
     def compute() -> TermValues:
         kernel = spec.kernel
         return {
-            "formats": ", ".join(options.formats),
-            "kernel.cmdline": kernel.cmdline if kernel else None,
+            "formats": which or ", ".join(options.formats),
+            "kernel.cmdline": kernel.cmdline if kernel and _holds_cmdline(which) else None,
             "kernel.image": kernel.image if kernel else None,
         }
 
     return compute
+
+
+def _holds_cmdline(which: str) -> bool:
+    """Whether an output task's files carry the command line (media.Media keys them the same way)."""
+    from ..outputs import FORMATS
+    from ..outputs.stages import STAGES
+
+    if which in FORMATS:
+        return FORMATS[which].uses_cmdline
+    if which.startswith("stage-") and which[len("stage-") :] in STAGES:
+        return STAGES[which[len("stage-") :]].disk
+    return True
 
 
 def image_terms(store: Store, ref: str, options: BuildOptions) -> Callable[[], TermValues]:
@@ -146,8 +161,8 @@ def attach(tasks: list[dict[str, Any]], store: Store, spec: Spec, options: Build
         basename, name = task["basename"], task["name"]
         if basename == "part" and name in parts:
             terms = Terms(part_terms(store, spec, parts[name], options))
-        elif basename == "output" and name == state:
-            terms = Terms(output_terms(spec, options))
+        elif basename == "output" and name.startswith(f"{state}/"):
+            terms = Terms(output_terms(spec, options, name.split("/", 1)[1]))
         elif basename == "image":
             terms = Terms(image_terms(store, name, options))
         else:

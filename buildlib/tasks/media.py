@@ -1,0 +1,228 @@
+"""The output tasks of a build: one per requested format, fed by stage tasks, all keyed by content.
+
+- `output:NAME/stage-S`: a stage (the joined initrd, the merged root tar, a BIOS or EFI disk) written
+  once into the store, however many formats read it: five formats cost one merge.
+- `output:NAME/FORMAT`: one format's own files, from the segments or the stages.
+- `output:NAME/boot`: NAME-kernel, NAME-cmdline (and NAME-boot-initrd.img), shared by the formats
+  that have them.
+
+After a one-service change only that service's part reruns; every stage and format reruns from the
+segments already in the store, never reading an unchanged layer again (the root stage reads the layer
+indexes and streams file data from the stored layers, as the tar output always did).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import outputs, rootfs
+from ..epoch import build_epoch
+from ..errors import BuildError
+from ..fsutil import read_json, write_json_atomic, xxh_value
+from ..images import Store
+from ..outputs.initrd import write_entry
+from ..outputs.stages import STAGES, key_path, run_stage, stage_path, stages_for
+from ..spec import Kernel, Spec
+from ..tree import merged_image_tree
+from .families import (
+    OUTPUT_STATS,
+    BuildOptions,
+    ErrorSink,
+    decompressed_kernel,
+    kernel_copy,
+    load_images,
+    output_inputs,
+    output_stats,
+    part_tree,
+    pointer_path,
+    read_segments,
+    record_path,
+    state_dir,
+)
+from .keys import InputKeys, tool_versions
+
+BOOT_FAMILIES = (rootfs.KERNEL_PART, rootfs.INIT_PART)
+MEDIA_VERSION = "5"  # bump when a stage or format writes other bytes from the same inputs
+
+
+def ucode_copy(store: Store, kernel: Kernel, state: str) -> Path | None:
+    """The kernel image's ucode cpio (`kernel.ucode`), written once per image digest."""
+    if not kernel.ucode:
+        return None
+    from ..layers import FILE
+
+    image = load_images(store, [kernel.image])[kernel.image]
+    target = state_dir(store, state) / f"ucode-{xxh_value([image.manifest_digest, kernel.ucode])}"
+    if not target.is_file():
+        entry = merged_image_tree(store, image, image.ref).get(kernel.ucode)
+        if entry is None or entry.kind != FILE:
+            raise BuildError(f"kernel image {image.ref} has no file /{kernel.ucode.strip('/')} (kernel.ucode)")
+        write_entry(entry, target)
+        for stale in target.parent.glob("ucode-*"):
+            if stale != target:
+                stale.unlink(missing_ok=True)
+    return target
+
+
+class Media:
+    """The output tasks of one spec build; `state` is the spec's state id (see identity)."""
+
+    def __init__(
+        self,
+        store: Store,
+        spec: Spec,
+        parts: Sequence[rootfs.Part],
+        options: BuildOptions,
+        sink: ErrorSink,
+        state: str,
+    ) -> None:
+        self.store, self.spec, self.parts, self.options, self.sink = store, spec, parts, options, sink
+        self.state = state
+        self.formats = [outputs.get_format(name) for name in options.formats]
+        self.prefix = options.out_dir / options.name
+        self.stage_dir = state_dir(store, state) / "stages"
+        self.pointers = [pointer_path(store, state, part.name) for part in parts]
+        self.boot_pointers = [pointer_path(store, state, p.name) for p in parts if p.family in BOOT_FAMILIES]
+        self.epoch = build_epoch()
+        kernel = spec.kernel
+        self.cmdline = kernel.cmdline if kernel else ""
+        self.kernel_record = [str(record_path(store, kernel.image))] if kernel else []
+
+    def built(self, segments: bool = True) -> outputs.BuiltParts:
+        """What the formats read, resolved when a task runs (the parts have run by then). Without
+        `segments`, only the kernel side (for the task writing NAME-kernel and NAME-cmdline)."""
+        kernel = self.spec.kernel
+        kernel_path = kernel_copy(self.store, kernel, self.state) if kernel else None
+        if kernel_path is not None and self.options.decompress_kernel:
+            kernel_path = decompressed_kernel(kernel_path)
+        ucode = ucode_copy(self.store, kernel, self.state) if kernel else None
+        pointers = self.pointers if segments else []
+        boot_pointers = self.boot_pointers if segments else []
+        segment_keys = [pointer.read_text().strip() for pointer in pointers]
+        names = [p.name if p else None for p in (kernel_path, ucode)]
+        key = xxh_value([MEDIA_VERSION, segment_keys, names, self.cmdline, self.options.size, self.epoch])
+        store, spec, parts = self.store, self.spec, self.parts
+        return outputs.BuiltParts(
+            kernel_path,
+            self.cmdline,
+            read_segments(store, pointers),
+            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, self.options.sbom)),
+            ucode=ucode,
+            boot_segments=read_segments(store, boot_pointers),
+            size=self.options.size,
+            epoch=self.epoch,
+            key=key,
+            stage_dir=self.stage_dir,
+        )
+
+    def keys(self, *, disk: bool = False, cmdline: bool = True, **more: Any) -> InputKeys:
+        """Besides the pointers' contents (file dependencies, which have no order): the order the parts
+        are joined in and the kernel section (output_inputs), the epoch and this writer's version."""
+        values: dict[str, Any] = {**output_inputs(self.spec, self.parts, self.options), "media": MEDIA_VERSION}
+        values.update(epoch=self.epoch, **more)
+        values.pop("formats", None)  # each task is one format's, or a stage several formats share
+        if not cmdline:
+            values.pop("cmdline", None)
+        if disk:
+            values["size"] = self.options.size
+        return InputKeys({**values, **tool_versions(), **self.options.habits()})
+
+    def needed_stages(self) -> list[str]:
+        needed = stages_for(tuple(stage for fmt in self.formats for stage in fmt.stages))
+        shared = outputs.shared_files(self.options.formats) if self.spec.kernel else ()
+        if outputs.BOOT_INITRD_SUFFIX in shared:
+            needed = stages_for((*needed, "boot-initrd"))
+        return needed
+
+    def tasks(self) -> list[dict[str, Any]]:
+        shared = outputs.shared_files(self.options.formats) if self.spec.kernel else ()
+        tasks = [self.stage_task(name) for name in self.needed_stages()]
+        if shared:
+            tasks.append(self.shared_task(shared))
+        tasks.extend(self.format_task(fmt) for fmt in self.formats)
+        return tasks
+
+    def _task(self, name: str, doc: str, action: Callable[[], None], **fields: Any) -> dict[str, Any]:
+        return {
+            "basename": "output",
+            "name": f"{self.state}/{name}",
+            "doc": doc,
+            "actions": [self.sink.guard(action)],
+            "verbosity": 0,
+            **fields,
+        }
+
+    def stage_task(self, name: str) -> dict[str, Any]:
+        stage = STAGES[name]
+        pointers = self.boot_pointers if name == "boot-initrd" else self.pointers
+        stage_deps = [str(key_path(self.stage_dir, need)) for need in stage.needs]
+
+        def write() -> None:
+            built = self.built()
+            run_stage(name, built, xxh_value([name, built.key]))
+
+        return self._task(
+            f"stage-{name}",
+            f"write the {name} stage of {self.options.name}",
+            write,
+            file_dep=[str(p) for p in pointers] + self.kernel_record + stage_deps,
+            targets=[str(key_path(self.stage_dir, name)), str(stage_path(self.stage_dir, name))],
+            uptodate=[self.keys(disk=stage.disk, cmdline=stage.disk, stage=name)],
+        )
+
+    def shared_task(self, suffixes: tuple[str, ...]) -> dict[str, Any]:
+        boot_initrd = outputs.BOOT_INITRD_SUFFIX in suffixes
+        deps = self.kernel_record + ([str(key_path(self.stage_dir, "boot-initrd"))] if boot_initrd else [])
+        return self._task(
+            "boot",
+            f"write {', '.join(suffixes)} for {self.options.name}",
+            lambda: outputs.write_shared_files(self.built(segments=False), self.prefix, suffixes),
+            file_dep=deps,
+            targets=[str(self.prefix.with_name(self.prefix.name + suffix)) for suffix in suffixes],
+            uptodate=[self.keys(files=list(suffixes))],
+        )
+
+    def format_task(self, fmt: outputs.Format) -> dict[str, Any]:
+        deps = [str(key_path(self.stage_dir, name)) for name in fmt.stages]
+        if not fmt.stages:  # written from the segments themselves
+            deps = [str(p) for p in self.pointers] + self.kernel_record
+
+        targets = list(fmt.own_targets(self.prefix))
+        written = state_dir(self.store, self.state) / f"{fmt.name}-{OUTPUT_STATS}"
+
+        def write() -> None:
+            self.options.out_dir.mkdir(parents=True, exist_ok=True)
+            fmt.write(self.built(), self.prefix)
+            write_json_atomic(written, output_stats(targets))
+
+        def untouched() -> bool:
+            """the output files are as this task wrote them (nobody edited or replaced one since)"""
+            if not written.is_file():
+                return False
+            saved = read_json(written)  # a missing file is doit's own "missing target", not ours to say
+            return all(saved.get(path) == stat for path, stat in output_stats(targets).items())
+
+        return self._task(
+            fmt.name,
+            f"write {fmt.name} for {self.options.name}",
+            write,
+            file_dep=deps,
+            targets=[str(path) for path in targets],
+            uptodate=[self.keys(disk=fmt.disk, cmdline=fmt.uses_cmdline, format=fmt.name), untouched],
+        )
+
+    def write_everything(self, prefix: Path, stage_dir: Path) -> None:
+        """Every requested format's files at `prefix`, the stages they read under `stage_dir`: the
+        whole output side again, in one go and somewhere else (the audit's clean computation)."""
+        built = dataclasses.replace(self.built(), stage_dir=stage_dir)
+        for name in self.needed_stages():
+            run_stage(name, built, xxh_value([name, built.key]))
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+        shared = outputs.shared_files(self.options.formats) if self.spec.kernel else ()
+        if shared:
+            outputs.write_shared_files(dataclasses.replace(built, segments=()), prefix, shared)
+        for fmt in self.formats:
+            fmt.write(built, prefix)
