@@ -173,7 +173,7 @@ def ls(cache: Path) -> tuple[ImageRow, ...]:
             if any(use.manifest == digest or _same_ref(use.ref, ref) for use in record.images)
         )
         last_used = manifest.stat().st_mtime if manifest.is_file() else None
-        rows.append(ImageRow(ref.familiar(), digest, size, last_used, tuple(used_by), store.lookup(ref) == digest))
+        rows.append(ImageRow(ref.familiar(), digest, size, last_used, tuple(used_by), store.lookup(ref) is not None))
     return tuple(rows)
 
 

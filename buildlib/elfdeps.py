@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sh
 
+from . import debarch
 from .errors import BuildError, ComponentError
 
 LIBRARY_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib")
@@ -71,8 +72,16 @@ def _needs(root: Path, rel: str) -> list[str]:
     return found
 
 
+def library_dirs(arch: str | None) -> tuple[str, ...]:
+    """The folders the loader of `arch` searches (Debian's multiarch folders first); amd64's by default."""
+    if arch is None or arch == "amd64":
+        return LIBRARY_DIRS
+    multiarch = debarch.triplet(arch)
+    return (f"lib/{multiarch}", f"usr/lib/{multiarch}", "lib64", "usr/lib64", "lib", "usr/lib")
+
+
 def _find_library(root: Path, needer: str, name: str) -> str:
-    for folder in LIBRARY_DIRS:
+    for folder in library_dirs(debarch.elf_arch(root / needer)):
         candidate = posixpath.join(folder, name)
         if (root / candidate).exists() or (root / candidate).is_symlink():
             return candidate

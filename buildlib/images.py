@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import transport
+from . import platforms, transport
 from .errors import BadInput, ImageNotFound, StoreError, TransportError
 from .fsutil import canonical_json, sha256_file, write_bytes_atomic
 from .refs import ImageRef
@@ -74,10 +74,12 @@ class Image:
 
 
 class Store:
-    """Blobs by digest and names mapped to digests, under one cache folder."""
+    """Blobs by digest and names mapped to digests, under one cache folder; seen from one architecture,
+    which a name holding several platforms (see `platforms`) resolves to."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, arch: str = platforms.DEFAULT_ARCH) -> None:
         self.root = Path(root)
+        self.arch = arch
         self.blobs = self.root / "blobs"
         self.refs = self.root / "refs"
         self.tmp = self.root / "tmp"
@@ -151,15 +153,25 @@ class Store:
             folder.rmdir()
         return True
 
+    def for_arch(self, arch: str) -> Store:
+        """The same store seen from `arch`."""
+        return self if arch == self.arch else Store(self.root, arch)
+
+    def named_digest(self, ref: ImageRef) -> str | None:
+        """What the name `ref` points at (a manifest, or an index of platforms), complete or not."""
+        path = self._ref_path(ref)
+        return path.read_text().strip() if path.is_file() else None
+
     def lookup(self, ref: ImageRef) -> str | None:
-        """The manifest digest `ref` names in the store, or None when absent or incomplete."""
+        """The manifest digest `ref` names in the store (for the store's architecture when the name holds
+        several), or None when absent or incomplete."""
         if ref.digest:
             return ref.digest if self._complete(ref.digest) else None
         path = self._ref_path(ref)
         if not path.is_file():
             return None
-        digest = path.read_text().strip()
-        return digest if self._complete(digest) else None
+        digest = platforms.manifest_for(self, path.read_text().strip(), self.arch)
+        return digest if digest is not None and self._complete(digest) else None
 
     def _complete(self, manifest_digest: str) -> bool:
         if not self.has_blob(manifest_digest):
@@ -262,7 +274,7 @@ def copy_into_store(
     else:
         raise StoreError(f"{label}: blobs stayed corrupt after {HEAL_ROUNDS} copies; check the disk of {store.blobs}")
     _check_arch(store, digest, label, arch, listener)
-    store.set_ref(name, digest)
+    platforms.add_platform(store, name, digest)
     fetched = _landed(store, before, None)
     listener(Event(EventKind.DONE, label, fetched, attempts, seconds=time.monotonic() - started))
     return digest
@@ -437,6 +449,7 @@ def ensure_image(
     listener: Listener = ignore,
 ) -> Image:
     """The image `ref` names: from the store when present for `arch` (and not forced), pulled otherwise."""
+    store = store.for_arch(arch)
     digest = None if force_pull else store.lookup(ref)
     if digest is not None and store.image_by_digest(str(ref), digest).config.get("architecture", arch) != arch:
         digest = None  # the store holds this name for another platform
@@ -520,5 +533,5 @@ def ensure_pinned(
         stored = copy_into_store(store, source, ref, network=network, arch=arch, listener=listener)
         if stored != manifest_digest:
             write_bytes_atomic(alias, stored.encode() + b"\n")
-    store.set_ref(ref, stored)
+    platforms.add_platform(store, ref, stored)
     return store.image_by_digest(str(ref), stored)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import machines
 from .errors import BadInput, BootError
 
 QEMU = "qemu-system-x86_64"
@@ -89,6 +90,7 @@ class RunOptions:
     networking: str = "user"
     publish: tuple[Publish, ...] = ()
     disks: tuple[Disk, ...] = ()
+    arch: str | None = None  # the emulated architecture; None: the kernel's own
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,22 @@ def boot_files(prefix: Path) -> tuple[Path, Path, str]:
     return kernel, initrd, cmdline
 
 
+def guest_machine(options: RunOptions) -> machines.Machine:
+    """The emulated machine: --arch when given, else the one the kernel to boot is built for."""
+    return machines.machine_for(boot_files(options.prefix)[0], options.arch)
+
+
 def qemu_command(options: RunOptions, accel: str) -> list[str]:
     kernel, initrd, cmdline = boot_files(options.prefix)
+    machine = guest_machine(options)
+    cmdline = machines.console_for(cmdline, machine)
     if "panic=" not in cmdline:
         cmdline += " panic=1"  # with -no-reboot a panic ends QEMU at once instead of hanging until the timeout
     if options.extra_cmdline:
         cmdline += " " + options.extra_cmdline
     return [
-        QEMU,
+        machine.qemu,
+        *machine.args,
         "-accel",
         accel,
         "-m",
@@ -214,9 +224,12 @@ def create_disks(disks: tuple[Disk, ...]) -> list[Path]:
 
 def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None) -> RunResult:
     """Boot and wait for the guest to power off; raise BootError on a panic, a timeout or a QEMU failure."""
-    if shutil.which(QEMU) is None:
-        raise BadInput(f"{QEMU} is not installed: run `apt-get install qemu-system-x86` (the README's setup does)")
-    accel = options.accel if options.accel != "auto" else ("kvm" if kvm_usable() else "tcg")
+    machine = guest_machine(options)
+    if shutil.which(machine.qemu) is None:
+        raise BadInput(
+            f"{machine.qemu} is not installed: run `apt-get install {machine.package}` (the README's setup does)"
+        )
+    accel = options.accel if options.accel != "auto" else ("kvm" if machine.native and kvm_usable() else "tcg")
     command = qemu_command(options, accel)
     create_disks(options.disks)
     started = time.monotonic()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import components, sbom, tasks
+from .. import components, debarch, sbom, tasks
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
@@ -28,16 +28,22 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     return tasks.BuildOptions(
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
-        name=args.name or Path(args.spec[0]).stem,
+        name=args.name or output_name(Path(args.spec[0]), args.arch),
         formats=tuple(args.format or ["kernel+initrd"]),
         pull=args.pull,
         compression=Compression.parse(args.compression),
-        arch=args.arch,
+        arch=debarch.normalise(args.arch),
         network=network_options(args),
         lock=pins,
         lock_file=lock_file,
         locked=args.locked,
     )
+
+
+def output_name(spec: Path, arch: str) -> str:
+    """The default output name: the spec's base name, with the architecture beyond amd64 (out/minimal-arm64-kernel),
+    so one --dir holds both architectures and switching --arch finds the other's outputs still up to date."""
+    return spec.stem + components.arch_suffix(debarch.normalise(arch))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -47,7 +53,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.explain:
         _print_explanations(tasks.plan_build(specs, options, component_root()))
     if args.dry_run:
-        spec = load_spec(specs, resolve_pkg=components.PkgResolver())
+        spec = load_spec(specs, resolve_pkg=components.PkgResolver(options.arch))
         print(spec.to_yaml(), end="")
         return 0
     report = tasks.build_spec(

@@ -20,6 +20,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         networking=args.networking,
         publish=tuple(runner.Publish.parse(text) for text in args.publish or ()),
         disks=tuple(runner.Disk.parse(text) for text in args.disk or ()),
+        arch=args.arch,
     )
 
     def show(chunk: bytes) -> None:
@@ -46,4 +47,5 @@ def register(sub: Subparsers) -> None:
     run.add_argument(
         "--disk", action="append", metavar="PATH[,size=N][,format=F]", help="virtio disk, created when missing"
     )
+    run.add_argument("--arch", help="emulate this architecture (default: the kernel's own, e.g. arm64 for an Image)")
     run.set_defaults(func=cmd_run)

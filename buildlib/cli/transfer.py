@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import components, images
+from .. import components, debarch, images
 from ..errors import BadInput
 from ..fsutil import store_lock
 from ..refs import ImageRef
@@ -160,8 +160,10 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
 
 def cmd_pkg_build(args: argparse.Namespace) -> int:
     store = images.Store(store_root(args))
+    if args.update:
+        debarch.refresh(args.arch)  # a foreign architecture's package lists are ours to keep fresh
     for folder in args.folder:
-        recipe = components.load_recipe(Path(folder))
+        recipe = components.load_recipe(Path(folder), args.arch)
         with store_lock(store.root):
             packages = components.pinned_packages(store.root, recipe, refresh=args.update)
             digest = components.build(store, recipe, packages)
@@ -189,6 +191,7 @@ def register(sub: Subparsers) -> None:
     pkg_build = pkg.add_parser("build", help="build component images from Debian packages")
     pkg_build.add_argument("folder", nargs="+")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
+    pkg_build.add_argument("--arch", default="amd64", help="Debian architecture to build for (default amd64)")
     pkg_build.set_defaults(func=cmd_pkg_build)
     pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
     pkg_push.add_argument("folder", nargs="+")

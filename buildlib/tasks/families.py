@@ -67,7 +67,8 @@ class ErrorSink:
 
 # paths --------------------------------------------------------------------------------------
 def record_path(store: Store, ref: str) -> Path:
-    return store.root / "images" / f"{xxh_value(ref)}.json"
+    """The record of what `ref` is for the store's architecture (one per platform the name holds)."""
+    return store.root / "images" / f"{xxh_value(ref)}{components.arch_suffix(store.arch)}.json"
 
 
 def pointer_path(store: Store, spec_name: str, part: str) -> Path:
@@ -93,9 +94,12 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
     return components.folder_for(ref, component_root, resolver)
 
 
-def component_task(store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None) -> dict[str, Any]:
-    recipe = components.load_recipe(folder)
-    locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
+def component_task(
+    store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None, arch: str = components.DEFAULT_ARCH
+) -> dict[str, Any]:
+    recipe = components.load_recipe(folder, arch)
+    # the lock pins amd64's .deb files under the recipe's name: another architecture is built unpinned
+    locked = lock.packages(recipe.build_name, recipe.key) if lock is not None else None
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
     keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
 
@@ -110,7 +114,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, lock: Lock | Non
 
     return {
         "basename": "component",
-        "name": recipe.name,
+        "name": recipe.build_name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
         "uptodate": [keys, in_store],
@@ -335,10 +339,10 @@ class Plan:
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                self.tasks.append(component_task(self.store, folder, self.sink, options.lock))
+                self.tasks.append(component_task(self.store, folder, self.sink, options.lock, options.arch))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
-                name = components.load_recipe(folder).name if folder else None
+                name = components.load_recipe(folder, options.arch).build_name if folder else None
                 self.tasks.append(image_task(self.store, ref, options, self.sink, name))
         parts = rootfs.plan_parts(spec)
         self.tasks.extend(part_task(self.store, spec, part, options, self.sink) for part in parts)

@@ -17,6 +17,7 @@ from doit.reporter import ConsoleReporter
 from doit.task import DelayedLoader, Task
 
 from .. import lock
+from ..components import PkgResolver
 from ..errors import BuildError
 from ..fsutil import store_lock
 from ..images import Image, Store
@@ -124,7 +125,7 @@ def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = N
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
-    plan = Plan(Store(options.cache))
+    plan = Plan(Store(options.cache, options.arch), resolver=PkgResolver(options.arch))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
     plan.add_spec(spec, options, component_root)
     return plan
@@ -146,7 +147,7 @@ def ensure_images(
     spec_paths: Sequence[Path], options: BuildOptions, component_root: Path, outstream: IO[str] | None = None
 ) -> tuple[Spec, dict[str, Image]]:
     """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
-    plan = Plan(Store(options.cache))
+    plan = Plan(Store(options.cache, options.arch), resolver=PkgResolver(options.arch))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
     plan.add_spec(spec, options, component_root)
     plan.tasks = [task for task in plan.tasks if task["basename"] in ("component", "image")]
