@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("DISTROKIT_CACHE", ROOT / "cache")).resolve()
 
 DOIT_CONFIG = tasks.doit_config(CACHE, outstream=sys.stdout)
+# every family: what `doit` runs and what `doit forget` and `doit clean` without task names act on
+DOIT_CONFIG["default_tasks"] = [*tasks.FAMILY_DOCS, "layer"]
 
 # Hold the store's lock for the life of this doit process, as `distrokit build` does for a build:
 # another build or a `distrokit cache gc` waits rather than racing this one.
@@ -29,6 +31,7 @@ PLAN = tasks.project_plan(ROOT / "specs", ROOT / "out", CACHE, ROOT / "component
 
 def task_distrokit():
     """Build every spec in specs/ into out/."""
+    yield from tasks.family_groups()  # so `doit list` describes each family in its own words
     yield from PLAN.tasks
 
 

@@ -258,9 +258,21 @@ def with_volume_paths(container: Container, context: BundleContext) -> Container
 
 def check_volumes(spec: Spec) -> None:
     """Every container's YAML binds and mounts against the spec's volumes, before anything is pulled."""
+    problems = volume_problems(spec)
+    if problems:
+        raise BadInput("\n".join(problems))
+
+
+def volume_problems(spec: Spec) -> list[str]:
+    """What is wrong with the containers' binds and mounts against the spec's volumes (one line each)."""
     context = context_of(spec)
+    problems = []
     for container in spec.containers():
-        with_volume_paths(container, context)
+        try:
+            with_volume_paths(container, context)
+        except BadInput as error:
+            problems.append(str(error))
+    return problems
 
 
 # config.json ----------------------------------------------------------------------------------

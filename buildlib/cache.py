@@ -11,7 +11,9 @@ What `gc` keeps (its roots):
 - the blobs (manifest, config, layers) of every name under `refs/`: a name the user pulled, built or
   imported stays whole until `cache rm` drops it, so a name never points at a half-collected image.
   Derived data of such an image (layer indexes and copies) is not kept for it; builds recreate it.
-- `debs/`, `components/` (package pins), `doit.db` and the lock: gc never touches them.
+- the kernel binaries in `kernels/` that a kept spec's `build/<spec>/kernel.ref` names.
+- `debs/`, `doit.db` and the lock: gc never touches them; of the package pins in `components/`,
+  those of recipes that no longer exist (as they were) go when the CLI names the recipes there are.
 Everything else (blobs no name or record reaches, layer files and segments no record names,
 `build/<name>/` folders with no record) is garbage; leftover `.*.tmp` files of killed writes
 always go (outside `debs/`, which stores may share). Without `keep` all garbage goes; with `keep`
@@ -29,7 +31,7 @@ import os
 import re
 import shutil
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +39,11 @@ from . import images
 from .errors import BadInput, ImageNotFound
 from .fsutil import store_lock
 from .images import Store
-from .outputs.initrd import segment_path
+from .outputs.initrd import KERNEL_POINTER, segment_path
 from .refs import ImageRef
 from .usage import read_usages
 
-AREAS = ("blobs", "layers", "segments", "debs", "build")
+AREAS = ("blobs", "layers", "segments", "kernels", "debs", "build", "components")
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
@@ -93,6 +95,15 @@ class _Roots:
     blobs: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
     specs: set[str] = field(default_factory=set)
+    kernels: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """What keeps bytes in the store after a gc: a spec's last build, a name, or an area gc never empties."""
+
+    what: str
+    size: int
 
 
 # sizes ----------------------------------------------------------------------------------------
@@ -167,25 +178,25 @@ def ls(cache: Path) -> tuple[ImageRow, ...]:
         paths = [store.blob_path(blob) for blob in image_blobs(store, digest)]
         size = sum(path.stat().st_size for path in paths if path.is_file())
         manifest = store.blob_path(digest)
-        used_by = sorted(
-            record.spec
-            for record in records
-            if any(use.manifest == digest or _same_ref(use.ref, ref) for use in record.images)
-        )
+        # by the reference a spec named, not by digest: two names of one image are two different names
+        used_by = sorted(record.spec for record in records if any(_same_ref(use.ref, ref) for use in record.images))
         last_used = manifest.stat().st_mtime if manifest.is_file() else None
         rows.append(ImageRow(ref.familiar(), digest, size, last_used, tuple(used_by), store.lookup(ref) is not None))
     return tuple(rows)
 
 
 # gc -------------------------------------------------------------------------------------------
-def gc(cache: Path, keep: int | None = None) -> GcReport:
+def gc(cache: Path, keep: int | None = None, recipes: Collection[str] | None = None) -> GcReport:
     """Remove what no usage record and no name refers to; with `keep`, least recently used first
-    and only until the store is at most `keep` bytes. See the module docstring for the roots."""
+    and only until the store is at most `keep` bytes. See the module docstring for the roots.
+    `recipes`: the pins (`NAME-KEY`) of the recipes that exist; the other pins go (None: keep all)."""
     store = Store(cache)
     with store_lock(cache):
         before = du(cache).total
         stale = _remove_stale_records(cache)
         removed = _remove_temp_files(cache)
+        if recipes is not None:
+            removed += _remove_stale_pins(cache, recipes)
         size = before - sum(item.size for item in removed)
         for candidate in sorted(_candidates(store, _roots(store)), key=lambda item: item.last_used):
             if keep is not None and size <= keep:
@@ -205,6 +216,47 @@ def _remove_stale_records(cache: Path) -> tuple[str, ...]:
             path.unlink()
             stale.append(record.spec)
     return tuple(stale)
+
+
+def _remove_stale_pins(cache: Path, recipes: Collection[str]) -> list[Removed]:
+    """Package pins (`components/NAME-KEY.json`) of recipes that no longer exist as they were."""
+    removed = []
+    folder = cache / "components"
+    for pin in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        if pin.stem not in recipes:
+            st = pin.stat()
+            pin.unlink()
+            removed.append(Removed(pin.relative_to(cache).as_posix(), st.st_size, st.st_mtime))
+    return removed
+
+
+def holders(cache: Path, count: int = 5) -> tuple[Holder, ...]:
+    """The biggest holders of what remains: each spec's last build, each name no build uses, and the
+    areas gc never empties (debs/, package pins, doit's database). Shared bytes count for each holder."""
+    store = Store(cache)
+    found: list[Holder] = []
+    used: set[str] = set()
+    for _, record in read_usages(cache):
+        paths = [store.blob_path(blob) for blob in record.blobs] + [cache / file for file in record.files]
+        paths += [segment_path(cache, key) for key in record.segments]
+        paths.append(cache / "build" / record.spec)
+        pointer = cache / "build" / record.spec / KERNEL_POINTER
+        if pointer.is_file():
+            paths.append(cache / "kernels" / pointer.read_text().strip())
+        found.append(Holder(f"spec {record.spec} (its last build)", _size_of(paths)))
+        used.update(use.ref for use in record.images)
+    for ref, digest in store.names():
+        if str(ref) not in used:
+            paths = [store.blob_path(blob) for blob in image_blobs(store, digest)]
+            found.append(Holder(f"image {ref.familiar()} (a name: `distrokit cache rm` drops it)", _size_of(paths)))
+    for area, what in (("debs", "debs/ (downloaded .deb files, never collected)"), ("doit.db", "doit's database")):
+        found.append(Holder(what, _size_of([cache / area])))
+    return tuple(sorted((h for h in found if h.size), key=lambda h: -h.size)[:count])
+
+
+def _size_of(paths: list[Path]) -> int:
+    seen: set[tuple[int, int]] = set()
+    return sum(_walk(path, seen)[0] for path in paths if path.exists())
 
 
 def _remove_temp_files(cache: Path) -> list[Removed]:
@@ -229,6 +281,9 @@ def _roots(store: Store) -> _Roots:
         roots.blobs.update(_hex(blob) for blob in record.blobs)
         roots.files.update(record.files)
         roots.specs.add(record.spec)
+        pointer = store.root / "build" / record.spec / KERNEL_POINTER
+        if pointer.is_file():
+            roots.kernels.add(pointer.read_text().strip())
     return roots
 
 
@@ -236,10 +291,12 @@ def _candidates(store: Store, roots: _Roots) -> Iterator[Removed]:
     """Every store entry no root names, with its size and last use."""
     seen: set[tuple[int, int]] = set()
     root = store.root
-    for area, kept in (("blobs/sha256", roots.blobs), ("layers", roots.files), ("segments", roots.files)):
+    # blobs and kernels are kept by file name, layer files and segments by their path in the store
+    areas = (("blobs/sha256", roots.blobs, True), ("layers", roots.files, False), ("segments", roots.files, False))
+    for area, kept, by_name in (*areas, ("kernels", roots.kernels, True)):
         folder = root / area
         for path in sorted(folder.iterdir()) if folder.is_dir() else ():
-            key = path.name if area.startswith("blobs") else path.relative_to(root).as_posix()
+            key = path.name if by_name else path.relative_to(root).as_posix()
             if key not in kept and not path.name.startswith("."):
                 size, _, newest = _walk(path, seen)
                 yield Removed(path.relative_to(root).as_posix(), size, newest)
@@ -262,6 +319,8 @@ def _sweep(store: Store) -> list[Removed]:
     for record in sorted((store.root / "images").glob("*.json")):
         if not store.has_blob(json.loads(record.read_bytes()).get("manifest", "")):
             dangling.append(record)
+    # kernel binaries copied per spec by earlier versions: kernels/ holds one per kernel image now
+    dangling += sorted((store.root / "build").glob("*/kernel-*"))
     for pointer in sorted((store.root / "build").glob("*/*.segment")):
         if not segment_path(store.root, pointer.read_text().strip()).is_file():
             dangling.append(pointer)

@@ -10,12 +10,15 @@ owners, so the same .deb files and recipe give the same digest anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
 import stat
 import tarfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +32,7 @@ from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xx
 from .images import MEDIA_LAYER_TAR, Store
 from .platforms import DEFAULT_ARCH
 from .refs import ImageRef
+from .transport import Event, EventKind, Listener, ignore
 
 RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
@@ -282,18 +286,22 @@ def _depends(meta: str, arch: str = DEFAULT_ARCH) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
 
 
-def fetch_package(store: Store, package: Package, arch: str = DEFAULT_ARCH) -> Path:
+def fetch_package(store: Store, package: Package, listener: Listener = ignore, arch: str = DEFAULT_ARCH) -> Path:
     """The .deb file in the cache, downloaded (`apt-get download NAME=VERSION`) and checked against its
-    pinned SHA256 when missing; _Unavailable when the archive cannot give those bytes."""
+    pinned SHA256 when missing; _Unavailable when the archive cannot give those bytes. `listener` hears
+    the download's start, the bytes so far and its end, as it hears a pull's."""
     import sh
 
     target = store.root / "debs" / package.filename
     if target.is_file() and sha256_file(target) == "sha256:" + package.sha256:
         return target
     with store.tempdir(f"deb-{package.name}-") as workdir:
+        started = time.monotonic()
+        listener(Event(EventKind.START, package.filename))
         try:
             options = debarch.apt_options(arch)
-            sh.Command("apt-get")(*options, "download", f"{package.name}={package.version}", _cwd=str(workdir))
+            with _reporting_size(workdir, package.filename, listener):
+                sh.Command("apt-get")(*options, "download", f"{package.name}={package.version}", _cwd=str(workdir))
         except sh.ErrorReturnCode as exc:
             raise _Unavailable(package, "no longer serves") from exc
         downloaded = workdir / package.filename
@@ -303,8 +311,35 @@ def fetch_package(store: Store, package: Package, arch: str = DEFAULT_ARCH) -> P
         if actual != package.sha256:
             raise _Unavailable(package, f"serves other bytes (sha256 {actual[:16]}) for")
         target.parent.mkdir(parents=True, exist_ok=True)
+        size = downloaded.stat().st_size
         downloaded.replace(target)
+    listener(Event(EventKind.DONE, package.filename, size, seconds=time.monotonic() - started))
     return target
+
+
+@contextlib.contextmanager
+def _reporting_size(folder: Path, name: str, listener: Listener) -> Iterator[None]:
+    """While the block runs, tell `listener` every quarter second how many bytes `folder` holds."""
+    if listener is ignore:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.25):
+            try:
+                landed = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+            except OSError:  # apt renamed a file between the listing and the stat
+                continue
+            listener(Event(EventKind.PROGRESS, name, landed))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 class _Unavailable(Exception):
@@ -317,12 +352,13 @@ class _Unavailable(Exception):
 
 
 # image assembly -----------------------------------------------------------------------------
-def build(store: Store, recipe: Recipe, packages: list[Package]) -> str:
-    """Build the component image into the store under `recipe.ref`; return its manifest digest."""
+def build(store: Store, recipe: Recipe, packages: list[Package], listener: Listener = ignore) -> str:
+    """Build the component image into the store under `recipe.ref`; return its manifest digest.
+    `listener` hears the .deb downloads."""
     import sh
 
     try:
-        debs = [fetch_package(store, package, recipe.arch) for package in packages]
+        debs = [fetch_package(store, package, listener, recipe.arch) for package in packages]
     except _Unavailable as exc:
         imported = _imported_image(store, recipe, packages)
         if imported is not None:

@@ -303,13 +303,13 @@ def _copy(
         try:
             attempts = transport.run(job, network.retry, listener).attempts
         except SkopeoFailed as exc:
-            raise _pull_error(exc, source, arch, network) from exc
+            raise _pull_error(exc, source, arch, network, store) from exc
         index = json.loads((layout / "index.json").read_text())
         digest: str = index["manifests"][0]["digest"]
         return digest, attempts
 
 
-def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: Network) -> Exception:
+def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: Network, store: Store) -> Exception:
     if not isinstance(source, Endpoint):
         return TransportError(f"could not copy {source}: {exc.failure.detail}")
     if exc.failure.kind is FailureKind.PLATFORM:
@@ -318,7 +318,8 @@ def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: N
             f"image {source.name} has no linux/{arch} image; it has {', '.join(platforms) or 'none'}: "
             "choose one of them with --arch"
         )
-    return transport.explain(exc.failure, source, exc.attempts)
+    reached = any(ref.domain == source.registry for ref, _ in store.names())
+    return transport.explain(exc.failure, source, exc.attempts, reached_before=reached)
 
 
 def list_platforms(endpoint: Endpoint, network: Network) -> list[str]:

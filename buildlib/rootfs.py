@@ -101,6 +101,36 @@ def part_sources(spec: Spec, part: Part) -> list[str]:
     return [str(path) for path in sources if path.is_file()]
 
 
+def missing_source(item: FileEntry) -> str:
+    """What to say about a `files` entry whose source is not there."""
+    return (
+        f"{item.location}: files: source {item.source} is not a readable file "
+        "(from the folder the build runs in): create it, fix the path, or add `optional: true`"
+    )
+
+
+def file_sources_missing(spec: Spec) -> list[str]:
+    """The problems of `files` entries whose source a build could not read."""
+    return [
+        missing_source(item)
+        for item in spec.files
+        if item.source is not None and not item.optional and not _source_path(item).is_file()
+    ]
+
+
+def file_owners_unknown(spec: Spec) -> list[str]:
+    """The problems of `files` entries owned by a container name the spec does not have."""
+    ids = dict(bundles.context_of(spec).ids)
+    problems = []
+    for item in spec.files:
+        for value in (item.uid, item.gid):
+            try:
+                _file_id(item, value, ids)
+            except BadInput as error:
+                problems.append(str(error))
+    return problems
+
+
 def _uses_metadata(spec: Spec) -> bool:
     return any(item.metadata for item in spec.files)
 
@@ -240,10 +270,7 @@ def _file_section_entry(spec: Spec, item: FileEntry, ids: Mapping[str, int]) -> 
         if not source.is_file():
             if item.optional:
                 return None
-            raise BadInput(
-                f"{item.location}: files: source {item.source} is not a readable file "
-                "(from the folder the build runs in): create it, fix the path, or add `optional: true`"
-            )
+            raise BadInput(missing_source(item))
         data = source.read_bytes()
     else:
         data = b""

@@ -18,6 +18,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode
 
 from .errors import SpecError
+from .spec_indent import INDENTATION_PROBLEMS, explain_indentation
 from .spec_nodes import Context, Location, Record, Session, SpecIssue, yaml_fields
 from .spec_schema import (
     Container,
@@ -174,12 +175,23 @@ def _parse_document(text: str, ctx: Context) -> Document | None:
 
 def _syntax_issue(file: str, text: str, error: yaml.MarkedYAMLError) -> SpecIssue:
     mark = error.problem_mark or error.context_mark
+    if mark is not None and (error.problem or "").startswith(INDENTATION_PROBLEMS):
+        explained = explain_indentation(text, mark.line + 1)
+        if explained is not None:
+            return SpecIssue(file, mark.line + 1, _first_column(text, mark.line), "", explained)
     message = error.problem or "invalid YAML"
     if error.context and error.context_mark is not None:
         message += f" ({error.context} started at line {error.context_mark.line + 1})"
         message += _column0_comment_hint(text, error.context_mark.line, mark.line if mark else 0)
     line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
     return SpecIssue(file, line, column, "", message)
+
+
+def _first_column(text: str, line: int) -> int:
+    """The 1-based column where the 0-based `line` starts its content."""
+    lines = text.splitlines()
+    content = lines[line] if line < len(lines) else ""
+    return len(content) - len(content.lstrip(" ")) + 1
 
 
 def _column0_comment_hint(text: str, first: int, last: int) -> str:

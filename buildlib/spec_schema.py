@@ -75,6 +75,9 @@ class ImageType(FieldType[str]):
 
     def _package(self, text: str, node: Node, ctx: Context, path: str) -> str | None:
         folder = ctx.base_dir / text[len(PKG_TEMPLATE) :]
+        if folder.is_file():
+            ctx.issue(node, path, f"{text}: {folder} is a file: name the folder, not the recipe file ({folder.parent})")
+            return None
         if not folder.is_dir():
             ctx.issue(node, path, f"{text}: package folder {folder} does not exist")
             return None

@@ -212,16 +212,35 @@ class FailureKind(enum.Enum):
     NOT_FOUND = "not-found"
     PLATFORM = "platform"
     TLS = "tls"
+    DNS = "dns"  # the registry's name did not resolve: retried, as the network may come back
     OTHER = "other"
 
 
+RETRIED = (FailureKind.RETRY, FailureKind.DNS)
+# Registries whose names always resolve when the network works: failing to resolve them is never a typo.
+WELL_KNOWN_REGISTRIES = (
+    *DOCKER_ALIASES,
+    "ghcr.io",
+    "quay.io",
+    "gcr.io",
+    "registry.k8s.io",
+    "public.ecr.aws",
+    "mcr.microsoft.com",
+    "registry.gitlab.com",
+)
+
+
 _PATTERNS: tuple[tuple[FailureKind, re.Pattern[str]], ...] = (
+    (
+        FailureKind.DNS,
+        re.compile(r"no such host|server misbehaving|name resolution|name or service not known|lookup \S+ on", re.I),
+    ),
     (FailureKind.PLATFORM, re.compile(r"no image found in (manifest list|image index) for architecture", re.I)),
     (
         FailureKind.AUTH,
         re.compile(r"unauthorized|authentication required|(?<!permission )denied|\b40[13]\b|invalid username", re.I),
     ),
-    (FailureKind.NOT_FOUND, re.compile(r"manifest unknown|name unknown|\b404\b|not found|no such host", re.I)),
+    (FailureKind.NOT_FOUND, re.compile(r"manifest unknown|name unknown|\b404\b|not found", re.I)),
     (FailureKind.TLS, re.compile(r"x509|certificate|http response to https client|tls: first record", re.I)),
     (
         FailureKind.RETRY,
@@ -266,9 +285,11 @@ class SkopeoFailed(Exception):
         self.attempts = attempts
 
 
-def explain(failure: Failure, endpoint: Endpoint, attempts: int) -> Exception:
-    """The error the user sees, saying what to do."""
+def explain(failure: Failure, endpoint: Endpoint, attempts: int, reached_before: bool = False) -> Exception:
+    """The error the user sees, saying what to do. `reached_before`: the store holds images from this registry."""
     detail = failure.detail
+    if failure.kind is FailureKind.DNS:
+        return _unresolved(endpoint, attempts, detail, reached_before)
     if failure.kind is FailureKind.AUTH:
         return TransportError(
             f"{endpoint.registry} refused access to {endpoint.location} ({detail}): log in with "
@@ -289,6 +310,20 @@ def explain(failure: Failure, endpoint: Endpoint, attempts: int) -> Exception:
             "check the network, or try more with --retries and --timeout"
         )
     return TransportError(f"skopeo could not copy {endpoint.name} ({detail})")
+
+
+def _unresolved(endpoint: Endpoint, attempts: int, detail: str, reached_before: bool) -> TransportError:
+    host = endpoint.registry.rsplit(":", 1)[0] if ":" in endpoint.registry else endpoint.registry
+    lookup = re.search(r"lookup (\S+?)(?: on \S+)?: (.*)$", detail)
+    detail = f"lookup {lookup.group(1)}: {lookup.group(2)}" if lookup else detail
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    message = (
+        f"could not resolve the registry {endpoint.registry} for {endpoint.name} after {tries} "
+        f"({detail}): check the network (DNS), or try more with --retries"
+    )
+    if not reached_before and host not in WELL_KNOWN_REGISTRIES and not is_loopback(endpoint.registry):
+        message += f"; nothing in the store came from {endpoint.registry}, so the name may be a typo"
+    return TransportError(message)
 
 
 # running skopeo ----------------------------------------------------------------------------
@@ -343,7 +378,7 @@ def run(
             failure = Failure(FailureKind.RETRY, f"no answer within {policy.timeout:.0f} s")
         except _Stalled:
             failure = Failure(FailureKind.RETRY, f"stalled: no new byte for {policy.stall:.0f} s")
-        if failure.kind is not FailureKind.RETRY or attempt == policy.attempts:
+        if failure.kind not in RETRIED or attempt == policy.attempts:
             raise SkopeoFailed(failure, attempt)
         wait = policy.delay(attempt, failure.retry_after, rng)
         landed = job.measure() if job.measure else 0

@@ -51,7 +51,8 @@ def test_ls_names_the_spec_that_uses_an_image(minimal_build: Built) -> None:
 def test_du_sums_the_areas(minimal_build: Built) -> None:
     usage = cache.du(minimal_build.cache)
     sizes = {area.area: area.size for area in usage.areas}
-    assert set(sizes) == {"blobs", "layers", "segments", "debs", "build", "other"}
+    assert set(sizes) == {"blobs", "layers", "segments", "kernels", "debs", "build", "components", "other"}
+    assert sizes["kernels"] > 0  # one kernel binary, shared by every spec with that kernel
     assert sizes["blobs"] > 0 and sizes["segments"] > 0
     assert usage.total == sum(sizes.values())
 
@@ -180,3 +181,38 @@ def test_gc_never_leaves_an_index_whose_layer_copy_it_removed(own_build: Built) 
     report = cache.gc(root, keep=cache.du(root).total - copy.stat().st_size)
     assert not copy.exists() and not index.exists()
     assert {copy.relative_to(root).as_posix(), index.relative_to(root).as_posix()} <= {r.path for r in report.removed}
+
+
+def test_the_kernel_binary_is_stored_once_per_kernel_image(own_build: Built, tmp_path: Path) -> None:
+    second = build(SPECS / "minimal.yml", own_build.cache, tmp_path, name="second")
+    kernels = list((own_build.cache / "kernels").iterdir())
+    assert len(kernels) == 1  # one copy for both specs (it was one 14 MB copy per spec)
+    assert kernels[0].read_bytes() == (second.out_dir / "second-kernel").read_bytes()
+    for name in ("minimal", "second"):
+        assert (own_build.cache / "build" / name / "kernel.ref").read_text() == kernels[0].name
+        assert not list((own_build.cache / "build" / name).glob("kernel-*"))
+    cache.gc(own_build.cache)
+    assert kernels[0].is_file()  # a spec's last build keeps its kernel
+
+
+def test_ls_names_users_by_the_reference_they_used(own_build: Built) -> None:
+    store = Store(own_build.cache)
+    init = next(ref for ref, _ in store.names() if ref.path == "distrokit/init")
+    store.set_ref(ImageRef.parse("localhost/copy/init:1"), store.lookup(init) or "")
+    rows = {row.name: row for row in cache.ls(own_build.cache)}
+    assert "minimal" in rows[init.familiar()].used_by
+    assert rows["localhost/copy/init:1"].used_by == ()  # same digest, but no spec named it
+    cache.rm(own_build.cache, "localhost/copy/init:1")
+
+
+def test_gc_keep_speaks_the_unit_typed_and_says_what_holds_the_space(
+    own_build: Built, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pins = own_build.cache / "components"
+    (pins / "gone-0123456789abcdef.json").write_text("[]")  # the pin of a recipe that no longer exists
+    kept = sorted(path.name for path in pins.iterdir() if not path.name.startswith("gone-"))
+    assert cli.main(["--cache", str(own_build.cache), "cache", "gc", "--keep", "1M"]) == 0
+    err = capsys.readouterr().err
+    assert "MiB" in err and " MB" not in err and "asked for at most 1.00 MiB" in err
+    assert "what holds the rest" in err and "spec minimal (its last build)" in err
+    assert sorted(path.name for path in pins.iterdir()) == kept

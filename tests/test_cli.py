@@ -51,7 +51,7 @@ def test_missing_image_names_it_and_writes_nothing(tmp_path: Path, capsys: pytes
     # Port 9 on loopback: nothing listens, so every attempt fails at once without leaving this machine.
     spec.write_text("init:\n  - 127.0.0.1:9/distrokit/absent:1\n")
     out = tmp_path / "out"
-    argv = ["--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out), "--retries", "2"]
+    argv = ["--cache", str(tmp_path / "c"), "build", str(spec), "--dir", str(out), "--retries", "2", "-f", "tar"]
     code, err = run_cli(capsys, *argv)
     assert code == 1 and "after 2 attempts" in err
     assert "127.0.0.1:9/distrokit/absent:1" in err and "Traceback" not in err
@@ -83,7 +83,9 @@ def test_explain_keys_tasks_as_the_build_did(minimal_build, tmp_path: Path, caps
     assert cli.main([*common, "explain", spec, *where]) == 0
     assert "everything is up to date" in capsys.readouterr().out
     assert cli.main([*common, "explain", spec, "--dir", str(tmp_path), "--name", "gz"]) == 0
-    assert "input 'compression' changed: gzip -> zstd" in capsys.readouterr().out.replace("\n", " ")
+    lines = capsys.readouterr().out.splitlines()
+    assert "part:gz/init: run: --compression: gzip -> zstd" in lines  # the option as typed, then the key
+    assert "part:gz/init: run: key 'compression' changed: gzip -> zstd" in lines
 
 
 def test_pull_from_local_oci_archive_and_layout(minimal_build, tmp_path: Path, capsys) -> None:
@@ -108,3 +110,94 @@ def test_pull_from_local_oci_archive_and_layout(minimal_build, tmp_path: Path, c
     capsys.readouterr()
     assert cli.main([*fresh, "pull", f"oci:{layout}:v1", "-q"]) == 2
     assert "--name" in capsys.readouterr().err
+    # an archive names its image: without --name, pull takes that name, as `cache import` does
+    other = ["--cache", str(tmp_path / "other")]
+    assert cli.main([*other, "pull", f"oci-archive:{archive}", "-q"]) == 0
+    assert Store(tmp_path / "other").lookup(init) == digest
+
+
+def test_a_failed_task_says_its_error_once(minimal_build, tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "notakernel.yml"
+    # the init image has no /kernel: only the task that reads it can find out
+    spec.write_text(f'kernel:\n  image: "@pkg:{COMPONENTS}/init"\ninit:\n  - "@pkg:{COMPONENTS}/init"\n')
+    argv = ["--cache", str(minimal_build.cache), "build", str(spec), "--dir", str(tmp_path / "out")]
+    code, err = run_cli(capsys, *argv)
+    assert code == 1
+    assert err.count("has no file /kernel") == 1, err
+    assert "TaskFailed" not in err and "####" not in err and "<stderr>" not in err
+    with pytest.raises(Exception, match="has no file /kernel"):
+        cli.main(["--debug", *argv])
+    assert "<stderr>" in capsys.readouterr().err  # --debug keeps doit's own report
+
+
+def test_an_unresolvable_registry_is_retried_as_a_network_failure(tmp_path: Path, capsys) -> None:
+    # `.invalid` never resolves (RFC 2606): the lookup fails at once, with no network needed
+    ref = "registry.distrokit-test.invalid/app:1"
+    code, err = run_cli(capsys, "--cache", str(tmp_path / "c"), "pull", ref, "--retries", "2")
+    assert code == 1
+    assert "attempt 1 failed" in err  # retried like a refused connection
+    assert "after 2 attempts" in err and "check the network" in err and "may be a typo" in err
+    assert "check the name and tag" not in err
+
+
+def test_explain_names_a_changed_command_in_spec_terms(minimal_build, tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "svc.yml"
+    text = (
+        f'kernel:\n  image: "@pkg:{COMPONENTS}/kernel"\ninit:\n  - "@pkg:{COMPONENTS}/init"\n'
+        f'services:\n  - name: first\n    image: "@pkg:{COMPONENTS}/init"\n'
+        f'  - name: getty\n    image: "@pkg:{COMPONENTS}/init"\n    command: ["/bin/sh"]\n'
+    )
+    spec.write_text(text)
+    common = ["--cache", str(minimal_build.cache)]
+    where = ["--dir", str(tmp_path / "out")]
+    assert cli.main([*common, "build", str(spec), *where, "-q"]) == 0
+    spec.write_text(text.replace('["/bin/sh"]', '["/bin/sh", "-l"]'))
+    capsys.readouterr()
+    assert cli.main([*common, "explain", str(spec), *where]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    bundle = [line for line in lines if line.startswith("part:svc/services-getty: run: ")]
+    assert bundle[0].endswith('services[1] (getty): command: ["/bin/sh"] -> ["/bin/sh","-l"]'), lines
+    assert any("key " in line for line in bundle[1:])  # the keys come after the spec's words
+    assert not any("services-first" in line for line in lines)  # the other container is untouched
+    assert not any("Whether" in line or "not satisfied" in line for line in lines)
+    # a rename: the renamed container is new, and the other one reruns for a reason it names
+    spec.write_text(text.replace("name: first", "name: primero"))
+    assert cli.main([*common, "explain", str(spec), *where]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("services[0] (primero) is new to this build" in line for line in lines), lines
+    assert any(line.startswith("part:svc/services-getty: run: ") and "container ids changed" in line for line in lines)
+
+
+@pytest.mark.parametrize("command", ["sbom", "explain"])
+def test_commands_that_pull_take_the_pull_flags(command: str, tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "remote.yml"
+    spec.write_text("init:\n  - registry.distrokit-test.invalid/app:1\n")
+    # the mirror (port 9 on loopback: nothing listens) is asked instead of the unresolvable registry
+    mirror = ["--mirror", "registry.distrokit-test.invalid=http://127.0.0.1:9", "--insecure-registry", "127.0.0.1:9"]
+    argv = ["--cache", str(tmp_path / "c"), command, str(spec), *mirror, "--retries", "1", "--arch", "arm64"]
+    if command == "explain":
+        argv += ["-f", "tar", "--pull"]
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    if command == "explain":  # explain pulls nothing, even in a new store: it says the image task would run
+        assert code == 0 and "image:registry.distrokit-test.invalid/app:1: run: never built" in out, out + err
+        return
+    assert code == 1 and "127.0.0.1:9" in err and "after 1 attempt" in err, err
+
+
+def test_pkg_naming_the_recipe_file_says_name_the_folder(tmp_path: Path, capsys) -> None:
+    spec = tmp_path / "recipe.yml"
+    spec.write_text(f'init:\n  - "@pkg:{COMPONENTS}/init/component.yml"\n')
+    code, err = run_cli(capsys, "validate", str(spec))
+    assert code == 2 and "name the folder, not the recipe file" in err and f"({COMPONENTS / 'init'})" in err
+
+
+def test_run_takes_a_file_of_the_output_and_shows_units(tmp_path: Path, capsys) -> None:
+    (tmp_path / "hello-kernel").write_bytes(b"not booted: the initrd is missing")
+    code, err = run_cli(capsys, "run", str(tmp_path / "hello-kernel"))
+    # the prefix was found from the file: the error is about the rest of the output, not about hello-kernel-kernel
+    assert code == 2 and f"nothing to boot at {tmp_path / 'hello'}:" in err and "hello-initrd.img" in err
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "with a unit: 512M, 2G (default 512M)" in usage and "virtual CPUs (default 1)" in usage

@@ -323,7 +323,7 @@ def test_bad_image_references_and_yaml_problems() -> None:
 
 def test_yaml_syntax_errors_carry_the_parser_position() -> None:
     [line] = issues_of("onboot:\n  - name: a\n   image: b\n")
-    assert line.startswith("x.yml:3:4: expected <block end>")
+    assert line.startswith("x.yml:3:4: `onboot[0].image` is indented 3 spaces")
     assert issues_of("- a\n- b\n") == ["x.yml:1:1: expected a mapping, got a list"]
 
 

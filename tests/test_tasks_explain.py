@@ -31,10 +31,18 @@ def test_changed_inputs_are_named_with_old_and_new_keys(minimal_build: Built, sp
     )
     result = explained(spec_copy, minimal_build.cache, out, "why")
     status, reasons = result["part:why/files"]
-    assert status == RUN and len(reasons) == 1 and reasons[0].startswith("input 'spec' changed: ")
-    old, new = reasons[0].split(": ", 1)[1].split(" -> ")
+    # first what changed in the spec's words, then the keys
+    assert status == RUN and reasons[0] == "files[0] (etc/distrokit/boot.d/90-report)"
+    assert len(reasons) == 2 and reasons[1].startswith("key 'spec' changed: ")
+    old, new = reasons[1].split(": ", 1)[1].split(" -> ")
     assert old != new
-    assert result["output:why"] == (RUN, ("input 'cmdline' changed: console=ttyS0 quiet -> console=ttyS0",))
+    assert result["output:why"] == (
+        RUN,
+        (
+            "kernel.cmdline: console=ttyS0 quiet -> console=ttyS0",
+            "key 'cmdline' changed: console=ttyS0 quiet -> console=ttyS0",
+        ),
+    )
     assert result["part:why/kernel"][0] == UP_TO_DATE
 
 
@@ -53,3 +61,24 @@ def test_missing_output_and_upstream_are_explained(minimal_build: Built, spec_co
 def test_never_built_spec(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:
     result = explained(spec_copy, minimal_build.cache, tmp_path / "out", "fresh")
     assert result["part:fresh/init"] == (RUN, ("never built",))
+
+
+def test_a_new_digest_behind_a_name_is_named_with_both_digests(tmp_path: Path, capsys) -> None:
+    from registry import random_layer, stored_image
+
+    from buildlib import cli
+    from buildlib.images import Store
+    from buildlib.refs import ImageRef
+
+    store, ref = Store(tmp_path / "cache"), ImageRef.parse("localhost/test/app:1")
+    old = stored_image(store, ref, [random_layer(store, 1000, "old")])
+    spec = tmp_path / "app.yml"
+    spec.write_text(f"onboot:\n  - name: app\n    image: {ref}\n")
+    argv = ["--cache", str(tmp_path / "cache"), "build", str(spec), "-f", "tar", "--dir", str(tmp_path / "out"), "-q"]
+    assert cli.main(argv) == 0
+    new = stored_image(store, ref, [random_layer(store, 1000, "new")])  # as a `distrokit pull` of a new push does
+    capsys.readouterr()
+    assert cli.main(["--cache", str(tmp_path / "cache"), "explain", *argv[3:-1]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    said = f"image:{ref}: run: image {ref}: digest {old[:19]}.. -> {new[:19]}.."
+    assert said in lines, lines

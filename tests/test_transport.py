@@ -55,6 +55,11 @@ FATAL = 'time="2026-11-26T22:42:00Z" level=fatal msg="{}"'
             FailureKind.PLATFORM,
         ),
         ("open /cache/tmp/x: permission denied", FailureKind.OTHER),
+        (
+            'pinging container registry r.example: Get "https://r.example/v2/": dial tcp: lookup r.example on '
+            "10.0.0.53:53: no such host",
+            FailureKind.DNS,
+        ),
     ],
 )
 def test_classify(message: str, kind: FailureKind):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
-from .. import components, debarch, sbom, tasks
+from .. import components, debarch, preflight, sbom, tasks
+from ..errors import BadInput
+from ..fsutil import write_bytes_atomic
 from ..outputs.compress import Compression
 from ..spec import load_spec
 from ..tasks.explain import UP_TO_DATE, explain
@@ -20,6 +23,7 @@ from .common import (
     store_root,
     transfer_flags,
 )
+from .watch import BuildView
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -56,9 +60,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         spec = load_spec(specs, resolve_pkg=components.PkgResolver(options.arch))
         print(spec.to_yaml(), end="")
         return 0
-    report = tasks.build_spec(
-        specs, options, component_root(), jobs=args.jobs, outstream=None if args.quiet else sys.stderr
-    )
+    report = _watched_build(specs, options, args)
     for warning in report.warnings:
         err_console.print(f"warning: {warning}", markup=False)
     if not args.quiet:
@@ -69,6 +71,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watched_build(specs: list[Path], options: tasks.BuildOptions, args: argparse.Namespace) -> tasks.BuildReport:
+    """The build with its live view (a terminal), plain lines (a pipe) or nothing (--quiet)."""
+    with BuildView(sys.stderr, quiet=args.quiet) as view:
+        options = dataclasses.replace(options, transfer_listener=view.transfer)
+        # doit's own failure report goes to stderr only with --debug: otherwise the CLI says the error once
+        outstream = sys.stderr if args.debug else None
+        report = tasks.build_spec(
+            specs, options, component_root(), jobs=args.jobs, outstream=outstream, listener=view.task, debug=args.debug
+        )
+    view.summary()
+    return report
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
     _print_explanations(tasks.plan_build(specs, _build_options(args), component_root()))
@@ -76,20 +91,54 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _print_explanations(plan: tasks.Plan) -> None:
+    """A table on a terminal; piped, one `TASK: WILL: REASON` line per reason, task names never cut."""
+    items = [item for item in explain(plan) if item.status != UP_TO_DATE]
+    if not items:
+        print("everything is up to date")
+        return
+    if not out_console.is_terminal:
+        for item in items:
+            for reason in item.reasons:
+                print(f"{item.task}: {item.status}: {reason}")
+        return
     from rich.table import Table
 
     table = Table("task", "will", "why", box=None, show_header=True, header_style="bold")
-    for item in explain(plan):
-        if item.status != UP_TO_DATE:
-            table.add_row(item.task, item.status, "\n".join(item.reasons))
-    if table.row_count:
-        out_console.print(table)
-    else:
-        print("everything is up to date")
+    for item in items:
+        table.add_row(item.task, item.status, "\n".join(item.reasons))
+    out_console.print(table)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """The task graph as DOT on stdout or in FILE; FILE.svg is drawn with graphviz's `dot` when installed."""
+    from ..tasks.graph import to_dot
+
+    text = to_dot(tasks.plan_build([Path(p) for p in args.spec], _build_options(args), component_root()))
+    if args.output is None:
+        print(text, end="")
+        return 0
+    target = Path(args.output)
+    data = text.encode()
+    if target.suffix == ".svg":
+        data = _svg(text)
+    write_bytes_atomic(target, data)
+    err_console.print(f"wrote the task graph to {target}")
+    return 0
+
+
+def _svg(dot_text: str) -> bytes:
+    import shutil
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise BadInput("drawing SVG needs graphviz (`apt-get install graphviz`); or write DOT: -o FILE.dot")
+    return subprocess.run([dot, "-Tsvg"], input=dot_text.encode(), capture_output=True, check=True).stdout
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     spec = load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
+    preflight.check_buildable(spec, tuple(args.format or ["kernel+initrd"]))
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
     err_console.print(f"{', '.join(args.spec)}: valid")
@@ -100,20 +149,34 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
     pins, lock_file = read_lock(None, specs)  # the SBOM describes what a build following the lock holds
     options = tasks.BuildOptions(
-        cache=store_root(args), out_dir=Path("."), name=Path(specs[0]).stem, lock=pins, lock_file=lock_file
+        cache=store_root(args),
+        out_dir=Path("."),
+        name=Path(specs[0]).stem,
+        formats=(),
+        pull=args.pull,
+        arch=args.arch,
+        network=network_options(args),
+        lock=pins,
+        lock_file=lock_file,
     )
     spec, loaded = tasks.ensure_images(specs, options, component_root())
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
 
 
-def _build_flags(command: argparse.ArgumentParser) -> None:
+def _pull_flags(command: argparse.ArgumentParser) -> None:
+    """What every command that may pull a spec's images takes: the specs, --pull, --arch and the transfer flags."""
     command.add_argument("spec", nargs="+", help="spec files, merged in order")
+    command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
+    command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
+    transfer_flags(command)
+
+
+def _build_flags(command: argparse.ArgumentParser) -> None:
+    _pull_flags(command)
     command.add_argument("--dir", default=".", help="output folder (default: current folder)")
     command.add_argument("--name", help="output name (default: the first spec's base name)")
     command.add_argument("-f", "--format", action="append", help="output format: kernel+initrd (default), tar")
-    command.add_argument("--pull", action="store_true", help="pull images even when they are in the store")
-    command.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     command.add_argument(
         "--compression",
         default="zstd",
@@ -124,7 +187,6 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--locked", action="store_true", help="fail when the spec and its lock disagree, instead of building unpinned"
     )
-    transfer_flags(command)
 
 
 def register(sub: Subparsers) -> None:
@@ -139,10 +201,20 @@ def register(sub: Subparsers) -> None:
     _build_flags(explain_cmd)
     explain_cmd.set_defaults(func=cmd_explain)
 
+    graph = sub.add_parser("graph", help="write the task graph as DOT (SVG with graphviz), what would run marked")
+    _build_flags(graph)
+    graph.add_argument(
+        "-o", "--output", metavar="FILE", help="write here (FILE.svg: drawn by graphviz); default stdout"
+    )
+    graph.set_defaults(func=cmd_graph)
+
     validate = sub.add_parser("validate", help="check specs without building or pulling")
     validate.add_argument("spec", nargs="+")
+    validate.add_argument(
+        "-f", "--format", action="append", help="the output formats to check for, as for build (default kernel+initrd)"
+    )
     validate.set_defaults(func=cmd_validate)
 
     sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")
-    sbom_cmd.add_argument("spec", nargs="+", help="spec files, merged in order")
+    _pull_flags(sbom_cmd)
     sbom_cmd.set_defaults(func=cmd_sbom)

@@ -12,7 +12,7 @@ from .common import Subparsers, err_console
 
 def cmd_run(args: argparse.Namespace) -> int:
     options = runner.RunOptions(
-        prefix=Path(args.path),
+        prefix=output_prefix(Path(args.path)),
         mem=args.mem,
         cpus=args.cpus,
         timeout=args.timeout,
@@ -33,11 +33,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def output_prefix(path: Path) -> Path:
+    """The output prefix a path names: `out/hello` as given, or `out/hello` for a file of it such as
+    `out/hello-kernel` or `out/hello-initrd.img` (what a shell completes)."""
+    from ..outputs import FORMATS
+
+    for fmt in FORMATS.values():
+        for suffix in fmt.suffixes:
+            if path.name.endswith(suffix) and path.is_file() and len(path.name) > len(suffix):
+                return path.with_name(path.name[: -len(suffix)])
+    return path
+
+
 def register(sub: Subparsers) -> None:
     run = sub.add_parser("run", help="boot kernel+initrd in QEMU with the console here")
-    run.add_argument("path", help="output prefix, e.g. out/minimal")
-    run.add_argument("--mem", default="512M")
-    run.add_argument("--cpus", type=int, default=1)
+    run.add_argument("path", help="output prefix, e.g. out/minimal, or one of its files, e.g. out/minimal-kernel")
+    run.add_argument("--mem", default="512M", help="guest memory, with a unit: 512M, 2G (default 512M)")
+    run.add_argument("--cpus", type=int, default=1, help="virtual CPUs (default 1)")
     run.add_argument("--timeout", type=float, default=300.0, help="seconds before the guest is stopped")
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
     run.add_argument("--networking", choices=runner.NETWORKING, default="user", help="user-mode (default) or none")

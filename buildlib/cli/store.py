@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import cache
-from .common import Subparsers, err_console, human_size, print_table, store_root, when
+from .. import cache, components
+from ..errors import BadInput
+from .common import Subparsers, component_root, err_console, human_size, print_table, store_root, when
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
@@ -34,19 +35,54 @@ def cmd_cache_du(args: argparse.Namespace) -> int:
 
 def cmd_cache_gc(args: argparse.Namespace) -> int:
     keep = cache.parse_size(args.keep) if args.keep is not None else None
-    report = cache.gc(store_root(args), keep)
+    root = store_root(args)
+    report = cache.gc(root, keep, _existing_recipes())
     if args.verbose and report.removed:
         print_table(
             ("removed", "size", "last used"), [[r.path, human_size(r.size), when(r.last_used)] for r in report.removed]
         )
     for spec in report.stale_records:
         err_console.print(f"forgot spec {spec}: none of its files exist any more")
-    err_console.print(
-        f"removed {len(report.removed)} entries, freed {human_size(report.freed)}; "
-        f"the store is {human_size(report.size_after)}"
-        + (f" (asked for at most {human_size(keep)})" if keep is not None and report.size_after > keep else "")
-    )
+    _report_gc(root, report, args.keep)
     return 0
+
+
+def _existing_recipes() -> set[str] | None:
+    """`NAME-KEY` of every recipe in the components folder (their package pins stay); None without one."""
+    folder = component_root()
+    if not folder.is_dir():
+        return None
+    recipes = set()
+    for recipe_file in sorted(folder.glob(f"*/{components.RECIPE}")):
+        try:
+            recipe = components.load_recipe(recipe_file.parent)
+        except BadInput:
+            continue  # a broken recipe keeps its pins: it may be fixed
+        recipes.add(f"{recipe.name}-{recipe.key}")
+    return recipes
+
+
+def in_unit(count: int, typed: str | None) -> str:
+    """`count` bytes in the unit the user typed (2G: GiB, 500M: MiB; parse_size counts in 1024s)."""
+    unit = (typed or "").strip().rstrip("bB").rstrip("iI")[-1:].upper()
+    if unit not in ("K", "M", "G", "T"):
+        return human_size(count) if typed is None else f"{count} bytes"
+    value = count / 1024 ** ("KMGT".index(unit) + 1)
+    return f"{value:.2f} {unit}iB"
+
+
+def _report_gc(root: Path, report: cache.GcReport, typed: str | None) -> None:
+    keep = report.keep
+    err_console.print(
+        f"removed {len(report.removed)} entries, freed {in_unit(report.freed, typed)}; "
+        f"the store is {in_unit(report.size_after, typed)}"
+        + (f" (asked for at most {in_unit(keep, typed)})" if keep is not None and report.size_after > keep else "")
+    )
+    if keep is None or report.size_after <= keep:
+        return
+    err_console.print("what holds the rest (shared bytes count for each):", markup=False)
+    for holder in cache.holders(root):
+        err_console.print(f"  {in_unit(holder.size, typed):>12}  {holder.what}", markup=False)
 
 
 def cmd_cache_rm(args: argparse.Namespace) -> int:

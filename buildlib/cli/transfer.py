@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import components, debarch, images
+from .. import cache, components, debarch, images
 from ..errors import BadInput
 from ..fsutil import store_lock
 from ..refs import ImageRef
@@ -121,14 +121,24 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
     """`pull oci:DIR[:TAG]`, `oci-archive:FILE` or `docker-archive:FILE` into the store under --name."""
-    if len(args.ref) != 1 or not args.name:
-        raise BadInput("pulling from an oci:, oci-archive: or docker-archive: source takes one source and --name NAME")
-    name = ImageRef.parse(args.name)
+    if len(args.ref) != 1:
+        raise BadInput("pulling from an oci:, oci-archive: or docker-archive: source takes one source at a time")
+    name = ImageRef.parse(args.name or _archive_name(args.ref[0]))
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         with store_lock(store.root):
             digest = images.copy_into_store(store, args.ref[0], name, arch=args.arch, listener=display)
         display.result(f"{name.familiar()} {digest}")
     return 0
+
+
+def _archive_name(source: str) -> str:
+    """The name an oci-archive: or docker-archive: file holds, as `cache import` takes it."""
+    transport, _, path = source.partition(":")
+    held = cache.archive_kind(Path(path))[1] if transport in ("oci-archive", "docker-archive") else None
+    if not held:
+        kind = "this archive holds no image name" if transport != "oci" else "an oci: layout holds no full name"
+        raise BadInput(f"{source}: {kind}: give one with --name NAME")
+    return held
 
 
 def cmd_push(args: argparse.Namespace) -> int:
@@ -176,7 +186,11 @@ def register(sub: Subparsers) -> None:
     pull.add_argument(
         "ref", nargs="+", help="registry references, or one oci:DIR[:TAG], oci-archive:FILE or docker-archive:FILE"
     )
-    pull.add_argument("--name", help="the name to store a local (oci:, oci-archive:, docker-archive:) image under")
+    pull.add_argument(
+        "--name",
+        help="the name to store a local (oci:, oci-archive:, docker-archive:) image under "
+        "(default for an archive: the name it holds)",
+    )
     pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     transfer_flags(pull)
     pull.set_defaults(func=cmd_pull)

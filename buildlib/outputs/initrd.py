@@ -89,6 +89,14 @@ def segment_path(cache: Path, key: str) -> Path:
     return cache / "segments" / f"{key}{SEGMENT_SUFFIX}"
 
 
+KERNEL_POINTER = "kernel.ref"  # build/<spec>/kernel.ref names the spec's kernel in kernels/
+
+
+def kernel_path(root: Path, key: str) -> Path:
+    """Where a kernel binary extracted from a kernel image is stored, once per image and binary."""
+    return root / "kernels" / key
+
+
 def write_segment(
     entries: Iterable[Entry],
     target: Path,

@@ -6,12 +6,14 @@
 
 from .families import BuildOptions, ErrorSink, Plan, record_path
 from .keys import InputKeys, XXHashChecker
+from .report import HandledFailure, RecordingReporter, TaskEvent, TaskEventKind, TaskListener
 from .run import (
+    FAMILY_DOCS,
     BuildReport,
-    RecordingReporter,
     build_spec,
     doit_config,
     ensure_images,
+    family_groups,
     plan_build,
     project_plan,
     run_plan,
@@ -21,6 +23,7 @@ __all__ = [
     "BuildOptions",
     "BuildReport",
     "ErrorSink",
+    "HandledFailure",
     "InputKeys",
     "Plan",
     "RecordingReporter",
@@ -28,8 +31,13 @@ __all__ = [
     "build_spec",
     "doit_config",
     "ensure_images",
+    "FAMILY_DOCS",
+    "family_groups",
     "plan_build",
     "project_plan",
     "record_path",
     "run_plan",
+    "TaskEvent",
+    "TaskEventKind",
+    "TaskListener",
 ]

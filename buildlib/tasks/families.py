@@ -16,20 +16,26 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from doit.exceptions import TaskFailed
-
-from .. import bundles, components, images, layers, outputs, pinning, rootfs, usage
+from .. import components, images, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
 from ..lock import Lock, platform_of
 from ..lock import disagreements as lock_disagreements
 from ..outputs.compress import Compression
-from ..outputs.initrd import DEFAULT_COMPRESSION, segment_path, write_entry, write_segment
+from ..outputs.initrd import (
+    DEFAULT_COMPRESSION,
+    KERNEL_POINTER,
+    kernel_path,
+    segment_path,
+    write_entry,
+    write_segment,
+)
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
-from ..transport import Network
+from ..transport import Listener, Network, ignore
 from .keys import InputKeys, epoch_key, tool_versions
+from .report import HandledFailure
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ class BuildOptions:
     lock: Lock | None = field(default=None, compare=False)  # the spec's pins, when it has a lock file
     lock_file: str = ""  # where `lock` came from, for messages
     locked: bool = False  # fail when the spec and its lock disagree, instead of warning
+    # who hears the bytes of image pulls and .deb downloads (the CLI's live view); never part of a key
+    transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -53,13 +61,13 @@ class ErrorSink:
 
     errors: list[DistrokitError] = field(default_factory=list)
 
-    def guard(self, action: Callable[[], object]) -> Callable[[], TaskFailed | None]:
-        def run() -> TaskFailed | None:
+    def guard(self, action: Callable[[], object]) -> Callable[[], HandledFailure | None]:
+        def run() -> HandledFailure | None:
             try:
                 action()
             except DistrokitError as exc:
                 self.errors.append(exc)
-                return TaskFailed(str(exc))
+                return HandledFailure(str(exc))
             return None
 
         return run
@@ -95,7 +103,12 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
 
 
 def component_task(
-    store: Store, folder: Path, sink: ErrorSink, lock: Lock | None = None, arch: str = components.DEFAULT_ARCH
+    store: Store,
+    folder: Path,
+    sink: ErrorSink,
+    lock: Lock | None = None,
+    listener: Listener = ignore,
+    arch: str = components.DEFAULT_ARCH,
 ) -> dict[str, Any]:
     recipe = components.load_recipe(folder, arch)
     # the lock pins amd64's .deb files under the recipe's name: another architecture is built unpinned
@@ -106,7 +119,7 @@ def component_task(
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
-        components.build(store, recipe, packages)
+        components.build(store, recipe, packages, listener)
 
     def in_store() -> bool:
         """the component image is in the store"""
@@ -130,10 +143,15 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
     pin = pinned_manifest(options, ref) if component is None else None
 
     def fetch() -> None:
+        listener = options.transfer_listener or ignore
         if pin is not None:
-            image = images.ensure_pinned(store, parsed, pin, network=options.network, arch=options.arch)
+            image = images.ensure_pinned(
+                store, parsed, pin, network=options.network, arch=options.arch, listener=listener
+            )
         else:
-            image = images.ensure_image(store, parsed, force_pull=force, network=options.network, arch=options.arch)
+            image = images.ensure_image(
+                store, parsed, force_pull=force, network=options.network, arch=options.arch, listener=listener
+            )
         write_json_atomic(target, image.record())
 
     def in_store() -> bool:
@@ -218,17 +236,21 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
 
 
 def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
-    """The kernel binary out of its image, written once per image digest: an output that reruns for a
-    changed service does not extract and sync it again."""
+    """The kernel binary out of its image, stored once per kernel image and binary in `kernels/` (every
+    spec with that kernel shares it) and named by the spec's `build/<spec>/kernel.ref`, which keeps it
+    from `cache gc`. An output that reruns for a changed service does not extract and sync it again."""
     image = load_images(store, [kernel.image])[kernel.image]
-    folder = store.root / "build" / spec_name
-    target = folder / f"kernel-{xxh_value([image.manifest_digest, kernel.binary])}"
+    key = xxh_value([image.manifest_digest, kernel.binary])
+    target = kernel_path(store.root, key)
     if not target.is_file():
         binary, _ = rootfs.kernel_files(store, kernel, image)
         write_entry(binary, target)
-        for stale in folder.glob("kernel-*"):
-            if stale != target:
-                stale.unlink(missing_ok=True)
+    folder = store.root / "build" / spec_name
+    pointer = folder / KERNEL_POINTER
+    if not pointer.is_file() or pointer.read_text() != key:
+        write_bytes_atomic(pointer, key.encode())
+    for stale in folder.glob("kernel-*"):  # the per-spec copies earlier versions wrote
+        stale.unlink(missing_ok=True)
     return target
 
 
@@ -334,12 +356,14 @@ class Plan:
     _seen: set[str] = field(default_factory=set)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
-        bundles.check_volumes(spec)  # a spec error that needs no image: report it before pulling any
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
+        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                self.tasks.append(component_task(self.store, folder, self.sink, options.lock, options.arch))
+                listener = options.transfer_listener or ignore
+                task = component_task(self.store, folder, self.sink, options.lock, listener, options.arch)
+                self.tasks.append(task)
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder, options.arch).build_name if folder else None

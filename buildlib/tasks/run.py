@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from doit.cmd_base import TaskLoader2
 from doit.doit_cmd import DoitMain
 from doit.loader import generate_tasks
-from doit.reporter import ConsoleReporter
 from doit.task import DelayedLoader, Task
 
 from .. import lock
@@ -22,30 +22,10 @@ from ..errors import BuildError
 from ..fsutil import store_lock
 from ..images import Image, Store
 from ..spec import Spec, load_spec
+from . import terms
 from .families import BuildOptions, Plan, load_images
 from .keys import XXHashChecker
-
-
-class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
-    """doit's console report, also kept as lists: which tasks ran, which were up to date."""
-
-    last: RecordingReporter | None = None
-
-    def __init__(self, outstream: Any, options: Any) -> None:
-        super().__init__(outstream, options)
-        self.executed: list[str] = []
-        self.skipped: list[str] = []
-        RecordingReporter.last = self
-
-    def execute_task(self, task: Any) -> None:
-        if task.actions:
-            self.executed.append(task.name)
-        super().execute_task(task)
-
-    def skip_uptodate(self, task: Any) -> None:
-        if task.actions:
-            self.skipped.append(task.name)
-        super().skip_uptodate(task)
+from .report import RecordingReporter, TaskListener
 
 
 def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]:
@@ -63,7 +43,7 @@ def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]
 
 def plan_tasks(plan: Plan) -> list[Task]:
     """doit Task objects for a plan, the layer family created only once the images are recorded."""
-    tasks = list(generate_tasks("distrokit", (task for task in plan.tasks)))
+    tasks = list(generate_tasks("distrokit", (dict(task) for task in plan.tasks)))  # doit pops keys: copies
     if plan.refs:
         tasks.append(Task("layer", None, loader=DelayedLoader(plan.layer_tasks, executed="image")))
     else:  # no image, no layer: parts still name the (empty) family as a dependency
@@ -92,6 +72,7 @@ class BuildReport:
     executed: tuple[str, ...]
     up_to_date: tuple[str, ...]
     warnings: tuple[str, ...] = ()  # how the spec and its lock disagree, when not --locked
+    seconds: dict[str, float] = field(default_factory=dict)  # how long each task that ran took
 
 
 @contextlib.contextmanager
@@ -105,29 +86,61 @@ def _std_streams_kept() -> Iterator[None]:
         sys.stdout, sys.stderr = stdout, stderr
 
 
-def run_plan(plan: Plan, args: Sequence[str] = (), outstream: IO[str] | None = None) -> BuildReport:
-    """Run a plan through doit's own runner; raise the first DistrokitError an action raised."""
+def run_plan(
+    plan: Plan,
+    args: Sequence[str] = (),
+    outstream: IO[str] | None = None,
+    listener: TaskListener | None = None,
+    debug: bool = False,
+) -> BuildReport:
+    """Run a plan through doit's own runner; raise the first DistrokitError an action raised (reported
+    by nobody else: doit's failure block only when `debug`). `listener` hears every task start and end."""
     cache = plan.store.root
     config = doit_config(cache, outstream)
+    options = {"failure_verbosity": 2 if debug else 0}
+    reporter = RecordingReporter(config["outfile"], options, listener=listener, echo_handled=False)
+    config["reporter"] = reporter
     # GLOBAL holds option defaults for every doit command; `config_filenames=()` keeps a project's
     # pyproject.toml or doit.cfg in the working folder from changing how distrokit runs doit.
     main = DoitMain(_Loader(plan, config), config_filenames=(), extra_config={"GLOBAL": config})
-    RecordingReporter.last = None
     with store_lock(cache), _std_streams_kept():
         code = main.run(["run", *args])
-        reporter = RecordingReporter.last
         if plan.sink.errors:
             raise plan.sink.errors[0]
-        if code != 0 or reporter is None:
+        if code != 0:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
         plan.record_usage()
-    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), tuple(plan.warnings))
+    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), tuple(plan.warnings), dict(reporter.seconds))
+
+
+def add_spec(plan: Plan, spec: Spec, options: BuildOptions, component_root: Path) -> None:
+    """The spec's tasks, each with the readable record of its inputs `explain` compares (see terms);
+    `doit clean` removes what the output tasks wrote."""
+    plan.add_spec(spec, options, component_root)
+    terms.attach(plan.tasks, plan.store, spec, options)
+    for task in plan.tasks:
+        if task["basename"] == "output":
+            task.setdefault("clean", True)
+
+
+# What `doit list` says of each family (a dodo.py yields these before the plan's tasks).
+FAMILY_DOCS = {
+    "component": "Build a component image from Debian packages (components/NAME) into the store.",
+    "image": "Make sure an image a spec names is in the store, pulling it when missing, and record its digests.",
+    "part": "Write one compressed segment of a spec's root (kernel modules, init, a container, files).",
+    "output": "Write a spec's boot media (kernel+initrd, tar) into the output folder; `doit clean` removes them.",
+}
+
+
+def family_groups() -> list[dict[str, Any]]:
+    """One group task per family with its own description, for `doit list`."""
+    return [{"basename": name, "name": None, "doc": doc} for name, doc in FAMILY_DOCS.items()]
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
     plan = Plan(Store(options.cache, options.arch), resolver=PkgResolver(options.arch))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
-    plan.add_spec(spec, options, component_root)
+    add_spec(plan, spec, options, component_root)
     return plan
 
 
@@ -137,19 +150,22 @@ def build_spec(
     component_root: Path,
     jobs: int = 1,
     outstream: IO[str] | None = None,
+    listener: TaskListener | None = None,
+    debug: bool = False,
 ) -> BuildReport:
     plan = plan_build(spec_paths, options, component_root)
     args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    return run_plan(plan, args, outstream)
+    return run_plan(plan, args, outstream, listener, debug)
 
 
 def ensure_images(
     spec_paths: Sequence[Path], options: BuildOptions, component_root: Path, outstream: IO[str] | None = None
 ) -> tuple[Spec, dict[str, Image]]:
     """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
+    options = dataclasses.replace(options, formats=())  # it writes no output: no format's needs apply
     plan = Plan(Store(options.cache, options.arch), resolver=PkgResolver(options.arch))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
-    plan.add_spec(spec, options, component_root)
+    add_spec(plan, spec, options, component_root)
     plan.tasks = [task for task in plan.tasks if task["basename"] in ("component", "image")]
     plan.refs, plan.uses = [], []  # no layers to index, and no build to record for gc
     run_plan(plan, (), outstream)
@@ -164,5 +180,5 @@ def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Pat
         lock_file = lock.path_for(spec_file)
         pins = lock.read(lock_file) if lock_file.is_file() else None
         options = BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem, lock=pins, lock_file=str(lock_file))
-        plan.add_spec(spec, options, component_root)
+        add_spec(plan, spec, options, component_root)
     return plan

@@ -1,0 +1,53 @@
+"""dodo.py: doit's own commands on distrokit's tasks behave as doit users expect."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import COMPONENTS, REPO, SPECS
+
+from buildlib import cli
+
+
+def doit(project: Path, cache: Path, *args: str) -> str:
+    env = dict(os.environ, DISTROKIT_CACHE=str(cache), PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-m", "doit", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def project(tmp_path: Path) -> Path:
+    """A project like this repository, with one spec (its own name, so it shares no task with others)."""
+    root = tmp_path / "project"
+    (root / "specs").mkdir(parents=True)
+    shutil.copy(REPO / "dodo.py", root / "dodo.py")
+    shutil.copy(SPECS / "minimal.yml", root / "specs" / "doitspec.yml")
+    (root / "components").symlink_to(COMPONENTS, target_is_directory=True)
+    return root
+
+
+def test_list_clean_and_forget(minimal_build, tmp_path: Path, capsys) -> None:
+    root, cache = project(tmp_path), minimal_build.cache
+    listed = doit(root, cache, "list")
+    docs = [line.split(None, 1)[1] for line in listed.splitlines() if line.strip()]
+    assert len(docs) == 5 and len(set(docs)) == 5, listed  # each family in its own words
+    doit(root, cache)
+    outputs = sorted(p.name for p in (root / "out").iterdir())
+    assert outputs == ["doitspec-cmdline", "doitspec-initrd.img", "doitspec-kernel"]
+    cleaned = doit(root, cache, "clean")
+    assert "removing file" in cleaned and not list((root / "out").iterdir())
+    doit(root, cache)  # the next run writes them again
+    assert len(list((root / "out").iterdir())) == 3
+    # only this spec's tasks: the images and layers are shared with the other tests' builds
+    parts = [f"part:doitspec/{name}" for name in ("kernel", "init", "files")]
+    assert "forgetting output:doitspec" in doit(root, cache, "forget", "output:doitspec", *parts)
+    spec = str(root / "specs" / "doitspec.yml")
+    assert cli.main(["--cache", str(cache), "explain", spec, "--dir", str(root / "out")]) == 0
+    explained = capsys.readouterr().out
+    assert "output:doitspec: run: no record of its last build" in explained and "never built" not in explained
