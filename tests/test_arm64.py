@@ -138,16 +138,23 @@ def test_amd64_arm64_amd64_from_one_store_redoes_nothing(minimal_build: Built, a
 
 @pytest.mark.arm64
 @pytest.mark.boot
-def test_arm64_minimal_boots_under_qemu_system_aarch64(arm64_build: Built) -> None:
-    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(arm64_build.cache), "run"]
-    command += [str(arm64_build.prefix), "--timeout", str(ARM64_BOOT_TIMEOUT), "--networking", "none"]
+def test_arm64_minimal_boots_under_qemu_system_aarch64(arm64_build: Built, tmp_path: Path) -> None:
+    """One arm64 boot (TCG is slow): specs/minimal.yml with runc and one onboot container added, so the guest
+    shows minimal.yml's console lines, runs an arm64 container under runc, and powers off."""
+    specs = [SPECS / "minimal.yml", REPO / "tests" / "specs" / "arm64-onboot.yml"]
+    built = build(specs, arm64_build.cache, tmp_path, "onboot-arm64", arch="arm64")
+    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(built.cache), "run"]
+    command += [str(built.prefix), "--timeout", str(ARM64_BOOT_TIMEOUT), "--networking", "none"]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=ARM64_BOOT_TIMEOUT + 30)
     assert done.returncode == 0, f"distrokit run failed: {done.stderr}\n{done.stdout[-3000:]}"
     assert "guest powered off" in done.stderr and "(tcg)" in done.stderr
+    assert "container machine: aarch64" in done.stdout  # the onboot container, under runc
     uname = next(line for line in done.stdout.splitlines() if line.startswith("Linux distrokit"))
     assert uname.split()[-2:] == ["aarch64", "GNU/Linux"]
     installed = done.stdout.split("== installed", 1)[1]
-    assert "busybox-static" in installed and " arm64" in installed
+    assert "  runc " in installed and all(
+        line.endswith((" arm64", " all")) for line in installed.splitlines() if line.startswith("  ")
+    )
     assert "reboot: Power down" in done.stdout
 
 
