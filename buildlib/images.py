@@ -402,6 +402,15 @@ def push(store: Store, ref: ImageRef, dest: str, *, network: Network | None = No
     digest = store.lookup(ref)
     if digest is None:
         raise ImageNotFound(f"image {ref.familiar()} is not in the store {store.root}: pull or build it first")
+    return push_digest(store, digest, dest, network=network, listener=listener)
+
+
+def push_digest(
+    store: Store, digest: str, dest: str, *, network: Network | None = None, listener: Listener = ignore
+) -> str:
+    """Push a stored manifest, or an index with every platform image it lists, to `dest`; digests unchanged."""
+    network = network or Network.from_env()
+    manifests = platforms.index_manifests(store, digest)
     endpoint = transport.destination(dest, network)
     label = endpoint.name
     listener(Event(EventKind.START, label))
@@ -409,13 +418,14 @@ def push(store: Store, ref: ImageRef, dest: str, *, network: Network | None = No
     with store.tempdir("push-") as layout:
         _write_layout(store, layout, digest)
         args = ["copy", "--quiet", "--preserve-digests", "--src-shared-blob-dir", str(store.blobs)]
+        args += ["--multi-arch", "all"] if manifests != [digest] else []
         args.append(f"oci:{layout}:image")
         args += [transport.tls_flag("dest", endpoint), *transport.auth_flags("dest", network), endpoint.url]
         try:
             attempts = transport.run(Job(tuple(args), label), network.retry, listener).attempts
         except SkopeoFailed as exc:
             raise transport.explain(exc.failure, endpoint, exc.attempts) from exc
-    size = sum(layer.size for layer in store.image_by_digest(label, digest).layers)
+    size = sum(layer.size for manifest in manifests for layer in store.image_by_digest(label, manifest).layers)
     listener(Event(EventKind.DONE, label, size, attempts, seconds=time.monotonic() - started))
     return digest
 
@@ -431,7 +441,7 @@ def layout_files(descriptor: dict[str, Any]) -> dict[str, bytes]:
 def _write_layout(store: Store, layout: Path, digest: str) -> None:
     """An OCI layout naming one manifest of the store; its blobs stay in the store (skopeo's shared blob dir)."""
     descriptor = {
-        "mediaType": MEDIA_MANIFEST,
+        "mediaType": platforms.MEDIA_INDEX if platforms.index_manifests(store, digest) != [digest] else MEDIA_MANIFEST,
         "digest": digest,
         "size": store.blob_path(digest).stat().st_size,
         "annotations": {"org.opencontainers.image.ref.name": "image"},

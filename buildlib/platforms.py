@@ -69,7 +69,19 @@ def add_platform(store: Store, ref: ImageRef, manifest_digest: str) -> None:
         store.set_ref(ref, manifest_digest)
         return
     others[arch] = manifest_digest
-    store.set_ref(ref, store.put_blob(canonical_json(_index(store, others))))
+    store.set_ref(ref, put_index(store, others))
+
+
+def index_manifests(store: Store, digest: str) -> list[str]:
+    """The platform manifests of a stored index; `[digest]` for a single image."""
+    top = store.read_json_blob(digest)
+    entries = top.get("manifests")
+    return [str(entry["digest"]) for entry in entries] if isinstance(entries, list) else [digest]
+
+
+def put_index(store: Store, platforms: dict[str, str]) -> str:
+    """Store an OCI image index of the images {architecture: manifest digest}; return its digest."""
+    return store.put_blob(canonical_json(_index(store, platforms)))
 
 
 def _index(store: Store, platforms: dict[str, str]) -> dict[str, Any]:

@@ -184,3 +184,27 @@ def test_sbom_names_each_package_architecture(arm64_build_files: Path) -> None:
     purls = {ref["referenceLocator"] for p in document["packages"] for ref in p.get("externalRefs", ())}
     assert "pkg:deb/debian/busybox-static@1%3A1.35?arch=arm64" in purls
     assert "pkg:deb/debian/tzdata@2024a?arch=all" in purls
+
+
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_pkg_push_gives_an_index_of_both_platforms(shared_cache: Path, registry: Registry) -> None:
+    from buildlib import cli
+
+    folder = COMPONENTS / "busybox"
+    args = ["--cache", str(shared_cache), "pkg", "push", "-q", str(folder), "--to", registry.host]
+    assert cli.main([*args, "--arch", "amd64", "--arch", "arm64"]) == 0
+    key = components.load_recipe(folder).key
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/distrokit/busybox:{key}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    index = json.loads(raw)
+    store = Store(shared_cache)
+    expected = {arch: store.lookup(components.load_recipe(folder, arch).ref) for arch in ("amd64", "arm64")}
+    assert {e["platform"]["architecture"]: e["digest"] for e in index["manifests"]} == expected
+    pulled = Store(shared_cache.parent / "pulled-index")
+    ref = ImageRef.parse(f"{registry.host}/distrokit/busybox:{key}")
+    assert images.pull(pulled, ref, network=NET, arch="arm64") == expected["arm64"]
