@@ -32,7 +32,7 @@ from buildlib.refs import ImageRef  # noqa: E402
 BIG_IMAGE = "bench.invalid/big:1"
 SPEC = """\
 kernel:
-  image: "@pkg:{repo}/components/kernel"
+  image: "@pkg:{repo}/components/kernel-full"
   cmdline: "console=ttyS0"
 init:
   - "@pkg:{repo}/components/init"

@@ -36,6 +36,7 @@ from .spec_nodes import STR_TAG, Context, Location, Session, parse_fields
 
 OCI_VERSION = "1.2.1"
 MOBY_LABEL = "org.mobyproject.config"
+MAX_LABEL = 1 << 20  # characters: a label is a few hundred; a bigger one is an attack on the parser
 FIRST_ID = 100
 VOLUMES_DIR = "/containers/volumes"
 UNLIMITED = 2**64 - 1
@@ -163,10 +164,17 @@ def image_defaults(image: Image) -> ImageDefaults:
 
 def parse_label(text: str, where: str) -> Container:
     """A `org.mobyproject.config` label (JSON or YAML) as a Container record, checked by the spec's schema."""
+    if len(text) > MAX_LABEL:
+        raise BadInput(f"{where}: {len(text)} characters, more than a label may hold ({MAX_LABEL}): fix or rebuild it")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError as error:
+        raise BadInput(f"{where}: nested too deeply to be a label: fix or rebuild the image") from error
     except yaml.YAMLError as error:
-        raise BadInput(f"{where}: not valid JSON or YAML ({error}): fix or rebuild the image") from error
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise BadInput(f"{where}: not valid JSON or YAML ({problem}{at}): fix or rebuild the image") from error
     if not isinstance(node, MappingNode):
         raise BadInput(f"{where}: must be a JSON object: fix or rebuild the image")
     keys = {key.value for key, _ in node.value if isinstance(key, ScalarNode)}
@@ -177,7 +185,9 @@ def parse_label(text: str, where: str) -> Container:
     session = Session()
     values = parse_fields(node, Context(where, Path("."), session), "", Container)
     if session.issues or values is None:
-        raise BadInput("the image label is invalid:\n" + "\n".join(str(issue) for issue in session.issues))
+        raise BadInput(
+            "; ".join(str(issue) for issue in session.issues) or f"{where}: invalid: fix or rebuild the image"
+        )
     location = Location(where, 1, 1)
     return Container(section=Section.SERVICES, index=0, location=location, **values)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tarfile
 from collections.abc import Collection, Iterator
@@ -37,15 +36,15 @@ from pathlib import Path
 
 from . import images
 from .errors import BadInput, ImageNotFound
+from .fsutil import parse_size as parse_size  # the CLI's `--keep` reads sizes here
 from .fsutil import store_lock
 from .images import Store
-from .outputs.initrd import KERNEL_POINTER, segment_path
+from .outputs.initrd import KERNEL_POINTER, KEY_SUFFIX, segment_path
 from .refs import ImageRef
 from .usage import read_usages
 
 AREAS = ("blobs", "layers", "segments", "kernels", "debs", "build", "components")
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -107,15 +106,6 @@ class Holder:
 
 
 # sizes ----------------------------------------------------------------------------------------
-def parse_size(text: str) -> int:
-    """`2G`, `500M`, `1.5GiB`, `4096` as bytes (powers of 1024)."""
-    match = _SIZE.match(text)
-    if not match:
-        raise BadInput(f"size {text!r} is not a size: write a number with an optional unit, e.g. 500M or 2G")
-    scale = 1024 ** " kmgt".index(match.group(2).lower() or " ")
-    return int(float(match.group(1)) * scale)
-
-
 def _walk(path: Path, seen: set[tuple[int, int]]) -> tuple[int, int, float]:
     """Bytes, file count and newest mtime under `path` (a file or a folder), each inode once."""
     size = files = 0
@@ -297,6 +287,7 @@ def _candidates(store: Store, roots: _Roots) -> Iterator[Removed]:
         folder = root / area
         for path in sorted(folder.iterdir()) if folder.is_dir() else ():
             key = path.name if by_name else path.relative_to(root).as_posix()
+            key = key.removesuffix(KEY_SUFFIX)  # a segment's key file goes and stays with its segment
             if key not in kept and not path.name.startswith("."):
                 size, _, newest = _walk(path, seen)
                 yield Removed(path.relative_to(root).as_posix(), size, newest)

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from . import debarch, elfdeps
+from . import debarch, elfdeps, kmodules
 from .errors import ArchiveDrift, BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
@@ -39,7 +39,7 @@ IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
 BUILDER_VERSION = "3"  # 2: the packages label names each .deb's sha256; 3: and its architecture
-_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config"}
+_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config", "modules"}
 _KNOWN_KEYS |= {f"{key}-{arch}" for key in ("packages", "follow") for arch in debarch.ARCHITECTURES}
 
 
@@ -65,12 +65,13 @@ class Recipe:
     busybox_links: bool = False
     files: tuple[RecipeFile, ...] = ()
     config: dict[str, Any] = field(default_factory=dict, hash=False)
+    modules: tuple[str, ...] = (kmodules.ALL,)  # the kernel layout's modules to keep (see kmodules)
     arch: str = DEFAULT_ARCH  # the Debian architecture the image is built for
 
     @property
     def key(self) -> str:
         """The recipe's content key; it is the image's tag (with the architecture's name beyond amd64)."""
-        return xxh_tree(self.folder)[:16]
+        return _folder_key(self.folder)
 
     @property
     def tag(self) -> str:
@@ -144,6 +145,7 @@ def _load_recipe(folder: Path, mtime_ns: int, arch: str) -> Recipe:
         busybox_links=bool(raw.get("busybox-links", False)),
         files=files,
         config=dict(raw.get("config") or {}),
+        modules=_modules_field(raw.get("modules", kmodules.ALL), recipe_file),
         arch=arch,
     )
 
@@ -155,6 +157,38 @@ def arch_packages(raw: Mapping[str, Any], key: str, arch: str) -> tuple[str, ...
     if names is None:
         names = raw.get(key)
     return tuple(str(name).replace("{arch}", arch) for name in names or ())
+
+
+def _modules_field(value: Any, recipe_file: Path) -> tuple[str, ...]:
+    """`modules: all` (the default) or a list of module names and globs."""
+    if value == kmodules.ALL:
+        return (kmodules.ALL,)
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ComponentError(f"{recipe_file}: modules: give `all` or a list of module names or globs, e.g. [virtio*]")
+    return tuple(value)
+
+
+_FOLDER_KEYS: dict[Path, tuple[tuple[tuple[str, int, int, int, int], ...], str]] = {}
+
+
+def _folder_key(folder: Path) -> str:
+    """xxh_tree of a component folder, hashed again only when one of its files changes: a build asks
+    for each recipe's key dozens of times."""
+    signature = _folder_signature(folder)
+    known = _FOLDER_KEYS.get(folder)
+    if known is None or known[0] != signature:
+        known = (signature, xxh_tree(folder)[:16])
+        _FOLDER_KEYS[folder] = known
+    return known[1]
+
+
+def _folder_signature(folder: Path) -> tuple[tuple[str, int, int, int, int], ...]:
+    entries = []
+    for top, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(top, name))
+            entries.append((os.path.join(top, name), st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(sorted(entries))
 
 
 class PkgResolver:
@@ -380,7 +414,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
         layout = LAYOUTS.get(recipe.layout)
         if layout is None:
             raise ComponentError(f"{recipe.folder}: unknown layout {recipe.layout!r}; known: {sorted(LAYOUTS)}")
-        image_root = layout(root, work)
+        image_root = layout(recipe, root, work)
         layer = work / "layer.tar"
         with atomic_writer(layer) as out:
             write_tree_tar(image_root, out)
@@ -473,17 +507,14 @@ def busybox_applets(busybox: Path) -> list[str]:
     return [applet for applet in listed if applet.rsplit("/", 1)[-1].encode() in names]
 
 
-def _kernel_layout(root: Path, work: Path) -> Path:
-    """LinuxKit's kernel image: /kernel (the bzImage) and /kernel.tar (the modules tree)."""
-    import sh
-
+def _kernel_layout(recipe: Recipe, root: Path, work: Path) -> Path:
+    """LinuxKit's kernel image: /kernel (the bzImage) and /kernel.tar (the modules the recipe keeps)."""
     vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
     modules = sorted((root / "lib" / "modules").glob("*"))
     if len(vmlinuz) != 1 or len(modules) != 1:
         raise BuildError(f"expected one kernel and one modules folder, found {vmlinuz} and {modules}")
     version = modules[0].name
-    busybox = sh.Command("busybox")
-    busybox("depmod", "-b", str(root), version, _preexec_fn=_fixed_umask)
+    kmodules.select(root, version, recipe.modules, str(recipe.folder / RECIPE), preexec=_fixed_umask)
     image = work / "kernel-image"
     (image).mkdir()
     vmlinuz[0].replace(image / "kernel")
@@ -498,11 +529,11 @@ def _kernel_layout(root: Path, work: Path) -> Path:
     return image
 
 
-def _root_layout(root: Path, work: Path) -> Path:
+def _root_layout(recipe: Recipe, root: Path, work: Path) -> Path:
     return root
 
 
-LAYOUTS: dict[str, Callable[[Path, Path], Path]] = {"root": _root_layout, "kernel": _kernel_layout}
+LAYOUTS: dict[str, Callable[[Recipe, Path, Path], Path]] = {"root": _root_layout, "kernel": _kernel_layout}
 
 
 def write_tree_tar(root: Path, out: Any, only: tuple[str, ...] = ()) -> None:

@@ -13,8 +13,6 @@ import posixpath
 import re
 from pathlib import Path
 
-import sh
-
 from . import debarch
 from .errors import BuildError, ComponentError
 
@@ -60,6 +58,8 @@ def _is_elf(path: Path) -> bool:
 
 
 def _needs(root: Path, rel: str) -> list[str]:
+    import sh  # imported late: it costs every command that loads components a tenth of a second
+
     try:
         text = str(sh.Command("readelf")("-d", "-l", "-W", str(root / rel)))
     except sh.CommandNotFound as exc:

@@ -35,6 +35,10 @@ class ImageNotFound(BadInput):
     """An image is neither in the store nor in any registry that was asked."""
 
 
+class BadImage(BadInput):
+    """An image's manifest or config is malformed: the message names the image and the field."""
+
+
 class LockMismatch(BadInput):
     """`--locked`: the spec needs what its lock file does not pin (or pins differently)."""
 
@@ -53,6 +57,10 @@ class ArchiveDrift(BuildError):
 
 class StoreError(BuildError):
     """The content-addressed store holds something that does not match its key."""
+
+
+class NoSpace(StoreError):
+    """The disk filled up while writing the store or an output; nothing half-written was kept."""
 
 
 class HostileLayer(BuildError):

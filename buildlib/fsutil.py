@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,12 +17,17 @@ from typing import IO, Any
 
 import xxhash
 
+from .errors import BadInput, NoSpace
+
 CHUNK = 1 << 20
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
-    """Write to a temp file beside `path`, fsync, then rename: readers see all or nothing."""
+def atomic_writer(path: Path, mode: int = 0o644, needed: int | None = None) -> Iterator[IO[bytes]]:
+    """Write to a temp file beside `path`, fsync, then rename: readers see all or nothing. A full disk
+    is a `NoSpace` error that says how much the file needs (`needed`, when the caller knows)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -30,10 +37,43 @@ def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        written = 0
         with contextlib.suppress(FileNotFoundError):
+            written = os.stat(tmp).st_size
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            raise no_space(path, written, exc, needed) from exc
         raise
+
+
+def no_space(path: Path, written: int, error: OSError, needed: int | None = None) -> NoSpace:
+    """The error for a write the disk had no room for, saying how much room it would have needed."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = 0
+    if needed is not None and needed > written:
+        size = f"it needs about {_mib(needed)}"
+    else:
+        size = f"the disk filled after {_mib(written)} of it"
+    return NoSpace(
+        f"no space left to write {path} ({error.strerror}): {size}, and {_mib(free)} is free; nothing "
+        "half-written was kept: free some space (e.g. `distrokit cache gc`) and run again"
+    )
+
+
+def _mib(count: int) -> str:
+    return f"{count / (1 << 20):.1f} MiB"
+
+
+def parse_size(text: str) -> int:
+    """`2G`, `500M`, `1.5GiB`, `4096` as bytes (powers of 1024)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise BadInput(f"size {text!r} is not a size: write a number with an optional unit, e.g. 500M or 2G")
+    scale = 1024 ** " kmgt".index(match.group(2).lower() or " ")
+    return int(float(match.group(1)) * scale)
 
 
 def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -17,13 +17,13 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import platforms, transport
-from .errors import BadInput, ImageNotFound, StoreError, TransportError
+from . import manifests, platforms, transport
+from .errors import BadImage, BadInput, DistrokitError, ImageNotFound, NoSpace, StoreError, TransportError
 from .fsutil import canonical_json, sha256_file, write_bytes_atomic
 from .refs import ImageRef
 from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
@@ -115,14 +115,21 @@ class Store:
         path = self.blob_path(digest)
         return path.is_file() and sha256_file(path) == digest
 
-    def read_json_blob(self, digest: str) -> dict[str, Any]:
+    def read_json_blob(self, digest: str, what: str = "") -> dict[str, Any]:
+        """A manifest or config blob, checked against its digest (a flipped bit is never used)."""
         path = self.blob_path(digest)
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
             raise StoreError(f"blob {digest} is missing from the store {self.blobs}") from exc
-        value: dict[str, Any] = json.loads(data)
-        return value
+        if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+            raise StoreError(
+                f"blob {digest} in the store does not match its digest: run `distrokit cache check --repair`"
+            )
+        return manifests.parse_json(data, what or f"blob {digest}")
+
+    def manifest(self, digest: str, name: str) -> manifests.Manifest:
+        return manifests.check_manifest(self.read_json_blob(digest, f"image {name}: manifest {digest}"), name)
 
     # names -------------------------------------------------------------------------------
     def _ref_path(self, ref: ImageRef) -> Path:
@@ -166,21 +173,21 @@ class Store:
         """The manifest digest `ref` names in the store (for the store's architecture when the name holds
         several), or None when absent or incomplete."""
         if ref.digest:
-            return ref.digest if self._complete(ref.digest) else None
+            return ref.digest if self._complete(ref.digest, str(ref)) else None
         path = self._ref_path(ref)
         if not path.is_file():
             return None
         digest = platforms.manifest_for(self, path.read_text().strip(), self.arch)
-        return digest if digest is not None and self._complete(digest) else None
+        return digest if digest is not None and self._complete(digest, str(ref)) else None
 
-    def _complete(self, manifest_digest: str) -> bool:
+    def _complete(self, manifest_digest: str, name: str) -> bool:
         if not self.has_blob(manifest_digest):
             return False
-        manifest = self.read_json_blob(manifest_digest)
-        if "layers" not in manifest:
-            return False
-        needed = [manifest["config"]["digest"]] + [layer["digest"] for layer in manifest["layers"]]
-        return all(self.has_blob(digest) for digest in needed)
+        try:
+            manifest = self.manifest(manifest_digest, name)
+        except StoreError:
+            return False  # corrupt in the store: a pull fetches it again
+        return all(self.has_blob(d.digest) for d in (manifest.config, *manifest.layers))
 
     def image(self, ref: ImageRef) -> Image:
         digest = self.lookup(ref)
@@ -189,19 +196,25 @@ class Store:
         return self.image_by_digest(str(ref), digest)
 
     def image_by_digest(self, name: str, manifest_digest: str) -> Image:
-        manifest = self.read_json_blob(manifest_digest)
-        config_digest = manifest["config"]["digest"]
-        config = self.read_json_blob(config_digest)
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
-        if len(diff_ids) != len(manifest["layers"]):
-            raise StoreError(
-                f"image {name}: its config lists {len(diff_ids)} layers, its manifest {len(manifest['layers'])}"
-            )
+        manifest = self.manifest(manifest_digest, name)
+        config = self.read_json_blob(manifest.config.digest, f"image {name}: config {manifest.config.digest}")
+        diff_ids = manifests.check_config(config, name, len(manifest.layers))
+        for field, descriptor in [
+            ("config", manifest.config),
+            *((f"layers[{i}]", x) for i, x in enumerate(manifest.layers)),
+        ]:
+            with contextlib.suppress(FileNotFoundError):
+                actual = self.blob_path(descriptor.digest).stat().st_size
+                if actual != descriptor.size:
+                    raise BadImage(
+                        f"image {name}: {field}.size: the manifest says {descriptor.size} bytes, "
+                        f"the blob {descriptor.digest} has {actual}"
+                    )
         layers = tuple(
-            Layer(layer["digest"], layer["mediaType"], int(layer["size"]), diff_id)
-            for layer, diff_id in zip(manifest["layers"], diff_ids, strict=True)
+            Layer(layer.digest, layer.media_type, layer.size, diff_id)
+            for layer, diff_id in zip(manifest.layers, diff_ids, strict=True)
         )
-        return Image(name, manifest_digest, config_digest, config, layers)
+        return Image(name, manifest_digest, manifest.config.digest, config, layers)
 
     def write_image(self, ref: ImageRef, config: dict[str, Any], layers: list[tuple[str, int, str]]) -> str:
         """Store a config and a manifest over already stored uncompressed layers; name it; return its digest.
@@ -231,12 +244,22 @@ class Store:
 
 
 # transport ---------------------------------------------------------------------------------
+ImageCheck = Callable[["Image"], None]
+
+
 def pull(
-    store: Store, ref: ImageRef, *, network: Network | None = None, arch: str = "amd64", listener: Listener = ignore
+    store: Store,
+    ref: ImageRef,
+    *,
+    network: Network | None = None,
+    arch: str = "amd64",
+    listener: Listener = ignore,
+    check: ImageCheck | None = None,
 ) -> str:
     """Copy `ref` from its registry (or its mirror) into the store; return the manifest digest."""
     network = network or Network.from_env()
-    return copy_into_store(store, transport.resolve(ref, network), ref, network=network, arch=arch, listener=listener)
+    source = transport.resolve(ref, network)
+    return copy_into_store(store, source, ref, network=network, arch=arch, listener=listener, check=check)
 
 
 def copy_into_store(
@@ -247,12 +270,13 @@ def copy_into_store(
     network: Network | None = None,
     arch: str = "amd64",
     listener: Listener = ignore,
+    check: ImageCheck | None = None,
 ) -> str:
     """skopeo copy `source` (an Endpoint, or any skopeo source such as `oci:DIR:TAG`) into the shared blob dir.
 
     Blobs already in the store are reused, never fetched again; each one reused is verified against its
-    digest first, and a corrupt one is removed and fetched again, with a warning. Only then is `name`
-    pointed at the image.
+    digest first, and a corrupt one is removed and fetched again, with a warning. The image is then
+    checked (`check`, e.g. its layers indexed within the size limit): only then is `name` pointed at it.
     """
     network = network or Network()
     label = name.familiar()
@@ -260,11 +284,39 @@ def copy_into_store(
     before = _blob_names(store)
     started = time.monotonic()
     listener(Event(EventKind.START, label))
+    original = set(before)
+    try:
+        digest, attempts = _copy_checked(store, source, label, network, arch, before, listener, check)
+    except DistrokitError:
+        _drop_new_blobs(store, original)  # a refused image leaves nothing behind, not even unnamed blobs
+        raise
+    platforms.add_platform(store, name, digest)
+    fetched = _landed(store, before, None)
+    listener(Event(EventKind.DONE, label, fetched, attempts, seconds=time.monotonic() - started))
+    return digest
+
+
+def _drop_new_blobs(store: Store, before: set[str]) -> None:
+    for name in _blob_names(store) - before:
+        (store.blobs / "sha256" / name).unlink(missing_ok=True)
+
+
+def _copy_checked(
+    store: Store,
+    source: Endpoint | str,
+    label: str,
+    network: Network,
+    arch: str,
+    before: set[str],
+    listener: Listener,
+    check: ImageCheck | None,
+) -> tuple[str, int]:
+    """Copy until no blob is corrupt, then check the image: its manifest digest and the attempts made."""
     attempts = 0
     for _ in range(HEAL_ROUNDS):
         digest, tries = _copy(store, source, label, network, arch, before, listener)
         attempts += tries
-        corrupt = _corrupt_blobs(store, digest, before)
+        corrupt = _corrupt_blobs(store, digest, before, label)
         if not corrupt:
             break
         for blob in corrupt:
@@ -274,10 +326,9 @@ def copy_into_store(
     else:
         raise StoreError(f"{label}: blobs stayed corrupt after {HEAL_ROUNDS} copies; check the disk of {store.blobs}")
     _check_arch(store, digest, label, arch, listener)
-    platforms.add_platform(store, name, digest)
-    fetched = _landed(store, before, None)
-    listener(Event(EventKind.DONE, label, fetched, attempts, seconds=time.monotonic() - started))
-    return digest
+    if check is not None:
+        check(store.image_by_digest(label, digest))
+    return digest, attempts
 
 
 def _copy(
@@ -303,6 +354,8 @@ def _copy(
         try:
             attempts = transport.run(job, network.retry, listener).attempts
         except SkopeoFailed as exc:
+            if "no space left on device" in exc.failure.detail.lower():
+                raise _no_space(store, source, label, network, exc.failure.detail) from exc
             raise _pull_error(exc, source, arch, network, store) from exc
         index = json.loads((layout / "index.json").read_text())
         digest: str = index["manifests"][0]["digest"]
@@ -320,6 +373,39 @@ def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: N
         )
     reached = any(ref.domain == source.registry for ref, _ in store.names())
     return transport.explain(exc.failure, source, exc.attempts, reached_before=reached)
+
+
+def _no_space(store: Store, source: Endpoint | str, label: str, network: Network, detail: str) -> NoSpace:
+    """A pull the store's disk had no room for: how much the image needs, and how much is free."""
+    free = shutil.disk_usage(store.blobs).free
+    needed = _bytes_missing(store, source, network)
+    wanted = f"it needs {_mib(needed)} more and " if needed is not None else ""
+    return NoSpace(
+        f"{label}: no space left in the store {store.root} ({detail}): {wanted}{_mib(free)} is free; "
+        "nothing of the image was named: free some space (e.g. `distrokit cache gc`) and pull again"
+    )
+
+
+def _bytes_missing(store: Store, source: Endpoint | str, network: Network) -> int | None:
+    """The bytes of the image's blobs the store does not hold yet, from its manifest (best effort)."""
+    if isinstance(source, Endpoint):
+        args = ("inspect", "--raw", transport.tls_flag("", source), *transport.auth_flags("", network), source.url)
+    else:
+        args = ("inspect", "--raw", source)
+    try:
+        raw = transport.run(Job(args, label_of(source)), network.retry).output
+        manifest = manifests.check_manifest(manifests.parse_json(raw.encode(), "manifest"), label_of(source))
+    except (SkopeoFailed, BadInput):
+        return None
+    return sum(d.size for d in (manifest.config, *manifest.layers) if not store.has_blob(d.digest))
+
+
+def label_of(source: Endpoint | str) -> str:
+    return source.name if isinstance(source, Endpoint) else source
+
+
+def _mib(count: int) -> str:
+    return f"{count / (1 << 20):.1f} MiB"
 
 
 def list_platforms(endpoint: Endpoint, network: Network) -> list[str]:
@@ -358,7 +444,7 @@ def _landed(store: Store, before: set[str], layout: Path | None) -> int:
     return total
 
 
-def _corrupt_blobs(store: Store, manifest_digest: str, before: set[str]) -> list[str]:
+def _corrupt_blobs(store: Store, manifest_digest: str, before: set[str], label: str) -> list[str]:
     """Blobs of the image that do not match their digest.
 
     skopeo checks every blob it fetches against its digest as it streams, so a blob this copy wrote is
@@ -367,20 +453,23 @@ def _corrupt_blobs(store: Store, manifest_digest: str, before: set[str]) -> list
     """
     if not store.verify_blob(manifest_digest):  # small: always hashed
         return [manifest_digest]
-    manifest = store.read_json_blob(manifest_digest)
-    wanted = [manifest["config"], *manifest.get("layers", ())]
+    manifest = store.manifest(manifest_digest, label)
     corrupt = []
-    for descriptor in wanted:
-        digest, size = descriptor["digest"], int(descriptor["size"])
-        path = store.blob_path(digest)
+    for descriptor in (manifest.config, *manifest.layers):
+        path = store.blob_path(descriptor.digest)
         try:
-            ok = path.stat().st_size == size
+            ok = path.stat().st_size == descriptor.size
         except FileNotFoundError:
             ok = False
         if ok and path.name in before:
-            ok = sha256_file(path) == digest
+            ok = sha256_file(path) == descriptor.digest
+        elif not ok and path.is_file() and path.name not in before and sha256_file(path) == descriptor.digest:
+            raise BadImage(
+                f"image {label}: the manifest says blob {descriptor.digest} has {descriptor.size} bytes, "
+                f"it has {path.stat().st_size}: the image's source is lying or broken"
+            )
         if not ok:
-            corrupt.append(digest)
+            corrupt.append(descriptor.digest)
     return corrupt
 
 

@@ -7,8 +7,10 @@ their whiteout semantics live in `tree`; where containers and volumes go, in `pl
 
 from __future__ import annotations
 
+import errno
 import json
 import posixpath
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,7 +106,7 @@ def part_sources(spec: Spec, part: Part) -> list[str]:
 def missing_source(item: FileEntry) -> str:
     """What to say about a `files` entry whose source is not there."""
     return (
-        f"{item.location}: files: source {item.source} is not a readable file "
+        f"{item.location}: files: source {item.source} is not a readable file ({_not_a_file(_source_path(item))}) "
         "(from the folder the build runs in): create it, fix the path, or add `optional: true`"
     )
 
@@ -184,7 +186,7 @@ def init_tree(store: Store, spec: Spec, images: Mapping[str, Image]) -> Tree:
     tree = Tree(INIT_PART)
     for ref in spec.init:
         for layer in images[ref].layers:
-            tree.apply_layer(load_index(store, layer), f"init image {ref}")
+            tree.apply_layer(load_index(store, layer, ref), f"init image {ref}")
     return tree
 
 
@@ -275,6 +277,20 @@ def _file_section_entry(spec: Spec, item: FileEntry, ids: Mapping[str, int]) -> 
     else:
         data = b""
     return file_entry(path, data, mode=mode, uid=uid, gid=gid)
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a `files` source cannot be read as a file: a device or FIFO would block or never end."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        return "it is a symlink loop" if error.errno == errno.ELOOP else "it does not exist"
+    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"it is {what}"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "it is a device"
+    return "it cannot be read"
 
 
 def _metadata(spec: Spec, kind: str) -> bytes:

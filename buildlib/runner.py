@@ -7,17 +7,21 @@ success, a kernel panic or a timeout is a BootError that says which.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import math
 import os
 import re
 import selectors
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import machines
+from . import instance, machines, metadata, virtiofs
+from .console import Console, attach, serial_args
 from .errors import BadInput, BootError
 
 QEMU = "qemu-system-x86_64"
@@ -79,11 +83,22 @@ class Publish:
 
 
 @dataclass(frozen=True)
+class Instance:
+    """What makes a run one instance of an image: its console, data, state folder, emulator, shares."""
+
+    console: Console = Console.PIPE
+    data: bytes | None = None  # --data/--data-file: attached as a config ISO
+    state: Path | None = None  # --state: disks, console log, pid, QMP socket, data ISO
+    qemu: str | None = None  # --qemu: the emulator to run instead of the default
+    virtiofs: tuple[Path, ...] = ()  # --virtiofs: host folders shared with the guest
+
+
+@dataclass(frozen=True)
 class RunOptions:
     prefix: Path
     mem: str = "512M"
     cpus: int = 1
-    timeout: float = 300.0
+    timeout: float | None = 300.0  # None: no limit (a console on a terminal, a detached guest)
     accel: str = "auto"  # auto, kvm or tcg
     extra_cmdline: str = ""
     qemu_args: tuple[str, ...] = field(default_factory=tuple)
@@ -91,6 +106,7 @@ class RunOptions:
     publish: tuple[Publish, ...] = ()
     disks: tuple[Disk, ...] = ()
     arch: str | None = None  # the emulated architecture; None: the kernel's own
+    instance: Instance = field(default_factory=Instance)
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,7 @@ class RunResult:
     seconds: float
     console_tail: bytes
     halted: bool = False
+    detached: bool = False
 
 
 def kvm_usable() -> bool:
@@ -156,10 +173,14 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
     cmdline = machines.console_for(cmdline, machine)
     if "panic=" not in cmdline:
         cmdline += " panic=1"  # with -no-reboot a panic ends QEMU at once instead of hanging until the timeout
+    if accel == "tcg" and machine.arch == "amd64" and "no_timer_check" not in cmdline:
+        # Under TCG on a busy host the kernel's IO-APIC timer check can miss its ticks and panic
+        # ("IO-APIC + timer doesn't work!"): the timer works, the emulation is only slow.
+        cmdline += " no_timer_check"
     if options.extra_cmdline:
         cmdline += " " + options.extra_cmdline
     return [
-        machine.qemu,
+        options.instance.qemu or machine.qemu,
         *machine.args,
         "-accel",
         accel,
@@ -168,10 +189,6 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
         "-smp",
         str(options.cpus),
         "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
         "none",
         "-no-reboot",
         "-kernel",
@@ -182,6 +199,7 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
         cmdline.strip(),
         *network_args(options),
         *disk_args(options.disks),
+        *instance_args(options.instance, options.mem),
         *options.qemu_args,
     ]
 
@@ -223,18 +241,51 @@ def create_disks(disks: tuple[Disk, ...]) -> list[Path]:
 
 
 def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None) -> RunResult:
-    """Boot and wait for the guest to power off; raise BootError on a panic, a timeout or a QEMU failure."""
+    """Boot and wait for the guest to power off; raise BootError on a panic, a timeout or a QEMU failure.
+
+    On a terminal (Console.TERMINAL) the console is the user's until QEMU ends; detached, QEMU is
+    left running in the background and the result says so at once.
+    """
     machine = guest_machine(options)
-    if shutil.which(machine.qemu) is None:
+    emulator = options.instance.qemu or machine.qemu
+    if shutil.which(emulator) is None:
+        if options.instance.qemu:
+            raise BadInput(f"--qemu {emulator}: no such program; give the path of a qemu-system binary")
         raise BadInput(
-            f"{machine.qemu} is not installed: run `apt-get install {machine.package}` (the README's setup does)"
+            f"{emulator} is not installed: run `apt-get install {machine.package}` (the README's setup does)"
         )
     accel = options.accel if options.accel != "auto" else ("kvm" if machine.native and kvm_usable() else "tcg")
     command = qemu_command(options, accel)
+    prepare_instance(options.instance)
     create_disks(options.disks)
     started = time.monotonic()
+    daemons = virtiofs.start(shares(options.instance))
+    if options.instance.console is Console.DETACHED:
+        assert options.instance.state is not None  # instance_args refused it otherwise
+        try:
+            instance.start_detached(command, instance.StateDir(options.instance.state))
+        except BaseException:
+            virtiofs.stop(daemons)
+            raise
+        return RunResult(accel, time.monotonic() - started, b"", detached=True)
+    try:
+        return _run_here(options, command, accel, started, on_output)
+    finally:
+        virtiofs.stop(daemons)
+
+
+def _run_here(
+    options: RunOptions, command: list[str], accel: str, started: float, on_output: Callable[[bytes], None]
+) -> RunResult:
+    """QEMU in the foreground: on the terminal, or streamed to `on_output` with the timeout."""
+    if options.instance.console is Console.TERMINAL:
+        code, seconds = attach(command, 0, options.timeout)
+        if code != 0:
+            raise BootError(f"QEMU exited with {code}")
+        return RunResult(accel, seconds, b"")
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as qemu:
-        tail, err, halted = _pump(qemu, options.timeout, started, on_output)
+        limit = math.inf if options.timeout is None else options.timeout
+        tail, err, halted = _pump(qemu, limit, started, on_output)
         seconds = time.monotonic() - started
         if halted and qemu.poll() is None:
             qemu.terminate()
@@ -243,7 +294,7 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
         if qemu.poll() is None:
             qemu.kill()
             qemu.wait()
-            raise BootError(f"the guest did not power off within {options.timeout:.0f} s; it was stopped")
+            raise BootError(f"the guest did not power off within {limit:.0f} s; it was stopped")
     panic = tail.find(PANIC_MARKER)
     if panic >= 0:
         line = tail[panic:].split(b"\n", 1)[0].decode(errors="replace").strip()
@@ -251,6 +302,49 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     if qemu.returncode != 0:
         raise BootError(f"QEMU exited with {qemu.returncode}: {err.decode(errors='replace').strip()[-500:]}")
     return RunResult(accel, seconds, tail)
+
+
+def instance_args(settings: Instance, mem: str = "512M") -> list[str]:
+    """The console, the config ISO, shared folders and, with a state folder, the pid file and QMP socket."""
+    state = instance.StateDir(settings.state) if settings.state else None
+    if settings.console is Console.DETACHED and state is None:
+        raise BadInput("--detached needs a state folder for the console and the pid: give --state DIR")
+    args = serial_args(
+        settings.console,
+        log=state.console_log if state else None,
+        socket=state.console_socket if state else None,
+    )
+    if state is not None:
+        args += instance.control_args(state)
+    if settings.data is not None:
+        args += metadata.cdrom_args(config_iso_path(settings))
+    return args + virtiofs.qemu_args(shares(settings), mem)
+
+
+def shares(settings: Instance) -> tuple[virtiofs.Share, ...]:
+    if not settings.virtiofs:
+        return ()
+    virtiofs.find_virtiofsd()
+    sockets = settings.state or Path(tempfile.gettempdir()) / f"distrokit-virtiofs-{os.getpid()}"
+    return virtiofs.plan(settings.virtiofs, sockets)
+
+
+def config_iso_path(settings: Instance) -> Path:
+    """Where the config ISO of this run lives: the state folder, else a file named by the data's hash."""
+    if settings.state is not None:
+        return instance.StateDir(settings.state).data_iso
+    digest = hashlib.sha256(settings.data or b"").hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"distrokit-data-{digest}.iso"
+
+
+def prepare_instance(settings: Instance) -> None:
+    """Make the state folder and the config ISO the command line names; refuse a state folder in use."""
+    if settings.state is not None:
+        state = instance.StateDir(settings.state)
+        state.create()
+        instance.refuse_if_running(state)
+    if settings.data is not None:
+        metadata.write_config_iso(settings.data, config_iso_path(settings))
 
 
 def _pump(
@@ -277,5 +371,5 @@ def _pump(
                 err = (err + chunk)[-TAIL_BYTES:]
     if not open_streams:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            qemu.wait(timeout=max(1.0, timeout - (time.monotonic() - started)))
+            qemu.wait(timeout=min(60.0, max(1.0, timeout - (time.monotonic() - started))))
     return tail, err, halted

@@ -146,9 +146,18 @@ def parse_spec_text(text: str, filename: str = "<string>", resolve_pkg: PackageR
     return _merge([filename], [document], session)
 
 
+MAX_SPEC_BYTES = 16 << 20  # a spec with its inline files is kilobytes; past this it is no spec (or /dev/zero)
+
+
 def _read(name: str, session: Session) -> str | None:
     try:
-        return Path(name).read_bytes().decode("utf-8-sig")
+        with open(name, "rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            message = f"more than {MAX_SPEC_BYTES >> 20} MiB: too big for a spec (put big files in `source:` files)"
+            session.issues.append(SpecIssue(name, 0, 0, "", message))
+            return None
+        return data.decode("utf-8-sig")
     except OSError as error:
         session.issues.append(SpecIssue(name, 0, 0, "", f"cannot read the spec: {error.strerror or error}"))
     except UnicodeDecodeError as error:
@@ -164,6 +173,9 @@ def _parse_document(text: str, ctx: Context) -> Document | None:
         return None
     except yaml.YAMLError as error:  # PyYAML's reader errors carry no mark
         ctx.session.issues.append(SpecIssue(ctx.file, 0, 0, "", str(error)))
+        return None
+    except RecursionError:
+        ctx.session.issues.append(SpecIssue(ctx.file, 0, 0, "", "nested too deeply to be a spec"))
         return None
     if root is None:
         ctx.session.warnings.append(f"{ctx.file}: the file is empty")

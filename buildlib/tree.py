@@ -13,7 +13,7 @@ from dataclasses import replace
 from .epoch import build_epoch
 from .errors import HostileLayer
 from .images import Image, Store
-from .layers import DIR, FILE, HARDLINK, OPAQUE, WHITEOUT, Entry, load_index
+from .layers import DIR, FILE, HARDLINK, OPAQUE, SYMLINK, WHITEOUT, Entry, load_index
 
 DEFAULT_DIR_MODE = 0o755
 
@@ -24,6 +24,7 @@ class Tree:
     def __init__(self, name: str = "root") -> None:
         self.name = name
         self._entries: dict[str, Entry] = {}
+        self._links: dict[str, list[str]] = {}  # a file's path -> the hard links to it
 
     def __contains__(self, path: str) -> bool:
         return path in self._entries
@@ -35,26 +36,86 @@ class Tree:
         return self._entries.get(path.strip("/"))
 
     def apply_layer(self, entries: Iterable[Entry], where: str) -> None:
-        """Apply one layer: its whiteouts hide only what the layers below it put there."""
-        lower = set(self._entries)
+        """Apply one layer. Its whiteouts hide only what the layers below it put there (OCI), wherever
+        they stand in the layer, so they go first: an entry of the layer under a whited-out directory
+        then finds its parent made again instead of an orphaned path."""
+        entries = list(entries)
         for entry in entries:
             if entry.kind == OPAQUE:
-                self._remove_children(entry.path, only=lower)
+                self._remove_children(entry.path)
             elif entry.kind == WHITEOUT:
-                self._remove(entry.path, only=lower)
-            else:
+                self._remove(entry.path)
+        for entry in entries:
+            if entry.kind not in (OPAQUE, WHITEOUT):
+                self._check_through_symlink(entry, where)
                 self.add(entry, where)
-                lower.discard(entry.path)
+
+    def _check_through_symlink(self, entry: Entry, where: str) -> None:
+        """A layer entry under a path that is a symlink would be written wherever the link points (out of
+        the root, on a host that extracts it): such a layer is refused, not rewritten."""
+        parent = posixpath.dirname(entry.path)
+        while parent:
+            found = self._entries.get(parent)
+            if found is not None and found.kind == SYMLINK:
+                raise HostileLayer(
+                    f"{where}: entry {entry.path!r} is written through the symlink {parent!r} -> {found.link!r}; "
+                    "refusing this layer"
+                )
+            parent = posixpath.dirname(parent)
 
     def add(self, entry: Entry, where: str = "") -> None:
         """Place `entry`, replacing what was at its path and creating missing parents."""
         existing = self._entries.get(entry.path)
         if existing is not None and existing.kind == DIR and entry.kind != DIR:
             self._remove_children(entry.path)
-        if entry.kind == HARDLINK and entry.link not in self._entries:
-            raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which does not exist")
+        if entry.kind == HARDLINK:
+            entry = self._resolved_link(entry, where)
+            if entry.link == entry.path:
+                return  # a name linked to itself: the file stays as it is
         self._make_parents(entry.path, entry.mtime)
+        if entry.kind == HARDLINK:
+            entry = self._resolved_link(entry, where)  # its own parents may have displaced its file
+        self._forget([entry.path])
         self._entries[entry.path] = entry
+        if entry.kind == HARDLINK:
+            self._links.setdefault(entry.link, []).append(entry.path)
+
+    def _resolved_link(self, entry: Entry, where: str) -> Entry:
+        """A hard link pointed at the file that holds the data (a link to a link is a link to its file)."""
+        target = self._entries.get(entry.link)
+        if target is not None and target.kind == HARDLINK:
+            entry, target = replace(entry, link=target.link), self._entries.get(target.link)
+        if target is None:
+            raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which does not exist")
+        if target.kind != FILE:
+            raise HostileLayer(f"{where}: hard link {entry.path!r} points at {entry.link!r}, which is no regular file")
+        return entry
+
+    def _forget(self, paths: Iterable[str]) -> None:
+        """Take `paths` out of the tree. A file that other names are hard links to lives on under the
+        first of them (as a file system keeps an inode while a name is left)."""
+        gone = {}
+        for path in paths:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                gone[path] = old
+        for path, old in gone.items():
+            if old.kind == HARDLINK:
+                names = self._links.get(old.link)
+                if names and path in names:
+                    names.remove(path)
+            elif path in self._links:
+                survivors = [n for n in self._links.pop(path) if self._is_link(n, path)]
+                if survivors:
+                    first, rest = survivors[0], survivors[1:]
+                    self._entries[first] = replace(old, path=first)
+                    for name in rest:
+                        self._entries[name] = replace(self._entries[name], link=first)
+                    self._links[first] = rest
+
+    def _is_link(self, name: str, target: str) -> bool:
+        entry = self._entries.get(name)
+        return entry is not None and entry.kind == HARDLINK and entry.link == target
 
     def _make_parents(self, path: str, mtime: int) -> None:
         parent = posixpath.dirname(path)
@@ -66,18 +127,16 @@ class Tree:
             self._entries[directory] = Entry(directory, DIR, mode=DEFAULT_DIR_MODE, mtime=mtime)
         if parent and self._entries[parent].kind != DIR:
             # A layer put a file where a later one wants a directory: the later one wins.
+            self._forget([parent])
             self._entries[parent] = Entry(parent, DIR, mode=DEFAULT_DIR_MODE, mtime=mtime)
 
-    def _remove(self, path: str, only: set[str] | None = None) -> None:
-        if only is None or path in only:
-            self._entries.pop(path, None)
-        self._remove_children(path, only)
+    def _remove(self, path: str) -> None:
+        self._forget([path])
+        self._remove_children(path)
 
-    def _remove_children(self, path: str, only: set[str] | None = None) -> None:
+    def _remove_children(self, path: str) -> None:
         prefix = path + "/" if path else ""
-        doomed = [p for p in self._entries if p.startswith(prefix) and p != path and (only is None or p in only)]
-        for child in doomed:
-            del self._entries[child]
+        self._forget([p for p in self._entries if p.startswith(prefix) and p != path])
 
     def entries(self) -> list[Entry]:
         """Every entry, parents before children, in a stable order."""
@@ -133,5 +192,5 @@ def dir_entry(path: str, mode: int = DEFAULT_DIR_MODE, uid: int = 0, gid: int = 
 def merged_image_tree(store: Store, image: Image, name: str) -> Tree:
     tree = Tree(name)
     for layer in image.layers:
-        tree.apply_layer(load_index(store, layer), f"{name} layer {layer.digest}")
+        tree.apply_layer(load_index(store, layer, name), f"{name} layer {layer.digest}")
     return tree

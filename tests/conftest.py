@@ -66,6 +66,12 @@ def minimal_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) 
     return build(SPECS / "minimal.yml", shared_cache, tmp_path_factory.mktemp("out"))
 
 
+@pytest.fixture(scope="session")
+def sshd_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """specs/sshd.yml (getty, dhcpcd, sshd, metadata) built once: the console and instance tests boot it."""
+    return build(SPECS / "sshd.yml", shared_cache, tmp_path_factory.mktemp("out"))
+
+
 @pytest.fixture()
 def spec_copy(tmp_path: Path) -> Path:
     """A copy of specs/minimal.yml beside a link to components/, for tests that edit a spec."""

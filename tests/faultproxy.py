@@ -25,7 +25,10 @@ CHUNK = 64 * 1024
 @dataclass(frozen=True)
 class Fault:
     """kind: `cut` (clean close), `reset` (TCP RST), `stall` (hold the connection), `flip` (send one byte
-    wrong, the rest right), or `status` (answer `status` without asking the registry)."""
+    wrong, the rest right), or `status` (answer `status` without asking the registry). Hostile servers,
+    answered without asking the registry: `garbage` (200 with a body of junk), `noise` (bytes that are
+    no HTTP at all), `redirect` (a 307 to the same path: a loop); and relayed: `lie` (the registry's
+    answer with a Content-Length 1000 bytes too big, then a close)."""
 
     kind: str
     at: float = 0.5
@@ -186,6 +189,12 @@ class FaultProxy:
                 client.sendall(_status_response(fault))
                 self._record(Transfer(method, path, fault.status, 0, True, "status"))
                 continue
+            if fault is not None and fault.kind in HOSTILE_ANSWERS:
+                client.sendall(HOSTILE_ANSWERS[fault.kind](path))
+                self._record(Transfer(method, path, 0, 0, True, fault.kind))
+                if fault.kind == "noise":
+                    return
+                continue
             upstream.sendall(head + body)
             if not self._relay_response(method, path, from_upstream, client, fault):
                 return
@@ -198,6 +207,12 @@ class FaultProxy:
             return False
         status = int(head.split(b" ", 2)[1])
         headers = _headers(head)
+        if fault is not None and fault.kind == "lie" and "content-length" in headers:
+            length = int(headers["content-length"])
+            client.sendall(re.sub(rb"(?i)content-length: *\d+", b"Content-Length: %d" % (length + 1000), head))
+            self._pump(source, client, length)
+            self._record(Transfer(method, path, status, length, False, "lie"))
+            return False
         client.sendall(head)
         if method == "HEAD" or status in (204, 304):
             self._record(Transfer(method, path, status, 0, True, None))
@@ -279,6 +294,22 @@ def _read_chunked(stream: io.BufferedReader) -> bytes:
         if size == 0:
             return b"".join(parts)
 
+
+def _garbage(path: str) -> bytes:
+    body = b"<html><body>\x00\xff{not json at all" * 20
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {len(body)}"
+    return head.encode() + b"\r\n\r\n" + body
+
+
+def _noise(path: str) -> bytes:
+    return bytes(range(256)) * 8
+
+
+def _redirect(path: str) -> bytes:
+    return f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {path}\r\nContent-Length: 0\r\n\r\n".encode()
+
+
+HOSTILE_ANSWERS = {"garbage": _garbage, "noise": _noise, "redirect": _redirect}
 
 REASONS = {401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 

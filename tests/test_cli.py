@@ -201,3 +201,14 @@ def test_run_takes_a_file_of_the_output_and_shows_units(tmp_path: Path, capsys) 
         cli.main(["run", "--help"])
     usage = " ".join(capsys.readouterr().out.split())
     assert "with a unit: 512M, 2G (default 512M)" in usage and "virtual CPUs (default 1)" in usage
+
+
+def test_the_parser_loads_no_heavy_module() -> None:
+    """`distrokit --help` and the start of every command: doit, rich, yaml and sh load when used."""
+    import subprocess
+    import sys
+
+    probe = "import sys; from buildlib import cli; cli.parser(); print(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.split())
+    assert not {"doit", "rich", "yaml", "sh", "buildlib.tasks", "buildlib.spec"} & loaded

@@ -1,20 +1,23 @@
 """The guest runtime, booted for real in QEMU (TCG): onboot containers in order, services, onshutdown
 at power-off, ssh from the host through a published port, and a disk that keeps its data.
 
-Four boots in all; each spec is built once into the shared store.
+Four boots in all; each spec is built once into the shared store. The ssh boot is a detached instance
+of specs/sshd.yml whose key comes as metadata (--data-file), stopped with --stop.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SPECS, Built, build
+from conftest import REPO, Built, build
 
 TEST_SPECS = Path(__file__).resolve().parent / "specs"
 BOOT_TIMEOUT = 300
@@ -76,50 +79,65 @@ def _ssh(key: Path, port: int, command: str, timeout: float = 60) -> subprocess.
 
 @pytest.mark.boot
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="needs openssh-client (scripts/setup.sh installs it)")
-def test_ssh_into_sshd_yml(shared_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    key = home / ".ssh" / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    monkeypatch.setenv("HOME", str(home))  # sshd.yml's `files` takes ~/.ssh/id_ed25519.pub
-    built = build(SPECS / "sshd.yml", shared_cache, tmp_path / "out")
-    port = _free_port()
-    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(shared_cache), "run", str(built.prefix)]
-    command += ["--publish", f"{port}:22", "--timeout", str(BOOT_TIMEOUT)]
-    log = tmp_path / "console.log"
-    with (
-        open(log, "wb") as console,
-        subprocess.Popen(
-            command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT
-        ) as guest,
-    ):
-        try:
-            result = _wait_for_ssh(key, port, guest)
-            assert result.returncode == 0, f"{result.stderr}\n{log.read_text(errors='replace')[-3000:]}"
-            assert 'NAME="distrokit"' in result.stdout
-            _ssh(key, port, "poweroff")
-            assert guest.wait(timeout=120) == 0
-        finally:
-            if guest.poll() is None:
-                guest.kill()
-    in_order(log.read_text(errors="replace"), "sshd:", "distrokit: system going down", "guest powered off")
+def test_detached_sshd_takes_its_key_from_metadata_and_stops_cleanly(sshd_build: Built, tmp_path: Path) -> None:
+    """specs/sshd.yml bakes no key: the instance's own, in LinuxKit's JSON, comes in with --data-file."""
+    key, other = tmp_path / "id_ed25519", tmp_path / "other"
+    for path in (key, other):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    meta = tmp_path / "meta.json"
+    authorized = {"perm": "0600", "content": key.with_suffix(".pub").read_text()}
+    meta.write_text(
+        json.dumps({"hostname": {"content": "instance-one"}, "ssh": {"entries": {"authorized_keys": authorized}}})
+    )
+    state, port = tmp_path / "state", _free_port()
+    started = distrokit(
+        sshd_build.cache, "run", str(sshd_build.prefix), "--detached", "--state", str(state),
+        "--publish", f"{port}:22", "--data-file", str(meta), timeout=120,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert "--stop" in started.stderr and (state / "qemu.pid").is_file()
+    try:
+        result = _wait_for_ssh(key, port, lambda: (state / "qemu.pid").is_file())
+        console = (state / "console.log").read_text(errors="replace")
+        assert result.returncode == 0, f"{result.stderr}\n{console[-3000:]}"
+        assert 'NAME="distrokit"' in result.stdout
+        assert "instance-one" in _ssh(key, port, "hostname").stdout  # the hostname entry
+        modes = _ssh(key, port, "stat -c %a /run/config/ssh/authorized_keys").stdout
+        assert modes.strip() == "600"
+        refused = _ssh(other, port, "true")
+        assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    finally:
+        stopped = distrokit(sshd_build.cache, "run", "--state", str(state), "--stop", timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "shut down" in stopped.stderr  # by the guest's own shutdown, not QEMU's quit
+    assert not (state / "qemu.pid").exists()
+    in_order(
+        (state / "console.log").read_text(errors="replace"),
+        "metadata: userdata from CDROM /dev/sr0",
+        "metadata: hostname set to instance-one",
+        "sshd:",
+        "distrokit: system going down",
+    )
 
 
-def _wait_for_ssh(key: Path, port: int, guest: subprocess.Popen[bytes]) -> subprocess.CompletedProcess[str]:
+def _wait_for_ssh(key: Path, port: int, running: Callable[[], bool]) -> subprocess.CompletedProcess[str]:
     deadline = time.monotonic() + BOOT_TIMEOUT
     while True:
         result = _ssh(key, port, "cat /etc/os-release")
-        if result.returncode == 0 or time.monotonic() > deadline or guest.poll() is not None:
+        if result.returncode == 0 or time.monotonic() > deadline or not running():
             return result
         time.sleep(2)
 
 
 @pytest.mark.boot
-def test_a_persistent_disk_keeps_a_file_across_boots(shared_cache: Path, tmp_path: Path) -> None:
+def test_a_state_folder_keeps_its_disk_across_runs(shared_cache: Path, tmp_path: Path) -> None:
     built = build(TEST_SPECS / "disk.yml", shared_cache, tmp_path)
-    disk = tmp_path / "data.qcow2"
-    first = boot(built, "--disk", f"{disk},size=64M")
-    assert disk.is_file()
+    state = tmp_path / "state"
+    first = boot(built, "--state", str(state), "--disk", "size=64M")  # no file: disk0.qcow2 in the state folder
+    assert (state / "disk0.qcow2").is_file()
     in_order(first, "format: /dev/vda is blank", "mount: /dev/vda on /var/lib", "persist: wrote the marker")
-    second = boot(built, "--disk", f"{disk},size=64M", "--networking", "none")
-    in_order(second, "format: /dev/vda is not blank", "persist: found written-on-first-boot")
+    # The second run names only the state folder: the output and the disk come from its record.
+    done = distrokit(built.cache, "run", "--state", str(state), "--networking", "none", timeout=BOOT_TIMEOUT + 30)
+    assert done.returncode == 0, done.stderr
+    in_order(done.stdout, "format: /dev/vda is not blank", "persist: found written-on-first-boot")
+    in_order((state / "console.log").read_text(errors="replace"), "persist: wrote", "persist: found")

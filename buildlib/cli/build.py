@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import components, debarch, preflight, sbom, tasks
-from ..errors import BadInput
-from ..fsutil import write_bytes_atomic
-from ..outputs.compress import Compression
-from ..spec import load_spec
-from ..tasks.explain import UP_TO_DATE, explain
+from .. import build_stamp
+from ..errors import BadInput, DistrokitError
+from ..lazy import lazy_module
 from .common import (
     Subparsers,
+    apply_layer_limit,
     component_root,
     err_console,
+    layer_limit_flag,
     network_options,
     out_console,
     read_lock,
@@ -25,6 +27,19 @@ from .common import (
 )
 from .watch import BuildView
 
+if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
+    from .. import components, debarch, preflight, sbom, tasks
+    from .. import spec as speclib
+    from ..outputs import compress
+    from ..tasks import explain
+    from ..tasks import stamp as tasks_stamp
+else:
+    components, debarch, preflight, sbom, tasks, speclib = (
+        lazy_module(f"buildlib.{name}") for name in ("components", "debarch", "preflight", "sbom", "tasks", "spec")
+    )
+    compress, explain = lazy_module("buildlib.outputs.compress"), lazy_module("buildlib.tasks.explain")
+    tasks_stamp = lazy_module("buildlib.tasks.stamp")
+
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     """The options `build` and `explain` share: explain must key tasks exactly as the build would."""
@@ -32,10 +47,10 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     return tasks.BuildOptions(
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
-        name=args.name or output_name(Path(args.spec[0]), args.arch),
+        name=_name(args),
         formats=tuple(args.format or ["kernel+initrd"]),
         pull=args.pull,
-        compression=Compression.parse(args.compression),
+        compression=compress.Compression.parse(args.compression),
         arch=debarch.normalise(args.arch),
         network=network_options(args),
         lock=pins,
@@ -44,25 +59,71 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     )
 
 
-def output_name(spec: Path, arch: str) -> str:
-    """The default output name: the spec's base name, with the architecture beyond amd64 (out/minimal-arm64-kernel),
-    so one --dir holds both architectures and switching --arch finds the other's outputs still up to date."""
-    return spec.stem + components.arch_suffix(debarch.normalise(arch))
+def _name(args: argparse.Namespace) -> str:
+    """The output name: --name, or the spec's base name with the architecture beyond amd64
+    (out/minimal-arm64-kernel), so one --dir holds both and switching --arch finds the other's still up to date."""
+    return args.name or Path(args.spec[0]).stem + components.arch_suffix(debarch.normalise(args.arch))
+
+
+def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
+    """What a build depends on besides its files (see build_stamp), from the arguments alone."""
+    return build_stamp.context(
+        {
+            "specs": [str(Path(p).resolve()) for p in args.spec],
+            "name": _name(args),
+            "dir": str(Path(args.dir).resolve()),
+            "formats": list(args.format or ["kernel+initrd"]),
+            "compression": args.compression,
+            "arch": args.arch,
+            "components": str(component_root()),
+            "cwd": os.getcwd(),  # relative `files` sources are read from here
+            "lock": args.lock or "",
+            "locked": args.locked,
+            "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
+        }
+    )
+
+
+def _lock_path(args: argparse.Namespace) -> str:
+    """The lock file the build follows (or would, once it exists): SPEC.lock beside the first spec."""
+    return str(Path(args.lock).resolve()) if args.lock else str(Path(args.spec[0]).resolve().with_suffix(".lock"))
+
+
+def _nothing_to_do(args: argparse.Namespace) -> bool:
+    """A build whose stamp matches: say so without loading doit, the spec parser or the store."""
+    if args.pull or args.explain or args.dry_run:
+        return False
+    name = _name(args)
+    if not build_stamp.is_current(store_root(args), name, _stamp_context(args)):
+        return False
+    if not args.quiet:
+        where = Path(args.dir).resolve()
+        err_console.print(f"built {name}: nothing changed, every task up to date; outputs in {where}")
+    return True
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    apply_layer_limit(args)
+    if _nothing_to_do(args):
+        return 0
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
     name = options.name
     if args.explain:
         _print_explanations(tasks.plan_build(specs, options, component_root()))
     if args.dry_run:
-        spec = load_spec(specs, resolve_pkg=components.PkgResolver(options.arch))
+        spec = speclib.load_spec(specs, resolve_pkg=components.PkgResolver(options.arch))
         print(spec.to_yaml(), end="")
         return 0
-    report = _watched_build(specs, options, args)
+    stamp = _stamp_context(args) if not (args.pull or args.explain) else None
+    build_stamp.forget(options.cache, name)
+    report, plan = _watched_build(specs, options, args)
     for warning in report.warnings:
         err_console.print(f"warning: {warning}", markup=False)
+    if stamp is not None and not report.warnings:  # a build with warnings says them again next time
+        watched = [*tasks_stamp.watched_paths(plan), _lock_path(args)]
+        with contextlib.suppress(DistrokitError, OSError):  # without a stamp the next build only takes longer
+            build_stamp.write(options.cache, name, stamp, watched)
     if not args.quiet:
         err_console.print(
             f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
@@ -71,17 +132,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watched_build(specs: list[Path], options: tasks.BuildOptions, args: argparse.Namespace) -> tasks.BuildReport:
+def _watched_build(
+    specs: list[Path], options: tasks.BuildOptions, args: argparse.Namespace
+) -> tuple[tasks.BuildReport, tasks.Plan]:
     """The build with its live view (a terminal), plain lines (a pipe) or nothing (--quiet)."""
     with BuildView(sys.stderr, quiet=args.quiet) as view:
         options = dataclasses.replace(options, transfer_listener=view.transfer)
         # doit's own failure report goes to stderr only with --debug: otherwise the CLI says the error once
         outstream = sys.stderr if args.debug else None
-        report = tasks.build_spec(
-            specs, options, component_root(), jobs=args.jobs, outstream=outstream, listener=view.task, debug=args.debug
-        )
+        plan = tasks.plan_build(specs, options, component_root())
+        report = tasks.run_plan(plan, tasks.jobs_args(args.jobs), outstream, view.task, args.debug)
     view.summary()
-    return report
+    return report, plan
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -92,7 +154,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _print_explanations(plan: tasks.Plan) -> None:
     """A table on a terminal; piped, one `TASK: WILL: REASON` line per reason, task names never cut."""
-    items = [item for item in explain(plan) if item.status != UP_TO_DATE]
+    items = [item for item in explain.explain(plan) if item.status != explain.UP_TO_DATE]
     if not items:
         print("everything is up to date")
         return
@@ -121,6 +183,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     data = text.encode()
     if target.suffix == ".svg":
         data = _svg(text)
+    from ..fsutil import write_bytes_atomic
+
     write_bytes_atomic(target, data)
     err_console.print(f"wrote the task graph to {target}")
     return 0
@@ -137,7 +201,7 @@ def _svg(dot_text: str) -> bytes:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
+    spec = speclib.load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
     preflight.check_buildable(spec, tuple(args.format or ["kernel+initrd"]))
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
@@ -193,6 +257,7 @@ def register(sub: Subparsers) -> None:
     build = sub.add_parser("build", help="build a spec into boot media")
     _build_flags(build)
     build.add_argument("-j", "--jobs", type=int, default=2, help="tasks run at once (default 2)")
+    layer_limit_flag(build)
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
     build.set_defaults(func=cmd_build)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 Subparsers = argparse._SubParsersAction  # the type `register` functions receive
 
 DEFAULT_CACHE = "cache"
+_EMOJI_CODE = re.compile(r":[a-z0-9_+-]+:")  # rich would replace these: leave such text to rich
 
 
 class _LazyConsole:
@@ -34,6 +37,17 @@ class _LazyConsole:
 
             self._console = Console(**self._options)
         return getattr(self._console, name)
+
+    def print(self, *objects: Any, markup: bool | None = None, **options: Any) -> None:
+        """Plain text goes out as it is, without loading rich (a tenth of a second of every command)."""
+        text = objects[0] if len(objects) == 1 else None
+        plain = isinstance(text, str) and (markup is False or "[" not in text) and not _EMOJI_CODE.search(text)
+        if plain and not options and self._console is None:
+            stream = sys.stderr if self._options.get("stderr") else sys.stdout
+            stream.write(f"{text}\n")
+            stream.flush()
+            return
+        self.__getattr__("print")(*objects, markup=markup, **options)
 
 
 err_console = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
@@ -90,6 +104,24 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[str]], right: Se
     for row in rows:
         table.add_row(*row)
     out_console.print(table)
+
+
+def layer_limit_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--max-layer-size",
+        metavar="SIZE",
+        help="most uncompressed bytes one layer may hold, e.g. 2G (env DISTROKIT_MAX_LAYER_SIZE, default 16G)",
+    )
+
+
+def apply_layer_limit(args: argparse.Namespace) -> None:
+    """`--max-layer-size` for this process: the layer indexer reads it where every layer is read."""
+    from ..fsutil import parse_size
+    from ..layers import MAX_LAYER_SIZE_ENV
+
+    if args.max_layer_size:
+        parse_size(args.max_layer_size)  # a nonsense size is bad input before anything starts
+        os.environ[MAX_LAYER_SIZE_ENV] = args.max_layer_size
 
 
 def transfer_flags(command: argparse.ArgumentParser) -> None:

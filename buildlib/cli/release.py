@@ -5,18 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import components, lock, pinning
 from ..fsutil import store_lock
-from ..spec import load_spec
+from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, network_options, store_root, transfer_flags
+
+if TYPE_CHECKING:  # loaded when a command runs, not when the parser is made
+    from .. import components, lock, pinning
+    from .. import spec as speclib
+else:
+    components, lock, pinning, speclib = (
+        lazy_module(f"buildlib.{name}") for name in ("components", "lock", "pinning", "spec")
+    )
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
     path = Path(args.lock) if args.lock else lock.path_for(specs[0])
     resolver = components.PkgResolver()
-    spec = load_spec(specs, resolve_pkg=resolver)
+    spec = speclib.load_spec(specs, resolve_pkg=resolver)
     inputs = pinning.spec_inputs(spec, component_root(), resolver)
     previous = lock.read(path) if path.is_file() else None
     platforms = _platforms(args.arch, previous)

@@ -1,36 +1,96 @@
-"""`run`: boot an output in QEMU with the console here."""
+"""`run`: boot an output in QEMU with the console here, in the background, or stop one."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from pathlib import Path
 
-from .. import runner
-from .common import Subparsers, err_console
+from .. import instance, metadata, runner, timeline
+from ..console import ESCAPES, Console
+from ..errors import BadInput
+from .common import Subparsers, err_console, print_table
+
+PIPE_TIMEOUT = 300.0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    state = instance.StateDir(Path(args.state).resolve()) if args.state else None
+    if args.stop:
+        if state is None:
+            raise BadInput("--stop needs the instance's state folder: give --state DIR")
+        how = "shut down" if instance.stop(state) == "clean" else "QEMU told to quit"
+        err_console.print(f"instance in {state.path} stopped ({how})")
+        return 0
+    recorded = instance.recall(state) if state else instance.Recorded()
+    given = args.path or recorded.prefix
+    if given is None:
+        raise BadInput("give the output to boot, e.g. `distrokit run out/minimal`")
+    prefix = output_prefix(Path(given))
+    if args.detached and state is None:
+        state = instance.StateDir(Path(f"{prefix}-state").resolve())  # LinuxKit's default state folder
+    publish = tuple(args.publish) if args.publish is not None else recorded.publish
+    disks = tuple(args.disk) if args.disk is not None else recorded.disks
+    if state is not None:
+        disks = instance.place_disks(disks, state)
+    console = _console_mode(args.detached)
+    timeout = args.timeout if args.timeout is not None else (PIPE_TIMEOUT if console is Console.PIPE else None)
     options = runner.RunOptions(
-        prefix=output_prefix(Path(args.path)),
+        prefix=prefix,
         mem=args.mem,
         cpus=args.cpus,
-        timeout=args.timeout,
+        timeout=timeout,
         accel=args.accel,
         networking=args.networking,
-        publish=tuple(runner.Publish.parse(text) for text in args.publish or ()),
-        disks=tuple(runner.Disk.parse(text) for text in args.disk or ()),
+        publish=tuple(runner.Publish.parse(text) for text in publish),
+        disks=tuple(runner.Disk.parse(text) for text in disks),
+        instance=runner.Instance(
+            console=console,
+            data=metadata.read_data(args.data, Path(args.data_file) if args.data_file else None),
+            state=state.path if state else None,
+            qemu=args.qemu,
+            virtiofs=tuple(Path(folder) for folder in args.virtiofs or ()),
+        ),
         arch=args.arch,
     )
+    clock = timeline.ConsoleClock() if args.timeline else None
+    if clock is not None:
+        options = dataclasses.replace(options, extra_cmdline=timeline.CMDLINE_FLAG)
+    if state is not None:
+        state.create()
+        instance.refuse_if_running(state)  # before the record changes under a running instance
+        instance.remember(state, instance.Recorded(str(prefix.resolve()), publish, disks))
+    if console is Console.TERMINAL:
+        err_console.print(f"console on this terminal: {ESCAPES}")
 
     def show(chunk: bytes) -> None:
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+        if clock is not None:
+            clock.feed(chunk)
+        _show(chunk)
 
     result = runner.run(options, on_output=show)
+    if result.detached:
+        assert state is not None
+        err_console.print(f"guest running in the background; console in {state.console_log}")
+        err_console.print(f"stop it with: distrokit run --state {state.path} --stop")
+        return 0
     ended = "halted (QEMU stopped)" if result.halted else "powered off"
+    if console is Console.TERMINAL:
+        ended = "ended"
     err_console.print(f"guest {ended} after {result.seconds:.1f} s ({result.accel})")
+    if clock is not None:
+        _print_timeline(clock, result.seconds)
     return 0
+
+
+def _print_timeline(clock: timeline.ConsoleClock, seconds: float) -> None:
+    """The phases on QEMU's clock: the run's own start is a little before QEMU's."""
+    lead = max(0.0, (time.monotonic() - clock.started) - seconds)
+    lines = [(arrival - lead, line) for arrival, line in clock.lines]
+    rows = [(phase.name, f"{phase.start:.2f}", f"{phase.seconds:.2f}") for phase in timeline.phases(lines, seconds)]
+    print_table(("phase", "start s", "took s"), rows, right=("start s", "took s"))
 
 
 def output_prefix(path: Path) -> Path:
@@ -45,19 +105,73 @@ def output_prefix(path: Path) -> Path:
     return path
 
 
+def _console_mode(detached: bool) -> Console:
+    if detached:
+        return Console.DETACHED
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        return Console.TERMINAL
+    return Console.PIPE
+
+
+def _show(chunk: bytes) -> None:
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+
+
 def register(sub: Subparsers) -> None:
-    run = sub.add_parser("run", help="boot kernel+initrd in QEMU with the console here")
-    run.add_argument("path", help="output prefix, e.g. out/minimal, or one of its files, e.g. out/minimal-kernel")
+    run = sub.add_parser(
+        "run",
+        help="boot kernel+initrd in QEMU with the console here",
+        description="Boot an output in QEMU. On a terminal the console is a serial line: every key, "
+        f"Ctrl-C too, goes to the guest; {ESCAPES}.",
+    )
+    run.add_argument(
+        "path",
+        nargs="?",
+        help="output prefix (out/minimal) or one of its files (out/minimal-kernel); with --state, the last one run",
+    )
     run.add_argument("--mem", default="512M", help="guest memory, with a unit: 512M, 2G (default 512M)")
     run.add_argument("--cpus", type=int, default=1, help="virtual CPUs (default 1)")
-    run.add_argument("--timeout", type=float, default=300.0, help="seconds before the guest is stopped")
-    run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto")
+    run.add_argument(
+        "--timeout",
+        type=float,
+        help=f"seconds before the guest is stopped (default {PIPE_TIMEOUT:.0f} when the console is not a "
+        "terminal; none on a terminal or detached)",
+    )
+    run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="accelerator (default auto)")
     run.add_argument("--networking", choices=runner.NETWORKING, default="user", help="user-mode (default) or none")
     run.add_argument(
         "--publish", action="append", metavar="HOST:GUEST[/udp]", help="forward 127.0.0.1:HOST to the guest's port"
     )
     run.add_argument(
-        "--disk", action="append", metavar="PATH[,size=N][,format=F]", help="virtio disk, created when missing"
+        "--disk",
+        action="append",
+        metavar="[PATH,]size=N[,format=F]",
+        help="virtio disk, created when missing (with --state the file may be left out: diskN in the state folder)",
+    )
+    data = run.add_mutually_exclusive_group()
+    data.add_argument("--data", metavar="STRING", help="instance data for the metadata package, as a config ISO")
+    data.add_argument("--data-file", metavar="PATH", help="instance data from a file (e.g. LinuxKit's JSON)")
+    run.add_argument(
+        "--state",
+        metavar="DIR",
+        help="the instance's folder: disks, config ISO, console log, pid and ports, kept between runs",
+    )
+    run.add_argument(
+        "--detached",
+        action="store_true",
+        help="boot in the background, console to the state folder (default state: PATH-state)",
+    )
+    run.add_argument("--stop", action="store_true", help="shut down the instance running in --state DIR")
+    run.add_argument("--qemu", metavar="PATH", help="the QEMU binary to run (default qemu-system-x86_64)")
+    run.add_argument(
+        "--virtiofs",
+        action="append",
+        metavar="DIR",
+        help="share a host folder over virtio-fs (needs virtiofsd); the guest mounts tag virtiofs0, 1, ...",
+    )
+    run.add_argument(
+        "--timeline", action="store_true", help="print where the boot went: phases from the console's timestamps"
     )
     run.add_argument("--arch", help="emulate this architecture (default: the kernel's own, e.g. arm64 for an Image)")
     run.set_defaults(func=cmd_run)

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import cache, components
 from ..errors import BadInput
+from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, human_size, print_table, store_root, when
+
+if TYPE_CHECKING:
+    from .. import cache, components
+else:
+    cache, components = lazy_module("buildlib.cache"), lazy_module("buildlib.components")
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
@@ -107,6 +113,21 @@ def cmd_cache_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache_check(args: argparse.Namespace) -> int:
+    from ..store_check import check
+
+    report = check(store_root(args), repair=args.repair)
+    for entry in report.bad:
+        err_console.print(f"bad: {entry.path}: {entry.problem}", markup=False)
+    for path in report.removed:
+        err_console.print(f"removed {path}", markup=False)
+    if report.bad and not args.repair:
+        err_console.print(f"{len(report.bad)} of {report.checked} entries are bad: `distrokit cache check --repair`")
+        return 1
+    err_console.print(f"checked {report.checked} entries: {len(report.bad)} bad, {len(report.removed)} removed")
+    return 0
+
+
 def register(sub: Subparsers) -> None:
     group = sub.add_parser("cache", help="what the store holds; gc, rm, export, import")
     commands = group.add_subparsers(dest="cache_command", required=True)
@@ -131,3 +152,6 @@ def register(sub: Subparsers) -> None:
     imp.add_argument("file")
     imp.add_argument("name", nargs="?", help="the name to give it (default: the name the archive holds)")
     imp.set_defaults(func=cmd_cache_import)
+    check = commands.add_parser("check", help="verify every store entry against its key")
+    check.add_argument("--repair", action="store_true", help="remove bad entries; the next build makes them again")
+    check.set_defaults(func=cmd_cache_check)

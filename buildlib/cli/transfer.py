@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import cache, components, debarch, images, platforms
 from ..errors import BadInput
 from ..fsutil import store_lock
+from ..lazy import lazy_module
 from ..refs import ImageRef
 from ..transport import Event, EventKind
-from .common import Subparsers, err_console, human_size, network_options, store_root, transfer_flags
+from .common import (
+    Subparsers,
+    apply_layer_limit,
+    err_console,
+    human_size,
+    layer_limit_flag,
+    network_options,
+    store_root,
+    transfer_flags,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
+
+    from .. import cache, component_builds, components, debarch, images, layers, platforms
+else:
+    cache, component_builds, components, debarch, images, layers, platforms = (
+        lazy_module(f"buildlib.{name}")
+        for name in ("cache", "component_builds", "components", "debarch", "images", "layers", "platforms")
+    )
 
 
 class TransferDisplay:
@@ -106,6 +123,7 @@ LOCAL_TRANSPORTS = ("oci:", "oci-archive:", "docker-archive:")
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
+    apply_layer_limit(args)
     store = images.Store(store_root(args))
     network = network_options(args)
     if any(text.startswith(LOCAL_TRANSPORTS) for text in args.ref):
@@ -114,7 +132,14 @@ def cmd_pull(args: argparse.Namespace) -> int:
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         for ref in refs:
             with store_lock(store.root):  # a gc never removes the blobs of a pull under way
-                digest = images.pull(store, ref, network=network, arch=args.arch, listener=display)
+                digest = images.pull(
+                    store,
+                    ref,
+                    network=network,
+                    arch=args.arch,
+                    listener=display,
+                    check=partial(layers.index_image, store),
+                )
             display.result(f"{ref.familiar()} {digest}")
     return 0
 
@@ -126,7 +151,9 @@ def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
     name = ImageRef.parse(args.name or _archive_name(args.ref[0]))
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         with store_lock(store.root):
-            digest = images.copy_into_store(store, args.ref[0], name, arch=args.arch, listener=display)
+            digest = images.copy_into_store(
+                store, args.ref[0], name, arch=args.arch, listener=display, check=partial(layers.index_image, store)
+            )
         display.result(f"{name.familiar()} {digest}")
     return 0
 
@@ -174,9 +201,7 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
 def _built_component(store: images.Store, folder: Path, arch: str) -> str:
     """The component image of `folder` for `arch` in the store (built when missing): its manifest digest."""
     recipe = components.load_recipe(folder, arch)
-    digest = store.lookup(recipe.ref)
-    if digest is None:
-        digest = components.build(store, recipe, components.pinned_packages(store.root, recipe))
+    digest, _ = component_builds.ensure(store, recipe, components.pinned_packages(store.root, recipe))
     return digest
 
 
@@ -188,8 +213,8 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
         recipe = components.load_recipe(Path(folder), args.arch)
         with store_lock(store.root):
             packages = components.pinned_packages(store.root, recipe, refresh=args.update)
-            digest = components.build(store, recipe, packages)
-        err_console.print(f"{recipe.ref.familiar()} {digest}")
+            digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
+        err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
     return 0
 
 
@@ -205,6 +230,7 @@ def register(sub: Subparsers) -> None:
     )
     pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     transfer_flags(pull)
+    layer_limit_flag(pull)
     pull.set_defaults(func=cmd_pull)
 
     push = sub.add_parser("push", help="push an image from the store to a registry")
@@ -218,6 +244,7 @@ def register(sub: Subparsers) -> None:
     pkg_build.add_argument("folder", nargs="+")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
     pkg_build.add_argument("--arch", default="amd64", help="Debian architecture to build for (default amd64)")
+    pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
     pkg_build.set_defaults(func=cmd_pkg_build)
     pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
     pkg_push.add_argument("folder", nargs="+")

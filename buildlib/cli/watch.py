@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from ..tasks import TaskEvent, TaskEventKind
 from ..transport import Event, EventKind
 from .common import human_size
+
+if TYPE_CHECKING:  # the tasks package loads doit: only a build, which has loaded it already, needs it
+    from ..tasks import TaskEvent
 
 SLOWEST_SHOWN = 5
 
@@ -77,6 +79,8 @@ class BuildView:
 
     # listeners -------------------------------------------------------------------------------
     def task(self, event: TaskEvent) -> None:
+        from ..tasks import TaskEventKind
+
         with self.lock:
             self.seen.add(event.task)
             if event.kind is TaskEventKind.START:

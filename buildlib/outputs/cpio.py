@@ -55,7 +55,7 @@ class CpioWriter:
         ino = self._next_ino
         self._next_ino += 1
         if entry.kind == SYMLINK:
-            link_target = entry.link.encode()
+            link_target = entry.link.encode("utf-8", "surrogateescape")
             self._header(entry.path, stat.S_IFLNK | 0o777, entry, ino=ino, size=len(link_target))
             self.out.write(link_target + _pad(len(link_target)))
             return
@@ -116,7 +116,7 @@ class CpioWriter:
         size: int,
         dev: tuple[int, int],
     ) -> None:
-        encoded = name.encode() + b"\0"
+        encoded = name.encode("utf-8", "surrogateescape") + b"\0"  # a name that is not UTF-8 stays its bytes
         fields = (ino, mode, uid, gid, nlink, mtime, size, 0, 0, dev[0], dev[1], len(encoded), 0)
         header = b"070701" + b"".join(b"%08X" % value for value in fields)
         self.out.write(header + encoded + _pad(len(header) + len(encoded)))

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-from ..fsutil import append_file, atomic_writer
+from ..fsutil import append_file, atomic_writer, write_bytes_atomic, xxh_file
 from ..layers import Entry
 from .compress import Compression, Streamer
 from .cpio import CpioWriter
@@ -104,16 +104,38 @@ def write_segment(
     workers: int | None = None,
 ) -> None:
     """One compressed cpio archive of `entries`, written atomically to `target`."""
-    with atomic_writer(target) as raw:
+    entries = list(entries)
+    most = sum(entry.size + len(entry.path) + 120 for entry in entries)  # uncompressed: an upper bound
+    with atomic_writer(target, needed=most) as raw:
         members = Members(raw, compression, workers)
         try:
             CpioWriter(members, on_entry=members.boundary).write_all(entries)  # type: ignore[arg-type]
         finally:
             members.close()
+    write_bytes_atomic(seal_path(target), xxh_file(target).encode())
+
+
+KEY_SUFFIX = ".xxh"  # beside each segment: the key of its bytes, so a flipped bit is found before use
+
+
+def seal_path(segment: Path) -> Path:
+    return segment.with_name(segment.name + KEY_SUFFIX)
+
+
+def segment_problem(segment: Path) -> str:
+    """What is wrong with a stored segment (missing, no key, bytes that do not match the key) or ""."""
+    try:
+        key = seal_path(segment).read_text().strip()
+    except FileNotFoundError:
+        return "missing" if not segment.is_file() else "has no key to check it against"
+    try:
+        return "" if xxh_file(segment) == key else "its bytes do not match its key"
+    except FileNotFoundError:
+        return "missing"
 
 
 def join_segments(segments: Sequence[Path], target: Path) -> None:
-    with atomic_writer(target) as out:
+    with atomic_writer(target, needed=sum(segment.stat().st_size for segment in segments)) as out:
         for segment in segments:
             append_file(segment, out)
 

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import components, images, layers, outputs, pinning, preflight, rootfs, usage
+from .. import component_builds, components, images, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -28,11 +28,13 @@ from ..outputs.initrd import (
     KERNEL_POINTER,
     kernel_path,
     segment_path,
+    segment_problem,
     write_entry,
     write_segment,
 )
 from ..refs import ImageRef
 from ..spec import Kernel, Spec
+from ..store_check import check_segments
 from ..transport import Listener, Network, ignore
 from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
@@ -85,7 +87,9 @@ def pointer_path(store: Store, spec_name: str, part: str) -> Path:
 
 
 def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
-    return tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    segments = tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
+    check_segments(segments)
+    return segments
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
@@ -114,23 +118,23 @@ def component_task(
     # the lock pins amd64's .deb files under the recipe's name: another architecture is built unpinned
     locked = lock.packages(recipe.build_name, recipe.key) if lock is not None else None
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
-    keys = InputKeys({**components.recipe_input_key(recipe, packages), **tool_versions()})
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
-        components.build(store, recipe, packages, listener)
+        component_builds.build(store, recipe, packages, listener)
 
-    def in_store() -> bool:
-        """the component image is in the store"""
-        return store.lookup(recipe.ref) is not None
+    def built() -> bool:
+        """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
+        return component_builds.up_to_date(store, recipe, packages)
 
+    # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
         "basename": "component",
         "name": recipe.build_name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
-        "uptodate": [keys, in_store],
+        "uptodate": [built],
         "verbosity": 0,
     }
 
@@ -193,7 +197,7 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
             yield {
                 "name": digest,
                 "doc": f"index layer {digest}",
-                "actions": [sink.guard(partial(layers.ensure_index, store, layer))],
+                "actions": [sink.guard(partial(layers.ensure_index, store, layer, ref))],
                 "targets": [str(index)],
                 "uptodate": [index.is_file],
                 "verbosity": 0,
@@ -218,7 +222,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         inputs = [tool_versions(), compression.version(), fragment, digests, sources_keys, *epoch_key().values()]
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
-        if not segment.is_file():
+        if segment_problem(segment):
             write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
         write_bytes_atomic(target, key.encode())
 

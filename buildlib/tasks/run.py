@@ -154,8 +154,12 @@ def build_spec(
     debug: bool = False,
 ) -> BuildReport:
     plan = plan_build(spec_paths, options, component_root)
-    args = ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
-    return run_plan(plan, args, outstream, listener, debug)
+    return run_plan(plan, jobs_args(jobs), outstream, listener, debug)
+
+
+def jobs_args(jobs: int) -> list[str]:
+    """doit's arguments for running `jobs` tasks at once (threads: the work is subprocesses and I/O)."""
+    return ["-n", str(jobs), "-P", "thread"] if jobs > 1 else []
 
 
 def ensure_images(

@@ -6,6 +6,9 @@ mkdir -p "$STATE"
 
 say() { echo "distrokit: $*"; }
 
+# mark PHASE: a `distrokit-timeline: UPTIME PHASE` line when the boot is timed (see /init).
+mark() { [ -n "$distrokit_timeline" ] && read -r up _ </proc/uptime && echo "distrokit-timeline: $up $1"; }
+
 # The name a bundle folder stands for: containers/onboot/001-dhcpcd is dhcpcd.
 container_name() { basename "$1" | sed 's/^[0-9]*-//'; }
 

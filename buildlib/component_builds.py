@@ -1,0 +1,63 @@
+"""Which component images are built, known from the store itself: never build one twice.
+
+`distrokit pkg build` and the `component` tasks of `distrokit build` both come here, so an image either
+of them built is up to date for the other. The store keeps, per recipe, a small record of the inputs
+the image was built from (the recipe's content, the exact .deb files, the builder's version) and the
+manifest it gave; an image is up to date when the record matches the inputs now and the store still
+names that manifest under the recipe's reference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import components
+from .fsutil import read_json, write_json_atomic, xxh_value
+from .images import Store
+from .transport import Listener, ignore
+
+
+def record_path(store: Store, recipe: components.Recipe) -> Path:
+    return store.root / "components" / f"{recipe.build_name}-{recipe.key}.built.json"  # one per architecture
+
+
+def inputs_key(recipe: components.Recipe, packages: list[components.Package]) -> str:
+    return xxh_value(components.recipe_input_key(recipe, packages))
+
+
+def up_to_date(store: Store, recipe: components.Recipe, packages: list[components.Package]) -> bool:
+    record = record_path(store, recipe)
+    if not record.is_file():
+        return False
+    try:
+        built = read_json(record)
+    except (OSError, ValueError):
+        return False  # a damaged record only costs a rebuild
+    if not isinstance(built, dict) or built.get("inputs") != inputs_key(recipe, packages):
+        return False
+    return bool(built.get("manifest")) and store.lookup(recipe.ref) == built["manifest"]
+
+
+def build(
+    store: Store, recipe: components.Recipe, packages: list[components.Package], listener: Listener = ignore
+) -> str:
+    """Build the image (`listener` hears the .deb downloads) and record what it was built from; returns
+    its manifest digest."""
+    digest = components.build(store, recipe, packages, listener)
+    write_json_atomic(record_path(store, recipe), {"inputs": inputs_key(recipe, packages), "manifest": digest})
+    return digest
+
+
+def ensure(
+    store: Store,
+    recipe: components.Recipe,
+    packages: list[components.Package],
+    force: bool = False,
+    listener: Listener = ignore,
+) -> tuple[str, bool]:
+    """The image's manifest digest, and whether it had to be built now."""
+    if not force and up_to_date(store, recipe, packages):
+        digest = store.lookup(recipe.ref)
+        assert digest is not None
+        return digest, False
+    return build(store, recipe, packages, listener), True

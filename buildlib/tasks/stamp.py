@@ -1,0 +1,47 @@
+"""The files a finished build read and wrote, for its stamp (see buildlib.build_stamp)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from .. import component_builds, components
+from ..images import Store
+from ..refs import ImageRef
+from .families import Plan, load_images, record_path
+
+
+def watched_paths(plan: Plan) -> list[str]:
+    """Every file whose change could make a task of the plan run: its tasks' file dependencies and
+    targets, the spec files, the component folders (files and folders, so a new file shows), their
+    pins and build records, and each image's name, record and blobs in the store."""
+    store = plan.store
+    paths: set[str] = set()
+    for task in plan.tasks:
+        paths.update(str(dep) for dep in task.get("file_dep", ()))
+        paths.update(str(target) for target in task.get("targets", ()))
+    for use in plan.uses:
+        paths.update(str(path) for path in use.files)
+    for folder in plan.resolver.folders.values():
+        paths.update(_tree(str(folder)))
+        recipe = components.load_recipe(folder)
+        paths.add(str(store.root / "components" / f"{recipe.name}-{recipe.key}.json"))
+        paths.add(str(component_builds.record_path(store, recipe)))
+    for ref in plan.refs:
+        paths.add(str(record_path(store, ref)))
+        paths.update(_image_paths(store, ref))
+    return sorted(paths)
+
+
+def _tree(folder: str) -> Iterator[str]:
+    for top, dirs, files in os.walk(folder):
+        yield top
+        yield from (os.path.join(top, name) for name in files + dirs)
+
+
+def _image_paths(store: Store, ref: str) -> list[str]:
+    parsed = ImageRef.parse(ref)
+    paths = [str(store._ref_path(parsed))] if not parsed.digest else []  # the file naming its manifest
+    image = load_images(store, [ref])[ref]
+    digests = [image.manifest_digest, image.config_digest, *(layer.digest for layer in image.layers)]
+    return paths + [str(store.blob_path(digest)) for digest in digests]

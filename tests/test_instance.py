@@ -1,0 +1,71 @@
+"""buildlib.instance: the state folder's record and disks, and the errors of `run --state/--stop/--detached`.
+
+The detached boot itself (reachable, then stopped cleanly) is in test_guest.py, with ssh.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from buildlib import cli, instance
+from buildlib.console import Console
+from buildlib.errors import BadInput
+from buildlib.runner import Instance, instance_args
+
+
+def test_disks_without_a_file_live_in_the_state_folder(tmp_path: Path) -> None:
+    state = instance.StateDir(tmp_path)
+    placed = instance.place_disks(("size=64M", "format=raw,size=1M", "mine.img,size=2G"), state)
+    assert placed == (
+        f"{tmp_path}/disk0.qcow2,size=64M",
+        f"{tmp_path}/disk1.img,format=raw,size=1M",
+        "mine.img,size=2G",
+    )
+
+
+def test_the_record_remembers_output_ports_and_disks(tmp_path: Path) -> None:
+    state = instance.StateDir(tmp_path / "st")
+    assert instance.recall(state) == instance.Recorded()
+    state.create()
+    recorded = instance.Recorded("/out/sshd", ("2222:22",), (f"{tmp_path}/disk0.qcow2,size=64M",))
+    instance.remember(state, recorded)
+    assert instance.recall(state) == recorded
+    state.record.write_text("{broken")
+    with pytest.raises(BadInput, match="instance.json"):
+        instance.recall(state)
+
+
+def test_a_stale_pid_file_is_no_running_instance(tmp_path: Path) -> None:
+    state = instance.StateDir(tmp_path)
+    assert instance.running_pid(state) is None
+    state.pidfile.write_text(f"{os.getpid()}\n")  # alive, but not a QEMU of this folder
+    assert instance.running_pid(state) is None
+    instance.refuse_if_running(state)
+    with pytest.raises(BadInput, match="no instance runs there"):
+        instance.stop(state)
+
+
+def test_detached_needs_a_state_folder() -> None:
+    with pytest.raises(BadInput, match="--state"):
+        instance_args(Instance(console=Console.DETACHED))
+    assert "-qmp" in instance_args(Instance(state=Path("/st")))
+
+
+def test_cli_errors_are_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (["run", "--stop"], "--state DIR"),
+        (["run", "--state", str(tmp_path / "new"), "--stop"], "no instance runs there"),
+        (["run", "--state", str(tmp_path / "empty")], "give the output to boot"),
+        (["run", str(tmp_path / "none"), "--qemu", str(tmp_path / "no-qemu")], "--qemu"),
+        (["run", str(tmp_path / "none"), "--data-file", str(tmp_path / "missing.json")], "--data-file"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+    with pytest.raises(SystemExit) as exited:  # argparse's own check: one of the two
+        cli.main(["run", "x", "--data", "a", "--data-file", "b"])
+    assert exited.value.code == 2
