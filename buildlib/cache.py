@@ -209,11 +209,12 @@ def _remove_stale_records(cache: Path) -> tuple[str, ...]:
 
 
 def _remove_stale_pins(cache: Path, recipes: Collection[str]) -> list[Removed]:
-    """Package pins (`components/NAME-KEY.json`) of recipes that no longer exist as they were."""
+    """Package pins (`components/NAME-KEY.json`) of recipes that no longer exist as they were, and their
+    build records (`NAME-KEY.built.json`, see component_builds)."""
     removed = []
     folder = cache / "components"
     for pin in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        if pin.stem not in recipes:
+        if pin.name.removesuffix(".json").removesuffix(".built") not in recipes:
             st = pin.stat()
             pin.unlink()
             removed.append(Removed(pin.relative_to(cache).as_posix(), st.st_size, st.st_mtime))

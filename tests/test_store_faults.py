@@ -107,6 +107,17 @@ def test_a_flipped_bit_is_found_repaired_and_never_used(built, area: str, tmp_pa
     assert check(cache).bad == ()
 
 
+def test_segments_of_a_store_from_before_keys_are_written_again(built, tmp_path: Path, capsys) -> None:
+    """A store whose segments carry no key files (written before they had them) builds, not refuses."""
+    cache, spec, initrd = built
+    for key_file in (cache / "segments").glob("*.xxh"):
+        key_file.unlink()
+    code, err = build(cache, spec, tmp_path / "out2", capsys)
+    assert code == 0, err
+    assert (tmp_path / "out2" / "s-initrd.img").read_bytes() == initrd
+    assert check(cache).bad == ()
+
+
 def test_a_changed_tar_under_an_index_is_never_read(built, tmp_path: Path, capsys) -> None:
     """A decompressed layer that changed is made again from its blob, not streamed into the initrd."""
     cache, spec, initrd = built

@@ -27,6 +27,7 @@ from ..outputs.initrd import (
     DEFAULT_COMPRESSION,
     KERNEL_POINTER,
     kernel_path,
+    seal_path,
     segment_path,
     segment_problem,
     write_entry,
@@ -90,6 +91,16 @@ def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
     segments = tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
     check_segments(segments)
     return segments
+
+
+def _segment_sealed(store: Store, pointer: Path) -> bool:
+    """Whether the segment a part points to has its key file: a store written before segments carried
+    keys rewrites its segments once instead of refusing them (a cheap check: no segment is read)."""
+    try:
+        key = pointer.read_text().strip()
+    except FileNotFoundError:
+        return False
+    return seal_path(segment_path(store.root, key)).is_file()
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
@@ -234,7 +245,10 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key()})],
+        "uptodate": [
+            InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key()}),
+            partial(_segment_sealed, store, target),
+        ],
         "verbosity": 0,
     }
 
