@@ -18,7 +18,7 @@ from .transport import Listener, ignore
 
 
 def record_path(store: Store, recipe: components.Recipe) -> Path:
-    return store.root / "components" / f"{recipe.build_name}-{recipe.key}.built.json"  # one per architecture
+    return store.root / "components" / f"{recipe.pin_name}.built.json"  # one per architecture
 
 
 def inputs_key(recipe: components.Recipe, packages: list[components.Package]) -> str:

@@ -83,6 +83,11 @@ class Recipe:
         return self.name + arch_suffix(self.arch)
 
     @property
+    def pin_name(self) -> str:
+        """`NAME-KEY[-ARCH]`: names the recipe's package pins and build record in the store."""
+        return f"{self.name}-{self.key}{arch_suffix(self.arch)}"
+
+    @property
     def ref(self) -> ImageRef:
         return ImageRef.parse(f"{IMAGE_PREFIX}/{self.name}:{self.tag}")
 
@@ -230,7 +235,7 @@ def pinned_packages(cache: Path, recipe: Recipe, refresh: bool = False) -> list[
 
 
 def _pin_path(cache: Path, recipe: Recipe) -> Path:
-    return cache / "components" / f"{recipe.name}-{recipe.key}{arch_suffix(recipe.arch)}.json"
+    return cache / "components" / f"{recipe.pin_name}.json"
 
 
 def cached_pins(cache: Path, recipe: Recipe) -> list[Package] | None:

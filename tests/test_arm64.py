@@ -208,3 +208,20 @@ def test_pkg_push_gives_an_index_of_both_platforms(shared_cache: Path, registry:
     pulled = Store(shared_cache.parent / "pulled-index")
     ref = ImageRef.parse(f"{registry.host}/distrokit/busybox:{key}")
     assert images.pull(pulled, ref, network=NET, arch="arm64") == expected["arm64"]
+
+
+@pytest.mark.arm64
+def test_gc_keeps_every_architecture_pins(arm64_build: Built, debs_dir: Path, tmp_path: Path) -> None:
+    """`cache gc` drops the pins of recipes that no longer exist; the arm64 pin of one that does stays."""
+    from conftest import new_cache
+
+    from buildlib import cli
+
+    cache = str(new_cache(tmp_path / "cache", debs_dir))  # the arm64 build filled debs_dir: nothing to download
+    assert cli.main(["--cache", cache, "pkg", "build", "--arch", "arm64", str(COMPONENTS / "init")]) == 0
+    pins = Path(cache) / "components"
+    recipe = components.load_recipe(COMPONENTS / "init", "arm64")
+    kept = {f"{recipe.pin_name}.json", f"{recipe.pin_name}.built.json"}
+    assert {path.name for path in pins.iterdir()} == kept
+    assert cli.main(["--cache", cache, "cache", "gc"]) == 0
+    assert {path.name for path in pins.iterdir()} == kept
