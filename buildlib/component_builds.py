@@ -48,6 +48,13 @@ def build(
     return digest
 
 
+def record(store: Store, recipe: components.Recipe, packages: list[components.Package]) -> None:
+    """Record an image that came into the store another way (a shared build cache) as built from these inputs."""
+    digest = store.lookup(recipe.ref)
+    if digest is not None:
+        write_json_atomic(record_path(store, recipe), {"inputs": inputs_key(recipe, packages), "manifest": digest})
+
+
 def ensure(
     store: Store,
     recipe: components.Recipe,

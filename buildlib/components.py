@@ -202,9 +202,13 @@ class PkgResolver:
     def __init__(self, arch: str = DEFAULT_ARCH) -> None:
         self.folders: dict[str, Path] = {}
         self.arch = debarch.normalise(arch)
+        self._refs: dict[str, str] = {}  # a folder is hashed once per plan, however many specs name it
 
     def __call__(self, folder: Path) -> str:
-        ref = str(load_recipe(folder, self.arch).ref)
+        absolute = os.path.abspath(folder)
+        ref = self._refs.get(absolute)
+        if ref is None:
+            ref = self._refs[absolute] = str(load_recipe(folder, self.arch).ref)
         self.folders[ref] = Path(folder)
         return ref
 
@@ -234,19 +238,20 @@ def pinned_packages(cache: Path, recipe: Recipe, refresh: bool = False) -> list[
     return packages
 
 
-def _pin_path(cache: Path, recipe: Recipe) -> Path:
+def pin_path(cache: Path, recipe: Recipe) -> Path:
+    """The file naming the .deb files a recipe was first built from (one per architecture)."""
     return cache / "components" / f"{recipe.pin_name}.json"
 
 
 def cached_pins(cache: Path, recipe: Recipe) -> list[Package] | None:
     """The .deb files the store last pinned for this recipe, or None."""
-    pin = _pin_path(cache, recipe)
+    pin = pin_path(cache, recipe)
     return [Package(**item) for item in read_json(pin)] if pin.is_file() else None
 
 
 def remember_pins(cache: Path, recipe: Recipe, packages: list[Package]) -> None:
     if cached_pins(cache, recipe) != packages:
-        write_json_atomic(_pin_path(cache, recipe), [asdict(p) for p in packages])
+        write_json_atomic(pin_path(cache, recipe), [asdict(p) for p in packages])
 
 
 # Debian packages ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bundles, placement, sbom
+from . import bundles, placement
 from .bundles import numeric_id
 from .components import recorded_architectures, recorded_packages
 from .epoch import build_epoch
@@ -23,6 +23,8 @@ from .errors import BadInput, BuildError
 from .images import Image, Store
 from .layers import DIR, FILE, SYMLINK, Entry, load_index, nested_tar_entries
 from .refs import ImageRef
+from .sbom import SBOM_PATH
+from .sbom import render as render_sbom
 from .spec import FileEntry, Kernel, Spec
 from .tree import DEFAULT_DIR_MODE, Tree, dir_entry, file_entry, merged_image_tree
 
@@ -159,7 +161,7 @@ def kernel_files(store: Store, kernel: Kernel, image: Image) -> tuple[Entry, Ent
     return binary, modules
 
 
-def part_tree(store: Store, spec: Spec, part: Part, images: Mapping[str, Image]) -> Tree:
+def part_tree(store: Store, spec: Spec, part: Part, images: Mapping[str, Image], sbom: bool = True) -> Tree:
     """The tree of one part, from the images the part reads."""
     family = part.family
     if family == KERNEL_PART:
@@ -172,7 +174,7 @@ def part_tree(store: Store, spec: Spec, part: Part, images: Mapping[str, Image])
     if family == INIT_PART:
         return init_tree(store, spec, images)
     if family == FILES_PART:
-        return files_tree(spec, images, init_tree(store, spec, images))
+        return files_tree(spec, images, init_tree(store, spec, images), sbom=sbom)
     if family == VOLUME_KIND:
         return placement.volume_tree(store, spec, part.subject, images)
     if family == IMAGE_KIND:
@@ -199,7 +201,7 @@ def merged_root(parts: Sequence[Part], tree_of: Callable[[Part], Tree]) -> Tree:
 
 
 # the files section --------------------------------------------------------------------------
-def files_tree(spec: Spec, images: Mapping[str, Image], below: Tree) -> Tree:
+def files_tree(spec: Spec, images: Mapping[str, Image], below: Tree, sbom: bool = True) -> Tree:
     """The `files` section, as LinuxKit writes it: files default to 0600 and directories to 0700; the
     missing parent directories of an entry take its owner and its mode with x added wherever r or w
     is set. `below` is the init tree: a parent it already has keeps its mode and owner there
@@ -207,7 +209,8 @@ def files_tree(spec: Spec, images: Mapping[str, Image], below: Tree) -> Tree:
     ids = dict(bundles.context_of(spec).ids)
     tree = Tree(FILES_PART)
     _add_with_parents(tree, below, file_entry(INSTALLED_PATH, installed_report(spec, images)), 0o755)
-    _add_with_parents(tree, below, file_entry(sbom.SBOM_PATH, sbom.render(spec.images(), images)), 0o755)
+    if sbom:  # `build --no-sbom` leaves it out, as LinuxKit's does
+        _add_with_parents(tree, below, file_entry(SBOM_PATH, render_sbom(spec.images(), images)), 0o755)
     for item in spec.files:
         entry = _file_section_entry(spec, item, ids)
         if entry is not None:

@@ -9,6 +9,8 @@ itself lives in `spec_schema` (the records) and `spec_nodes` (the engine that wa
 from __future__ import annotations
 
 import dataclasses
+import functools
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,12 +149,22 @@ def parse_spec_text(text: str, filename: str = "<string>", resolve_pkg: PackageR
 
 
 MAX_SPEC_BYTES = 16 << 20  # a spec with its inline files is kilobytes; past this it is no spec (or /dev/zero)
+STDIN = "-"
+
+
+@functools.cache
+def _stdin_bytes() -> bytes:
+    """A spec given as `-`, read once however often the spec is loaded (build, explain, sbom)."""
+    return sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
 
 
 def _read(name: str, session: Session) -> str | None:
     try:
-        with open(name, "rb") as handle:
-            data = handle.read(MAX_SPEC_BYTES + 1)
+        if name == STDIN:
+            data = _stdin_bytes()
+        else:
+            with open(name, "rb") as handle:
+                data = handle.read(MAX_SPEC_BYTES + 1)
         if len(data) > MAX_SPEC_BYTES:
             message = f"more than {MAX_SPEC_BYTES >> 20} MiB: too big for a spec (put big files in `source:` files)"
             session.issues.append(SpecIssue(name, 0, 0, "", message))
@@ -165,9 +177,40 @@ def _read(name: str, session: Session) -> str | None:
     return None
 
 
+def _compose(text: str) -> yaml.Node | None:
+    """libyaml's parser when there is one (a monorepo loads hundreds of specs per `doit` run); a text it
+    refuses is parsed again by PyYAML's, whose error messages the user sees."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            root = yaml.compose(text, Loader=fast)
+        except yaml.YAMLError:
+            return yaml.compose(text, Loader=yaml.SafeLoader)
+        _plain_style_as_pyyaml(root)
+        return root
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+def _plain_style_as_pyyaml(node: yaml.Node | None) -> None:
+    """libyaml marks a plain scalar with style '' where PyYAML gives None: make them alike."""
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:  # an alias is the node it names: visit it once (anchors may recurse)
+            continue
+        seen.add(id(current))
+        if isinstance(current, ScalarNode):
+            if current.style == "":
+                current.style = None
+        elif isinstance(current, MappingNode):
+            stack.extend(item for pair in current.value for item in pair)
+        elif current is not None:
+            stack.extend(current.value)
+
+
 def _parse_document(text: str, ctx: Context) -> Document | None:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as error:
         ctx.session.issues.append(_syntax_issue(ctx.file, text, error))
         return None

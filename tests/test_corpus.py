@@ -103,11 +103,13 @@ def test_invalid_build_fails_at_build_before_pulling(
     path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`distrokit build` rejects it with exit code 2 and a message naming the container and the volume,
-    before any image is pulled (`validate` and `--dry-run` accept it, as LinuxKit's do)."""
+    before any image is pulled, and `validate` rejects it with the same message (LinuxKit's validate
+    accepts it and its build fails later: we say it once, up front)."""
     cache = tmp_path / "cache"
     code = cli.main(["--cache", str(cache), "build", str(CORPUS / path), "--dir", str(tmp_path / "out"), "-q"])
     assert code == 2
     message = capsys.readouterr().err
     assert "onboot[0] (test): binds[1] mounts volume 'vola' read-write, but the volume is read-only" in message
     assert not (cache / "blobs").exists()
-    assert cli.main(["validate", str(CORPUS / path)]) == 0
+    assert cli.main(["validate", str(CORPUS / path)]) == 2
+    assert "binds[1] mounts volume 'vola' read-write, but the volume is read-only" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import DistrokitError
-from . import build, release, run, store, transfer
+from . import build, habits, jsonout, release, run, store, transfer
 from .common import err_console
 
 COMMAND_GROUPS = (build, run, transfer, store, release)
@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
 
     for group in COMMAND_GROUPS:
         group.register(sub)
+    habits.apply(top)
     return top
 
 
@@ -35,6 +36,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         err_console.print(f"distrokit: error: {exc}", markup=False)
+        if jsonout.wanted(args):
+            jsonout.error(args, str(exc), exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("distrokit: interrupted")

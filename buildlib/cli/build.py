@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from .. import build_stamp
 from ..errors import BadInput, DistrokitError
 from ..lazy import lazy_module
+from . import habits, jsonout
 from .common import (
     Subparsers,
     apply_layer_limit,
@@ -32,13 +33,16 @@ if TYPE_CHECKING:  # the modules below load when a command runs, not when the pa
     from .. import spec as speclib
     from ..outputs import compress
     from ..tasks import explain
+    from ..tasks import shared as shared_cache
     from ..tasks import stamp as tasks_stamp
+    from ..tasks.shared import SharedCache
 else:
     components, debarch, preflight, sbom, tasks, speclib = (
         lazy_module(f"buildlib.{name}") for name in ("components", "debarch", "preflight", "sbom", "tasks", "spec")
     )
     compress, explain = lazy_module("buildlib.outputs.compress"), lazy_module("buildlib.tasks.explain")
     tasks_stamp = lazy_module("buildlib.tasks.stamp")
+    shared_cache = lazy_module("buildlib.tasks.shared")
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -56,6 +60,8 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         lock=pins,
         lock_file=lock_file,
         locked=args.locked,
+        sbom=not args.no_sbom,
+        decompress_kernel=args.decompress_kernel,
     )
 
 
@@ -80,6 +86,8 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
             "lock": args.lock or "",
             "locked": args.locked,
             "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
+            "no_sbom": args.no_sbom,
+            "decompress_kernel": args.decompress_kernel,
         }
     )
 
@@ -93,6 +101,9 @@ def _nothing_to_do(args: argparse.Namespace) -> bool:
     """A build whose stamp matches: say so without loading doit, the spec parser or the store."""
     if args.pull or args.explain or args.dry_run:
         return False
+    # these print or write more than the stamp knows of; a spec from stdin has no file to watch
+    if jsonout.wanted(args) or args.output_file is not None or args.sbom_output or habits.STDIN_SPEC in args.spec:
+        return False
     name = _name(args)
     if not build_stamp.is_current(store_root(args), name, _stamp_context(args)):
         return False
@@ -104,32 +115,77 @@ def _nothing_to_do(args: argparse.Namespace) -> bool:
 
 def cmd_build(args: argparse.Namespace) -> int:
     apply_layer_limit(args)
+    for note in habits.check_build_args(args):
+        err_console.print(f"note: {note}", markup=False)
     if _nothing_to_do(args):
         return 0
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
-    name = options.name
+    if args.output_file is not None:
+        options = dataclasses.replace(options, out_dir=habits.output_folder(options.cache, options.name))
+    shared = shared_cache.SharedCache.from_flags(args.cache_from or (), args.cache_to or (), options.network)
+    options = dataclasses.replace(options, shared=shared)
+    explained = None
     if args.explain:
-        _print_explanations(tasks.plan_build(specs, options, component_root()))
+        plan = tasks.plan_build(specs, options, component_root())
+        if jsonout.wanted(args):
+            explained = jsonout.explanations(explain.explain(plan))
+        else:
+            _print_explanations(plan)
     if args.dry_run:
         spec = speclib.load_spec(specs, resolve_pkg=components.PkgResolver(options.arch))
-        print(spec.to_yaml(), end="")
+        if jsonout.wanted(args):
+            jsonout.emit("build", {"name": options.name, "spec": spec.to_dict()})
+        else:
+            print(spec.to_yaml(), end="")
         return 0
-    stamp = _stamp_context(args) if not (args.pull or args.explain) else None
-    build_stamp.forget(options.cache, name)
-    report, plan = _watched_build(specs, options, args)
+    stamp = _stamp_context(args) if not (args.pull or args.explain or "-" in args.spec) else None
+    build_stamp.forget(options.cache, options.name)
+    try:
+        report, plan = _watched_build(specs, options, args)
+    finally:
+        _print_warnings(shared)
+    if shared is not None:
+        report = dataclasses.replace(report, fetched=tuple(shared.fetched))
     for warning in report.warnings:
         err_console.print(f"warning: {warning}", markup=False)
     if stamp is not None and not report.warnings:  # a build with warnings says them again next time
         watched = [*tasks_stamp.watched_paths(plan), _lock_path(args)]
         with contextlib.suppress(DistrokitError, OSError):  # without a stamp the next build only takes longer
-            build_stamp.write(options.cache, name, stamp, watched)
-    if not args.quiet:
-        err_console.print(
-            f"built {name}: {len(report.executed)} tasks ran, {len(report.up_to_date)} up to date; "
-            f"outputs in {options.out_dir}"
-        )
+            build_stamp.write(options.cache, options.name, stamp, watched)
+    if args.output_file is not None:
+        habits.deliver(args, options.out_dir, options.name)
+    if args.sbom_output:
+        from ..fsutil import write_bytes_atomic
+
+        spec, loaded = tasks.ensure_images(specs, options, component_root())
+        write_bytes_atomic(Path(args.sbom_output), sbom.render(spec.images(), loaded))
+    _report_build(args, options, report, explained)
     return 0
+
+
+def _report_build(
+    args: argparse.Namespace, options: tasks.BuildOptions, report: tasks.BuildReport, explained: object
+) -> None:
+    if jsonout.wanted(args):
+        warnings = [*report.warnings, *(options.shared.warnings if options.shared else [])]
+        document = jsonout.build(options.name, options.out_dir, options.formats, report, warnings)
+        jsonout.emit("build", {**document, **({"explain": explained} if explained else {})})
+    if not args.quiet:
+        fetched = f", {len(report.fetched)} of them fetched from a shared cache" if report.fetched else ""
+        where = args.output_file if args.output_file not in (None, "-") else options.out_dir
+        err_console.print(
+            f"built {options.name}: {len(report.executed)} tasks ran{fetched}, {len(report.up_to_date)} up to date; "
+            f"outputs in {where}"
+            if args.output_file != "-"
+            else f"built {options.name} to stdout"
+        )
+
+
+def _print_warnings(shared: SharedCache | None) -> None:
+    """After the build: doit captures what its actions print, so the shared cache's warnings wait until now."""
+    for message in shared.warnings if shared else ():
+        err_console.print(f"warning: {message}", markup=False)
 
 
 def _watched_build(
@@ -148,7 +204,11 @@ def _watched_build(
 
 def cmd_explain(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    _print_explanations(tasks.plan_build(specs, _build_options(args), component_root()))
+    plan = tasks.plan_build(specs, _build_options(args), component_root())
+    if jsonout.wanted(args):
+        jsonout.emit("explain", jsonout.explanations(explain.explain(plan)))
+    else:
+        _print_explanations(plan)
     return 0
 
 
@@ -205,6 +265,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     preflight.check_buildable(spec, tuple(args.format or ["kernel+initrd"]))
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
+    if jsonout.wanted(args):
+        jsonout.emit("validate", {"specs": list(args.spec), "valid": True, "warnings": [str(w) for w in spec.warnings]})
     err_console.print(f"{', '.join(args.spec)}: valid")
     return 0
 
@@ -251,6 +313,10 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--locked", action="store_true", help="fail when the spec and its lock disagree, instead of building unpinned"
     )
+    command.add_argument("--no-sbom", action="store_true", help="leave the SBOM out of the image (LinuxKit's flag)")
+    command.add_argument(
+        "--decompress-kernel", action="store_true", help="write the kernel uncompressed (vmlinux; LinuxKit's flag)"
+    )
 
 
 def register(sub: Subparsers) -> None:
@@ -260,10 +326,27 @@ def register(sub: Subparsers) -> None:
     layer_limit_flag(build)
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
+    build.add_argument(
+        "--cache-from",
+        action="append",
+        metavar="REPO",
+        help="OCI repository (REGISTRY/PATH) to fetch task results from before building them; repeatable, "
+        "asked in order; env DISTROKIT_CACHE_FROM (spaces or commas)",
+    )
+    build.add_argument(
+        "--cache-to",
+        action="append",
+        metavar="REPO",
+        help="OCI repository to push the results of the tasks this build runs to; repeatable; env DISTROKIT_CACHE_TO",
+    )
+    jsonout.add_flag(build)
+    habits.add_build_flags(build)
+    build.add_argument("--sbom-output", metavar="FILE", help="also write the image's SPDX SBOM to FILE")
     build.set_defaults(func=cmd_build)
 
     explain_cmd = sub.add_parser("explain", help="say which tasks a build would run and why, building nothing")
     _build_flags(explain_cmd)
+    jsonout.add_flag(explain_cmd)
     explain_cmd.set_defaults(func=cmd_explain)
 
     graph = sub.add_parser("graph", help="write the task graph as DOT (SVG with graphviz), what would run marked")
@@ -278,6 +361,7 @@ def register(sub: Subparsers) -> None:
     validate.add_argument(
         "-f", "--format", action="append", help="the output formats to check for, as for build (default kernel+initrd)"
     )
+    jsonout.add_flag(validate)
     validate.set_defaults(func=cmd_validate)
 
     sbom_cmd = sub.add_parser("sbom", help="print the SPDX 2.3 document of what a spec's image holds")

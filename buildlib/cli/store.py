@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import BadInput
 from ..lazy import lazy_module
+from . import jsonout
 from .common import Subparsers, component_root, err_console, human_size, print_table, store_root, when
 
 if TYPE_CHECKING:
@@ -18,6 +19,9 @@ else:
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
+    if jsonout.wanted(args):
+        jsonout.emit("cache ls", jsonout.image_rows(cache.ls(store_root(args))))
+        return 0
     rows = [
         [
             row.name + ("" if row.complete else " (incomplete)"),
@@ -34,6 +38,9 @@ def cmd_cache_ls(args: argparse.Namespace) -> int:
 
 def cmd_cache_du(args: argparse.Namespace) -> int:
     usage = cache.du(store_root(args))
+    if jsonout.wanted(args):
+        jsonout.emit("cache du", jsonout.disk_usage(usage))
+        return 0
     rows = [[area.area, str(area.files), human_size(area.size)] for area in usage.areas]
     rows.append(["total", str(sum(area.files for area in usage.areas)), human_size(usage.total)])
     print_table(("area", "files", "size"), rows, right=("files", "size"))
@@ -132,10 +139,12 @@ def cmd_cache_check(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     group = sub.add_parser("cache", help="what the store holds; gc, rm, export, import")
     commands = group.add_subparsers(dest="cache_command", required=True)
-    commands.add_parser("ls", help="named images: size, last use, the specs that use them").set_defaults(
-        func=cmd_cache_ls
-    )
-    commands.add_parser("du", help="bytes per area of the store").set_defaults(func=cmd_cache_du)
+    ls = commands.add_parser("ls", help="named images: size, last use, the specs that use them")
+    jsonout.add_flag(ls)
+    ls.set_defaults(func=cmd_cache_ls)
+    du = commands.add_parser("du", help="bytes per area of the store")
+    jsonout.add_flag(du)
+    du.set_defaults(func=cmd_cache_du)
     gc = commands.add_parser("gc", help="remove what no spec's last build and no name refers to")
     gc.add_argument(
         "--keep", metavar="SIZE", help="remove least recently used first, only until the store is SIZE (e.g. 2G)"

@@ -13,6 +13,7 @@ from ..fsutil import store_lock
 from ..lazy import lazy_module
 from ..refs import ImageRef
 from ..transport import Event, EventKind
+from . import jsonout
 from .common import (
     Subparsers,
     apply_layer_limit,
@@ -129,6 +130,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     if any(text.startswith(LOCAL_TRANSPORTS) for text in args.ref):
         return _pull_local(store, args)
     refs = [ImageRef.parse(text) for text in args.ref]
+    pulled = []
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         for ref in refs:
             with store_lock(store.root):  # a gc never removes the blobs of a pull under way
@@ -141,7 +143,14 @@ def cmd_pull(args: argparse.Namespace) -> int:
                     check=partial(layers.index_image, store),
                 )
             display.result(f"{ref.familiar()} {digest}")
+            pulled.append((str(ref), digest))
+    _emit_pulled(args, pulled)
     return 0
+
+
+def _emit_pulled(args: argparse.Namespace, pulled: list[tuple[str, str]]) -> None:
+    if jsonout.wanted(args):
+        jsonout.emit("pull", {"images": [{"ref": ref, "digest": digest} for ref, digest in pulled]})
 
 
 def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
@@ -155,6 +164,7 @@ def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
                 store, args.ref[0], name, arch=args.arch, listener=display, check=partial(layers.index_image, store)
             )
         display.result(f"{name.familiar()} {digest}")
+    _emit_pulled(args, [(str(name), digest)])
     return 0
 
 
@@ -230,6 +240,7 @@ def register(sub: Subparsers) -> None:
     )
     pull.add_argument("--arch", default="amd64", help="platform to take from multi-platform images (default amd64)")
     transfer_flags(pull)
+    jsonout.add_flag(pull)
     layer_limit_flag(pull)
     pull.set_defaults(func=cmd_pull)
 

@@ -18,6 +18,7 @@ from doit.task import Task
 from ..refs import ImageRef
 from .families import Plan, record_path
 from .keys import InputKeys, XXHashChecker
+from .portable import store_codec
 from .run import plan_tasks
 from .terms import Terms
 
@@ -47,7 +48,8 @@ def explain(plan: Plan) -> list[Explanation]:
     by_name = {task.name: task for task in tasks}
     records = {str(record_path(plan.store, ref)): ImageRef.parse(ref).familiar() for ref in plan.refs}
     plan.store.root.mkdir(parents=True, exist_ok=True)  # a new store: sqlite cannot open its database otherwise
-    dependency = Dependency(SqliteDB, str(plan.store.root / "doit.db"), checker_cls=XXHashChecker)
+    database = str(plan.store.root / "doit.db")
+    dependency = Dependency(SqliteDB, database, checker_cls=XXHashChecker, codec_cls=store_codec(plan.store.root))
     try:
         direct = {task.name: _direct_reasons(dependency, task, by_name, records) for task in tasks if task.actions}
     finally:

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import component_builds, components, images, layers, outputs, pinning, preflight, rootfs, usage
+from .. import component_builds, components, images, kernelimage, layers, outputs, pinning, preflight, rootfs, usage
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..images import Image, Layer, Store
@@ -39,6 +39,7 @@ from ..store_check import check_segments
 from ..transport import Listener, Network, ignore
 from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
+from .shared import SharedCache
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,18 @@ class BuildOptions:
     lock: Lock | None = field(default=None, compare=False)  # the spec's pins, when it has a lock file
     lock_file: str = ""  # where `lock` came from, for messages
     locked: bool = False  # fail when the spec and its lock disagree, instead of warning
+    shared: SharedCache | None = field(default=None, compare=False)  # --cache-from / --cache-to
+    sbom: bool = True  # False: `--no-sbom`, the SBOM left out of the image
+    decompress_kernel: bool = False
+    # a missing `files` source may be a target of another task (a monorepo's dodo.py): doit orders them
+    sources_from_tasks: bool = False
+
+    def habits(self) -> dict[str, bool]:
+        """The LinuxKit flags that change bytes, as input keys only when set: stores stay warm for the rest."""
+        return {
+            key: True for key, on in (("no-sbom", not self.sbom), ("decompress-kernel", self.decompress_kernel)) if on
+        }
+
     # who hears the bytes of image pulls and .deb downloads (the CLI's live view); never part of a key
     transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
 
@@ -117,23 +130,30 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
     return components.folder_for(ref, component_root, resolver)
 
 
-def component_task(
-    store: Store,
-    folder: Path,
-    sink: ErrorSink,
-    lock: Lock | None = None,
-    listener: Listener = ignore,
-    arch: str = components.DEFAULT_ARCH,
-) -> dict[str, Any]:
+def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOptions | None = None) -> dict[str, Any]:
+    arch = options.arch if options else components.DEFAULT_ARCH
     recipe = components.load_recipe(folder, arch)
+    lock = options.lock if options else None
+    shared = options.shared if options else None
+    listener = (options.transfer_listener if options else None) or ignore
     # the lock pins amd64's .deb files under the recipe's name: another architecture is built unpinned
     locked = lock.packages(recipe.build_name, recipe.key) if lock is not None else None
+    if shared is not None and locked is None:
+        shared.fetch_pin(store, recipe)  # the .debs the machine that built it pinned, and no apt query
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
+    task = f"component:{recipe.build_name}"
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
             components.remember_pins(store.root, recipe, locked)
+        key = xxh_value({**components.recipe_input_key(recipe, packages), **tool_versions()})
+        if shared is not None and shared.fetch_component(store, recipe.ref, key, arch, task):
+            component_builds.record(store, recipe, packages)  # up to date for `pkg build` and the next build
+            return
         component_builds.build(store, recipe, packages, listener)
+        if shared is not None:
+            shared.push_component(store, recipe.ref, key, task)
+            shared.push_pin(store, recipe, task)
 
     def built() -> bool:
         """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
@@ -216,8 +236,8 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
 
 
 # parts and outputs --------------------------------------------------------------------------
-def part_tree(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.Tree:
-    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)))
+def part_tree(store: Store, spec: Spec, part: rootfs.Part, sbom: bool = True) -> rootfs.Tree:
+    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)), sbom=sbom)
 
 
 def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
@@ -225,16 +245,25 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
     sources = rootfs.part_sources(spec, part)
     fragment = rootfs.part_fragment(spec, part)
     compression = options.compression
+    shared, task = options.shared, f"part:{options.name}/{part.name}"
+    habits = options.habits() if part.family == rootfs.FILES_PART else {}
 
     def write() -> None:
         loaded = load_images(store, list(part.images))
         digests = [loaded[ref].manifest_digest for ref in part.images]
-        sources_keys = [xxh_file(Path(s)) for s in sources]
-        inputs = [tool_versions(), compression.version(), fragment, digests, sources_keys, *epoch_key().values()]
+        # the spec fragment and the sources as they are now: another task may have written a source since
+        now = [xxh_file(Path(s)) for s in rootfs.part_sources(spec, part)]
+        fragment_now = rootfs.part_fragment(spec, part)
+        inputs = [tool_versions(), compression.version(), fragment_now, digests, now, *epoch_key().values()]
+        if not options.sbom and part.family == rootfs.FILES_PART:
+            inputs.append(options.habits())
         key = xxh_value(inputs)
         segment = segment_path(store.root, key)
-        if segment_problem(segment):
-            write_segment(rootfs.part_tree(store, spec, part, loaded).entries(), segment, compression)
+        if segment_problem(segment) and not (shared and shared.fetch_segment(store, key, segment, task)):
+            tree = rootfs.part_tree(store, spec, part, loaded, sbom=options.sbom)
+            write_segment(tree.entries(), segment, compression)
+            if shared is not None:
+                shared.push_segment(store, key, segment, task)
         write_bytes_atomic(target, key.encode())
 
     return {
@@ -246,7 +275,7 @@ def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
         "targets": [str(target)],
         "task_dep": ["layer"],
         "uptodate": [
-            InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key()}),
+            InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key(), **habits}),
             partial(_segment_sealed, store, target),
         ],
         "verbosity": 0,
@@ -272,6 +301,14 @@ def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
     return target
 
 
+def decompressed_kernel(binary: Path) -> Path:
+    """The kernel decompressed beside its copy, once per kernel."""
+    target = binary.with_name(binary.name + "-decompressed")
+    if not target.is_file():
+        kernelimage.write_decompressed(binary, target)
+    return target
+
+
 def output_task(
     store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
 ) -> dict[str, Any]:
@@ -281,19 +318,22 @@ def output_task(
     kernel = spec.kernel
 
     def write() -> None:
+        binary = kernel_copy(store, kernel, options.name) if kernel else None
+        if binary is not None and options.decompress_kernel:
+            binary = decompressed_kernel(binary)
         built = outputs.BuiltParts(
-            kernel_copy(store, kernel, options.name) if kernel else None,
+            binary,
             kernel.cmdline if kernel else "",
             read_segments(store, pointers),
-            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part)),
+            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, options.sbom)),
         )
         options.out_dir.mkdir(parents=True, exist_ok=True)
         for fmt in formats:
             fmt.write(built, prefix)
 
     file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
-    keys = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else "", **tool_versions()}
-    keys.update(epoch_key())
+    keys: dict[str, object] = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else ""}
+    keys.update({**tool_versions(), **epoch_key(), **options.habits()})
     return {
         "basename": "output",
         "name": f"{options.name}",
@@ -319,6 +359,17 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
     if found and options.locked:
         raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + ": run `distrokit lock`")
     return [f"{line} (built unpinned: run `distrokit lock` to pin it)" for line in found]
+
+
+def check_buildable(spec: Spec, options: BuildOptions) -> None:
+    """preflight's checks; with `sources_from_tasks` a missing source is none (doit says if no task writes it)."""
+    if not options.sources_from_tasks:
+        preflight.check_buildable(spec, options.formats)
+        return
+    missing = set(rootfs.file_sources_missing(spec))
+    found = [problem for problem in preflight.problems(spec, options.formats) if problem not in missing]
+    if found:
+        raise preflight.NotBuildable(found)
 
 
 # usage records ------------------------------------------------------------------------------
@@ -375,13 +426,11 @@ class Plan:
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
-        preflight.check_buildable(spec, options.formats)  # what needs no image: reported before any pull
+        check_buildable(spec, options)  # what needs no image: reported before any pull
         for ref in spec.images():
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
-                listener = options.transfer_listener or ignore
-                task = component_task(self.store, folder, self.sink, options.lock, listener, options.arch)
-                self.tasks.append(task)
+                self.tasks.append(component_task(self.store, folder, self.sink, options))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
                 name = components.load_recipe(folder, options.arch).build_name if folder else None

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import io
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..spec import Spec, load_spec
 from . import terms
 from .families import BuildOptions, Plan, load_images
 from .keys import XXHashChecker
+from .portable import store_codec
 from .report import RecordingReporter, TaskListener
 
 
@@ -36,6 +38,7 @@ def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]
         "dep_file": str(cache / "doit.db"),
         "backend": "sqlite3",
         "check_file_uptodate": XXHashChecker,
+        "codec_cls": store_codec(cache),  # paths in the store saved relative to it: the store can move
         "reporter": RecordingReporter,
         "verbosity": 0,
     }
@@ -69,10 +72,15 @@ class _Loader(TaskLoader2):  # type: ignore[misc]
 
 @dataclass(frozen=True)
 class BuildReport:
+    """What a build did: the tasks whose actions ran (`fetched` among them: those whose result came
+    from a shared cache), the tasks up to date, and seconds per task that ran and in all."""
+
     executed: tuple[str, ...]
     up_to_date: tuple[str, ...]
     warnings: tuple[str, ...] = ()  # how the spec and its lock disagree, when not --locked
     seconds: dict[str, float] = field(default_factory=dict)  # how long each task that ran took
+    fetched: tuple[str, ...] = ()  # tasks among `executed` whose result came from a shared cache
+    total_seconds: float = 0.0
 
 
 @contextlib.contextmanager
@@ -103,6 +111,7 @@ def run_plan(
     # GLOBAL holds option defaults for every doit command; `config_filenames=()` keeps a project's
     # pyproject.toml or doit.cfg in the working folder from changing how distrokit runs doit.
     main = DoitMain(_Loader(plan, config), config_filenames=(), extra_config={"GLOBAL": config})
+    started = time.monotonic()
     with store_lock(cache), _std_streams_kept():
         code = main.run(["run", *args])
         if plan.sink.errors:
@@ -110,7 +119,9 @@ def run_plan(
         if code != 0:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
         plan.record_usage()
-    return BuildReport(tuple(reporter.executed), tuple(reporter.skipped), tuple(plan.warnings), dict(reporter.seconds))
+    executed, skipped, seconds = tuple(reporter.executed), tuple(reporter.skipped), dict(reporter.seconds)
+    total = round(time.monotonic() - started, 3)
+    return BuildReport(executed, skipped, tuple(plan.warnings), seconds, total_seconds=total)
 
 
 def add_spec(plan: Plan, spec: Spec, options: BuildOptions, component_root: Path) -> None:
@@ -154,7 +165,10 @@ def build_spec(
     debug: bool = False,
 ) -> BuildReport:
     plan = plan_build(spec_paths, options, component_root)
-    return run_plan(plan, jobs_args(jobs), outstream, listener, debug)
+    report = run_plan(plan, jobs_args(jobs), outstream, listener, debug)
+    if options.shared is not None:
+        report = dataclasses.replace(report, fetched=tuple(options.shared.fetched))
+    return report
 
 
 def jobs_args(jobs: int) -> list[str]:

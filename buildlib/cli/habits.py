@@ -1,0 +1,122 @@
+"""LinuxKit's command-line habits: global options after the subcommand, `-o FILE`, `--docker`, examples in --help.
+
+`linuxkit build --cache DIR` is how LinuxKit users type it, so `--cache` and `--debug` are accepted
+before or after any subcommand. `build -o FILE` (also `--o`, as Go's flag package spells it) writes
+the one file of a single-file format (tar by default) to FILE, or to stdout for `-`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from ..errors import BadInput
+
+STDIN_NAME = "moby"  # LinuxKit's name for a build whose spec comes from stdin
+STDIN_SPEC = "-"
+
+EXAMPLES: dict[tuple[str, ...], str] = {
+    ("build",): """examples:
+  distrokit build specs/minimal.yml --dir out          # out/minimal-kernel, -initrd.img, -cmdline
+  distrokit build --cache /var/cache/dk -f tar -o root.tar specs/sshd.yml
+  cat my.yml | distrokit build --name my -             # the spec from stdin
+  distrokit build --cache-from reg.example/ci/cache --cache-to reg.example/ci/cache my.yml
+  distrokit build --json -q my.yml | jq .outputs""",
+    ("explain",): "example:\n  distrokit explain specs/minimal.yml --dir out --json",
+    ("validate",): "example:\n  distrokit validate base.yml extra.yml",
+    ("sbom",): "example:\n  distrokit sbom specs/sshd.yml > sshd.spdx.json",
+    (
+        "run",
+    ): "examples:\n  distrokit run out/minimal\n  distrokit run out/sshd --publish 2222:22 --disk data.img,size=256M",
+    ("pull",): "examples:\n  distrokit pull redis:7 --arch arm64\n  distrokit pull oci-archive:app.tar --name app:1",
+    ("push",): "example:\n  distrokit push redis:7 127.0.0.1:5000/redis:7",
+    ("pkg",): "example:\n  distrokit pkg build components/init",
+    ("pkg", "build"): "example:\n  distrokit pkg build components/init components/getty",
+    ("pkg", "push"): "example:\n  distrokit pkg push components/init --to 127.0.0.1:5000",
+    ("lock",): "examples:\n  distrokit lock specs/minimal.yml\n  distrokit lock --update specs/minimal.yml",
+    ("verify",): "example:\n  distrokit verify specs/minimal.yml --dir out",
+    ("cache",): "examples:\n  distrokit cache ls\n  distrokit cache gc --keep 2G",
+    ("cache", "ls"): "example:\n  distrokit cache ls --json",
+    ("cache", "du"): "example:\n  distrokit cache du --cache /var/cache/dk",
+    ("cache", "gc"): "example:\n  distrokit cache gc --keep 2G -v",
+    ("cache", "rm"): "example:\n  distrokit cache rm redis:7",
+    ("cache", "export"): "example:\n  distrokit cache export redis:7 redis.tar",
+    ("cache", "import"): "example:\n  distrokit cache import redis.tar redis:7",
+}
+DEFAULT_EXAMPLE = "example:\n  distrokit {command} --help"
+
+
+def subcommands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every subcommand parser below `parser`, with its path of names."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append(((*path, name), sub))
+                found.extend(subcommands(sub, (*path, name)))
+    return found
+
+
+def apply(top: argparse.ArgumentParser) -> None:
+    """Global options after every subcommand too, and an example at the end of every --help."""
+    for path, sub in subcommands(top):
+        # SUPPRESS: an option not given after the subcommand leaves the one given before it alone
+        sub.add_argument("--cache", default=argparse.SUPPRESS, help="the store (as before the subcommand)")
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        sub.epilog = EXAMPLES.get(path, DEFAULT_EXAMPLE.format(command=" ".join(path)))
+        sub.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def add_build_flags(build: argparse.ArgumentParser) -> None:
+    build.add_argument(
+        "-o",
+        "--o",
+        dest="output_file",
+        metavar="FILE",
+        help="write the one file of the format (tar by default) to FILE; - for stdout",
+    )
+    build.add_argument(
+        "--docker", action="store_true", help="accepted for LinuxKit compatibility: no Docker daemon is needed"
+    )
+
+
+def check_build_args(args: argparse.Namespace) -> list[str]:
+    """Fix LinuxKit-style arguments up before the build; the notes to print."""
+    notes = []
+    if getattr(args, "docker", False):
+        notes.append("--docker: distrokit needs no Docker daemon; the option is ignored")
+    if STDIN_SPEC in args.spec and args.name is None:
+        args.name = STDIN_NAME
+    if args.output_file is not None:
+        from ..outputs import get_format  # loaded when asked for: the parser starts without it
+
+        args.format = args.format or ["tar"]
+        if len(args.format) != 1 or len(get_format(args.format[0]).suffixes) != 1:
+            raise BadInput(f"-o writes one file: give one format that makes one file (such as tar), not {args.format}")
+        if args.output_file == "-" and getattr(args, "json", False):
+            raise BadInput("-o - writes the output to stdout: it cannot be combined with --json")
+    return notes
+
+
+def output_folder(cache: Path, name: str) -> Path:
+    """Where a build with -o writes before the file is copied out (in the store: builds stay incremental)."""
+    return cache / "outputs" / name
+
+
+def deliver(args: argparse.Namespace, folder: Path, name: str) -> None:
+    """Copy the single output file to -o FILE, or stream it to stdout."""
+    from ..fsutil import copy_file_atomic
+    from ..outputs import get_format
+
+    fmt = get_format(args.format[0])
+    (produced,) = fmt.targets(folder / name)
+    if args.output_file == "-":
+        with produced.open("rb") as source:
+            shutil.copyfileobj(source, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    else:
+        copy_file_atomic(produced, Path(args.output_file))

@@ -1,0 +1,195 @@
+"""distrokit as a part of a bigger doit build: task dicts for a monorepo's own dodo.py.
+
+    from buildlib.tasks.api import distrokit_tasks, monorepo_doit_config
+
+    DOIT_CONFIG = monorepo_doit_config(cache="cache")   # cache=: the state travels with the store
+
+    def task_os():
+        yield from distrokit_tasks(["os/web.yml", "os/db.yml"], cache="cache", out_dir="out", prefix="os-")
+
+Every task distrokit makes is named with `prefix` (`os-component:kernel`, `os-image:...`,
+`os-layer:...`, `os-part:web/files`, `os-output:web`, `os-usage:web`), so it sits beside the
+monorepo's own tasks. Edges work both ways:
+
+- A `files:` entry whose `source:` another task writes is a `file_dep` of the spec's files part,
+  named exactly as the spec spells it (relative sources are read from the folder doit runs in). When
+  the generating task lists that path in its `targets`, doit runs it first; when the file changes,
+  only the files part and the outputs of the specs that take it run again.
+- Other tasks depend on distrokit's outputs by naming the output files (`out/web-initrd.img`) in
+  their `file_dep`, or `os-output:web` in their `task_dep`. `output_files()` lists them.
+
+Each spec also gets a `usage` task that writes the same usage record `distrokit build` writes, so
+`distrokit cache gc` keeps what doit-driven builds use. It runs when a part or an image of the spec
+changed; a build with nothing changed runs no action at all (so the record's time is that of the
+last build that changed something).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from doit.task import DelayedLoader, Task
+
+from .. import rootfs, usage
+from ..fsutil import xxh_value
+from ..images import Store
+from ..outputs import get_format
+from ..outputs.compress import Compression
+from ..outputs.initrd import DEFAULT_COMPRESSION
+from ..rootfs import FILES_PART
+from ..spec import Spec, load_spec
+from ..transport import Network
+from .families import BuildOptions, Plan, SpecUse, pointer_path, record_path, usage_record
+from .keys import InputKeys, XXHashChecker
+from .portable import store_codec
+from .run import add_spec
+
+SpecList = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
+FAMILY_DEPS = ("component", "layer")  # the families other tasks name in task_dep
+
+
+def monorepo_doit_config(dep_file: str = ".doit.db", cache: str | Path | None = None, **extra: Any) -> dict[str, Any]:
+    """DOIT_CONFIG for a monorepo's dodo.py: sqlite3 (dbm is unsafe here) and distrokit's content checker.
+
+    With `cache` (the store given to distrokit_tasks), the database names store files relative to the
+    store, so a CI job that restores the store to another folder finds its tasks up to date."""
+    config = {"dep_file": dep_file, "backend": "sqlite3", "check_file_uptodate": XXHashChecker}
+    if cache is not None:
+        config["codec_cls"] = store_codec(Path(cache).resolve())
+    return {**config, **extra}
+
+
+def named_specs(specs: SpecList) -> dict[str, list[Path]]:
+    """{output name: spec files merged in order}; a plain list names each spec by its base name."""
+    if isinstance(specs, Mapping):
+        return {name: [Path(p) for p in files] for name, files in specs.items()}
+    named: dict[str, list[Path]] = {}
+    for path in specs:
+        name = Path(path).stem
+        if name in named:
+            raise ValueError(f"two specs are named {name!r}: pass a mapping {{name: [files]}} to tell them apart")
+        named[name] = [Path(path)]
+    return named
+
+
+def distrokit_tasks(
+    specs: SpecList,
+    *,
+    cache: str | Path,
+    out_dir: str | Path,
+    formats: Sequence[str] = ("kernel+initrd",),
+    compression: Compression = DEFAULT_COMPRESSION,
+    arch: str = "amd64",
+    pull: bool = False,
+    network: Network | None = None,
+    components: str | Path = "components",
+    prefix: str = "distrokit-",
+) -> Iterator[dict[str, Any] | Task]:
+    """The doit tasks that build `specs` into `out_dir` through the store `cache`, named with `prefix`.
+
+    `specs` is a list of spec files (each built on its own, named by its base name) or a mapping
+    {name: [spec files merged in order]}. `components` is the folder of component recipes that
+    `distrokit/NAME` images are built from (`@pkg:` folders are relative to the spec as always).
+    Raises the spec's own errors (BadInput, SpecError) when a spec is wrong, before any task runs.
+    """
+    store = Store(Path(cache).resolve())
+    plan = Plan(store)
+    loaded: list[tuple[Spec, BuildOptions]] = []
+    for name, files in named_specs(specs).items():
+        options = BuildOptions(
+            cache=store.root,
+            out_dir=Path(out_dir).resolve(),
+            name=name,
+            formats=tuple(formats),
+            compression=compression,
+            pull=pull,
+            arch=arch,
+            network=network,
+            sources_from_tasks=True,
+        )
+        spec = load_spec(files, resolve_pkg=plan.resolver)
+        add_spec(plan, spec, options, Path(components).resolve())  # as the CLI: explain's terms, doit clean
+        loaded.append((spec, options))
+    specs_by_name = {options.name: spec for spec, options in loaded}
+    for task in plan.tasks:
+        yield _prefixed(_with_sources(task, specs_by_name), prefix)
+    if plan.refs:
+        loader = DelayedLoader(lambda: plan.layer_tasks(), executed=f"{prefix}image")
+        yield Task(f"{prefix}layer", None, loader=loader, doc="Index every layer of the images, once per digest.")
+    else:
+        yield Task(f"{prefix}layer", None)
+    for use in plan.uses:
+        yield _prefixed(usage_task(store, use), prefix)
+
+
+def output_files(out_dir: str | Path, name: str, formats: Sequence[str] = ("kernel+initrd",)) -> list[str]:
+    """The files the output task of spec `name` writes: what another task names in its file_dep."""
+    prefix = Path(out_dir).resolve() / name
+    return [str(path) for fmt in formats for path in get_format(fmt).targets(prefix)]
+
+
+def generated_sources(spec: Spec) -> list[str]:
+    """`files` sources as the spec spells them, missing ones included: another task may write them."""
+    paths = [item.source for item in spec.files if item.source is not None]
+    return [path for path in paths if not Path(path).is_dir()]
+
+
+def usage_task(store: Store, use: SpecUse) -> dict[str, Any]:
+    """Write the spec's usage record (the one `distrokit build` writes) when its parts or images changed."""
+    pointers = [str(pointer_path(store, use.name, part)) for part in use.parts]
+    records = [str(record_path(store, ref)) for ref in use.refs]
+
+    def write() -> None:
+        record, blob_paths = usage_record(store, use, time.time())
+        usage.write_usage(store.root, record, blob_paths)
+
+    return {
+        "basename": "usage",
+        "name": use.name,
+        "doc": f"record what {use.name} uses, for `distrokit cache gc`",
+        "actions": [write],
+        "file_dep": pointers + records,
+        "targets": [str(usage.usage_path(store.root, use.name))],
+        "task_dep": [f"output:{use.name}"],
+        "verbosity": 0,
+    }
+
+
+def _with_sources(task: dict[str, Any], specs: Mapping[str, Spec]) -> dict[str, Any]:
+    """A files part depends on every source file, also one another task has not written yet; its spec
+    key (which notes which sources exist) is taken when doit checks the task, after that task ran."""
+    if task["basename"] != "part" or not task["name"].endswith(f"/{FILES_PART}"):
+        return task
+    spec = specs[task["name"].rsplit("/", 1)[0]]
+    known = {str(Path(dep).resolve()) for dep in task.get("file_dep", ())}
+    extra = [path for path in generated_sources(spec) if str(Path(path).resolve()) not in known]
+    part = next(part for part in rootfs.plan_parts(spec) if part.name == FILES_PART)
+    uptodate = [_late_keys(check, spec, part) if isinstance(check, InputKeys) else check for check in task["uptodate"]]
+    return {**task, "file_dep": [*task.get("file_dep", ()), *extra], "uptodate": uptodate}
+
+
+class LateInputKeys(InputKeys):
+    """InputKeys computed when doit checks the task (after the tasks it depends on ran), not when it is made."""
+
+    def __init__(self, compute: Callable[[], dict[str, Any]]) -> None:
+        self._compute = compute  # no super().__init__: the keys are not known yet
+
+    @property
+    def keys(self) -> dict[str, str]:  # type: ignore[override]
+        return InputKeys(self._compute()).keys
+
+
+def _late_keys(check: InputKeys, spec: Spec, part: rootfs.Part) -> LateInputKeys:
+    early = dict(check.keys)
+    return LateInputKeys(lambda: {**early, "spec": xxh_value(rootfs.part_fragment(spec, part))})
+
+
+def _prefixed(task: dict[str, Any], prefix: str) -> dict[str, Any]:
+    if not prefix:
+        return task
+    renamed = {**task, "basename": prefix + task["basename"]}
+    renamed["task_dep"] = [prefix + dep for dep in task.get("task_dep", ())]
+    return renamed

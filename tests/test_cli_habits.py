@@ -1,0 +1,100 @@
+"""buildlib.cli.habits: LinuxKit's CLI habits (global options after the subcommand, -o, --no-sbom, stdin, --help)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import COMPONENTS, REPO, SPECS, Built
+
+from buildlib.cli import main, parser
+from buildlib.cli.habits import subcommands
+
+
+def test_global_options_before_or_after_the_subcommand() -> None:
+    assert parser().parse_args(["cache", "ls", "--cache", "/x"]).cache == "/x"
+    assert parser().parse_args(["--cache", "/y", "cache", "ls"]).cache == "/y"
+    after = parser().parse_args(["build", "a.yml", "--cache", "/z", "--debug"])
+    assert (after.cache, after.debug) == ("/z", True)
+    assert parser().parse_args(["--debug", "build", "a.yml"]).debug is True
+
+
+def test_every_command_help_shows_an_example() -> None:
+    for path, sub in subcommands(parser()):
+        assert "distrokit " in (sub.epilog or "") and "example" in (sub.epilog or ""), path
+
+
+def test_o_tar_without_sbom_and_the_sbom_beside(minimal_build: Built, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    out, sbom = tmp_path / "root.tar", tmp_path / "sbom.json"
+    # builds in the shared store take names of their own: the minimal build's state stays as it was
+    args = ["build", str(SPECS / "minimal.yml"), "--cache", str(minimal_build.cache), "-o", str(out), "--name", "ho"]
+    code = main([*args, "--no-sbom", "--sbom-output", str(sbom), "--docker", "-q"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "no Docker daemon" in err
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    assert "boot/kernel" in names and "etc/distrokit/installed" in names
+    assert "etc/distrokit/sbom.spdx.json" not in names
+    assert json.loads(sbom.read_bytes())["spdxVersion"] == "SPDX-2.3"
+
+    main(
+        [
+            "--cache",
+            str(minimal_build.cache),
+            "build",
+            str(SPECS / "minimal.yml"),
+            "--o",
+            str(out),
+            "-q",
+            "--name",
+            "ho",
+        ]
+    )
+    with tarfile.open(out) as tar:
+        assert "etc/distrokit/sbom.spdx.json" in tar.getnames(), "without --no-sbom the SBOM is in the image"
+
+
+def test_spec_from_stdin_to_stdout(minimal_build: Built, tmp_path: Path) -> None:
+    text = (SPECS / "minimal.yml").read_text().replace("@pkg:../components", f"@pkg:{COMPONENTS}")
+    done = subprocess.run(
+        [sys.executable, "-m", "buildlib.cli", "build", "--cache", str(minimal_build.cache), "-o", "-", "-q", "-"],
+        input=text.encode(),
+        capture_output=True,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
+        assert "boot/kernel" in tar.getnames()
+    assert (minimal_build.cache / "outputs" / "moby").is_dir(), "a spec from stdin is named moby, as in LinuxKit"
+
+
+def test_decompress_kernel_writes_an_elf(minimal_build: Built, tmp_path: Path) -> None:
+    code = main(
+        [
+            "build",
+            str(SPECS / "minimal.yml"),
+            "--cache",
+            str(minimal_build.cache),
+            "--dir",
+            str(tmp_path),
+            "-q",
+            "--decompress-kernel",
+            "--name",
+            "vmlinux",
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "vmlinux-kernel").read_bytes()[:4] == b"\x7fELF"
+
+
+def test_o_needs_one_single_file_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["build", str(REPO / "specs" / "minimal.yml"), "-f", "kernel+initrd", "-o", str(tmp_path / "x")])
+    assert code == 2 and "-o writes one file" in capsys.readouterr().err

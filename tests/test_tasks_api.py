@@ -1,0 +1,111 @@
+"""buildlib.tasks.api under doit itself: examples/monorepo, its no-op run, a generated `files` source."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import COMPONENTS, REPO, Built
+
+from buildlib import cache
+from buildlib.tasks.api import distrokit_tasks, named_specs, output_files
+
+EXAMPLE = REPO / "examples" / "monorepo"
+
+
+def copy_store(source: Path, dest: Path) -> Path:
+    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns("tmp", "lock"))
+    return dest
+
+
+def run_doit(folder: Path, store: Path, *args: str) -> tuple[list[str], list[str]]:
+    """doit's own report of one run in `folder`: the tasks it ran (`.  name`) and the up-to-date ones (`-- name`)."""
+    env = {**os.environ, "DISTROKIT_CACHE": str(store)}
+    done = subprocess.run(
+        [sys.executable, "-m", "doit", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    return [line[3:] for line in lines if line.startswith(".  ")], [
+        line[3:] for line in lines if line.startswith("-- ")
+    ]
+
+
+@pytest.fixture()
+def monorepo(tmp_path: Path) -> Path:
+    """examples/monorepo copied beside a link to components/ (its specs name ../../../components)."""
+    folder = tmp_path / "examples" / "monorepo"
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("out", "generated", ".doit.db*"))
+    os.symlink(COMPONENTS, tmp_path / "components")
+    return folder
+
+
+def test_monorepo_example_builds_then_runs_nothing_then_only_the_changed_part(
+    minimal_build: Built, monorepo: Path, tmp_path: Path
+) -> None:
+    store = copy_store(minimal_build.cache, tmp_path / "store")
+
+    ran, _ = run_doit(monorepo, store)
+    assert {"motd", "os-output:web", "os-output:db", "os-usage:web", "os-usage:db", "checksums"} <= set(ran)
+    assert ran.index("motd") < ran.index("os-part:web/files") < ran.index("os-output:web") < ran.index("checksums")
+    assert (monorepo / "out" / "web-initrd.img").is_file() and (monorepo / "out" / "db-initrd.img").is_file()
+    sums = (monorepo / "out" / "SHA256SUMS").read_text()
+    assert "web-initrd.img" in sums and "db-kernel" in sums
+
+    ran, up_to_date = run_doit(monorepo, store)
+    assert ran == []
+    assert "os-output:web" in up_to_date and "checksums" in up_to_date
+
+    (monorepo / "motd.in").write_text("Changed on {host}.\n")
+    ran, _ = run_doit(monorepo, store)
+    assert sorted(ran) == sorted(["motd", "os-part:web/files", "os-output:web", "os-usage:web", "checksums"])
+
+
+def test_doit_driven_builds_write_usage_records_that_gc_keeps(
+    minimal_build: Built, monorepo: Path, tmp_path: Path
+) -> None:
+    store = copy_store(minimal_build.cache, tmp_path / "store")
+    run_doit(monorepo, store)
+    record = json.loads((store / "uses" / "web.json").read_text())
+    assert record["spec"] == "web" and record["segments"]
+    assert any(path.endswith("os/web.yml") for path in record["spec_files"])
+
+    cache.gc(store, None)
+    for key in record["segments"]:
+        assert list((store / "segments").glob(f"{key}*")), f"gc removed segment {key} of a doit-driven build"
+    ran, _ = run_doit(monorepo, store)
+    assert ran == []
+
+
+def test_task_names_are_prefixed_and_dependencies_follow(minimal_build: Built, tmp_path: Path) -> None:
+    spec = tmp_path / "a.yml"
+    spec.write_text(
+        f'kernel:\n  image: "@pkg:{COMPONENTS}/kernel"\ninit:\n  - "@pkg:{COMPONENTS}/init"\n'
+        "files:\n  - path: etc/x\n    source: gen/x\n"
+    )
+    made = list(distrokit_tasks([spec], cache=minimal_build.cache, out_dir=tmp_path / "out", prefix="mono-"))
+    dicts = [task for task in made if isinstance(task, dict)]
+    assert {task["basename"] for task in dicts} == {
+        "mono-component",
+        "mono-image",
+        "mono-part",
+        "mono-output",
+        "mono-usage",
+    }
+    for task in dicts:
+        assert all(dep.startswith("mono-") for dep in task.get("task_dep", ())), task
+    files_part = next(task for task in dicts if task["name"] == "a/files")
+    assert "gen/x" in files_part["file_dep"], "a source not written yet is still a file_dep"
+    output = next(task for task in dicts if task["basename"] == "mono-output")
+    assert output["targets"] == output_files(tmp_path / "out", "a")
+
+
+def test_specs_with_one_base_name_need_names(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="two specs are named 'a'"):
+        named_specs([tmp_path / "x" / "a.yml", tmp_path / "y" / "a.yml"])
+    assert named_specs({"one": ["x/a.yml"], "two": ["y/a.yml"]}) == {"one": [Path("x/a.yml")], "two": [Path("y/a.yml")]}

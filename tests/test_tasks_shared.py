@@ -1,0 +1,86 @@
+"""buildlib.tasks.shared: two stores sharing one loopback registry as a build cache; dead and corrupt caches."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import COMPONENTS, SPECS, Built, build, new_cache
+from registry import Registry, free_port
+
+from buildlib.cli import main
+from buildlib.outputs.initrd import segment_path
+from buildlib.tasks.shared import SharedCache
+from buildlib.transport import Network, RetryPolicy
+
+NETWORK = Network(retry=RetryPolicy(attempts=2, backoff=0.1))
+
+
+def shared(cache_from: list[str] = [], cache_to: list[str] = []) -> SharedCache:  # noqa: B006 - never mutated
+    cache = SharedCache.from_flags(cache_from, cache_to, NETWORK, env={})
+    assert cache is not None
+    return cache
+
+
+def output_bytes(out: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(out.iterdir())}
+
+
+def registry_blob(registry: Registry, digest: str) -> Path:
+    hexpart = digest.partition(":")[2]
+    return registry.root / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexpart[:2] / hexpart / "data"
+
+
+def test_a_second_store_fetches_what_the_first_pushed(registry: Registry, tmp_path: Path, debs_dir: Path) -> None:
+    repo = f"{registry.host}/build-cache-{tmp_path.name}"
+    first = shared(cache_to=[repo])
+    a = build(SPECS / "minimal.yml", new_cache(tmp_path / "a", debs_dir), tmp_path / "out-a", shared=first)
+    assert first.warnings == []
+    assert {"component:kernel", "component:init", "part:minimal/files", "part:minimal/init"} <= set(first.pushed)
+
+    second = shared(cache_from=[repo])
+    b = build(SPECS / "minimal.yml", tmp_path / "b", tmp_path / "out-b", shared=second)
+    assert second.warnings == []
+    fetched = set(b.report.fetched)
+    assert fetched == {name for name in b.report.executed if name.startswith(("component:", "part:"))}
+    assert {"component:kernel", "component:init", "part:minimal/files"} <= fetched
+    ran_here = set(b.report.executed) - fetched
+    assert ran_here and all(name.startswith(("image:", "layer:", "output:")) for name in ran_here)
+    assert output_bytes(b.out_dir) == output_bytes(a.out_dir)
+
+    # a corrupt artifact in the registry: rejected with a warning, built here, the same bytes
+    pointer = b.cache / "build" / "minimal" / "files.segment"
+    segment = segment_path(b.cache, pointer.read_text().strip())
+    blob = registry_blob(registry, "sha256:" + hashlib.sha256(segment.read_bytes()).hexdigest())
+    good = segment.read_bytes()
+    blob.write_bytes(bytes(len(good)))
+    segment.unlink()
+    pointer.unlink()
+    third = shared(cache_from=[repo])
+    c = build(SPECS / "minimal.yml", b.cache, b.out_dir, shared=third)
+    assert "part:minimal/files" in c.report.executed and "part:minimal/files" not in c.report.fetched
+    assert any("rejected" in warning for warning in third.warnings), third.warnings
+    assert segment.read_bytes() == good
+    assert output_bytes(c.out_dir) == output_bytes(a.out_dir)
+
+
+def test_a_dead_cache_registry_is_one_warning_and_a_local_build(
+    minimal_build: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(minimal_build.cache, store, symlinks=True, ignore=shutil.ignore_patterns("tmp", "lock"))
+    spec = tmp_path / "dead.yml"
+    spec.write_text(
+        f'kernel:\n  image: "@pkg:{COMPONENTS}/kernel"\ninit:\n  - "@pkg:{COMPONENTS}/init"\n'
+        f"files:\n  - path: etc/dead\n    contents: {tmp_path.name}\n"
+    )
+    dead = f"127.0.0.1:{free_port()}/cache"
+    args = ["--cache", str(store), "build", str(spec), "--dir", str(tmp_path / "out"), "-q"]
+    code = main([*args, "--cache-from", dead, "--cache-to", dead])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (tmp_path / "out" / "dead-initrd.img").is_file()
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "unreachable" in warnings[0], err
