@@ -246,11 +246,11 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     On a terminal (Console.TERMINAL) the console is the user's until QEMU ends; detached, QEMU is
     left running in the background and the result says so at once.
     """
+    if options.instance.qemu and shutil.which(options.instance.qemu) is None:
+        raise BadInput(f"--qemu {options.instance.qemu}: no such program; give the path of a qemu-system binary")
     machine = guest_machine(options)
     emulator = options.instance.qemu or machine.qemu
     if shutil.which(emulator) is None:
-        if options.instance.qemu:
-            raise BadInput(f"--qemu {emulator}: no such program; give the path of a qemu-system binary")
         raise BadInput(
             f"{emulator} is not installed: run `apt-get install {machine.package}` (the README's setup does)"
         )
