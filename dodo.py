@@ -19,7 +19,7 @@ CACHE = Path(os.environ.get("DISTROKIT_CACHE", ROOT / "cache")).resolve()
 
 DOIT_CONFIG = tasks.doit_config(CACHE, outstream=sys.stdout)
 # every family: what `doit` runs and what `doit forget` and `doit clean` without task names act on
-DOIT_CONFIG["default_tasks"] = [*tasks.FAMILY_DOCS, "layer", "usage"]
+DOIT_CONFIG["default_tasks"] = [*tasks.FAMILY_DOCS, "layer"]
 
 # Hold the store's lock for the life of this doit process, as `distrokit build` does for a build:
 # another build or a `distrokit cache gc` waits rather than racing this one.

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, ScalarNode
+from yaml.nodes import MappingNode
 
 from .errors import BadInput
 from .images import Image
 from .spec import Container, Mount, Section, Spec, Volume
-from .spec_nodes import STR_TAG, Context, Location, Session, parse_fields
+from .spec_nodes import Context, Location, Session
+from .spec_schema import label_fields
 
 OCI_VERSION = "1.2.1"
 MOBY_LABEL = "org.mobyproject.config"
@@ -177,13 +178,8 @@ def parse_label(text: str, where: str) -> Container:
         raise BadInput(f"{where}: not valid JSON or YAML ({problem}{at}): fix or rebuild the image") from error
     if not isinstance(node, MappingNode):
         raise BadInput(f"{where}: must be a JSON object: fix or rebuild the image")
-    keys = {key.value for key, _ in node.value if isinstance(key, ScalarNode)}
-    for key in ("name", "image"):
-        if key in keys:
-            raise BadInput(f"{where}: {key} cannot be set in the label: fix or rebuild the image")
-        node.value.append((ScalarNode(STR_TAG, key), ScalarNode(STR_TAG, "label", style='"')))
     session = Session()
-    values = parse_fields(node, Context(where, Path("."), session), "", Container)
+    values = label_fields(node, Context(where, Path("."), session), "")
     if session.issues or values is None:
         raise BadInput(
             "; ".join(str(issue) for issue in session.issues) or f"{where}: invalid: fix or rebuild the image"

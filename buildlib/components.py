@@ -14,19 +14,22 @@ import contextlib
 import functools
 import json
 import os
+import posixpath
 import re
 import stat
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
-from . import debarch, elfdeps, kmodules
+from . import debarch, elfdeps, kmodules, recipe_schema
 from .errors import ArchiveDrift, BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
@@ -39,8 +42,6 @@ IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
 BUILDER_VERSION = "3"  # 2: the packages label names each .deb's sha256; 3: and its architecture
-_KNOWN_KEYS = {"name", "packages", "follow", "layout", "keep", "exclude", "busybox-links", "files", "config", "modules"}
-_KNOWN_KEYS |= {f"{key}-{arch}" for key in ("packages", "follow") for arch in debarch.ARCHITECTURES}
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class RecipeFile:
     mode: int = 0o644
     symlink: str | None = None
     directory: bool = False
+    concat: str | None = None  # a glob in the unpacked packages: the file is their concatenation, sorted
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class Recipe:
     keep: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     busybox_links: bool = False
+    depends: bool = True  # take the packages' dependency closure from apt
+    whole_packages: bool = False  # keep every file of every package, not just what the named ones need
     files: tuple[RecipeFile, ...] = ()
     config: dict[str, Any] = field(default_factory=dict, hash=False)
     modules: tuple[str, ...] = (kmodules.ALL,)  # the kernel layout's modules to keep (see kmodules)
@@ -121,13 +125,9 @@ def load_recipe(folder: Path, arch: str = DEFAULT_ARCH) -> Recipe:
 def _load_recipe(folder: Path, mtime_ns: int, arch: str) -> Recipe:
     """Parse a recipe once per process (and again when its file changes)."""
     recipe_file = folder / RECIPE
-    try:
-        raw = yaml.load(recipe_file.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
-    except yaml.YAMLError as exc:
-        raise ComponentError(f"{recipe_file}: not valid YAML: {exc}") from exc
-    unknown = set(raw) - _KNOWN_KEYS
-    if unknown:
-        raise ComponentError(f"{recipe_file}: unknown keys {sorted(unknown)}; allowed: {sorted(_KNOWN_KEYS)}")
+    text = recipe_file.read_text()
+    recipe_schema.check_recipe(text, recipe_file)
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     files = tuple(
         RecipeFile(
             path=item["path"],
@@ -136,6 +136,7 @@ def _load_recipe(folder: Path, mtime_ns: int, arch: str) -> Recipe:
             mode=int(str(item.get("mode", "0755" if item.get("directory") else "0644")), 8),
             symlink=item.get("symlink"),
             directory=bool(item.get("directory", False)),
+            concat=item.get("concat"),
         )
         for item in raw.get("files") or ()
     )
@@ -148,6 +149,8 @@ def _load_recipe(folder: Path, mtime_ns: int, arch: str) -> Recipe:
         keep=tuple(raw.get("keep") or ()),
         exclude=tuple(raw.get("exclude") or ()),
         busybox_links=bool(raw.get("busybox-links", False)),
+        depends=bool(raw.get("depends", True)),
+        whole_packages=bool(raw.get("whole-packages", False)),
         files=files,
         config=dict(raw.get("config") or {}),
         modules=_modules_field(raw.get("modules", kmodules.ALL), recipe_file),
@@ -259,11 +262,69 @@ _URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?
 
 
 def resolve_packages(recipe: Recipe) -> list[Package]:
-    """Ask apt which .deb files the recipe's packages are now (nothing is downloaded)."""
-    names = list(recipe.packages) + [dep for meta in recipe.follow for dep in _depends(meta, recipe.arch)]
+    """Ask apt which .deb files the recipe's packages are now (nothing is downloaded): the named packages
+    with their dependency closure as apt's own resolver finds it for an empty system, unless the recipe
+    says `depends: false`; `follow:` adds a meta package's direct dependencies. All for the recipe's
+    architecture (see debarch)."""
+    names = list(recipe.packages)
+    if names and recipe.depends:
+        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {names}", recipe.arch)
+    names += [dep for meta in recipe.follow for dep in _depends(meta, recipe.arch)]
     if not names:
         return []
     return _print_uris(names, f"{recipe.folder}: apt cannot find {names}", recipe.arch)
+
+
+def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[str]:
+    """`names` and everything they depend on (no recommends), as NAME=VERSION, from apt's resolver run
+    against an empty package database: what a bare system would need, whatever the host has installed."""
+    import sh
+
+    with tempfile.TemporaryDirectory(prefix="distrokit-apt-") as state:
+        (Path(state) / "status").touch()
+        (Path(state) / "archives" / "partial").mkdir(parents=True)
+        options = [
+            f"-oDir::State::status={state}/status",
+            f"-oDir::Cache::archives={state}/archives",
+            "-oDebug::NoLocking=1",
+            "-oAPT::Install-Recommends=false",
+            "-oAPT::Install-Suggests=false",
+        ]
+        try:
+            options = [*debarch.apt_options(arch), *options]  # the empty status file below wins over its own
+            output = str(sh.Command("apt-get")(*options, "install", "--print-uris", "-qq", *names))
+        except sh.ErrorReturnCode as exc:
+            detail = exc.stderr.decode(errors="replace").strip().splitlines()
+            raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
+    requests = []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith("'") and parts[1].endswith(".deb"):
+            name, version, _ = parts[1].removesuffix(".deb").split("_", 2)
+            requests.append(f"{name}={unquote(version)}")
+    return sorted(set(requests))
+
+
+def library_provider(soname: str) -> str | None:
+    """The Debian package that ships a library, for a recipe that lacks it: the host's dpkg knows the
+    packages installed here; otherwise Debian's naming rule (libfoo.so.6 is in libfoo6, libfoo2.so.0 in
+    libfoo2-0), checked against apt's index."""
+    import sh
+
+    try:
+        owner = str(sh.Command("dpkg")("-S", f"*/{soname}")).splitlines()[0].split(":")[0]
+        return owner
+    except (sh.ErrorReturnCode, sh.CommandNotFound, IndexError):
+        pass
+    base, _, version = soname.partition(".so.")
+    if not version:
+        return None
+    candidate = base + ("-" if base[-1].isdigit() else "") + version.split(".")[0]
+    try:
+        sh.Command("apt-cache")("show", "--no-all-versions", candidate)
+    except (sh.ErrorReturnCode, sh.CommandNotFound):
+        return None
+    return candidate
 
 
 def _print_uris(requests: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[Package]:
@@ -413,8 +474,9 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
         root.mkdir()
         for deb in debs:
             sh.Command("dpkg-deb")("-x", str(deb), str(root), _preexec_fn=_fixed_umask)
-        if recipe.keep:
-            elfdeps.prune(root, elfdeps.closure(root, recipe.keep))
+        keep = _kept_paths(recipe, root, packages, debs)
+        if keep is not None:
+            elfdeps.prune(root, keep)
         for pattern in recipe.exclude:
             for doomed in sorted(root.glob(pattern), reverse=True):
                 _remove(doomed)
@@ -433,6 +495,34 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
         store.put_blob_file(layer, digest)
         config = _image_config(recipe, packages, diff_id=digest)
         return store.write_image(recipe.ref, config, [(digest, size, MEDIA_LAYER_TAR)])
+
+
+def _kept_paths(recipe: Recipe, root: Path, packages: list[Package], debs: list[Path]) -> set[str] | None:
+    """What stays of the unpacked packages (None: everything). `keep:` globs and what they need; without
+    it, every file of the packages the recipe names and the libraries those need from the dependencies."""
+    if recipe.keep:
+        return elfdeps.closure(root, recipe.keep, provider=library_provider)
+    if recipe.whole_packages or not recipe.depends or not recipe.packages:
+        return None
+    named = set(recipe.packages)
+    files = [
+        path for package, deb in zip(packages, debs, strict=True) if package.name in named for path in _deb_files(deb)
+    ]
+    return elfdeps.closure(root, exact=files, provider=library_provider)
+
+
+def _deb_files(deb: Path) -> list[str]:
+    """The paths a .deb unpacks: its files and links, and its folders that hold nothing of it."""
+    import sh
+
+    lines = str(sh.Command("dpkg-deb")("-c", str(deb))).splitlines()
+    paths = []
+    for line in lines:
+        name = line.split(None, 5)[5].split(" -> ")[0].split(" link to ")[0]
+        paths.append(name.removeprefix("./").rstrip("/"))
+    entries = [p for p in paths if p]
+    folders = {posixpath.dirname(p) for p in entries}
+    return [p for p in entries if p not in folders]
 
 
 def _imported_image(store: Store, recipe: Recipe, packages: list[Package]) -> str | None:
@@ -467,9 +557,19 @@ def _add_recipe_files(recipe: Recipe, root: Path) -> None:
         if item.symlink is not None:
             target.symlink_to(item.symlink)
             continue
-        data = (recipe.folder / item.source).read_bytes() if item.source else (item.contents or "").encode()
-        target.write_bytes(data)
+        target.write_bytes(_recipe_file_data(recipe, item, root))
         target.chmod(item.mode)
+
+
+def _recipe_file_data(recipe: Recipe, item: RecipeFile, root: Path) -> bytes:
+    if item.source:
+        return (recipe.folder / item.source).read_bytes()
+    if item.concat:
+        parts = sorted(root.glob(item.concat.lstrip("/")))
+        if not parts:
+            raise ComponentError(f"{recipe.folder}: files: {item.path}: concat {item.concat!r} matches nothing")
+        return b"".join(part.read_bytes() for part in parts)
+    return (item.contents or "").encode()
 
 
 def _fixed_umask() -> None:

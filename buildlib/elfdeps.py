@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from . import debarch
@@ -22,28 +23,52 @@ _INTERP = re.compile(r"Requesting program interpreter: (?P<path>[^\]]+)\]")
 ELF_MAGIC = b"\x7fELF"
 
 
-def closure(root: Path, patterns: tuple[str, ...]) -> set[str]:
-    """Root-relative paths to keep: what `patterns` match, plus every library and link they need."""
-    wanted: list[str] = []
+# A library no kept package provides: (who needs it, its soname).
+Missing = tuple[str, str]
+Provider = Callable[[str], "str | None"]
+
+
+def closure(
+    root: Path, patterns: tuple[str, ...] = (), exact: Iterable[str] = (), provider: Provider | None = None
+) -> set[str]:
+    """Root-relative paths to keep: what `patterns` match and the `exact` paths, plus every library and
+    link they need. Every library that cannot be found is named at once, with the Debian package that
+    `provider` says ships it, so one run of a recipe tells all that is missing."""
+    wanted = list(exact)
     for pattern in patterns:
         matches = sorted(root.glob(pattern.lstrip("/")))
         if not matches:
             raise ComponentError(f"keep: {pattern!r} matches nothing in the unpacked packages; fix the recipe")
         wanted += [m.relative_to(root).as_posix() for m in matches]
     keep: set[str] = set()
+    missing: list[Missing] = []
     while wanted:
         rel = wanted.pop()
         if rel in keep:
             continue
-        keep.add(rel)
         path = root / rel
+        if not path.is_symlink() and not path.exists():
+            continue  # a link out of the packages (e.g. to /etc/alternatives): nothing of ours to keep
+        keep.add(rel)
         if path.is_symlink():
             wanted.append(_link_target(root, rel))
         elif path.is_dir():
             wanted += [p.relative_to(root).as_posix() for p in path.rglob("*")]
         elif _is_elf(path):
-            wanted += _needs(root, rel)
+            wanted += _needs(root, rel, missing)
+    if missing:
+        raise ComponentError(_missing_message(missing, provider))
     return keep
+
+
+def _missing_message(missing: list[Missing], provider: Provider | None) -> str:
+    lines = []
+    for needer, name in sorted(set(missing)):
+        package = provider(name) if provider is not None else None
+        lines.append(f"{needer} needs {name}" + (f" (Debian package {package})" if package else " (no package known)"))
+    packages = sorted({p for _, name in missing if provider is not None and (p := provider(name))})
+    advice = f"add {', '.join(packages)} to the recipe's packages" if packages else "add their packages to the recipe"
+    return "missing libraries, " + advice + ":\n" + "\n".join(lines)
 
 
 def _link_target(root: Path, rel: str) -> str:
@@ -57,7 +82,7 @@ def _is_elf(path: Path) -> bool:
         return handle.read(4) == ELF_MAGIC
 
 
-def _needs(root: Path, rel: str) -> list[str]:
+def _needs(root: Path, rel: str, missing: list[Missing]) -> list[str]:
     import sh  # imported late: it costs every command that loads components a tenth of a second
 
     try:
@@ -67,8 +92,13 @@ def _needs(root: Path, rel: str) -> list[str]:
     except sh.ErrorReturnCode as exc:
         raise BuildError(f"readelf cannot read {rel}: {exc.stderr.decode(errors='replace')[-200:]}") from exc
     found = [m["path"].lstrip("/") for m in _INTERP.finditer(text)]
+    arch = debarch.elf_arch(root / rel)  # an arm64 program's libraries are in the aarch64 folders
     for match in _NEEDED.finditer(text):
-        found.append(_find_library(root, rel, match["name"]))
+        library = _find_library(root, match["name"], arch)
+        if library is None:
+            missing.append((rel, match["name"]))
+        else:
+            found.append(library)
     return found
 
 
@@ -80,12 +110,12 @@ def library_dirs(arch: str | None) -> tuple[str, ...]:
     return (f"lib/{multiarch}", f"usr/lib/{multiarch}", "lib64", "usr/lib64", "lib", "usr/lib")
 
 
-def _find_library(root: Path, needer: str, name: str) -> str:
-    for folder in library_dirs(debarch.elf_arch(root / needer)):
+def _find_library(root: Path, name: str, arch: str | None = None) -> str | None:
+    for folder in library_dirs(arch):
         candidate = posixpath.join(folder, name)
         if (root / candidate).exists() or (root / candidate).is_symlink():
             return candidate
-    raise ComponentError(f"{needer} needs {name}, which none of the recipe's packages provide: add its package")
+    return None
 
 
 def prune(root: Path, keep: set[str]) -> None:

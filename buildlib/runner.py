@@ -198,10 +198,15 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
         "-append",
         cmdline.strip(),
         *network_args(options),
+        *RNG_ARGS,
         *disk_args(options.disks),
         *instance_args(options.instance, options.mem),
         *options.qemu_args,
     ]
+
+
+# A hardware RNG for the guest's rngd, as `linuxkit run qemu` gives every guest.
+RNG_ARGS = ("-device", "virtio-rng-pci")
 
 
 def network_args(options: RunOptions) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from yaml.nodes import Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from .errors import BadInput, BadReference
 from .refs import ImageRef
@@ -22,6 +22,7 @@ from .spec_nodes import (
     ID,
     INT,
     STR,
+    STR_TAG,
     Choice,
     Context,
     FieldType,
@@ -304,6 +305,32 @@ class Container(YamlRecord):
     gid_mappings: tuple[IdMapping, ...] | None = yfield(ID_MAPPINGS)
     annotations: Pairs | None = yfield(MAP)
     runtime: Runtime | None = yfield(Record(Runtime))
+
+
+LABEL_ONLY_IN_YAML = ("name", "image")
+
+
+def label_fields(node: Node, ctx: Context, path: str) -> dict[str, Any] | None:
+    """The fields of an `org.mobyproject.config` label: a container's, less its name and image, which
+    only a spec gives. The image's label and a component recipe's `moby:` are checked by this one rule."""
+    if not isinstance(node, MappingNode):
+        ctx.issue(node, path, "expected a mapping of container fields (as a spec's onboot entry has)")
+        return None
+    for key_node, _ in node.value:
+        if isinstance(key_node, ScalarNode) and key_node.value in LABEL_ONLY_IN_YAML:
+            ctx.issue(key_node, join(path, key_node.value), "cannot be set in an image's label, only in a spec")
+            return None
+    stand_ins = [(ScalarNode(STR_TAG, key), ScalarNode(STR_TAG, "label", style='"')) for key in LABEL_ONLY_IN_YAML]
+    return parse_fields(MappingNode(node.tag, [*node.value, *stand_ins]), ctx, path, Container)
+
+
+class LabelType(FieldType[dict[str, Any]]):
+    """A `moby:` mapping in a component recipe, checked as the image label it becomes."""
+
+    def parse(self, node: Node, ctx: Context, path: str) -> dict[str, Any] | None:
+        before = ctx.issue_count
+        values = label_fields(node, ctx, path)
+        return values if values is not None and ctx.issue_count == before else None
 
 
 class ContainerList(FieldType[tuple[Container, ...]]):

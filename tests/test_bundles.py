@@ -484,7 +484,7 @@ def test_read_write_bind_onto_read_only_volume_is_caught_before_any_pull() -> No
 @pytest.mark.parametrize(
     ("label", "message"),
     [
-        ('{"name": "x"}', "name cannot be set in the label"),
+        ('{"name": "x"}', "name: cannot be set in an image's label"),
         ('["a"]', "must be a JSON object"),
         ('{"capabilities": "all"}', "expected a list"),
         ('{"colour": 1}', "unknown key"),

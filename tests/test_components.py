@@ -10,7 +10,7 @@ import pytest
 from conftest import COMPONENTS, new_cache
 
 from buildlib import components, layers
-from buildlib.errors import ComponentError
+from buildlib.errors import BadInput, ComponentError
 from buildlib.images import Store
 from buildlib.rootfs import merged_image_tree
 
@@ -67,3 +67,91 @@ def test_unknown_recipe_key_is_named(tmp_path: Path) -> None:
     (tmp_path / "component.yml").write_text("name: x\npackges: [busybox-static]\n")
     with pytest.raises(ComponentError, match="packges"):
         components.load_recipe(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "where"),
+    [
+        (
+            "name: x\npackges: [busybox-static]\n",
+            r"component.yml:2:1: packges: unknown key \(did you mean 'packages'\?\)",
+        ),
+        (
+            "name: x\nfiles:\n  - {path: /a, contents: hi, mod: '0600'}\n",
+            r"component.yml:3:30: files\[0\].mod: unknown key \(did you mean .mode.\?\)",
+        ),
+        ("name: x\nconfig:\n  workingdir: /\n", r"component.yml:3:3: config.workingdir: unknown key"),
+        (
+            "name: x\nconfig:\n  moby:\n    capabilites: [all]\n",
+            r"component.yml:4:5: config.moby.capabilites: unknown key",
+        ),
+        (
+            "name: x\nconfig:\n  moby:\n    readonly: maybe\n",
+            r"component.yml:4:15: config.moby.readonly: expected a boolean",
+        ),
+        ("name: x\nconfig:\n  moby:\n    name: y\n", r"component.yml:4:5: config.moby.name: cannot be set"),
+        ("name: x\nlayout: kernal\n", r"component.yml:2:9: layout: expected one of root, kernel"),
+        ("name: x\nkeep: bin/sh\n", r"component.yml:2:7: keep: expected a list"),
+        ("name: x\nfiles:\n  - {path: /a, source: nowhere}\n", r"files\[0\].source: nowhere: no such file"),
+        (
+            "name: x\nfiles:\n  - {path: /a, source: component.yml, contents: b}\n",
+            r"give one of .*not source and contents",
+        ),
+        ("name: x\nfiles:\n  - {mode: '0644'}\n", r"files\[0\]: missing required key 'path'"),
+    ],
+)
+def test_a_recipe_mistake_names_its_line_and_field(tmp_path: Path, recipe: str, where: str) -> None:
+    (tmp_path / "component.yml").write_text(recipe)
+    with pytest.raises(ComponentError, match=where):
+        components.load_recipe(tmp_path)
+
+
+def test_every_mistake_of_a_recipe_is_named_at_once(tmp_path: Path) -> None:
+    (tmp_path / "component.yml").write_text("name: x\nfollow: 3\nconfig:\n  cwd: /\n  moby: {netw: host}\n")
+    with pytest.raises(ComponentError) as error:
+        components.load_recipe(tmp_path)
+    assert [line.split(": ")[1] for line in str(error.value).splitlines()] == [
+        "follow",
+        "config.cwd",
+        "config.moby.netw",
+    ]
+
+
+def test_every_component_recipe_of_ours_passes_the_schema() -> None:
+    for folder in sorted(p for p in COMPONENTS.iterdir() if (p / "component.yml").is_file()):
+        components.load_recipe(folder)
+
+
+def test_a_misspelled_moby_field_fails_validate_naming_the_recipe(tmp_path: Path) -> None:
+    from buildlib.spec import load_spec
+
+    folder = tmp_path / "components" / "bad"
+    folder.mkdir(parents=True)
+    (folder / "component.yml").write_text(
+        "name: bad\npackages: [busybox-static]\nconfig:\n  moby:\n    bindz: [/a:/a]\n"
+    )
+    spec = tmp_path / "spec.yml"
+    spec.write_text('onboot:\n  - name: bad\n    image: "@pkg:components/bad"\n')
+    with pytest.raises(BadInput, match=r"component.yml:5:5: config.moby.bindz: unknown key \(did you mean 'binds'\?\)"):
+        load_spec([spec], resolve_pkg=components.PkgResolver())
+
+
+def test_every_missing_library_is_named_at_once_with_its_package(tmp_path: Path, debs_dir: Path) -> None:
+    """`depends: false` takes htop alone: one run names all it lacks, each with the package to add."""
+    folder = tmp_path / "htop"
+    folder.mkdir()
+    (folder / "component.yml").write_text("name: htop\npackages: [htop]\ndepends: false\nkeep: [usr/bin/htop]\n")
+    recipe = components.load_recipe(folder)
+    store = Store(new_cache(tmp_path / "cache", debs_dir))
+    with pytest.raises(ComponentError) as error:
+        components.build(store, recipe, components.resolve_packages(recipe))
+    message = str(error.value)
+    assert "usr/bin/htop needs libncursesw.so.6 (Debian package libncursesw6)" in message
+    assert "usr/bin/htop needs libtinfo.so.6 (Debian package libtinfo6)" in message
+    assert message.splitlines()[0].startswith("missing libraries, add ") and "libtinfo6" in message.splitlines()[0]
+
+
+def test_a_one_line_recipe_takes_the_dependency_closure_from_apt(tmp_path: Path) -> None:
+    (tmp_path / "component.yml").write_text("name: t\npackages: [htop]\n")
+    names = {package.name for package in components.resolve_packages(components.load_recipe(tmp_path))}
+    assert {"htop", "libncursesw6", "libtinfo6", "libc6", "libnl-3-200"} <= names

@@ -36,7 +36,7 @@ def test_list_clean_and_forget(minimal_build, tmp_path: Path, capsys) -> None:
     root, cache = project(tmp_path), minimal_build.cache
     listed = doit(root, cache, "list")
     docs = [line.split(None, 1)[1] for line in listed.splitlines() if line.strip()]
-    assert len(docs) == 5 and len(set(docs)) == 5, listed  # each family in its own words
+    assert len(docs) == 6 and len(set(docs)) == 6, listed  # each family (usage too) in its own words
     doit(root, cache)
     outputs = sorted(p.name for p in (root / "out").iterdir())
     assert outputs == ["doitspec-cmdline", "doitspec-initrd.img", "doitspec-kernel"]

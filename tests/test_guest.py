@@ -8,6 +8,7 @@ of specs/sshd.yml whose key comes as metadata (--data-file), stopped with --stop
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Built, build
+from conftest import REPO, SPECS, Built, build
 
 TEST_SPECS = Path(__file__).resolve().parent / "specs"
 BOOT_TIMEOUT = 300
@@ -54,9 +55,11 @@ def test_onboot_in_order_services_and_onshutdown(shared_cache: Path, tmp_path: P
         console,
         "onboot-1: first",
         "distrokit: onboot container fails failed",  # logged, and the boot goes on
-        "onboot-2: vethc is here",  # runtime.json interfaces, inside a new network namespace
+        "onboot-2: vethc and veth0 are here",  # runtime.json interfaces, inside a new network namespace
         "onboot-2: writable",  # a non-readonly container writes into its overlay
         "onboot-3: runtime.json applied",  # mkdir and bindNS of the one before
+        "root: peers veth1 and vethh are here",  # the peers keep their names in the root namespace
+        "stopper: shares the onboot namespace",  # net: a path bound by bindNS
         "stopper: service says hello",  # a service's output, prefixed by its name
         "distrokit: system going down",  # the service ran poweroff
         "onshutdown: so long and thanks for all the fish",
@@ -135,9 +138,45 @@ def test_a_state_folder_keeps_its_disk_across_runs(shared_cache: Path, tmp_path:
     state = tmp_path / "state"
     first = boot(built, "--state", str(state), "--disk", "size=64M")  # no file: disk0.qcow2 in the state folder
     assert (state / "disk0.qcow2").is_file()
-    in_order(first, "format: /dev/vda is blank", "mount: /dev/vda on /var/lib", "persist: wrote the marker")
+    in_order(first, "format: /dev/vda is blank", "mount: /dev/vda1 on /var/lib", "persist: wrote the marker")
     # The second run names only the state folder: the output and the disk come from its record.
     done = distrokit(built.cache, "run", "--state", str(state), "--networking", "none", timeout=BOOT_TIMEOUT + 30)
     assert done.returncode == 0, done.stderr
-    in_order(done.stdout, "format: /dev/vda is not blank", "persist: found written-on-first-boot")
+    in_order(done.stdout, "format: /dev/vda has a partition table", "persist: found written-on-first-boot")
     in_order((state / "console.log").read_text(errors="replace"), "persist: wrote", "persist: found")
+
+
+
+@pytest.mark.boot
+def test_linuxkit_format_and_mountie_command_lines(shared_cache: Path, tmp_path: Path) -> None:
+    """LinuxKit's own `format -label` and `mountie -label L PATH` lines: two disks, each found by its label."""
+    built = build(TEST_SPECS / "linuxkit-disks.yml", shared_cache, tmp_path)
+    disks = [f"{tmp_path / name},size=32M" for name in ("a.img", "b.img")]
+    log = boot(built, "--disk", disks[0], "--disk", disks[1], "--networking", "none")
+    in_order(log, "format: /dev/vda is blank", "format: /dev/vdb is blank", "mount: /dev/vda1 on /var/lib/docker")
+    assert "mounted: /dev/vda1 /var/lib/docker ext4" in log
+    assert "mounted: /dev/vdb1 /var/foo ext4" in log
+
+
+@pytest.mark.boot
+def test_linuxkit_packages_called_as_linuxkit_calls_them(shared_cache: Path, tmp_path: Path) -> None:
+    """sysfs, modprobe, rngd, dhcpcd, format, mountie, swap, acpid, ntpd, node_exporter and
+    ca-certificates, each with LinuxKit's command line, and a one-line curl recipe, in one boot."""
+    built = build(TEST_SPECS / "packages.yml", shared_cache, tmp_path)
+    log = boot(built, "--disk", f"{tmp_path / 'data.img'},size=64M")
+    assert "curl 7." in log and "Protocols:" in log  # `packages: [curl]` brought every library curl needs
+    assert "debian: bash 5.2" in log and "ls (GNU coreutils)" in log  # the debian base image
+    checks = re.findall(r"check: \S+ (?:ok|FAILED)", log)  # the getty prompt may share a line
+    names = ["ca-certificates", "sysfs", "modprobe", "dhcpcd", "swap", "node_exporter", "acpid", "ntpd", "rngd"]
+    assert checks == [f"check: {name} ok" for name in names], log[-4000:]
+
+
+@pytest.mark.boot
+def test_specs_linuxkit_runs_every_container_it_lists(shared_cache: Path, tmp_path: Path) -> None:
+    """specs/linuxkit.yml, our counterpart of LinuxKit's reference spec, with a check merged after it."""
+    built = build([SPECS / "linuxkit.yml", TEST_SPECS / "linuxkit-check.yml"], shared_cache, tmp_path)
+    log = boot(built)
+    checks = re.findall(r"check: \S+ (?:ok|FAILED)", log)  # the getty prompt may share a line
+    names = ["sysctl", "dhcpcd", "ca-certificates", "getty", "rngd", "httpd"]
+    assert checks == [f"check: {name} ok" for name in names], log[-4000:]
+    in_order(log, "check: httpd ok", "so long and thanks for all the fish")

@@ -140,6 +140,7 @@ FAMILY_DOCS = {
     "image": "Make sure an image a spec names is in the store, pulling it when missing, and record its digests.",
     "part": "Write one compressed segment of a spec's root (kernel modules, init, a container, files).",
     "output": "Write a spec's boot media (kernel+initrd, tar) into the output folder; `doit clean` removes them.",
+    "usage": "Record what a spec's last build used, so `distrokit cache gc` keeps it.",
 }
 
 
