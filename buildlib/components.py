@@ -153,7 +153,7 @@ def _load_recipe(folder: Path, mtime_ns: int, arch: str) -> Recipe:
         whole_packages=bool(raw.get("whole-packages", False)),
         files=files,
         config=dict(raw.get("config") or {}),
-        modules=_modules_field(raw.get("modules", kmodules.ALL), recipe_file),
+        modules=_modules_field(raw.get(f"modules-{arch}", raw.get("modules", kmodules.ALL)), recipe_file),
         arch=arch,
     )
 

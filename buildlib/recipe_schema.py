@@ -100,6 +100,9 @@ class RecipeFields(YamlRecord):
     files: tuple[RecipeFileFields, ...] | None = yfield(ListOf(Record(RecipeFileFields, _check_file)))
     config: ConfigFields | None = yfield(Record(ConfigFields))
     modules: Any = yfield(ModulesType())
+    modules_amd64: Any = yfield(ModulesType(), "modules-amd64")
+    modules_arm64: Any = yfield(ModulesType(), "modules-arm64")
+    modules_riscv64: Any = yfield(ModulesType(), "modules-riscv64")
 
 
 def check_recipe(text: str, recipe_file: Path) -> None:
