@@ -93,7 +93,7 @@ class GcReport:
 class _Roots:
     blobs: set[str] = field(default_factory=set)
     files: set[str] = field(default_factory=set)
-    specs: set[str] = field(default_factory=set)
+    states: set[str] = field(default_factory=set)
     kernels: set[str] = field(default_factory=set)
 
 
@@ -230,8 +230,8 @@ def holders(cache: Path, count: int = 5) -> tuple[Holder, ...]:
     for _, record in read_usages(cache):
         paths = [store.blob_path(blob) for blob in record.blobs] + [cache / file for file in record.files]
         paths += [segment_path(cache, key) for key in record.segments]
-        paths.append(cache / "build" / record.spec)
-        pointer = cache / "build" / record.spec / KERNEL_POINTER
+        paths.append(cache / "build" / record.state_id)
+        pointer = cache / "build" / record.state_id / KERNEL_POINTER
         if pointer.is_file():
             paths.append(cache / "kernels" / pointer.read_text().strip())
         found.append(Holder(f"spec {record.spec} (its last build)", _size_of(paths)))
@@ -271,8 +271,8 @@ def _roots(store: Store) -> _Roots:
     for _, record in read_usages(store.root):
         roots.blobs.update(_hex(blob) for blob in record.blobs)
         roots.files.update(record.files)
-        roots.specs.add(record.spec)
-        pointer = store.root / "build" / record.spec / KERNEL_POINTER
+        roots.states.add(record.state_id)
+        pointer = store.root / "build" / record.state_id / KERNEL_POINTER
         if pointer.is_file():
             roots.kernels.add(pointer.read_text().strip())
     return roots
@@ -294,7 +294,7 @@ def _candidates(store: Store, roots: _Roots) -> Iterator[Removed]:
                 yield Removed(path.relative_to(root).as_posix(), size, newest)
     build = root / "build"
     for path in sorted(build.iterdir()) if build.is_dir() else ():
-        if path.name not in roots.specs:
+        if path.name not in roots.states:
             size, _, newest = _walk(path, seen)
             yield Removed(path.relative_to(root).as_posix(), size, newest)
 

@@ -2,13 +2,15 @@
 
 `distrokit pkg build` and the `component` tasks of `distrokit build` both come here, so an image either
 of them built is up to date for the other. The store keeps, per recipe, a small record of the inputs
-the image was built from (the recipe's content, the exact .deb files, the builder's version) and the
-manifest it gave; an image is up to date when the record matches the inputs now and the store still
-names that manifest under the recipe's reference.
+the image was built from (the recipe's content, the exact .deb files, the builder's version, the
+host tools it runs) and the manifest it gave; an image is up to date when the record matches the
+inputs now and the store still names that manifest under the recipe's reference.
 """
 
 from __future__ import annotations
 
+import functools
+import subprocess
 from pathlib import Path
 
 from . import components
@@ -21,8 +23,27 @@ def record_path(store: Store, recipe: components.Recipe) -> Path:
     return store.root / "components" / f"{recipe.pin_name}.built.json"  # one per architecture
 
 
+# Host tools a component build runs whose output lands in the image: dpkg-deb unpacks the .debs,
+# the host's busybox writes the kernel image's modules.dep.
+COMPONENT_HOST_TOOLS = (("dpkg-deb", "--version"), ("busybox",))
+
+
+@functools.cache
+def host_tool_versions() -> dict[str, str]:
+    """The first line each host tool prints about itself (asked once per process)."""
+    versions = {}
+    for command in COMPONENT_HOST_TOOLS:
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+            text = (done.stdout or done.stderr).strip().splitlines()
+            versions[command[0]] = text[0] if text else "unknown"
+        except OSError:
+            versions[command[0]] = "missing"
+    return versions
+
+
 def inputs_key(recipe: components.Recipe, packages: list[components.Package]) -> str:
-    return xxh_value(components.recipe_input_key(recipe, packages))
+    return xxh_value({**components.recipe_input_key(recipe, packages), "host tools": host_tool_versions()})
 
 
 def up_to_date(store: Store, recipe: components.Recipe, packages: list[components.Package]) -> bool:

@@ -69,3 +69,7 @@ class HostileLayer(BuildError):
 
 class BootError(DistrokitError):
     """A guest did not boot or did not power off cleanly."""
+
+
+class AuditError(BuildError):
+    """An up-to-date task whose result, computed again, gives other bytes: its key misses an input."""

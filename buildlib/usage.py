@@ -1,6 +1,8 @@
 """Usage records: what each spec's last successful build used, so `cache gc` and `cache ls` know.
 
-One record per spec name, at `uses/<spec name>.json`, written atomically at the end of a
+One record per spec build state (the output name and the spec files, see
+`tasks.identity.spec_state_id`: two specs of one base name keep two records), at
+`uses/<state>.json`, written atomically at the end of a
 successful build (under the store lock). It names the spec files, the images (ref and manifest
 digest), every blob digest, and the store files the build read or wrote (layer indexes, uncompressed
 layer copies, segments), all relative to the store root. Writing a record also sets the
@@ -22,7 +24,7 @@ from .errors import StoreError
 from .fsutil import write_json_atomic
 
 USES = "uses"
-VERSION = 1
+VERSION = 2  # 2: records carry the state id they are filed under
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,24 @@ class ImageUse:
 
 @dataclass(frozen=True)
 class UsageRecord:
-    spec: str
+    spec: str  # the output name, as people know the spec
     spec_files: tuple[str, ...]
     images: tuple[ImageUse, ...]
     blobs: tuple[str, ...]
     files: tuple[str, ...]
     segments: tuple[str, ...]
     timestamp: float
+    state: str = ""  # the spec build's state id: the record's file name and its build/ folder
+
+    @property
+    def state_id(self) -> str:
+        return self.state or self.spec  # a version 1 record was filed under the name alone
 
     def to_json(self) -> dict[str, Any]:
         return {
             "version": VERSION,
             "spec": self.spec,
+            "state": self.state_id,
             "spec_files": list(self.spec_files),
             "images": [[use.ref, use.manifest] for use in self.images],
             "blobs": list(self.blobs),
@@ -63,6 +71,7 @@ class UsageRecord:
             files=tuple(value["files"]),
             segments=tuple(value["segments"]),
             timestamp=float(value["timestamp"]),
+            state=str(value.get("state", value["spec"])),
         )
 
     def stale(self) -> bool:
@@ -70,17 +79,32 @@ class UsageRecord:
         return bool(self.spec_files) and not any(Path(path).exists() for path in self.spec_files)
 
 
-def usage_path(root: Path, spec: str) -> Path:
-    return root / USES / f"{spec}.json"
+def usage_path(root: Path, state: str) -> Path:
+    return root / USES / f"{state}.json"
 
 
 def write_usage(root: Path, record: UsageRecord, blob_paths: list[Path]) -> None:
     """Write `record` and mark every blob and file it names as used at its timestamp."""
-    write_json_atomic(usage_path(root, record.spec), record.to_json())
+    write_json_atomic(usage_path(root, record.state_id), record.to_json())
+    _forget_unnamed_record(root, record)
     stamp = (record.timestamp, record.timestamp)
     for path in [*blob_paths, *(root / name for name in record.files)]:
         with contextlib.suppress(FileNotFoundError, PermissionError):  # a stamp is a hint, not a need
             os.utime(path, stamp)
+
+
+def _forget_unnamed_record(root: Path, record: UsageRecord) -> None:
+    """A version 1 record of the same spec files, filed under the name alone, is this spec's older
+    record: left there it would keep that build's segments from gc for as long as the spec exists."""
+    legacy = usage_path(root, record.spec)
+    if legacy == usage_path(root, record.state_id) or not legacy.is_file():
+        return
+    try:
+        old = UsageRecord.from_json(json.loads(legacy.read_bytes()))
+    except (ValueError, KeyError, TypeError):
+        return
+    if old.state == old.spec and set(old.spec_files) == set(record.spec_files):
+        legacy.unlink(missing_ok=True)
 
 
 def read_usages(root: Path) -> Iterator[tuple[Path, UsageRecord]]:

@@ -29,17 +29,27 @@ class Built:
     out_dir: Path
     name: str
     report: tasks.BuildReport
+    specs: tuple[Path, ...] = ()
 
     @property
     def prefix(self) -> Path:
         return self.out_dir / self.name
+
+    @property
+    def state(self) -> str:
+        """The build's state id: its folder under build/ and its usage record's name."""
+        return tasks.spec_state_id(self.name, [str(p) for p in self.specs], self.cache)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.cache / "build" / self.state
 
 
 def build(spec: Path | list[Path], cache: Path, out_dir: Path, name: str | None = None, **kwargs: object) -> Built:
     specs = spec if isinstance(spec, list) else [spec]
     options = tasks.BuildOptions(cache=cache, out_dir=out_dir, name=name or specs[0].stem, **kwargs)  # type: ignore[arg-type]
     report = tasks.build_spec(specs, options, COMPONENTS, outstream=io.StringIO())
-    return Built(cache, out_dir, options.name, report)
+    return Built(cache, out_dir, options.name, report, tuple(specs))
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +97,19 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """One docker-registry on a free loopback port for the whole session; stopped at the end."""
     with running_registry(tmp_path_factory.mktemp("registry")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def truth_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The cache-truth world's images (tests/cachetruth.py), pulled from the loopback registry into a
+    store that holds nothing else: a clean store for those tests is a hard-linked copy of it."""
+    from cachetruth import pull_images, push_images
+
+    from buildlib.images import Store
+    from buildlib.transport import Network
+
+    source = Store(tmp_path_factory.mktemp("truth-source"))
+    push_images(source, registry.host, Network())
+    pulled = tmp_path_factory.mktemp("truth-pulled") / "store"
+    pull_images(Store(pulled), registry.host, Network())
+    return pulled

@@ -120,13 +120,13 @@ def test_gc_keep_removes_least_recently_used_first_and_stops(own_build: Built) -
 
 def test_gc_forgets_a_spec_whose_files_are_gone(own_build: Built, spec_copy: Path, tmp_path: Path) -> None:
     built = build(spec_copy, own_build.cache, tmp_path / "out", name="vanishing")
-    assert usage_path(built.cache, "vanishing").is_file()
+    assert usage_path(built.cache, built.state).is_file()
     spec_copy.unlink()
     report = cache.gc(own_build.cache)
     assert report.stale_records == ("vanishing",)
-    assert not usage_path(built.cache, "vanishing").exists()
-    assert not (built.cache / "build" / "vanishing").exists()
-    assert usage_path(built.cache, "minimal").is_file()
+    assert not usage_path(built.cache, built.state).exists()
+    assert not built.state_dir.exists()
+    assert usage_path(built.cache, own_build.state).is_file()
 
 
 def test_export_then_import_gives_the_same_digest(tmp_path: Path) -> None:
@@ -189,9 +189,9 @@ def test_the_kernel_binary_is_stored_once_per_kernel_image(own_build: Built, tmp
     kernels = list((own_build.cache / "kernels").iterdir())
     assert len(kernels) == 1  # one copy for both specs (it was one 14 MB copy per spec)
     assert kernels[0].read_bytes() == (second.out_dir / "second-kernel").read_bytes()
-    for name in ("minimal", "second"):
-        assert (own_build.cache / "build" / name / "kernel.ref").read_text() == kernels[0].name
-        assert not list((own_build.cache / "build" / name).glob("kernel-*"))
+    for built in (own_build, second):
+        assert (built.state_dir / "kernel.ref").read_text() == kernels[0].name
+        assert not list(built.state_dir.glob("kernel-*"))
     cache.gc(own_build.cache)
     assert kernels[0].is_file()  # a spec's last build keeps its kernel
 

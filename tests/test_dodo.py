@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from conftest import COMPONENTS, REPO, SPECS
 
-from buildlib import cli
+from buildlib import cli, tasks
 
 
 def doit(project: Path, cache: Path, *args: str) -> str:
@@ -45,9 +46,13 @@ def test_list_clean_and_forget(minimal_build, tmp_path: Path, capsys) -> None:
     doit(root, cache)  # the next run writes them again
     assert len(list((root / "out").iterdir())) == 3
     # only this spec's tasks: the images and layers are shared with the other tests' builds
-    parts = [f"part:doitspec/{name}" for name in ("kernel", "init", "files")]
-    assert "forgetting output:doitspec" in doit(root, cache, "forget", "output:doitspec", *parts)
+    # doit knows a spec's tasks by its state id (its name and spec file): `doit list --all` shows them
+    with contextlib.chdir(root):  # doit runs there, and a state id names the spec relative to the build's folder
+        state = tasks.spec_state_id("doitspec", [str(root.resolve() / "specs" / "doitspec.yml")], cache)
+    parts = [f"part:{state}/{name}" for name in ("kernel", "init", "files")]
+    assert f"forgetting output:{state}" in doit(root, cache, "forget", f"output:{state}", *parts)
     spec = str(root / "specs" / "doitspec.yml")
-    assert cli.main(["--cache", str(cache), "explain", spec, "--dir", str(root / "out")]) == 0
+    with contextlib.chdir(root):  # where doit ran: the same spec from the same folder is the same state
+        assert cli.main(["--cache", str(cache), "explain", spec, "--dir", str(root / "out")]) == 0
     explained = capsys.readouterr().out
     assert "output:doitspec: run: no record of its last build" in explained and "never built" not in explained

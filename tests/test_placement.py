@@ -197,7 +197,7 @@ def test_bundles_point_at_the_shared_image_and_the_volumes(many: tuple[Built, Pa
 
 def test_gnu_cpio_reads_a_bundle_segment(many: tuple[Built, Path], tmp_path: Path) -> None:
     built, _ = many
-    pointer = built.cache / "build" / built.name / "onboot-001-second.segment"
+    pointer = built.state_dir / "onboot-001-second.segment"
     segment = segment_path(built.cache, pointer.read_text().strip())
     archive = decompress(segment.read_bytes())
     listed = subprocess.run(["cpio", "-itv", "--quiet"], input=archive, capture_output=True, check=True).stdout

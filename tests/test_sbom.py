@@ -25,7 +25,7 @@ def _sbom(built: Built) -> bytes:
 
 def _carried(built: Built, path: str, tmp_path: Path) -> bytes:
     """A file of the image's files segment, read with GNU cpio."""
-    pointer = built.cache / "build" / built.name / "files.segment"
+    pointer = built.state_dir / "files.segment"
     segment = segment_path(built.cache, pointer.read_text().strip())
     archive = tmp_path / "files.cpio"
     archive.write_bytes(decompress(segment.read_bytes()))

@@ -32,8 +32,8 @@ def test_files_change_reruns_only_files_part_and_output(minimal_build: Built, sp
 
 def test_cmdline_change_reruns_only_output(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    build(spec_copy, minimal_build.cache, out, name="cmdline")
-    key = (minimal_build.cache / "build" / "cmdline" / "kernel.ref").read_text()
+    first = build(spec_copy, minimal_build.cache, out, name="cmdline")
+    key = (first.state_dir / "kernel.ref").read_text()
     kernel_copy = minimal_build.cache / "kernels" / key
     extracted = kernel_copy.stat().st_mtime_ns
     spec_copy.write_text(spec_copy.read_text().replace("console=ttyS0 quiet", "console=ttyS0"))

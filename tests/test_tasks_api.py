@@ -14,6 +14,7 @@ from conftest import COMPONENTS, REPO, Built
 
 from buildlib import cache
 from buildlib.tasks.api import distrokit_tasks, named_specs, output_files
+from buildlib.tasks.identity import public_task_name
 
 EXAMPLE = REPO / "examples" / "monorepo"
 
@@ -30,7 +31,7 @@ def run_doit(folder: Path, store: Path, *args: str) -> tuple[list[str], list[str
         [sys.executable, "-m", "doit", *args], cwd=folder, env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
+    lines = [line[:3] + public_task_name(line[3:]) for line in done.stdout.splitlines()]  # without state ids
     return [line[3:] for line in lines if line.startswith(".  ")], [
         line[3:] for line in lines if line.startswith("-- ")
     ]
@@ -71,7 +72,8 @@ def test_doit_driven_builds_write_usage_records_that_gc_keeps(
 ) -> None:
     store = copy_store(minimal_build.cache, tmp_path / "store")
     run_doit(monorepo, store)
-    record = json.loads((store / "uses" / "web.json").read_text())
+    (used,) = (store / "uses").glob("web@*.json")  # filed under the spec's state id (name and spec file)
+    record = json.loads(used.read_text())
     assert record["spec"] == "web" and record["segments"]
     assert any(path.endswith("os/web.yml") for path in record["spec_files"])
 
@@ -99,7 +101,7 @@ def test_task_names_are_prefixed_and_dependencies_follow(minimal_build: Built, t
     }
     for task in dicts:
         assert all(dep.startswith("mono-") for dep in task.get("task_dep", ())), task
-    files_part = next(task for task in dicts if task["name"] == "a/files")
+    files_part = next(task for task in dicts if public_task_name(f"part:{task['name']}") == "part:a/files")
     assert "gen/x" in files_part["file_dep"], "a source not written yet is still a file_dep"
     output = next(task for task in dicts if task["basename"] == "mono-output")
     assert output["targets"] == output_files(tmp_path / "out", "a")

@@ -48,11 +48,11 @@ def test_changed_inputs_are_named_with_old_and_new_keys(minimal_build: Built, sp
 
 def test_missing_output_and_upstream_are_explained(minimal_build: Built, spec_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    build(spec_copy, minimal_build.cache, out, name="gone")
+    built = build(spec_copy, minimal_build.cache, out, name="gone")
     (out / "gone-kernel").unlink()
     result = explained(spec_copy, minimal_build.cache, out, "gone")
     assert result["output:gone"] == (RUN, (f"missing output: {out / 'gone-kernel'}",))
-    (minimal_build.cache / "build" / "gone" / "init.segment").unlink()
+    (built.state_dir / "init.segment").unlink()
     result = explained(spec_copy, minimal_build.cache, out, "gone")
     assert result["part:gone/init"][0] == RUN
     assert result["output:gone"][0] in (RUN, AFTER_UPSTREAM)

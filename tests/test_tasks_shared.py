@@ -51,7 +51,7 @@ def test_a_second_store_fetches_what_the_first_pushed(registry: Registry, tmp_pa
     assert output_bytes(b.out_dir) == output_bytes(a.out_dir)
 
     # a corrupt artifact in the registry: rejected with a warning, built here, the same bytes
-    pointer = b.cache / "build" / "minimal" / "files.segment"
+    pointer = b.state_dir / "files.segment"
     segment = segment_path(b.cache, pointer.read_text().strip())
     blob = registry_blob(registry, "sha256:" + hashlib.sha256(segment.read_bytes()).hexdigest())
     good = segment.read_bytes()

@@ -4,7 +4,8 @@
 `explain` says why a task will run. dodo.py and the CLI both go through here.
 """
 
-from .families import BuildOptions, ErrorSink, Plan, record_path
+from .families import BuildOptions, ErrorSink, Plan, record_path, state_dir
+from .identity import public_task_name, spec_state_id
 from .keys import InputKeys, XXHashChecker
 from .report import HandledFailure, RecordingReporter, TaskEvent, TaskEventKind, TaskListener
 from .run import (
@@ -37,7 +38,10 @@ __all__ = [
     "jobs_args",
     "plan_build",
     "project_plan",
+    "public_task_name",
     "record_path",
+    "spec_state_id",
+    "state_dir",
     "run_plan",
     "TaskEvent",
     "TaskEventKind",

@@ -43,6 +43,7 @@ from ..rootfs import FILES_PART
 from ..spec import Spec, load_spec
 from ..transport import Network
 from .families import BuildOptions, Plan, SpecUse, pointer_path, record_path, usage_record
+from .identity import spec_state_id
 from .keys import InputKeys, XXHashChecker
 from .portable import store_codec
 from .run import add_spec
@@ -113,7 +114,8 @@ def distrokit_tasks(
         spec = load_spec(files, resolve_pkg=plan.resolver)
         add_spec(plan, spec, options, Path(components).resolve())  # as the CLI: explain's terms, doit clean
         loaded.append((spec, options))
-    specs_by_name = {options.name: spec for spec, options in loaded}
+    # a spec's tasks carry its state id (its name and spec files), not its name alone
+    specs_by_name = {spec_state_id(options.name, spec.files_read, store.root): spec for spec, options in loaded}
     for task in plan.tasks:
         yield _prefixed(_with_sources(task, specs_by_name), prefix)
     if plan.refs:
@@ -139,7 +141,7 @@ def generated_sources(spec: Spec) -> list[str]:
 
 def usage_task(store: Store, use: SpecUse) -> dict[str, Any]:
     """Write the spec's usage record (the one `distrokit build` writes) when its parts or images changed."""
-    pointers = [str(pointer_path(store, use.name, part)) for part in use.parts]
+    pointers = [str(pointer_path(store, use.state, part)) for part in use.parts]
     records = [str(record_path(store, ref)) for ref in use.refs]
 
     def write() -> None:
@@ -148,12 +150,12 @@ def usage_task(store: Store, use: SpecUse) -> dict[str, Any]:
 
     return {
         "basename": "usage",
-        "name": use.name,
+        "name": use.state,
         "doc": f"record what {use.name} uses, for `distrokit cache gc`",
         "actions": [write],
         "file_dep": pointers + records,
-        "targets": [str(usage.usage_path(store.root, use.name))],
-        "task_dep": [f"output:{use.name}"],
+        "targets": [str(usage.usage_path(store.root, use.state))],
+        "task_dep": [f"output:{use.state}"],
         "verbosity": 0,
     }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from doit.task import Task
 
 from ..refs import ImageRef
 from .families import Plan, record_path
+from .identity import public_task_name
 from .keys import InputKeys, XXHashChecker
 from .portable import store_codec
 from .run import plan_tasks
@@ -54,7 +55,7 @@ def explain(plan: Plan) -> list[Explanation]:
         direct = {task.name: _direct_reasons(dependency, task, by_name, records) for task in tasks if task.actions}
     finally:
         dependency.close()
-    return _with_upstream(direct, by_name)
+    return [replace(item, task=public_task_name(item.task)) for item in _with_upstream(direct, by_name)]
 
 
 def _layer_tasks(plan: Plan) -> Iterable[Task]:
@@ -172,7 +173,8 @@ def _with_upstream(direct: dict[str, tuple[str, ...] | None], by_name: dict[str,
             result.append(Explanation(name, RUN, reasons))
         elif upstream:
             running.add(name)
-            result.append(Explanation(name, AFTER_UPSTREAM, tuple(f"input rebuilt by {up}" for up in upstream)))
+            reasons = tuple(f"input rebuilt by {public_task_name(up)}" for up in upstream)
+            result.append(Explanation(name, AFTER_UPSTREAM, reasons))
         else:
             result.append(Explanation(name, UP_TO_DATE, ()))
     return result

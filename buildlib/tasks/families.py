@@ -9,6 +9,7 @@ does only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from ..refs import ImageRef
 from ..spec import Kernel, Spec
 from ..store_check import check_segments
 from ..transport import Listener, Network, ignore
+from . import audit
+from .identity import spec_state_id
 from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
 from .shared import SharedCache
@@ -52,6 +55,7 @@ class BuildOptions:
     pull: bool = False
     arch: str = "amd64"
     network: Network | None = None  # mirrors, insecure registries, retries; None: from the environment
+    audit: bool = False  # recompute every up-to-date part and output and fail if its bytes differ
     lock: Lock | None = field(default=None, compare=False)  # the spec's pins, when it has a lock file
     lock_file: str = ""  # where `lock` came from, for messages
     locked: bool = False  # fail when the spec and its lock disagree, instead of warning
@@ -95,9 +99,14 @@ def record_path(store: Store, ref: str) -> Path:
     return store.root / "images" / f"{xxh_value(ref)}{components.arch_suffix(store.arch)}.json"
 
 
-def pointer_path(store: Store, spec_name: str, part: str) -> Path:
-    """A small file naming the segment one part of one spec currently is."""
-    return store.root / "build" / spec_name / f"{part}.segment"
+def state_dir(store: Store, state: str) -> Path:
+    """The folder of one spec build's state (see `identity.spec_state_id`): pointers, the kernel copy."""
+    return store.root / "build" / state
+
+
+def pointer_path(store: Store, state: str, part: str) -> Path:
+    """A small file naming the segment one part of one spec build currently is."""
+    return state_dir(store, state) / f"{part}.segment"
 
 
 def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
@@ -240,51 +249,83 @@ def part_tree(store: Store, spec: Spec, part: rootfs.Part, sbom: bool = True) ->
     return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)), sbom=sbom)
 
 
-def part_task(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink) -> dict[str, Any]:
-    target = pointer_path(store, options.name, part.name)
+def part_inputs(spec: Spec, part: rootfs.Part, options: BuildOptions) -> dict[str, Any]:
+    """What a part's segment depends on that is known before any image is recorded. The images are
+    named in order (the files part lists them in `installed` and the SBOM in that order); their
+    digests come from their records, the sources' content from the files (both file dependencies)."""
+    return {
+        "spec": rootfs.part_fragment(spec, part),
+        "images": list(part.images),
+        "compression": options.compression.value,
+        "compressor": options.compression.version(),  # another library version may write other bytes
+        **tool_versions(),
+        **epoch_key(),  # generated entries carry SOURCE_DATE_EPOCH when it is set
+        **(options.habits() if part.family == rootfs.FILES_PART else {}),  # --no-sbom
+    }
+
+
+def segment_key(store: Store, part: rootfs.Part, inputs: dict[str, Any], sources: Sequence[str]) -> str:
+    """The content key of a part's segment: its inputs, its images' digests, its sources' content."""
+    loaded = load_images(store, list(part.images))
+    digests = [loaded[ref].manifest_digest for ref in part.images]
+    return xxh_value([inputs, digests, [xxh_file(Path(source)) for source in sources]])
+
+
+def write_part(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, target: Path) -> None:
+    """The part's segment, computed from the spec and the images' layers, written to `target`."""
+    write_segment(part_tree(store, spec, part, options.sbom).entries(), target, options.compression)
+
+
+def part_probes(
+    store: Store, spec: Spec, part: rootfs.Part, inputs: dict[str, Any], sources: Sequence[str]
+) -> dict[str, str]:
+    """What the audit compares to name an input a part's key missed (see `audit`)."""
+    loaded = load_images(store, list(part.images))
+    probes = {**audit.key_probes(inputs), **audit.spec_probes(spec)}
+    probes.update({f"image {ref}": image.manifest_digest for ref, image in loaded.items()})
+    probes.update({f"source {path}": audit.source_probe(path) for path in sources})
+    return probes
+
+
+def part_task(
+    store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, sink: ErrorSink, state: str
+) -> dict[str, Any]:
+    target = pointer_path(store, state, part.name)
     sources = rootfs.part_sources(spec, part)
-    fragment = rootfs.part_fragment(spec, part)
-    compression = options.compression
+    inputs = part_inputs(spec, part, options)
     shared, task = options.shared, f"part:{options.name}/{part.name}"
-    habits = options.habits() if part.family == rootfs.FILES_PART else {}
 
     def write() -> None:
-        loaded = load_images(store, list(part.images))
-        digests = [loaded[ref].manifest_digest for ref in part.images]
         # the spec fragment and the sources as they are now: another task may have written a source since
-        now = [xxh_file(Path(s)) for s in rootfs.part_sources(spec, part)]
-        fragment_now = rootfs.part_fragment(spec, part)
-        inputs = [tool_versions(), compression.version(), fragment_now, digests, now, *epoch_key().values()]
-        if not options.sbom and part.family == rootfs.FILES_PART:
-            inputs.append(options.habits())
-        key = xxh_value(inputs)
+        now = {**inputs, "spec": rootfs.part_fragment(spec, part)}
+        sources_now = rootfs.part_sources(spec, part)
+        key = segment_key(store, part, now, sources_now)
         segment = segment_path(store.root, key)
+        # segments are shared by content: another spec or name, or the shared cache, may have it
         if segment_problem(segment) and not (shared and shared.fetch_segment(store, key, segment, task)):
-            tree = rootfs.part_tree(store, spec, part, loaded, sbom=options.sbom)
-            write_segment(tree.entries(), segment, compression)
+            write_part(store, spec, part, options, segment)
             if shared is not None:
                 shared.push_segment(store, key, segment, task)
+        probes = part_probes(store, spec, part, now, sources_now)
+        audit.write_probes(audit.probes_path(state_dir(store, state), part.name), probes)
         write_bytes_atomic(target, key.encode())
 
     return {
         "basename": "part",
-        "name": f"{options.name}/{part.name}",
+        "name": f"{state}/{part.name}",
         "doc": f"write the {part.name} segment of {options.name}",
         "actions": [sink.guard(write)],
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [
-            InputKeys({"spec": fragment, "compression": compression.value, **tool_versions(), **epoch_key(), **habits}),
-            partial(_segment_sealed, store, target),
-        ],
+        "uptodate": [InputKeys(inputs), partial(_segment_sealed, store, target)],
         "verbosity": 0,
     }
 
 
-def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
+def kernel_copy(store: Store, kernel: Kernel, state: str) -> Path:
     """The kernel binary out of its image, stored once per kernel image and binary in `kernels/` (every
-    spec with that kernel shares it) and named by the spec's `build/<spec>/kernel.ref`, which keeps it
+    spec with that kernel shares it) and named by the spec's `build/<state>/kernel.ref`, which keeps it
     from `cache gc`. An output that reruns for a changed service does not extract and sync it again."""
     image = load_images(store, [kernel.image])[kernel.image]
     key = xxh_value([image.manifest_digest, kernel.binary])
@@ -292,13 +333,76 @@ def kernel_copy(store: Store, kernel: Kernel, spec_name: str) -> Path:
     if not target.is_file():
         binary, _ = rootfs.kernel_files(store, kernel, image)
         write_entry(binary, target)
-    folder = store.root / "build" / spec_name
+    folder = state_dir(store, state)
     pointer = folder / KERNEL_POINTER
     if not pointer.is_file() or pointer.read_text() != key:
         write_bytes_atomic(pointer, key.encode())
     for stale in folder.glob("kernel-*"):  # the per-spec copies earlier versions wrote
         stale.unlink(missing_ok=True)
     return target
+
+
+def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions) -> dict[str, Any]:
+    """What the outputs depend on besides the parts' pointers and the kernel's record: the formats,
+    the parts in the order their segments are joined (a set of file dependencies has no order), the
+    kernel binary's path and command line, the generated timestamps' epoch."""
+    kernel = spec.kernel
+    return {
+        "formats": list(options.formats),
+        "parts": [part.name for part in parts],
+        "kernel": {k: v for k, v in kernel.to_dict().items() if k != "cmdline"} if kernel else None,  # binary, ucode
+        "cmdline": kernel.cmdline if kernel else "",
+        **epoch_key(),
+        **tool_versions(),
+        **options.habits(),  # --decompress-kernel (and --no-sbom, through the files part)
+    }
+
+
+def write_outputs(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str, prefix: Path
+) -> None:
+    """Every format's files at `prefix`, from the segments the parts' pointers name."""
+    kernel = spec.kernel
+    binary = kernel_copy(store, kernel, state) if kernel else None
+    if binary is not None and options.decompress_kernel:
+        binary = decompressed_kernel(binary)
+    built = outputs.BuiltParts(
+        binary,
+        kernel.cmdline if kernel else "",
+        read_segments(store, [pointer_path(store, state, part.name) for part in parts]),
+        root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, options.sbom)),
+    )
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in (outputs.get_format(name) for name in options.formats):
+        fmt.write(built, prefix)
+
+
+def output_probes(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], inputs: dict[str, Any], state: str
+) -> dict[str, str]:
+    probes = {**audit.key_probes(inputs), **audit.spec_probes(spec)}
+    for part in parts:
+        pointer = pointer_path(store, state, part.name)
+        probes[f"part {part.name}"] = pointer.read_text().strip() if pointer.is_file() else ""
+    if spec.kernel is not None:
+        probes[f"image {spec.kernel.image}"] = load_images(store, [spec.kernel.image])[
+            spec.kernel.image
+        ].manifest_digest
+    return probes
+
+
+OUTPUT_PROBES = "output"
+OUTPUT_STATS = "outputs.json"
+
+
+def output_stats(targets: Sequence[Path]) -> dict[str, list[int]]:
+    """Each output file's size and mtime (the output folder belongs to the user, who may edit it)."""
+    stats = {}
+    for path in targets:
+        with contextlib.suppress(FileNotFoundError):
+            st = path.stat()
+            stats[str(path)] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return stats
 
 
 def decompressed_kernel(binary: Path) -> Path:
@@ -310,40 +414,86 @@ def decompressed_kernel(binary: Path) -> Path:
 
 
 def output_task(
-    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, sink: ErrorSink, state: str
 ) -> dict[str, Any]:
-    pointers = [pointer_path(store, options.name, part.name) for part in parts]
+    pointers = [pointer_path(store, state, part.name) for part in parts]
     prefix = options.out_dir / options.name
     formats = [outputs.get_format(name) for name in options.formats]
     kernel = spec.kernel
+    inputs = output_inputs(spec, parts, options)
+    targets = [path for fmt in formats for path in fmt.targets(prefix)]
+    written = state_dir(store, state) / OUTPUT_STATS
 
     def write() -> None:
-        binary = kernel_copy(store, kernel, options.name) if kernel else None
-        if binary is not None and options.decompress_kernel:
-            binary = decompressed_kernel(binary)
-        built = outputs.BuiltParts(
-            binary,
-            kernel.cmdline if kernel else "",
-            read_segments(store, pointers),
-            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, options.sbom)),
-        )
-        options.out_dir.mkdir(parents=True, exist_ok=True)
-        for fmt in formats:
-            fmt.write(built, prefix)
+        write_outputs(store, spec, parts, options, state, prefix)
+        probes = output_probes(store, spec, parts, inputs, state)
+        audit.write_probes(audit.probes_path(state_dir(store, state), OUTPUT_PROBES), probes)
+        write_json_atomic(written, output_stats(targets))
+
+    def untouched() -> bool:
+        """the output files are as this task wrote them (nobody edited or replaced one since)"""
+        if not written.is_file():
+            return False
+        saved = read_json(written)  # a missing file is doit's own "missing target", not ours to say
+        return all(saved.get(path) == stat for path, stat in output_stats(targets).items())
 
     file_dep = [str(p) for p in pointers] + ([str(record_path(store, kernel.image))] if kernel else [])
-    keys: dict[str, object] = {"formats": list(options.formats), "cmdline": kernel.cmdline if kernel else ""}
-    keys.update({**tool_versions(), **epoch_key(), **options.habits()})
     return {
         "basename": "output",
-        "name": f"{options.name}",
+        "name": state,
         "doc": f"write {', '.join(options.formats)} for {options.name}",
         "actions": [sink.guard(write)],
         "file_dep": file_dep,
-        "targets": [str(path) for fmt in formats for path in fmt.targets(prefix)],
-        "uptodate": [InputKeys(keys)],
+        "targets": [str(path) for path in targets],
+        "uptodate": [InputKeys(inputs), untouched],
         "verbosity": 0,
     }
+
+
+# audit ------------------------------------------------------------------------------------------
+def part_recheck(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, state: str) -> audit.Recheck:
+    pointer = pointer_path(store, state, part.name)
+    sources = rootfs.part_sources(spec, part)
+    inputs = part_inputs(spec, part, options)
+
+    def current() -> dict[str, Path]:
+        return {"segment": segment_path(store.root, pointer.read_text().strip())}
+
+    def recompute(scratch: Path) -> dict[str, Path]:
+        write_part(store, spec, part, options, scratch / "segment")
+        return {"segment": scratch / "segment"}
+
+    return audit.Recheck(
+        f"part:{state}/{part.name}",
+        current,
+        recompute,
+        lambda: part_probes(store, spec, part, inputs, sources),
+        audit.probes_path(state_dir(store, state), part.name),
+    )
+
+
+def output_recheck(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str
+) -> audit.Recheck:
+    formats = [outputs.get_format(name) for name in options.formats]
+    prefix = options.out_dir / options.name
+    inputs = output_inputs(spec, parts, options)
+
+    def current() -> dict[str, Path]:
+        return {path.name: path for fmt in formats for path in fmt.targets(prefix)}
+
+    def recompute(scratch: Path) -> dict[str, Path]:
+        fresh = scratch / options.name
+        write_outputs(store, spec, parts, options, state, fresh)
+        return {path.name: path for fmt in formats for path in fmt.targets(fresh)}
+
+    return audit.Recheck(
+        f"output:{state}",
+        current,
+        recompute,
+        lambda: output_probes(store, spec, parts, inputs, state),
+        audit.probes_path(state_dir(store, state), OUTPUT_PROBES),
+    )
 
 
 def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: components.PkgResolver) -> list[str]:
@@ -375,9 +525,10 @@ def check_buildable(spec: Spec, options: BuildOptions) -> None:
 # usage records ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpecUse:
-    """What one spec of a plan reads: its name, files, images and parts."""
+    """What one spec of a plan reads: its name, state id, files, images and parts."""
 
     name: str
+    state: str
     files: tuple[str, ...]
     refs: tuple[str, ...]
     parts: tuple[str, ...]
@@ -394,12 +545,13 @@ def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRec
             blobs[layer.digest] = None
             files[layers.index_path(store, layer)] = None
             files[layers.uncompressed_path(store, layer)] = None
-    pointers = [pointer_path(store, use.name, part) for part in use.parts]
+    pointers = [pointer_path(store, use.state, part) for part in use.parts]
     segments = [pointer.read_text().strip() for pointer in pointers if pointer.is_file()]
     files.update(dict.fromkeys(segment_path(store.root, key) for key in segments))
     blob_paths = [store.blob_path(digest) for digest in blobs]
     record = usage.UsageRecord(
         spec=use.name,
+        state=use.state,
         spec_files=tuple(str(Path(path).resolve()) for path in use.files),
         images=tuple(usage.ImageUse(ref, image.manifest_digest) for ref, image in loaded.items()),
         blobs=tuple(blobs),
@@ -421,6 +573,8 @@ class Plan:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
     uses: list[SpecUse] = field(default_factory=list)
+    rechecks: list[audit.Recheck] = field(default_factory=list)
+    audit: bool = False
     warnings: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
 
@@ -436,9 +590,14 @@ class Plan:
                 name = components.load_recipe(folder, options.arch).build_name if folder else None
                 self.tasks.append(image_task(self.store, ref, options, self.sink, name))
         parts = rootfs.plan_parts(spec)
-        self.tasks.extend(part_task(self.store, spec, part, options, self.sink) for part in parts)
-        self.tasks.append(output_task(self.store, spec, parts, options, self.sink))
-        self.uses.append(SpecUse(options.name, spec.files_read, spec.images(), tuple(p.name for p in parts)))
+        state = spec_state_id(options.name, spec.files_read, self.store.root)
+        self.tasks.extend(part_task(self.store, spec, part, options, self.sink, state) for part in parts)
+        self.tasks.append(output_task(self.store, spec, parts, options, self.sink, state))
+        self.rechecks.extend(part_recheck(self.store, spec, part, options, state) for part in parts)
+        self.rechecks.append(output_recheck(self.store, spec, parts, options, state))
+        self.audit = self.audit or options.audit
+        use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts))
+        self.uses.append(use)
 
     def layer_tasks(self) -> Iterator[dict[str, Any]]:
         return layer_tasks(self.store, self.refs, self.sink)
@@ -449,6 +608,18 @@ class Plan:
         for use in self.uses:
             record, blob_paths = usage_record(self.store, use, now)
             usage.write_usage(self.store.root, record, blob_paths)
+
+    def audit_up_to_date(self, up_to_date: Sequence[str]) -> None:
+        """Audit mode: compute every up-to-date part and output again; raise AuditError if bytes differ."""
+        skipped = set(up_to_date)
+        findings = []
+        for check in self.rechecks:
+            if check.task in skipped:
+                with self.store.tempdir("audit-") as scratch:
+                    finding = audit.run_recheck(check, scratch)
+                if finding is not None:
+                    findings.append(finding)
+        audit.raise_findings(findings)
 
     def _first(self, key: str) -> bool:
         if key in self._seen:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .explain import AFTER_UPSTREAM, RUN, explain
 from .families import Plan
+from .identity import public_task_name
 from .run import plan_tasks
 
 STYLE = {
@@ -20,23 +21,24 @@ def _quote(text: str) -> str:
 def to_dot(plan: Plan) -> str:
     """One node per task (colour: will it run), one edge per dependency, producer to consumer."""
     explained = {item.task: item.status for item in explain(plan)}
-    tasks = {task.name: task for task in plan_tasks(plan) if task.actions and not task.loader}
+    # names as people read them (`part:hello/files`), as explain gives them
+    tasks = {public_task_name(task.name): task for task in plan_tasks(plan) if task.actions and not task.loader}
     layer_names = sorted(name for name in explained if name.startswith("layer:"))
-    producers = {target: task.name for task in tasks.values() for target in task.targets}
+    producers = {target: name for name, task in tasks.items() for target in task.targets}
     lines = ["digraph distrokit {", "  rankdir=LR;", '  node [shape=box, fontname="monospace"];']
     for name in [*tasks, *layer_names]:
         status = explained.get(name, "up-to-date")
         style = STYLE.get(status, 'color="#888888"')
         lines.append(f"  {_quote(name)} [{style}, tooltip={_quote(LEGEND.get(status, status))}];")
     edges: dict[tuple[str, str], None] = {}
-    for task in tasks.values():
+    for name, task in tasks.items():
         for dep in task.file_dep:
             if dep in producers:
-                edges[(producers[dep], task.name)] = None
+                edges[(producers[dep], name)] = None
         for dep in task.task_dep:
             for source in layer_names if dep == "layer" else [dep]:
                 if source in tasks or source in layer_names:
-                    edges[(source, task.name)] = None
+                    edges[(source, name)] = None
     lines += [f"  {_quote(a)} -> {_quote(b)};" for a, b in edges]
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -18,6 +18,8 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
+from .identity import public_task_name
+
 
 class HandledFailure(TaskFailed):  # type: ignore[misc]
     """A task's DistrokitError, which whoever runs the plan reports (once) in its own words."""
@@ -63,11 +65,11 @@ class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
 
     def _tell(self, kind: TaskEventKind, task: Any, seconds: float = 0.0, message: str = "") -> None:
         if self.listener is not None and task.actions:
-            self.listener(TaskEvent(kind, task.name, seconds, message))
+            self.listener(TaskEvent(kind, public_task_name(task.name), seconds, message))
 
     def _elapsed(self, task: Any) -> float:
         seconds = time.monotonic() - self._started.pop(task.name, time.monotonic())
-        self.seconds[task.name] = seconds
+        self.seconds[public_task_name(task.name)] = seconds
         return seconds
 
     def execute_task(self, task: Any) -> None:
@@ -93,4 +95,4 @@ class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
         if not isinstance(fail, HandledFailure) or self.failure_verbosity > 0:
             super().add_failure(task, fail)
         elif self.echo_handled:
-            self.write(f"{task.name} failed: {fail.get_msg().strip()}\n")
+            self.write(f"{public_task_name(task.name)} failed: {fail.get_msg().strip()}\n")

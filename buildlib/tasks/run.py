@@ -24,7 +24,9 @@ from ..fsutil import store_lock
 from ..images import Image, Store
 from ..spec import Spec, load_spec
 from . import terms
+from .audit import audit_enabled
 from .families import BuildOptions, Plan, load_images
+from .identity import public_task_name
 from .keys import XXHashChecker
 from .portable import store_codec
 from .report import RecordingReporter, TaskListener
@@ -118,10 +120,13 @@ def run_plan(
             raise plan.sink.errors[0]
         if code != 0:
             raise BuildError(f"doit failed (exit {code}); run with --debug for details")
+        if plan.audit or audit_enabled():
+            plan.audit_up_to_date(reporter.skipped)
         plan.record_usage()
-    executed, skipped, seconds = tuple(reporter.executed), tuple(reporter.skipped), dict(reporter.seconds)
+    executed = tuple(public_task_name(name) for name in reporter.executed)
+    skipped = tuple(public_task_name(name) for name in reporter.skipped)
     total = round(time.monotonic() - started, 3)
-    return BuildReport(executed, skipped, tuple(plan.warnings), seconds, total_seconds=total)
+    return BuildReport(executed, skipped, tuple(plan.warnings), dict(reporter.seconds), total_seconds=total)
 
 
 def add_spec(plan: Plan, spec: Spec, options: BuildOptions, component_root: Path) -> None:

@@ -19,6 +19,7 @@ from ..refs import ImageRef
 from ..rootfs import BUNDLE_KIND, FILES_PART, IMAGE_KIND, INIT_PART, KERNEL_PART, VOLUME_KIND, Part, plan_parts
 from ..spec import Container, Spec
 from .families import BuildOptions, record_path
+from .identity import spec_state_id
 
 SAVED_TERMS = "_distrokit_terms"
 CONTAINER_IDS = "container ids"
@@ -139,12 +140,13 @@ def image_terms(store: Store, ref: str, options: BuildOptions) -> Callable[[], T
 
 def attach(tasks: list[dict[str, Any]], store: Store, spec: Spec, options: BuildOptions) -> None:
     """Give every task of one spec's build its Terms (the tasks `families` made for it)."""
-    parts = {f"{options.name}/{part.name}": part for part in plan_parts(spec)}
+    state = spec_state_id(options.name, spec.files_read, store.root)  # the spec's tasks carry its state id
+    parts = {f"{state}/{part.name}": part for part in plan_parts(spec)}
     for task in tasks:
         basename, name = task["basename"], task["name"]
         if basename == "part" and name in parts:
             terms = Terms(part_terms(store, spec, parts[name], options))
-        elif basename == "output" and name == options.name:
+        elif basename == "output" and name == state:
             terms = Terms(output_terms(spec, options))
         elif basename == "image":
             terms = Terms(image_terms(store, name, options))

@@ -1,0 +1,91 @@
+"""Issue 15: the long run of the cache-truth property test.
+
+Random edit sequences on a base spec (tests/cachetruth.py: add, remove, swap and move containers;
+their command, env, capabilities, binds, readonly, namespaces, image and tag; `files` entries and a
+source's content, mode and owner; volumes, the cmdline, compression, output format; back to an
+earlier spec). After every edit the spec is built incrementally in one store, with the audit on, and
+from a clean store (a hard-linked copy of a store holding only the pulled images), and every output
+file's sha256 is compared. Images come from a docker-registry on loopback.
+
+    .venv/bin/python benchmarks/cache_truth.py [--examples 200] [--max-edits 12] [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from cachetruth import Truth, edits, pull_images, push_images  # noqa: E402
+from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from registry import running_registry  # noqa: E402
+
+from buildlib.images import Store  # noqa: E402
+from buildlib.transport import Network  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--examples", type=int, default=200, help="edit sequences to try")
+    parser.add_argument("--max-edits", type=int, default=12, help="longest edit sequence")
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="cache-truth-", dir=args.workdir))
+    counts = {"sequences": 0, "builds": 0, "edits": 0}
+    started = time.monotonic()
+    try:
+        with running_registry(workdir / "registry") as registry:
+            push_images(Store(workdir / "source"), registry.host, Network())
+            pulled = workdir / "pulled"
+            pull_images(Store(pulled), registry.host, Network())
+
+            @seed(args.seed)
+            @settings(
+                max_examples=args.examples,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+                print_blob=True,
+            )
+            @given(st.lists(edits(), min_size=1, max_size=args.max_edits))
+            def sequence_builds_what_a_clean_store_builds(sequence: list[tuple[str, int, int, int]]) -> None:
+                run = workdir / f"run-{counts['sequences']}"
+                counts["sequences"] += 1
+                truth = Truth(registry.host, pulled, run, REPO / "components")
+                counts["edits"] += len(sequence)
+                try:
+                    truth.run(sequence)
+                finally:
+                    counts["builds"] += truth.builds
+                    shutil.rmtree(run, ignore_errors=True)
+
+            failure = None
+            try:
+                sequence_builds_what_a_clean_store_builds()
+            except AssertionError as error:
+                failure = error
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    minutes = (time.monotonic() - started) / 60
+    print(
+        f"seed {args.seed}: {counts['sequences']} edit sequences, {counts['edits']} edits, "
+        f"{counts['builds']} builds (incremental + clean) in {minutes:.1f} min"
+    )
+    if failure is not None:
+        print(f"FOUND: {failure}")
+        return 1
+    print("found nothing: every incremental build gave the clean build's bytes, and every audit passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
