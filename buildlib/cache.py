@@ -171,7 +171,7 @@ def ls(cache: Path) -> tuple[ImageRow, ...]:
         # by the reference a spec named, not by digest: two names of one image are two different names
         used_by = sorted(record.spec for record in records if any(_same_ref(use.ref, ref) for use in record.images))
         last_used = manifest.stat().st_mtime if manifest.is_file() else None
-        rows.append(ImageRow(ref.familiar(), digest, size, last_used, tuple(used_by), store.lookup(ref) == digest))
+        rows.append(ImageRow(ref.familiar(), digest, size, last_used, tuple(used_by), store.lookup(ref) is not None))
     return tuple(rows)
 
 

@@ -20,7 +20,7 @@ from .transport import Listener, ignore
 
 
 def record_path(store: Store, recipe: components.Recipe) -> Path:
-    return store.root / "components" / f"{recipe.name}-{recipe.key}.built.json"
+    return store.root / "components" / f"{recipe.pin_name}.built.json"  # one per architecture
 
 
 # Host tools a component build runs whose output lands in the image: dpkg-deb unpacks the .debs,

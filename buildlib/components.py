@@ -29,10 +29,11 @@ from urllib.parse import unquote
 
 import yaml
 
-from . import elfdeps, kmodules, recipe_schema
+from . import debarch, elfdeps, kmodules, recipe_schema
 from .errors import ArchiveDrift, BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
+from .platforms import DEFAULT_ARCH
 from .refs import ImageRef
 from .transport import Event, EventKind, Listener, ignore
 
@@ -40,7 +41,7 @@ RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
-BUILDER_VERSION = "2"  # 2: the packages label names each .deb's sha256
+BUILDER_VERSION = "3"  # 2: the packages label names each .deb's sha256; 3: and its architecture
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,35 @@ class Recipe:
     files: tuple[RecipeFile, ...] = ()
     config: dict[str, Any] = field(default_factory=dict, hash=False)
     modules: tuple[str, ...] = (kmodules.ALL,)  # the kernel layout's modules to keep (see kmodules)
+    arch: str = DEFAULT_ARCH  # the Debian architecture the image is built for
 
     @property
     def key(self) -> str:
-        """The recipe's content key; it is the image's tag."""
+        """The recipe's content key; it is the image's tag (with the architecture's name beyond amd64)."""
         return _folder_key(self.folder)
 
     @property
+    def tag(self) -> str:
+        return self.key + arch_suffix(self.arch)
+
+    @property
+    def build_name(self) -> str:
+        """The recipe's name with its architecture beyond amd64: names its build task and its pins."""
+        return self.name + arch_suffix(self.arch)
+
+    @property
+    def pin_name(self) -> str:
+        """`NAME-KEY[-ARCH]`: names the recipe's package pins and build record in the store."""
+        return f"{self.name}-{self.key}{arch_suffix(self.arch)}"
+
+    @property
     def ref(self) -> ImageRef:
-        return ImageRef.parse(f"{IMAGE_PREFIX}/{self.name}:{self.key}")
+        return ImageRef.parse(f"{IMAGE_PREFIX}/{self.name}:{self.tag}")
+
+
+def arch_suffix(arch: str) -> str:
+    """What tells an architecture's component refs, tasks and pins from amd64's (whose names stay as they were)."""
+    return "" if arch == DEFAULT_ARCH else f"-{arch}"
 
 
 @dataclass(frozen=True)
@@ -92,16 +113,16 @@ class Package:
     size: int = 0
 
 
-def load_recipe(folder: Path) -> Recipe:
+def load_recipe(folder: Path, arch: str = DEFAULT_ARCH) -> Recipe:
     folder = Path(folder).resolve()
     recipe_file = folder / RECIPE
     if not recipe_file.is_file():
         raise ComponentError(f"{folder}: no {RECIPE} here, so it is not a distrokit component")
-    return _load_recipe(folder, recipe_file.stat().st_mtime_ns)
+    return _load_recipe(folder, recipe_file.stat().st_mtime_ns, debarch.normalise(arch))
 
 
 @functools.lru_cache(maxsize=64)
-def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
+def _load_recipe(folder: Path, mtime_ns: int, arch: str) -> Recipe:
     """Parse a recipe once per process (and again when its file changes)."""
     recipe_file = folder / RECIPE
     text = recipe_file.read_text()
@@ -122,8 +143,8 @@ def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
     return Recipe(
         folder=folder,
         name=raw.get("name") or folder.name,
-        packages=tuple(raw.get("packages") or ()),
-        follow=tuple(raw.get("follow") or ()),
+        packages=arch_packages(raw, "packages", arch),
+        follow=arch_packages(raw, "follow", arch),
         layout=raw.get("layout", "root"),
         keep=tuple(raw.get("keep") or ()),
         exclude=tuple(raw.get("exclude") or ()),
@@ -132,8 +153,18 @@ def _load_recipe(folder: Path, mtime_ns: int) -> Recipe:
         whole_packages=bool(raw.get("whole-packages", False)),
         files=files,
         config=dict(raw.get("config") or {}),
-        modules=_modules_field(raw.get("modules", kmodules.ALL), recipe_file),
+        modules=_modules_field(raw.get(f"modules-{arch}", raw.get("modules", kmodules.ALL)), recipe_file),
+        arch=arch,
     )
+
+
+def arch_packages(raw: Mapping[str, Any], key: str, arch: str) -> tuple[str, ...]:
+    """A recipe's package list for `arch`: `KEY-ARCH:` when the recipe has one, `KEY:` otherwise, with
+    `{arch}` in a name replaced by the architecture (`linux-image-cloud-{arch}`)."""
+    names = raw.get(f"{key}-{arch}")
+    if names is None:
+        names = raw.get(key)
+    return tuple(str(name).replace("{arch}", arch) for name in names or ())
 
 
 def _modules_field(value: Any, recipe_file: Path) -> tuple[str, ...]:
@@ -171,15 +202,16 @@ def _folder_signature(folder: Path) -> tuple[tuple[str, int, int, int, int], ...
 class PkgResolver:
     """Resolves `@pkg:FOLDER` to the component's image reference, remembering which folder made which."""
 
-    def __init__(self) -> None:
+    def __init__(self, arch: str = DEFAULT_ARCH) -> None:
         self.folders: dict[str, Path] = {}
+        self.arch = debarch.normalise(arch)
         self._refs: dict[str, str] = {}  # a folder is hashed once per plan, however many specs name it
 
     def __call__(self, folder: Path) -> str:
         absolute = os.path.abspath(folder)
         ref = self._refs.get(absolute)
         if ref is None:
-            ref = self._refs[absolute] = str(load_recipe(folder).ref)
+            ref = self._refs[absolute] = str(load_recipe(folder, self.arch).ref)
         self.folders[ref] = Path(folder)
         return ref
 
@@ -210,8 +242,8 @@ def pinned_packages(cache: Path, recipe: Recipe, refresh: bool = False) -> list[
 
 
 def pin_path(cache: Path, recipe: Recipe) -> Path:
-    """The file naming the .deb files a recipe was first built from."""
-    return cache / "components" / f"{recipe.name}-{recipe.key}.json"
+    """The file naming the .deb files a recipe was first built from (one per architecture)."""
+    return cache / "components" / f"{recipe.pin_name}.json"
 
 
 def cached_pins(cache: Path, recipe: Recipe) -> list[Package] | None:
@@ -232,17 +264,18 @@ _URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?
 def resolve_packages(recipe: Recipe) -> list[Package]:
     """Ask apt which .deb files the recipe's packages are now (nothing is downloaded): the named packages
     with their dependency closure as apt's own resolver finds it for an empty system, unless the recipe
-    says `depends: false`; `follow:` adds a meta package's direct dependencies."""
+    says `depends: false`; `follow:` adds a meta package's direct dependencies. All for the recipe's
+    architecture (see debarch)."""
     names = list(recipe.packages)
     if names and recipe.depends:
-        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {names}")
-    names += [dep for meta in recipe.follow for dep in _depends(meta)]
+        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {names}", recipe.arch)
+    names += [dep for meta in recipe.follow for dep in _depends(meta, recipe.arch)]
     if not names:
         return []
-    return _print_uris(names, f"{recipe.folder}: apt cannot find {names}")
+    return _print_uris(names, f"{recipe.folder}: apt cannot find {names}", recipe.arch)
 
 
-def dependency_closure(names: list[str], failure: str) -> list[str]:
+def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[str]:
     """`names` and everything they depend on (no recommends), as NAME=VERSION, from apt's resolver run
     against an empty package database: what a bare system would need, whatever the host has installed."""
     import sh
@@ -258,6 +291,7 @@ def dependency_closure(names: list[str], failure: str) -> list[str]:
             "-oAPT::Install-Suggests=false",
         ]
         try:
+            options = [*debarch.apt_options(arch), *options]  # the empty status file below wins over its own
             output = str(sh.Command("apt-get")(*options, "install", "--print-uris", "-qq", *names))
         except sh.ErrorReturnCode as exc:
             detail = exc.stderr.decode(errors="replace").strip().splitlines()
@@ -293,12 +327,12 @@ def library_provider(soname: str) -> str | None:
     return candidate
 
 
-def _print_uris(requests: list[str], failure: str) -> list[Package]:
+def _print_uris(requests: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[Package]:
     """The .deb files apt would download for `requests` (NAME or NAME=VERSION), sorted by name."""
     import sh  # imported late: it costs a no-change build a tenth of a second
 
     try:
-        output = sh.Command("apt-get")("download", "--print-uris", *requests)
+        output = sh.Command("apt-get")(*debarch.apt_options(arch), "download", "--print-uris", *requests)
     except sh.ErrorReturnCode as exc:
         detail = exc.stderr.decode(errors="replace").strip().splitlines()
         raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
@@ -319,7 +353,8 @@ def describe_pinned(recipe: Recipe, pinned: list[Package]) -> list[Package]:
         return []
     requests = [f"{p.name}={p.version}" for p in pinned]
     try:
-        served = {p.name: p for p in _print_uris(requests, f"{recipe.folder}: apt cannot find {requests}")}
+        failure = f"{recipe.folder}: apt cannot find {requests}"
+        served = {p.name: p for p in _print_uris(requests, failure, recipe.arch)}
     except ComponentError as exc:
         missing = pinned[0]
         for package in pinned:
@@ -346,17 +381,17 @@ def drift_error(recipe: Recipe, package: Package, what: str) -> ArchiveDrift:
     )
 
 
-def _depends(meta: str) -> list[str]:
+def _depends(meta: str, arch: str = DEFAULT_ARCH) -> list[str]:
     import sh
 
     try:
-        output = str(sh.Command("apt-cache")("depends", "--important", meta))
+        output = str(sh.Command("apt-cache")(*debarch.apt_options(arch), "depends", "--important", meta))
     except sh.ErrorReturnCode as exc:
         raise ComponentError(f"apt-cache knows no package {meta!r} (run `apt-get update` first)") from exc
     return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
 
 
-def fetch_package(store: Store, package: Package, listener: Listener = ignore) -> Path:
+def fetch_package(store: Store, package: Package, listener: Listener = ignore, arch: str = DEFAULT_ARCH) -> Path:
     """The .deb file in the cache, downloaded (`apt-get download NAME=VERSION`) and checked against its
     pinned SHA256 when missing; _Unavailable when the archive cannot give those bytes. `listener` hears
     the download's start, the bytes so far and its end, as it hears a pull's."""
@@ -369,8 +404,9 @@ def fetch_package(store: Store, package: Package, listener: Listener = ignore) -
         started = time.monotonic()
         listener(Event(EventKind.START, package.filename))
         try:
+            options = debarch.apt_options(arch)
             with _reporting_size(workdir, package.filename, listener):
-                sh.Command("apt-get")("download", f"{package.name}={package.version}", _cwd=str(workdir))
+                sh.Command("apt-get")(*options, "download", f"{package.name}={package.version}", _cwd=str(workdir))
         except sh.ErrorReturnCode as exc:
             raise _Unavailable(package, "no longer serves") from exc
         downloaded = workdir / package.filename
@@ -427,7 +463,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
     import sh
 
     try:
-        debs = [fetch_package(store, package, listener) for package in packages]
+        debs = [fetch_package(store, package, listener, recipe.arch) for package in packages]
     except _Unavailable as exc:
         imported = _imported_image(store, recipe, packages)
         if imported is not None:
@@ -553,16 +589,32 @@ def _make_dirs(folder: Path, root: Path) -> None:
 
 
 def _busybox_links(root: Path) -> None:
-    import sh
-
-    busybox = root / "bin" / "busybox"
-    applets = str(sh.Command(str(busybox))("--list-full")).split()
-    for applet in applets:
+    for applet in busybox_applets(root / "bin" / "busybox"):
         link = root / applet
         if link.exists() or link.is_symlink():
             continue
         _make_dirs(link.parent, root)
         link.symlink_to("/bin/busybox")
+
+
+def busybox_applets(busybox: Path) -> list[str]:
+    """The applets of a busybox binary with their folders (`bin/sh`, `usr/sbin/ip`, ...).
+
+    A busybox the host can run says so itself (`--list-full`). One built for another architecture cannot
+    run here, so the host's busybox gives the folders of the applets, and those whose name the foreign
+    binary does not hold in its applet name table (NUL-separated names) are left out."""
+    import sh
+
+    if debarch.elf_arch(busybox) in (None, debarch.host_arch()):
+        return str(sh.Command(str(busybox))("--list-full")).split()
+    try:
+        listed = str(sh.Command("busybox")("--list-full")).split()
+    except sh.CommandNotFound as exc:
+        raise BuildError(
+            "busybox is not installed: run `apt-get install busybox-static` (scripts/setup.sh does)"
+        ) from exc
+    names = set(busybox.read_bytes().split(b"\0"))
+    return [applet for applet in listed if applet.rsplit("/", 1)[-1].encode() in names]
 
 
 def _kernel_layout(recipe: Recipe, root: Path, work: Path) -> Path:
@@ -635,7 +687,8 @@ def _walk_dir(folder: Path) -> Iterator[Path]:
 def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict[str, Any]:
     wanted = recipe.config
     labels = {str(k): str(v) for k, v in (wanted.get("labels") or {}).items()}
-    labels[PACKAGES_LABEL] = json.dumps([[p.name, p.version, p.sha256] for p in packages], separators=(",", ":"))
+    recorded = [[p.name, p.version, p.sha256, deb_arch(p)] for p in packages]
+    labels[PACKAGES_LABEL] = json.dumps(recorded, separators=(",", ":"))
     if wanted.get("moby") is not None:
         labels[MOBY_LABEL] = json.dumps(wanted["moby"], sort_keys=True, separators=(",", ":"))
     runtime: dict[str, Any] = {"Labels": labels}
@@ -643,7 +696,7 @@ def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict
         if wanted.get(ours) is not None:
             runtime[theirs] = wanted[ours]
     return {
-        "architecture": "amd64",
+        "architecture": recipe.arch,
         "os": "linux",
         "config": runtime,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
@@ -659,6 +712,18 @@ def recorded_checksums(labels: Mapping[str, str]) -> dict[str, str]:
     """The SHA256 (hex) of each .deb a component image was built from, by package name (images built
     before builder 2 record none)."""
     return {item[0]: item[2] for item in json.loads(labels.get(PACKAGES_LABEL, "[]")) if len(item) > 2}
+
+
+def deb_arch(package: Package) -> str:
+    """A .deb's architecture (`all` for architecture-independent ones): apt's word, else its file name's."""
+    return package.architecture or package.filename.removesuffix(".deb").rsplit("_", 1)[-1]
+
+
+def recorded_architectures(labels: Mapping[str, str], default: str) -> dict[str, str]:
+    """The architecture of each .deb a component image was built from, by package name (images built before
+    builder 3 record none: `default`, the image's own, stands in)."""
+    items = json.loads(labels.get(PACKAGES_LABEL, "[]"))
+    return {item[0]: item[3] if len(item) > 3 else default for item in items}
 
 
 def recipe_input_key(recipe: Recipe, packages: list[Package]) -> dict[str, Any]:

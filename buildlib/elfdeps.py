@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from . import debarch
 from .errors import BuildError, ComponentError
 
 LIBRARY_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib")
@@ -91,8 +92,9 @@ def _needs(root: Path, rel: str, missing: list[Missing]) -> list[str]:
     except sh.ErrorReturnCode as exc:
         raise BuildError(f"readelf cannot read {rel}: {exc.stderr.decode(errors='replace')[-200:]}") from exc
     found = [m["path"].lstrip("/") for m in _INTERP.finditer(text)]
+    arch = debarch.elf_arch(root / rel)  # an arm64 program's libraries are in the aarch64 folders
     for match in _NEEDED.finditer(text):
-        library = _find_library(root, match["name"])
+        library = _find_library(root, match["name"], arch)
         if library is None:
             missing.append((rel, match["name"]))
         else:
@@ -100,8 +102,16 @@ def _needs(root: Path, rel: str, missing: list[Missing]) -> list[str]:
     return found
 
 
-def _find_library(root: Path, name: str) -> str | None:
-    for folder in LIBRARY_DIRS:
+def library_dirs(arch: str | None) -> tuple[str, ...]:
+    """The folders the loader of `arch` searches (Debian's multiarch folders first); amd64's by default."""
+    if arch is None or arch == "amd64":
+        return LIBRARY_DIRS
+    multiarch = debarch.triplet(arch)
+    return (f"lib/{multiarch}", f"usr/lib/{multiarch}", "lib64", "usr/lib64", "lib", "usr/lib")
+
+
+def _find_library(root: Path, name: str, arch: str | None = None) -> str | None:
+    for folder in library_dirs(arch):
         candidate = posixpath.join(folder, name)
         if (root / candidate).exists() or (root / candidate).is_symlink():
             return candidate

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import manifests, transport
+from . import manifests, platforms, transport
 from .errors import BadImage, BadInput, DistrokitError, ImageNotFound, NoSpace, StoreError, TransportError
 from .fsutil import canonical_json, sha256_file, write_bytes_atomic
 from .refs import ImageRef
@@ -74,10 +74,12 @@ class Image:
 
 
 class Store:
-    """Blobs by digest and names mapped to digests, under one cache folder."""
+    """Blobs by digest and names mapped to digests, under one cache folder; seen from one architecture,
+    which a name holding several platforms (see `platforms`) resolves to."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, arch: str = platforms.DEFAULT_ARCH) -> None:
         self.root = Path(root)
+        self.arch = arch
         self.blobs = self.root / "blobs"
         self.refs = self.root / "refs"
         self.tmp = self.root / "tmp"
@@ -158,15 +160,25 @@ class Store:
             folder.rmdir()
         return True
 
+    def for_arch(self, arch: str) -> Store:
+        """The same store seen from `arch`."""
+        return self if arch == self.arch else Store(self.root, arch)
+
+    def named_digest(self, ref: ImageRef) -> str | None:
+        """What the name `ref` points at (a manifest, or an index of platforms), complete or not."""
+        path = self._ref_path(ref)
+        return path.read_text().strip() if path.is_file() else None
+
     def lookup(self, ref: ImageRef) -> str | None:
-        """The manifest digest `ref` names in the store, or None when absent or incomplete."""
+        """The manifest digest `ref` names in the store (for the store's architecture when the name holds
+        several), or None when absent or incomplete."""
         if ref.digest:
             return ref.digest if self._complete(ref.digest, str(ref)) else None
         path = self._ref_path(ref)
         if not path.is_file():
             return None
-        digest = path.read_text().strip()
-        return digest if self._complete(digest, str(ref)) else None
+        digest = platforms.manifest_for(self, path.read_text().strip(), self.arch)
+        return digest if digest is not None and self._complete(digest, str(ref)) else None
 
     def _complete(self, manifest_digest: str, name: str) -> bool:
         if not self.has_blob(manifest_digest):
@@ -278,7 +290,7 @@ def copy_into_store(
     except DistrokitError:
         _drop_new_blobs(store, original)  # a refused image leaves nothing behind, not even unnamed blobs
         raise
-    store.set_ref(name, digest)
+    platforms.add_platform(store, name, digest)
     fetched = _landed(store, before, None)
     listener(Event(EventKind.DONE, label, fetched, attempts, seconds=time.monotonic() - started))
     return digest
@@ -479,6 +491,15 @@ def push(store: Store, ref: ImageRef, dest: str, *, network: Network | None = No
     digest = store.lookup(ref)
     if digest is None:
         raise ImageNotFound(f"image {ref.familiar()} is not in the store {store.root}: pull or build it first")
+    return push_digest(store, digest, dest, network=network, listener=listener)
+
+
+def push_digest(
+    store: Store, digest: str, dest: str, *, network: Network | None = None, listener: Listener = ignore
+) -> str:
+    """Push a stored manifest, or an index with every platform image it lists, to `dest`; digests unchanged."""
+    network = network or Network.from_env()
+    manifests = platforms.index_manifests(store, digest)
     endpoint = transport.destination(dest, network)
     label = endpoint.name
     listener(Event(EventKind.START, label))
@@ -486,13 +507,14 @@ def push(store: Store, ref: ImageRef, dest: str, *, network: Network | None = No
     with store.tempdir("push-") as layout:
         _write_layout(store, layout, digest)
         args = ["copy", "--quiet", "--preserve-digests", "--src-shared-blob-dir", str(store.blobs)]
+        args += ["--multi-arch", "all"] if manifests != [digest] else []
         args.append(f"oci:{layout}:image")
         args += [transport.tls_flag("dest", endpoint), *transport.auth_flags("dest", network), endpoint.url]
         try:
             attempts = transport.run(Job(tuple(args), label), network.retry, listener).attempts
         except SkopeoFailed as exc:
             raise transport.explain(exc.failure, endpoint, exc.attempts) from exc
-    size = sum(layer.size for layer in store.image_by_digest(label, digest).layers)
+    size = sum(layer.size for manifest in manifests for layer in store.image_by_digest(label, manifest).layers)
     listener(Event(EventKind.DONE, label, size, attempts, seconds=time.monotonic() - started))
     return digest
 
@@ -508,7 +530,7 @@ def layout_files(descriptor: dict[str, Any]) -> dict[str, bytes]:
 def _write_layout(store: Store, layout: Path, digest: str) -> None:
     """An OCI layout naming one manifest of the store; its blobs stay in the store (skopeo's shared blob dir)."""
     descriptor = {
-        "mediaType": MEDIA_MANIFEST,
+        "mediaType": platforms.MEDIA_INDEX if platforms.index_manifests(store, digest) != [digest] else MEDIA_MANIFEST,
         "digest": digest,
         "size": store.blob_path(digest).stat().st_size,
         "annotations": {"org.opencontainers.image.ref.name": "image"},
@@ -527,6 +549,7 @@ def ensure_image(
     listener: Listener = ignore,
 ) -> Image:
     """The image `ref` names: from the store when present for `arch` (and not forced), pulled otherwise."""
+    store = store.for_arch(arch)
     digest = None if force_pull else store.lookup(ref)
     if digest is not None and store.image_by_digest(str(ref), digest).config.get("architecture", arch) != arch:
         digest = None  # the store holds this name for another platform
@@ -610,5 +633,5 @@ def ensure_pinned(
         stored = copy_into_store(store, source, ref, network=network, arch=arch, listener=listener)
         if stored != manifest_digest:
             write_bytes_atomic(alias, stored.encode() + b"\n")
-    store.set_ref(ref, stored)
+    platforms.add_platform(store, ref, stored)
     return store.image_by_digest(str(ref), stored)

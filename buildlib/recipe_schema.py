@@ -84,6 +84,13 @@ class RecipeFields(YamlRecord):
     name: str | None = yfield(STR)
     packages: tuple[str, ...] | None = yfield(STRS)
     follow: tuple[str, ...] | None = yfield(STRS)
+    # per architecture (see debarch), in place of packages:/follow: when building for it
+    packages_amd64: tuple[str, ...] | None = yfield(STRS, "packages-amd64")
+    packages_arm64: tuple[str, ...] | None = yfield(STRS, "packages-arm64")
+    packages_riscv64: tuple[str, ...] | None = yfield(STRS, "packages-riscv64")
+    follow_amd64: tuple[str, ...] | None = yfield(STRS, "follow-amd64")
+    follow_arm64: tuple[str, ...] | None = yfield(STRS, "follow-arm64")
+    follow_riscv64: tuple[str, ...] | None = yfield(STRS, "follow-riscv64")
     layout: str | None = yfield(Choice(*LAYOUTS))
     keep: tuple[str, ...] | None = yfield(STRS)
     exclude: tuple[str, ...] | None = yfield(STRS)
@@ -93,6 +100,9 @@ class RecipeFields(YamlRecord):
     files: tuple[RecipeFileFields, ...] | None = yfield(ListOf(Record(RecipeFileFields, _check_file)))
     config: ConfigFields | None = yfield(Record(ConfigFields))
     modules: Any = yfield(ModulesType())
+    modules_amd64: Any = yfield(ModulesType(), "modules-amd64")
+    modules_arm64: Any = yfield(ModulesType(), "modules-arm64")
+    modules_riscv64: Any = yfield(ModulesType(), "modules-riscv64")
 
 
 def check_recipe(text: str, recipe_file: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import bundles, placement
 from .bundles import numeric_id
-from .components import recorded_packages
+from .components import recorded_architectures, recorded_packages
 from .epoch import build_epoch
 from .errors import BadInput, BuildError
 from .images import Image, Store
@@ -248,8 +248,9 @@ def installed_report(spec: Spec, images: Mapping[str, Image]) -> bytes:
         if image is None:
             continue
         lines.append(f"{ImageRef.parse(ref).familiar()} {image.manifest_digest}")
+        arches = recorded_architectures(image.labels, str(image.config.get("architecture") or "amd64"))
         for name, version in recorded_packages(image.labels):
-            lines.append(f"  {name} {version}")
+            lines.append(f"  {name} {version} {arches[name]}")
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from . import __version__
-from .components import recorded_checksums, recorded_packages
+from .components import recorded_architectures, recorded_checksums, recorded_packages
 from .epoch import build_epoch, iso_time
 from .fsutil import canonical_json
 from .images import Image
@@ -57,12 +57,13 @@ def _image_package(ref: str, image: Image) -> dict[str, Any]:
     }
 
 
-def _deb_package(name: str, version: str, sha256: str | None) -> dict[str, Any]:
-    purl = f"pkg:deb/debian/{quote(name, safe='')}@{quote(version, safe='')}?arch=amd64"
+def _deb_package(name: str, version: str, sha256: str | None, arch: str) -> dict[str, Any]:
+    purl = f"pkg:deb/debian/{quote(name, safe='')}@{quote(version, safe='')}?arch={quote(arch, safe='')}"
+    words = (name, version) if arch in ("amd64", "all") else (name, version, arch)
     checksums = {"checksums": [{"algorithm": "SHA256", "checksumValue": sha256}]} if sha256 else {}
     return {
         **checksums,
-        "SPDXID": spdx_id("Package", name, version),
+        "SPDXID": spdx_id("Package", *words),
         "name": name,
         "versionInfo": version,
         "supplier": "Organization: Debian",
@@ -73,6 +74,10 @@ def _deb_package(name: str, version: str, sha256: str | None) -> dict[str, Any]:
         "licenseDeclared": NOASSERTION,
         "copyrightText": NOASSERTION,
     }
+
+
+def image_arch(image: Image) -> str:
+    return str(image.config.get("architecture") or "amd64")
 
 
 def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, Any]:
@@ -88,8 +93,9 @@ def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, An
         packages.setdefault(package["SPDXID"], package)
         relationships.append(_relation(system_id, "CONTAINS", package["SPDXID"]))
         checksums = recorded_checksums(image.labels)
+        arches = recorded_architectures(image.labels, image_arch(image))
         for name, version in recorded_packages(image.labels):
-            deb = _deb_package(name, version, checksums.get(name))
+            deb = _deb_package(name, version, checksums.get(name), arches[name])
             packages.setdefault(deb["SPDXID"], deb)
             relationships.append(_relation(package["SPDXID"], "CONTAINS", deb["SPDXID"]))
     system = {

@@ -9,6 +9,7 @@ SUDO=""
 
 DEBIAN_PACKAGES=(
   skopeo docker-registry qemu-system-x86 qemu-utils busybox-static runc cpio
+  qemu-system-arm qemu-efi-aarch64  # arm64 guests (qemu-system-aarch64, virt machine) and their UEFI firmware
   xorriso isolinux syslinux syslinux-common mtools dosfstools grub-pc-bin grub-efi-amd64-bin ovmf
   squashfs-tools erofs-utils openssh-client python3-venv ca-certificates
   binutils  # readelf: a component recipe's `keep:` finds the libraries its programs link

@@ -46,7 +46,7 @@ def test_init_image_layout(shared_cache: Path, init_recipe) -> None:
     assert tmp is not None and tmp.mode == 0o1777
     packages = json.loads(image.labels[components.PACKAGES_LABEL])
     assert [name for name, *_ in packages] == ["busybox-static"]
-    assert all(len(sha) == 64 for _, _, sha in packages)
+    assert all(len(sha) == 64 and arch == "amd64" for _, _, sha, arch in packages)  # each .deb's architecture
     assert all(entry.uid == 0 and entry.gid == 0 and entry.mtime == 0 for entry in tree.entries())
 
 

@@ -29,7 +29,7 @@ from .common import (
 from .watch import BuildView
 
 if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
-    from .. import components, outputs, preflight, sbom, tasks
+    from .. import components, debarch, outputs, preflight, sbom, tasks
     from .. import spec as speclib
     from ..outputs import compress
     from ..tasks import explain
@@ -37,8 +37,8 @@ if TYPE_CHECKING:  # the modules below load when a command runs, not when the pa
     from ..tasks import stamp as tasks_stamp
     from ..tasks.shared import SharedCache
 else:
-    components, preflight, sbom, tasks, speclib = (
-        lazy_module(f"buildlib.{name}") for name in ("components", "preflight", "sbom", "tasks", "spec")
+    components, debarch, preflight, sbom, tasks, speclib = (
+        lazy_module(f"buildlib.{name}") for name in ("components", "debarch", "preflight", "sbom", "tasks", "spec")
     )
     compress, explain = lazy_module("buildlib.outputs.compress"), lazy_module("buildlib.tasks.explain")
     outputs = lazy_module("buildlib.outputs")
@@ -52,12 +52,12 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     return tasks.BuildOptions(
         cache=store_root(args),
         out_dir=Path(args.dir).resolve(),
-        name=args.name or Path(args.spec[0]).stem,
+        name=_name(args),
         formats=outputs.parse_formats(args.format),
         size=outputs.parse_size(args.size),
         pull=args.pull,
         compression=compress.Compression.parse(args.compression),
-        arch=args.arch,
+        arch=debarch.normalise(args.arch),
         network=network_options(args),
         lock=pins,
         lock_file=lock_file,
@@ -68,12 +68,18 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
     )
 
 
+def _name(args: argparse.Namespace) -> str:
+    """The output name: --name, or the spec's base name with the architecture beyond amd64
+    (out/minimal-arm64-kernel), so one --dir holds both and switching --arch finds the other's still up to date."""
+    return args.name or Path(args.spec[0]).stem + components.arch_suffix(debarch.normalise(args.arch))
+
+
 def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
     """What a build depends on besides its files (see build_stamp), from the arguments alone."""
     return build_stamp.context(
         {
             "specs": [str(Path(p).resolve()) for p in args.spec],
-            "name": args.name or Path(args.spec[0]).stem,
+            "name": _name(args),
             "dir": str(Path(args.dir).resolve()),
             "formats": list(outputs.parse_formats(args.format)),
             "compression": args.compression,
@@ -106,7 +112,7 @@ def _nothing_to_do(args: argparse.Namespace) -> bool:
 
         if audit_enabled():
             return False  # an audit recomputes what is up to date: it needs doit
-    name = args.name or Path(args.spec[0]).stem
+    name = _name(args)
     if not build_stamp.is_current(store_root(args), name, _stamp_context(args)):
         return False
     if not args.quiet:
@@ -135,7 +141,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         else:
             _print_explanations(plan)
     if args.dry_run:
-        spec = speclib.load_spec(specs, resolve_pkg=components.PkgResolver())
+        spec = speclib.load_spec(specs, resolve_pkg=components.PkgResolver(options.arch))
         if jsonout.wanted(args):
             jsonout.emit("build", {"name": options.name, "spec": spec.to_dict()})
         else:

@@ -54,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             virtiofs=tuple(Path(folder) for folder in args.virtiofs or ()),
         ),
         boot=boot_request(args),
+        arch=args.arch,
     )
     clock = timeline.ConsoleClock() if args.timeline else None
     if clock is not None:
@@ -197,4 +198,5 @@ def register(sub: Subparsers) -> None:
     run.add_argument(
         "--timeline", action="store_true", help="print where the boot went: phases from the console's timestamps"
     )
+    run.add_argument("--arch", help="emulate this architecture (default: the kernel's own, e.g. arm64 for an Image)")
     run.set_defaults(func=cmd_run)

@@ -12,9 +12,10 @@ from . import jsonout
 from .common import Subparsers, component_root, err_console, human_size, print_table, store_root, when
 
 if TYPE_CHECKING:
-    from .. import cache, components
+    from .. import cache, components, debarch
 else:
     cache, components = lazy_module("buildlib.cache"), lazy_module("buildlib.components")
+    debarch = lazy_module("buildlib.debarch")
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
@@ -65,13 +66,13 @@ def _existing_recipes() -> set[str] | None:
     folder = component_root()
     if not folder.is_dir():
         return None
-    recipes = set()
+    recipes: set[str] = set()
     for recipe_file in sorted(folder.glob(f"*/{components.RECIPE}")):
         try:
             recipe = components.load_recipe(recipe_file.parent)
         except BadInput:
             continue  # a broken recipe keeps its pins: it may be fixed
-        recipes.add(f"{recipe.name}-{recipe.key}")
+        recipes.update(f"{recipe.name}-{recipe.key}{components.arch_suffix(arch)}" for arch in debarch.ARCHITECTURES)
     return recipes
 
 

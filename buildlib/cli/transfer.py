@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-    from .. import cache, component_builds, components, images, layers
+    from .. import cache, component_builds, components, debarch, images, layers, platforms
 else:
-    cache, component_builds, components, images, layers = (
-        lazy_module(f"buildlib.{name}") for name in ("cache", "component_builds", "components", "images", "layers")
+    cache, component_builds, components, debarch, images, layers, platforms = (
+        lazy_module(f"buildlib.{name}")
+        for name in ("cache", "component_builds", "components", "debarch", "images", "layers", "platforms")
     )
 
 
@@ -192,21 +193,34 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
     """LinuxKit's `pkg push`: build each component when it is not in the store, then push it to --to."""
     store = images.Store(store_root(args))
     network = network_options(args)
+    arches = list(dict.fromkeys(debarch.normalise(arch) for arch in args.arch or ["amd64"]))
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
         for folder in args.folder:
-            recipe = components.load_recipe(Path(folder))
-            dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{recipe.ref.tag}"
             with store_lock(store.root):
-                component_builds.ensure(store, recipe, components.pinned_packages(store.root, recipe))
-                digest = images.push(store, recipe.ref, dest, network=network, listener=display)
+                built = {arch: _built_component(store, Path(folder), arch) for arch in arches}
+                recipe = components.load_recipe(Path(folder), arches[0])
+                # several architectures: one index under the recipe's key, as LinuxKit pushes a multi-arch tag
+                tag = recipe.tag if len(arches) == 1 else recipe.key
+                digest = built[arches[0]] if len(arches) == 1 else platforms.put_index(store, built)
+                dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{tag}"
+                digest = images.push_digest(store, digest, dest, network=network, listener=display)
             display.result(f"{dest} {digest}")
     return 0
 
 
+def _built_component(store: images.Store, folder: Path, arch: str) -> str:
+    """The component image of `folder` for `arch` in the store (built when missing): its manifest digest."""
+    recipe = components.load_recipe(folder, arch)
+    digest, _ = component_builds.ensure(store, recipe, components.pinned_packages(store.root, recipe))
+    return digest
+
+
 def cmd_pkg_build(args: argparse.Namespace) -> int:
     store = images.Store(store_root(args))
+    if args.update:
+        debarch.refresh(args.arch)  # a foreign architecture's package lists are ours to keep fresh
     for folder in args.folder:
-        recipe = components.load_recipe(Path(folder))
+        recipe = components.load_recipe(Path(folder), args.arch)
         with store_lock(store.root):
             packages = components.pinned_packages(store.root, recipe, refresh=args.update)
             digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
@@ -240,10 +254,16 @@ def register(sub: Subparsers) -> None:
     pkg_build = pkg.add_parser("build", help="build component images from Debian packages")
     pkg_build.add_argument("folder", nargs="+")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
+    pkg_build.add_argument("--arch", default="amd64", help="Debian architecture to build for (default amd64)")
     pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
     pkg_build.set_defaults(func=cmd_pkg_build)
     pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
     pkg_push.add_argument("folder", nargs="+")
     pkg_push.add_argument("--to", required=True, help="REGISTRY[/PREFIX] to push to, e.g. 127.0.0.1:5000")
+    pkg_push.add_argument(
+        "--arch",
+        action="append",
+        help="architecture to build and push; repeat it for a multi-arch index under the recipe's key (default amd64)",
+    )
     transfer_flags(pkg_push)
     pkg_push.set_defaults(func=cmd_pkg_push)

@@ -96,7 +96,8 @@ class ErrorSink:
 
 # paths --------------------------------------------------------------------------------------
 def record_path(store: Store, ref: str) -> Path:
-    return store.root / "images" / f"{xxh_value(ref)}.json"
+    """The record of what `ref` is for the store's architecture (one per platform the name holds)."""
+    return store.root / "images" / f"{xxh_value(ref)}{components.arch_suffix(store.arch)}.json"
 
 
 def state_dir(store: Store, state: str) -> Path:
@@ -140,16 +141,17 @@ def component_folder(ref: str, component_root: Path, resolver: components.PkgRes
 
 
 def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOptions | None = None) -> dict[str, Any]:
-    recipe = components.load_recipe(folder)
+    arch = options.arch if options else components.DEFAULT_ARCH
+    recipe = components.load_recipe(folder, arch)
     lock = options.lock if options else None
     shared = options.shared if options else None
     listener = (options.transfer_listener if options else None) or ignore
-    locked = lock.packages(recipe.name, recipe.key) if lock is not None else None
+    # the lock pins amd64's .deb files under the recipe's name: another architecture is built unpinned
+    locked = lock.packages(recipe.build_name, recipe.key) if lock is not None else None
     if shared is not None and locked is None:
         shared.fetch_pin(store, recipe)  # the .debs the machine that built it pinned, and no apt query
     packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
-    arch = options.arch if options else "amd64"
-    task = f"component:{recipe.name}"
+    task = f"component:{recipe.build_name}"
 
     def build() -> None:
         if locked is not None:  # the store's pins become a cache of the lock
@@ -170,7 +172,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
     # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
         "basename": "component",
-        "name": recipe.name,
+        "name": recipe.build_name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
         "uptodate": [built],
@@ -540,7 +542,7 @@ class Plan:
                 self.tasks.append(component_task(self.store, folder, self.sink, options))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
-                name = components.load_recipe(folder).name if folder else None
+                name = components.load_recipe(folder, options.arch).build_name if folder else None
                 self.tasks.append(image_task(self.store, ref, options, self.sink, name))
         parts = rootfs.plan_parts(spec)
         state = spec_state_id(options.name, spec.files_read, self.store.root)

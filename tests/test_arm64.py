@@ -1,0 +1,227 @@
+"""arm64 end to end on this amd64 host: components from Debian's arm64 packages, platforms side by side in
+the store, a build of specs/minimal.yml for arm64 and its boot under qemu-system-aarch64 (TCG)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import COMPONENTS, REPO, SPECS, Built, build
+from registry import Registry, push_index, random_layer, stored_image
+
+from buildlib import components, debarch, elfdeps, images, machines, platforms, runner
+from buildlib.errors import BadInput
+from buildlib.images import Store
+from buildlib.refs import ImageRef
+from buildlib.tasks.families import record_path
+from buildlib.transport import Event, EventKind, Network, RetryPolicy
+
+NET = Network(retry=RetryPolicy(attempts=5, timeout=4, backoff=0.05, max_backoff=0.2))
+ARM64_BOOT_TIMEOUT = 600  # TCG emulates every instruction; a loaded 2-core machine makes it slower still
+
+
+# units: no network, no guest ----------------------------------------------------------------
+def test_architecture_names_and_elf_headers() -> None:
+    assert debarch.normalise("linux/arm64") == debarch.normalise("aarch64") == "arm64"
+    with pytest.raises(BadInput, match="s390x.*amd64, arm64, riscv64"):
+        debarch.normalise("s390x")
+    assert debarch.elf_arch(Path(shutil.which("busybox") or "/bin/busybox")) == debarch.host_arch() == "amd64"
+    assert debarch.elf_arch(REPO / "README.md") is None
+    assert elfdeps.library_dirs("arm64")[:2] == ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu")
+
+
+def test_the_kernel_chooses_the_emulator(tmp_path: Path) -> None:
+    arm64 = tmp_path / "Image"
+    arm64.write_bytes(bytes(0x38) + b"ARM\x64" + bytes(0x200))
+    bzimage = tmp_path / "bzImage"
+    bzimage.write_bytes(bytes(0x202) + b"HdrS" + bytes(16))
+    assert machines.machine_for(arm64).qemu == "qemu-system-aarch64"
+    assert machines.machine_for(bzimage).qemu == "qemu-system-x86_64"
+    assert machines.machine_for(bzimage, "arm64").qemu == "qemu-system-aarch64"  # --arch forces it
+    virt = machines.MACHINES["arm64"]
+    assert machines.console_for("console=ttyS0,115200 quiet", virt) == "console=ttyAMA0,115200 quiet"
+    assert machines.console_for("console=tty0 console=ttyS0", virt) == "console=tty0 console=ttyAMA0"
+    assert machines.console_for("console=ttyS0", machines.MACHINES["amd64"]) == "console=ttyS0"
+
+
+def test_recipes_name_packages_per_architecture(tmp_path: Path) -> None:
+    folder = tmp_path / "tool"
+    folder.mkdir()
+    (folder / "component.yml").write_text(
+        'packages: [busybox-static, "extra-{arch}"]\npackages-arm64: [busybox-static]\nfollow: ["meta-{arch}"]\n'
+    )
+    amd64, arm64 = components.load_recipe(folder), components.load_recipe(folder, "arm64")
+    assert amd64.packages == ("busybox-static", "extra-amd64") and arm64.packages == ("busybox-static",)
+    assert amd64.follow == ("meta-amd64",) and arm64.follow == ("meta-arm64",)
+    assert amd64.key == arm64.key and amd64.ref != arm64.ref and arm64.ref.tag == f"{arm64.key}-arm64"
+    assert components.load_recipe(COMPONENTS / "kernel", "arm64").follow == ("linux-image-cloud-arm64",)
+
+
+def _image(store: Store, name: str, arch: str) -> str:
+    layer = random_layer(store, 2_000, f"only-{arch}")
+    return stored_image(store, ImageRef.parse(name), [layer], arch)
+
+
+def test_one_name_holds_both_platforms(tmp_path: Path) -> None:
+    store = Store(tmp_path / "cache")
+    ref = ImageRef.parse("example.invalid/app:v1")
+    digests = {arch: _image(store, f"local/app-{arch}", arch) for arch in ("amd64", "arm64")}
+    platforms.add_platform(store, ref, digests["amd64"])
+    assert store.named_digest(ref) == digests["amd64"]  # one platform: the name is the manifest, as before
+    platforms.add_platform(store, ref, digests["arm64"])
+    index = store.read_json_blob(store.named_digest(ref) or "")
+    assert [e["platform"]["architecture"] for e in index["manifests"]] == ["amd64", "arm64"]
+    assert store.lookup(ref) == digests["amd64"] and store.for_arch("arm64").lookup(ref) == digests["arm64"]
+    assert store.for_arch("riscv64").lookup(ref) is None
+    assert platforms.held_platforms(store, ref) == digests
+    replaced = _image(store, "local/app-arm64-2", "arm64")
+    platforms.add_platform(store, ref, replaced)
+    assert platforms.held_platforms(store, ref) == {"amd64": digests["amd64"], "arm64": replaced}
+    assert record_path(store, str(ref)) != record_path(store.for_arch("arm64"), str(ref))
+
+
+@pytest.mark.registry
+def test_switching_arch_never_pulls_again(registry: Registry, tmp_path: Path) -> None:
+    source = Store(tmp_path / "source")
+    per_arch = {arch: _image(source, f"local/sw-{arch}", arch) for arch in ("amd64", "arm64")}
+    ref = ImageRef.parse(f"{registry.host}/test/switch:v1")
+    push_index(source, per_arch, str(ref))
+    store = Store(tmp_path / "cache")
+    events: list[Event] = []
+    for arch in ("amd64", "arm64", "amd64", "arm64"):
+        image = images.ensure_image(store, ref, network=NET, arch=arch, listener=events.append)
+        assert image.manifest_digest == per_arch[arch] and image.config["architecture"] == arch
+    assert [e.kind for e in events if e.kind is EventKind.START] == [EventKind.START] * 2  # the first two only
+
+
+# arm64 builds and boots ------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def arm64_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """specs/minimal.yml built for arm64 into the shared store (beside the amd64 build)."""
+    return build(
+        SPECS / "minimal.yml", shared_cache, tmp_path_factory.mktemp("out-arm64"), "minimal-arm64", arch="arm64"
+    )
+
+
+@pytest.mark.arm64
+def test_arm64_components_are_arm64(arm64_build: Built, tmp_path: Path) -> None:
+    store = Store(arm64_build.cache)
+    for name in ("kernel", "init"):
+        recipe = components.load_recipe(COMPONENTS / name, "arm64")
+        image = store.image(recipe.ref)
+        assert image.config["architecture"] == "arm64"
+        assert set(components.recorded_architectures(image.labels, "?").values()) <= {"arm64", "all"}
+    init = store.image(components.load_recipe(COMPONENTS / "init", "arm64").ref)
+    with tarfile.open(store.blob_path(init.layers[0].digest)) as layer:
+        layer.extract("bin/busybox", tmp_path, filter="data")
+        links = {m.name for m in layer.getmembers() if m.issym() and m.linkname == "/bin/busybox"}
+    assert debarch.elf_arch(tmp_path / "bin" / "busybox") == "arm64"
+    assert {"bin/sh", "sbin/poweroff", "sbin/switch_root"} <= links  # listed without running the arm64 binary
+    kernel = arm64_build.prefix.with_name("minimal-arm64-kernel")
+    assert machines.kernel_arch(kernel) == "arm64"
+
+
+@pytest.mark.arm64
+def test_amd64_arm64_amd64_from_one_store_redoes_nothing(minimal_build: Built, arm64_build: Built) -> None:
+    """Both platforms stay in the store: building either again runs no task (no pull, no component build)."""
+    again = build(SPECS / "minimal.yml", minimal_build.cache, minimal_build.out_dir, minimal_build.name)
+    assert again.report.executed == ()
+    arm64_again = build(SPECS / "minimal.yml", arm64_build.cache, arm64_build.out_dir, arm64_build.name, arch="arm64")
+    assert arm64_again.report.executed == ()
+    assert machines.kernel_arch(minimal_build.prefix.with_name("minimal-kernel")) == "amd64"
+
+
+@pytest.mark.arm64
+@pytest.mark.boot
+def test_arm64_minimal_boots_under_qemu_system_aarch64(arm64_build: Built, tmp_path: Path) -> None:
+    """One arm64 boot (TCG is slow): specs/minimal.yml with runc and one onboot container added, so the guest
+    shows minimal.yml's console lines, runs an arm64 container under runc, and powers off."""
+    specs = [SPECS / "minimal.yml", REPO / "tests" / "specs" / "arm64-onboot.yml"]
+    built = build(specs, arm64_build.cache, tmp_path, "onboot-arm64", arch="arm64")
+    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(built.cache), "run"]
+    command += [str(built.prefix), "--timeout", str(ARM64_BOOT_TIMEOUT), "--networking", "none"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=ARM64_BOOT_TIMEOUT + 30)
+    assert done.returncode == 0, f"distrokit run failed: {done.stderr}\n{done.stdout[-3000:]}"
+    assert "guest powered off" in done.stderr and "(tcg)" in done.stderr
+    assert "container machine: aarch64" in done.stdout  # the onboot container, under runc
+    uname = next(line for line in done.stdout.splitlines() if line.startswith("Linux distrokit"))
+    assert uname.split()[-2:] == ["aarch64", "GNU/Linux"]
+    installed = done.stdout.split("== installed", 1)[1]
+    assert "  runc " in installed and all(
+        line.endswith((" arm64", " all")) for line in installed.splitlines() if line.startswith("  ")
+    )
+    assert "reboot: Power down" in done.stdout
+
+
+def test_run_says_which_emulator_is_missing(arm64_build_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BadInput, match="qemu-system-aarch64 is not installed: run `apt-get install qemu-system-arm`"):
+        runner.run(runner.RunOptions(prefix=arm64_build_files))
+
+
+@pytest.fixture()
+def arm64_build_files(tmp_path: Path) -> Path:
+    """A kernel+initrd prefix whose kernel has the arm64 Image header (nothing boots it)."""
+    prefix = tmp_path / "tiny"
+    prefix.with_name("tiny-kernel").write_bytes(bytes(0x38) + b"ARM\x64" + bytes(0x200))
+    prefix.with_name("tiny-initrd.img").write_bytes(b"")
+    return prefix
+
+
+def test_sbom_names_each_package_architecture(arm64_build_files: Path) -> None:
+    from buildlib import sbom
+    from buildlib.images import Image
+
+    label = json.dumps([["busybox-static", "1:1.35", "ab" * 32, "arm64"], ["tzdata", "2024a", "cd" * 32, "all"]])
+    config = {"architecture": "arm64", "config": {"Labels": {components.PACKAGES_LABEL: label}}}
+    image = Image("docker.io/distrokit/init:x-arm64", "sha256:" + "0" * 64, "sha256:" + "1" * 64, config, ())
+    document = sbom.document((image.ref,), {image.ref: image})
+    purls = {ref["referenceLocator"] for p in document["packages"] for ref in p.get("externalRefs", ())}
+    assert "pkg:deb/debian/busybox-static@1%3A1.35?arch=arm64" in purls
+    assert "pkg:deb/debian/tzdata@2024a?arch=all" in purls
+
+
+@pytest.mark.arm64
+@pytest.mark.registry
+def test_pkg_push_gives_an_index_of_both_platforms(shared_cache: Path, registry: Registry) -> None:
+    from buildlib import cli
+
+    folder = COMPONENTS / "busybox"
+    args = ["--cache", str(shared_cache), "pkg", "push", "-q", str(folder), "--to", registry.host]
+    assert cli.main([*args, "--arch", "amd64", "--arch", "arm64"]) == 0
+    key = components.load_recipe(folder).key
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/distrokit/busybox:{key}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    index = json.loads(raw)
+    store = Store(shared_cache)
+    expected = {arch: store.lookup(components.load_recipe(folder, arch).ref) for arch in ("amd64", "arm64")}
+    assert {e["platform"]["architecture"]: e["digest"] for e in index["manifests"]} == expected
+    pulled = Store(shared_cache.parent / "pulled-index")
+    ref = ImageRef.parse(f"{registry.host}/distrokit/busybox:{key}")
+    assert images.pull(pulled, ref, network=NET, arch="arm64") == expected["arm64"]
+
+
+@pytest.mark.arm64
+def test_gc_keeps_every_architecture_pins(arm64_build: Built, debs_dir: Path, tmp_path: Path) -> None:
+    """`cache gc` drops the pins of recipes that no longer exist; the arm64 pin of one that does stays."""
+    from conftest import new_cache
+
+    from buildlib import cli
+
+    cache = str(new_cache(tmp_path / "cache", debs_dir))  # the arm64 build filled debs_dir: nothing to download
+    assert cli.main(["--cache", cache, "pkg", "build", "--arch", "arm64", str(COMPONENTS / "init")]) == 0
+    pins = Path(cache) / "components"
+    recipe = components.load_recipe(COMPONENTS / "init", "arm64")
+    kept = {f"{recipe.pin_name}.json", f"{recipe.pin_name}.built.json"}
+    assert {path.name for path in pins.iterdir()} == kept
+    assert cli.main(["--cache", cache, "cache", "gc"]) == 0
+    assert {path.name for path in pins.iterdir()} == kept
