@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .errors import StoreError
 from .fsutil import canonical_json
 from .refs import ImageRef
 
@@ -30,8 +31,8 @@ def manifest_for(store: Store, digest: str, arch: str) -> str | None:
         return digest
     try:
         top = store.read_json_blob(digest)
-    except (OSError, ValueError):
-        return digest
+    except (OSError, ValueError, StoreError):
+        return digest  # unreadable or corrupt: the caller's completeness check says it is absent
     entries = top.get("manifests")
     if not isinstance(entries, list):
         return digest

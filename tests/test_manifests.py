@@ -127,7 +127,7 @@ def test_a_flipped_bit_in_a_manifest_is_never_read(store: Store) -> None:
         ('{"binds": [1]}', r"binds\[0\]: expected a string"),
         ('{"readonly": "maybe"}', "readonly"),
         ('{"pid": {"a": 1}}', "pid: expected a string"),
-        ('{"name": "x"}', "name cannot be set"),
+        ('{"name": "x"}', "name: cannot be set in an image's label"),
         ('{"nosuch": true}', "nosuch: unknown key"),
         ("x" * (2 << 20), "more than a label may hold"),
     ],
