@@ -28,7 +28,7 @@ def test_build_json_names_outputs_with_digests_and_tasks(minimal_build: Built, c
     data = (minimal_build.out_dir / "minimal-initrd.img").read_bytes()
     assert initrd["size"] == len(data) and initrd["sha256"] == hashlib.sha256(data).hexdigest()
     assert doc["tasks"]["ran"] == [] and doc["tasks"]["fetched"] == []
-    assert "output:minimal" in doc["tasks"]["up_to_date"]
+    assert "output:minimal/kernel+initrd" in doc["tasks"]["up_to_date"]  # one task a format
     assert doc["counts"] == {"ran": 0, "fetched": 0, "up_to_date": len(doc["tasks"]["up_to_date"])}
     assert doc["timings"]["total_seconds"] >= 0 and doc["warnings"] == []
 

@@ -50,7 +50,7 @@ def test_a_terminal_shows_task_counts_and_the_slowest_tasks(minimal_build, tmp_p
     # gzip: the parts run again (another compression), the images are up to date
     code, screen = run_in_pty(distrokit(*argv, "--name", "watched", "--compression", "gzip"), tmp_path)
     assert code == 0, screen
-    assert "tasks 10/10 done (4 ran, 6 up to date)" in screen
+    assert "tasks 11/11 done (5 ran, 6 up to date)" in screen  # 5: three parts, the boot files, the format
     assert "slowest tasks:" in screen and "part:watched/kernel" in screen.split("slowest tasks:")[1]
     assert "\x1b[" in screen  # drawn as a live view, not plain lines
 
@@ -59,7 +59,7 @@ def test_a_pipe_gets_plain_lines_and_quiet_gets_none(minimal_build, tmp_path: Pa
     argv = ["--cache", str(minimal_build.cache), "build", str(SPECS / "minimal.yml"), "--dir", str(tmp_path)]
     assert cli.main([*argv, "--name", "piped", "--compression", "none"]) == 0
     err = capsys.readouterr().err
-    assert "ran output:piped (" in err and "tasks 10/10 done" in err and "\x1b[" not in err
+    assert "ran output:piped/kernel+initrd (" in err and "tasks 11/11 done" in err and "\x1b[" not in err
     assert cli.main([*argv, "--name", "piped", "--compression", "none", "-q"]) == 0
     assert capsys.readouterr().err == ""
 
@@ -71,8 +71,8 @@ def test_graph_is_dot_with_what_would_run_marked(minimal_build, tmp_path: Path, 
     dot = shutil.which("dot")
     assert dot is not None, "graphviz is installed by scripts/setup.sh"
     canon = subprocess.run([dot, "-Tcanon"], input=text, capture_output=True, text=True, check=True).stdout
-    assert '"part:never/init" -> "output:never"' in canon or 'part:never/init" -> "output:never' in canon
-    assert '"output:never" [style=filled' in text and 'tooltip="will run"' in text
+    assert '"part:never/init" -> "output:never/kernel+initrd"' in canon
+    assert '"output:never/kernel+initrd" [style=filled' in text and 'tooltip="will run"' in text
     assert '"component:init" [color=' in text  # up to date: not filled
     assert cli.main([*argv, "--name", "never", "-o", str(tmp_path / "graph.svg")]) == 0
     assert (tmp_path / "graph.svg").read_text().lstrip().startswith("<?xml")

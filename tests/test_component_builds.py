@@ -22,7 +22,7 @@ def test_pkg_build_then_build_runs_no_component_task(
     built = build(SPECS / "minimal.yml", cache, tmp_path / "out")
     assert not [name for name in built.report.executed if name.startswith("component:")]
     assert {"component:kernel", "component:init"} <= set(built.report.up_to_date)
-    assert "output:minimal" in built.report.executed
+    assert "output:minimal/kernel+initrd" in built.report.executed
 
 
 def test_build_then_pkg_build_is_up_to_date(minimal_build: Built, capsys: pytest.CaptureFixture[str]) -> None:
