@@ -184,7 +184,7 @@ def _compose(text: str) -> yaml.Node | None:
     if fast is not None:
         try:
             root = yaml.compose(text, Loader=fast)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeEncodeError):  # libyaml takes only what encodes as UTF-8
             return yaml.compose(text, Loader=yaml.SafeLoader)
         _plain_style_as_pyyaml(root)
         return root

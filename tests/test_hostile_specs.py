@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from buildlib import cli
-from buildlib.spec import MAX_SPEC_BYTES
+from buildlib.errors import SpecError
+from buildlib.spec import MAX_SPEC_BYTES, parse_spec_text
 
 
 def validate(capsys: pytest.CaptureFixture[str], *paths: str) -> tuple[int, str]:
@@ -123,3 +124,10 @@ def test_files_sources_that_are_no_files(tmp_path: Path, capsys, kind: str) -> N
     assert time.monotonic() - started < 60  # a FIFO or a device is never read
     assert code == 2 and f"{spec}:2:" in err and message in err and "Traceback" not in err
     assert not out.exists() or not list(out.iterdir())
+
+
+def test_a_text_libyaml_cannot_encode_gets_pyyamls_message() -> None:
+    """Found by benchmarks/fuzz.py: a lone surrogate (a spec read with surrogateescape) made libyaml
+    raise UnicodeEncodeError; it is a spec error like any other character YAML does not allow."""
+    with pytest.raises(SpecError):
+        parse_spec_text("\udcffkernel:\n  image: a/b:1\n", "s.yml")
