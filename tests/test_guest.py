@@ -162,14 +162,15 @@ def test_linuxkit_format_and_mountie_command_lines(shared_cache: Path, tmp_path:
 
 @pytest.mark.boot
 def test_linuxkit_packages_called_as_linuxkit_calls_them(shared_cache: Path, tmp_path: Path) -> None:
-    """sysfs, modprobe, rngd, dhcpcd, format, mountie, swap, acpid, ntpd, node_exporter and
+    """sysfs, modprobe, binfmt, rngd, dhcpcd, format, mountie, swap, acpid, ntpd, node_exporter and
     ca-certificates, each with LinuxKit's command line, and a one-line curl recipe, in one boot."""
     built = build(TEST_SPECS / "packages.yml", shared_cache, tmp_path)
     log = boot(built, "--disk", f"{tmp_path / 'data.img'},size=64M")
     assert "curl 7." in log and "Protocols:" in log  # `packages: [curl]` brought every library curl needs
     assert "debian: bash 5.2" in log and "ls (GNU coreutils)" in log  # the debian base image
     checks = re.findall(r"check: \S+ (?:ok|FAILED)", log)  # the getty prompt may share a line
-    names = ["ca-certificates", "sysfs", "modprobe", "dhcpcd", "swap", "node_exporter", "acpid", "ntpd", "rngd"]
+    names = ["ca-certificates", "sysfs", "modprobe", "binfmt", "dhcpcd", "swap"]
+    names += ["node_exporter", "acpid", "ntpd", "rngd"]
     assert checks == [f"check: {name} ok" for name in names], log[-4000:]
 
 
