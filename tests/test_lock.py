@@ -4,6 +4,7 @@ against a real registry whose tag moves and the real Debian archive."""
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from pathlib import Path
 
@@ -83,7 +84,11 @@ def test_lock_then_build_then_lock_changes_nothing(
     (entry,) = [p for p in document["packages"] if p["name"] == "busybox-static"]
     assert entry["checksums"] == [{"algorithm": "SHA256", "checksumValue": busybox["sha256"]}]
     # The store's pins are a cache of the lock: a build keeps them equal to it.
-    cached = json.loads((shared_cache / "components").glob("init-*.json").__next__().read_text())
+    # (the amd64 pin, NAME-KEY.json: not a build record NAME-KEY.built.json nor another architecture's)
+    (pin,) = [
+        p for p in (shared_cache / "components").glob("init-*.json") if re.fullmatch(r"init-\w{16}\.json", p.name)
+    ]
+    cached = json.loads(pin.read_text())
     assert [(p["name"], p["sha256"]) for p in cached] == [(busybox["name"], busybox["sha256"])]
 
 
