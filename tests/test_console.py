@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Built
+from conftest import REPO, Built, build
 
 from buildlib.console import Console, serial_args
 
@@ -109,5 +109,24 @@ def test_console_is_a_serial_line_with_escapes(sshd_build: Built) -> None:
         assert terminal.process.wait(timeout=60) == 0
         terminal.expect(b"guest ended after", 10)
         assert termios.tcgetattr(terminal.slave) == terminal.settings  # raw mode undone
+    finally:
+        terminal.close()
+
+
+@pytest.mark.boot
+def test_the_power_button_powers_off_cleanly_through_acpid(shared_cache: Path, tmp_path: Path) -> None:
+    """QEMU's monitor (Ctrl-A C) `system_powerdown` presses the ACPI power button: the acpid service
+    asks init for a power-off, onshutdown runs, and the run ends as a power-off does."""
+    built = build(Path(__file__).parent / "specs" / "acpid.yml", shared_cache, tmp_path)
+    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(built.cache), "run", str(built.prefix)]
+    terminal = Terminal([*command, "--networking", "none"])
+    try:
+        terminal.expect(b"acpid is listening", BOOT_TIMEOUT)
+        terminal.type(b"\x01c")  # Ctrl-A C: QEMU's monitor
+        terminal.expect(b"(qemu)", 30)
+        terminal.type(b"system_powerdown\n")
+        terminal.expect(b"acpid: acpid: power button: powering off", 120)
+        terminal.expect(b"onshutdown ran", 120)
+        assert terminal.process.wait(timeout=120) == 0
     finally:
         terminal.close()
