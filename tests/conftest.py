@@ -31,6 +31,9 @@ class Built:
     name: str
     report: tasks.BuildReport
     specs: tuple[Path, ...] = ()
+    # The build's state id (its folder under build/, its usage record's name), taken when it was built:
+    # it names the spec files relative to the folder the build ran in.
+    built_state: str = ""
 
     @property
     def prefix(self) -> Path:
@@ -38,8 +41,7 @@ class Built:
 
     @property
     def state(self) -> str:
-        """The build's state id: its folder under build/ and its usage record's name."""
-        return tasks.spec_state_id(self.name, [str(p) for p in self.specs], self.cache)
+        return self.built_state or tasks.spec_state_id(self.name, [str(p) for p in self.specs], self.cache)
 
     @property
     def state_dir(self) -> Path:
@@ -50,7 +52,8 @@ def build(spec: Path | list[Path], cache: Path, out_dir: Path, name: str | None 
     specs = spec if isinstance(spec, list) else [spec]
     options = tasks.BuildOptions(cache=cache, out_dir=out_dir, name=name or specs[0].stem, **kwargs)  # type: ignore[arg-type]
     report = tasks.build_spec(specs, options, COMPONENTS, outstream=io.StringIO())
-    return Built(cache, out_dir, options.name, report, tuple(specs))
+    state = tasks.spec_state_id(options.name, [str(p) for p in specs], cache)
+    return Built(cache, out_dir, options.name, report, tuple(specs), state)
 
 
 @pytest.fixture(scope="session")
