@@ -62,12 +62,14 @@ def closure(
 
 
 def _missing_message(missing: list[Missing], provider: Provider | None) -> str:
+    names = sorted({name for _, name in missing})
+    packages = {name: provider(name) if provider is not None else None for name in names}  # asked once each
     lines = []
     for needer, name in sorted(set(missing)):
-        package = provider(name) if provider is not None else None
+        package = packages[name]
         lines.append(f"{needer} needs {name}" + (f" (Debian package {package})" if package else " (no package known)"))
-    packages = sorted({p for _, name in missing if provider is not None and (p := provider(name))})
-    advice = f"add {', '.join(packages)} to the recipe's packages" if packages else "add their packages to the recipe"
+    named = sorted({package for package in packages.values() if package})
+    advice = f"add {', '.join(named)} to the recipe's packages" if named else "add their packages to the recipe"
     return "missing libraries, " + advice + ":\n" + "\n".join(lines)
 
 
