@@ -90,6 +90,8 @@ class Media:
         kernel = spec.kernel
         self.cmdline = kernel.cmdline if kernel else ""
         self.kernel_record = [str(record_path(store, kernel.image))] if kernel else []
+        # NAME-kernel, NAME-cmdline (and NAME-boot-initrd.img): written once for every format that has them
+        self.shared = outputs.shared_files(options.formats) if kernel else ()
 
     def built(self, segments: bool = True) -> outputs.BuiltParts:
         """What the formats read, resolved when a task runs (the parts have run by then). Without
@@ -132,16 +134,14 @@ class Media:
 
     def needed_stages(self) -> list[str]:
         needed = stages_for(tuple(stage for fmt in self.formats for stage in fmt.stages))
-        shared = outputs.shared_files(self.options.formats) if self.spec.kernel else ()
-        if outputs.BOOT_INITRD_SUFFIX in shared:
+        if outputs.BOOT_INITRD_SUFFIX in self.shared:
             needed = stages_for((*needed, "boot-initrd"))
         return needed
 
     def tasks(self) -> list[dict[str, Any]]:
-        shared = outputs.shared_files(self.options.formats) if self.spec.kernel else ()
         tasks = [self.stage_task(name) for name in self.needed_stages()]
-        if shared:
-            tasks.append(self.shared_task(shared))
+        if self.shared:
+            tasks.append(self.shared_task(self.shared))
         tasks.extend(self.format_task(fmt) for fmt in self.formats)
         return tasks
 
@@ -221,8 +221,8 @@ class Media:
         for name in self.needed_stages():
             run_stage(name, built, xxh_value([name, built.key]))
         prefix.parent.mkdir(parents=True, exist_ok=True)
-        shared = outputs.shared_files(self.options.formats) if self.spec.kernel else ()
-        if shared:
-            outputs.write_shared_files(dataclasses.replace(built, segments=()), prefix, shared)
+        if self.shared:  # from the kernel side alone, as the shared task writes them
+            kernel_side = dataclasses.replace(self.built(segments=False), stage_dir=stage_dir)
+            outputs.write_shared_files(kernel_side, prefix, self.shared)
         for fmt in self.formats:
             fmt.write(built, prefix)
