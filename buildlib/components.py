@@ -284,6 +284,7 @@ def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH)
         (Path(state) / "status").touch()
         (Path(state) / "archives" / "partial").mkdir(parents=True)
         options = [
+            *debarch.apt_options(arch),  # the empty status file and archives folder after it win over its own
             f"-oDir::State::status={state}/status",
             f"-oDir::Cache::archives={state}/archives",
             "-oDebug::NoLocking=1",
@@ -291,7 +292,6 @@ def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH)
             "-oAPT::Install-Suggests=false",
         ]
         try:
-            options = [*debarch.apt_options(arch), *options]  # the empty status file below wins over its own
             output = str(sh.Command("apt-get")(*options, "install", "--print-uris", "-qq", *names))
         except sh.ErrorReturnCode as exc:
             detail = exc.stderr.decode(errors="replace").strip().splitlines()
