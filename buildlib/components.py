@@ -272,7 +272,7 @@ def resolve_packages(recipe: Recipe) -> list[Package]:
     names += [dep for meta in recipe.follow for dep in _depends(meta, recipe.arch)]
     if not names:
         return []
-    return _print_uris(names, f"{recipe.folder}: apt cannot find {names}", recipe.arch)
+    return print_uris(names, f"{recipe.folder}: apt cannot find {names}", recipe.arch)
 
 
 def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[str]:
@@ -327,7 +327,7 @@ def library_provider(soname: str) -> str | None:
     return candidate
 
 
-def _print_uris(requests: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[Package]:
+def print_uris(requests: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[Package]:
     """The .deb files apt would download for `requests` (NAME or NAME=VERSION), sorted by name."""
     import sh  # imported late: it costs a no-change build a tenth of a second
 
@@ -354,7 +354,7 @@ def describe_pinned(recipe: Recipe, pinned: list[Package]) -> list[Package]:
     requests = [f"{p.name}={p.version}" for p in pinned]
     try:
         failure = f"{recipe.folder}: apt cannot find {requests}"
-        served = {p.name: p for p in _print_uris(requests, failure, recipe.arch)}
+        served = {p.name: p for p in print_uris(requests, failure, recipe.arch)}
     except ComponentError as exc:
         missing = pinned[0]
         for package in pinned:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from . import bundles, outputs, rootfs
 from .errors import SpecError
+from .platforms import DEFAULT_ARCH
 from .spec import Spec
 
 
@@ -26,12 +27,14 @@ def is_empty(spec: Spec) -> bool:
     return not (spec.kernel or spec.init or spec.containers() or spec.files or spec.volumes)
 
 
-def problems(spec: Spec, formats: Sequence[str]) -> list[str]:
-    """One line per problem; `formats` are the outputs asked for (none for commands that write none)."""
+def problems(spec: Spec, formats: Sequence[str], arch: str = DEFAULT_ARCH) -> list[str]:
+    """One line per problem; `formats` are the outputs asked for (none for commands that write none),
+    for the architecture `arch`."""
     files = ", ".join(spec.files_read) or "the spec"
     if is_empty(spec):
         return [f"{files}: the spec is empty: nothing to build (give at least a `kernel` and an `init`)"]
-    found = [
+    found = [problem for problem in (outputs.arch_problem(name, arch) for name in formats) if problem]
+    found += [
         f"{files}: {outputs.no_kernel_message(fmt.name)}"
         for fmt in (outputs.get_format(name) for name in formats)
         if fmt.needs_kernel and spec.kernel is None
@@ -42,8 +45,8 @@ def problems(spec: Spec, formats: Sequence[str]) -> list[str]:
     return found
 
 
-def check_buildable(spec: Spec, formats: Sequence[str]) -> None:
+def check_buildable(spec: Spec, formats: Sequence[str], arch: str = DEFAULT_ARCH) -> None:
     """Raise NotBuildable (bad input, exit 2) when `problems` finds any."""
-    found = problems(spec, formats)
+    found = problems(spec, formats, arch)
     if found:
         raise NotBuildable(found)

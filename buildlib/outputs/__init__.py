@@ -9,13 +9,18 @@ formats would both write is a clash, refused before anything is built.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import BadInput
 from ..tree import Tree
+
+if TYPE_CHECKING:
+    from .efi import EfiLoader
 
 DEFAULT_FORMAT = "kernel+initrd"
 DEFAULT_DISK_SIZE = 1024 << 20  # LinuxKit's default --size, 1024M
@@ -33,7 +38,9 @@ class BuiltParts:
     `root`, when given, computes the merged root tree from the same parts (entries stream their data
     from the store). `boot_segments` are the kernel-module and init segments alone (the initrd that
     mounts a squashfs, erofs or ISO root). `stage_dir` holds the stages a format reads; `key` is a
-    content key of everything the outputs are made of, from which ids (FAT serials, GUIDs) derive."""
+    content key of everything the outputs are made of, from which ids (FAT serials, GUIDs) derive.
+    `arch` is the architecture built for; `efi_modules` finds GRUB's modules for an EFI loader the
+    host has no modules for (called only by the formats that write a loader)."""
 
     kernel: Path | None
     cmdline: str
@@ -45,6 +52,17 @@ class BuiltParts:
     epoch: int = 0
     key: str = ""
     stage_dir: Path | None = None
+    arch: str = "amd64"
+    efi_modules: Callable[[EfiLoader], Path] | None = None
+
+    def efi_loader(self) -> EfiLoader:
+        """The EFI loader for this build's architecture, with its module folder found."""
+        from .efi import loader_for
+
+        loader = loader_for(self.arch)
+        if self.efi_modules is None or loader.module_dir().is_dir():
+            return loader
+        return dataclasses.replace(loader, modules=self.efi_modules(loader))
 
     def stage(self, name: str) -> Path:
         from .stages import stage_path
@@ -68,6 +86,7 @@ class Format:
     disk: bool = False  # takes --size
     uses_cmdline: bool = True  # its own files hold the command line (else only NAME-cmdline does)
     needs_kernel: bool = True  # checked before a build starts (buildlib.preflight); tar, docker write what there is
+    arches: tuple[str, ...] = ()  # the architectures it can be built for; empty: every one
     doc: str = field(default="", compare=False)
 
     def targets(self, prefix: Path) -> list[Path]:
@@ -125,6 +144,18 @@ def check_clashes(names: Sequence[str]) -> None:
                     f"formats {other} and {name} both write NAME{suffix}: ask for one of them per build "
                     "(or build twice with different --name)"
                 )
+
+
+BIOS_ARCHES = ("amd64",)  # the formats that boot through a PC BIOS (syslinux, isolinux) are for x86 only
+
+
+def arch_problem(name: str, arch: str) -> str | None:
+    """Why format `name` cannot be built for `arch` (one line), or None when it can."""
+    fmt = get_format(name)
+    if not fmt.arches or arch in fmt.arches:
+        return None
+    usable = ", ".join(sorted(n for n, f in FORMATS.items() if not f.arches or arch in f.arches))
+    return f"-f {name}: {name} boots through a PC BIOS, which {arch} machines do not have; {arch} formats: {usable}"
 
 
 _SIZE = re.compile(r"(\d+)([KMG]?)B?", re.IGNORECASE)

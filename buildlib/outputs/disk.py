@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..fsutil import atomic_writer
-from . import BuiltParts, Format, register
+from . import BIOS_ARCHES, BuiltParts, Format, register
 from .stages import copy_sparse
 from .tools import derived_bytes, derived_uuid, run_tool
 
@@ -127,7 +127,8 @@ def _gcp(parts: BuiltParts, prefix: Path) -> None:
 
 
 def _disk(name: str, suffix: str, write: Callable[[BuiltParts, Path], None], stage: str, doc: str) -> Format:
-    return register(Format(name, (suffix,), write, stages=(stage,), disk=True, doc=doc))
+    arches = BIOS_ARCHES if stage == "bios-disk" else ()
+    return register(Format(name, (suffix,), write, stages=(stage,), disk=True, arches=arches, doc=doc))
 
 
 RAW_BIOS = _disk("raw-bios", "-bios.img", _raw_bios, "bios-disk", "a raw disk (MBR, FAT, syslinux) for BIOS")

@@ -1,7 +1,8 @@
 """ISO formats, made with xorriso from files in the store (no copy, no root).
 
 - iso-bios (NAME.iso): isolinux, isohybrid MBR: boots from a CD or a disk under BIOS.
-- iso-efi (NAME-efi.iso): GRUB's BOOTX64.EFI on an El Torito EFI image: boots under UEFI.
+- iso-efi (NAME-efi.iso): GRUB (BOOTX64.EFI, BOOTAA64.EFI on arm64) on an El Torito EFI image: boots
+  under UEFI.
 - iso-efi-initrd (NAME-efi-initrd.iso): both at once, a hybrid that boots under BIOS and UEFI.
 - kernel+iso (NAME-kernel, NAME-cmdline, NAME.iso): the root as a Rock Ridge ISO, mounted read-only
   under a tmpfs overlay by NAME-boot-initrd.img's /init (`root=/dev/vda rootfstype=iso9660`).
@@ -17,10 +18,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, MiB, register
+from . import BIOS_ARCHES, BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, MiB, register
+from .efi import grub_efi
 from .fat import fat_bytes_needed, make_fat
 from .fsimage import unpacked_root_command
-from .stages import grub_efi, syslinux_config
+from .stages import syslinux_config
 from .tools import derived_serial, iso_date, run_tool
 
 ISOLINUX_DIR = Path("/usr/lib/ISOLINUX")
@@ -85,15 +87,16 @@ def stage_tree(tree: Path, files: dict[str, Path], epoch: int) -> None:
 
 
 def _efi_boot_image(parts: BuiltParts, image: Path) -> None:
-    """The El Torito EFI image: a small FAT holding EFI/BOOT/BOOTX64.EFI (GRUB, which then reads the
-    kernel and initrd from the ISO's own file system)."""
-    loader = image.with_name("BOOTX64.EFI")
-    grub_efi(parts.cmdline, loader, parts.epoch)
+    """The El Torito EFI image: a small FAT holding EFI/BOOT/BOOTX64.EFI or BOOTAA64.EFI (GRUB, which
+    then reads the kernel and initrd from the ISO's own file system)."""
+    efi = parts.efi_loader()
+    loader = image.with_name(efi.filename)
+    grub_efi(efi, parts.cmdline, loader, parts.epoch)
     size = -(-fat_bytes_needed([loader.stat().st_size]) // MiB) * MiB
     with open(image, "wb") as handle:
         handle.truncate(size)
     serial = derived_serial(parts.key, "iso-efi-fat")
-    make_fat(image, 0, size, [("EFI/BOOT/BOOTX64.EFI", loader)], label="EFIBOOT", serial=serial, epoch=parts.epoch)
+    make_fat(image, 0, size, [(efi.path, loader)], label="EFIBOOT", serial=serial, epoch=parts.epoch)
 
 
 def _iso_bios(parts: BuiltParts, prefix: Path) -> None:
@@ -122,7 +125,11 @@ def _kernel_iso(parts: BuiltParts, prefix: Path) -> None:
         image.replace(target)
 
 
-ISO_BIOS = register(Format("iso-bios", (".iso",), _iso_bios, stages=("initrd",), doc="a BIOS-bootable (isohybrid) ISO"))
+ISO_BIOS = register(
+    Format(
+        "iso-bios", (".iso",), _iso_bios, stages=("initrd",), arches=BIOS_ARCHES, doc="a BIOS-bootable (isohybrid) ISO"
+    )
+)
 ISO_EFI = register(Format("iso-efi", ("-efi.iso",), _iso_efi, stages=("initrd",), doc="a UEFI-bootable ISO"))
 ISO_EFI_INITRD = register(
     Format(
@@ -130,6 +137,7 @@ ISO_EFI_INITRD = register(
         ("-efi-initrd.iso",),
         _iso_efi_initrd,
         stages=("initrd",),
+        arches=BIOS_ARCHES,
         doc="a hybrid ISO that boots under BIOS and UEFI",
     )
 )

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import BadInput
 from ..fsutil import atomic_writer, read_json, write_json_atomic
 from . import BuiltParts, MiB, too_small
+from .efi import grub_efi
 from .fat import fat_bytes_needed, make_fat
 from .initrd import join_segments
 from .partition import ESP_TYPE, MBR_FAT16_LBA, MBR_FAT32_LBA, SECTOR, write_gpt, write_mbr
@@ -26,7 +27,6 @@ from .tools import derived_serial, derived_uuid, run_tool
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 PARTITION_START = MiB  # the first partition starts at 1 MiB, as partitioning tools align it
 GPT_TAIL = MiB  # room for the backup GPT, kept aligned
-GRUB_EFI_MODULES = ("part_gpt", "part_msdos", "fat", "iso9660", "search", "search_fs_file", "linux", "boot", "echo")
 
 
 @dataclass(frozen=True)
@@ -121,27 +121,6 @@ def syslinux_config(cmdline: str, kernel: str, initrd: str) -> bytes:
     ).encode()
 
 
-def grub_config(cmdline: str) -> bytes:
-    """GRUB's embedded config: find the kernel's file system, boot it; no menu, no wait."""
-    words = " ".join("'" + word.replace("'", "'\\''") + "'" for word in cmdline.split())
-    return (
-        "search --no-floppy --set=root --file /boot/kernel\n"
-        f"linux /boot/kernel {words}\ninitrd /boot/initrd.img\nboot\n"
-    ).encode()
-
-
-def grub_efi(cmdline: str, target: Path, epoch: int) -> None:
-    """A standalone BOOTX64.EFI with the config built in (grub-mkimage writes no time or random)."""
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        config = Path(scratch) / "grub.cfg"
-        config.write_bytes(grub_config(cmdline))
-        run_tool(
-            ["grub-mkimage", "-O", "x86_64-efi", "-o", str(target), "-p", "/EFI/BOOT", "-c", str(config)]
-            + list(GRUB_EFI_MODULES),
-            epoch,
-        )
-
-
 def _new_disk(target: Path, size: int) -> Path:
     """An empty sparse file beside `target`, renamed into place by the caller."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -190,9 +169,10 @@ def _efi_disk(parts: BuiltParts, target: Path) -> None:
     kernel = parts.need_kernel("this")
     initrd = parts.stage("initrd")
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        loader = Path(scratch) / "BOOTX64.EFI"
-        grub_efi(parts.cmdline, loader, parts.epoch)
-        files = [("EFI/BOOT/BOOTX64.EFI", loader), ("boot/kernel", kernel), ("boot/initrd.img", initrd)]
+        efi = parts.efi_loader()
+        loader = Path(scratch) / efi.filename
+        grub_efi(efi, parts.cmdline, loader, parts.epoch)
+        files = [(efi.path, loader), ("boot/kernel", kernel), ("boot/initrd.img", initrd)]
         needed = PARTITION_START + GPT_TAIL + fat_bytes_needed([p.stat().st_size for _, p in files])
         if parts.size < needed:
             raise too_small("EFI disk formats", parts.size, needed)

@@ -469,10 +469,10 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
 def check_buildable(spec: Spec, options: BuildOptions) -> None:
     """preflight's checks; with `sources_from_tasks` a missing source is none (doit says if no task writes it)."""
     if not options.sources_from_tasks:
-        preflight.check_buildable(spec, options.formats)
+        preflight.check_buildable(spec, options.formats, options.arch)
         return
     missing = set(rootfs.file_sources_missing(spec))
-    found = [problem for problem in preflight.problems(spec, options.formats) if problem not in missing]
+    found = [problem for problem in preflight.problems(spec, options.formats, options.arch) if problem not in missing]
     if found:
         raise preflight.NotBuildable(found)
 

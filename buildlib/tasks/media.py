@@ -18,13 +18,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import outputs, rootfs
+from .. import grub_modules, machines, outputs, rootfs
 from ..epoch import build_epoch
 from ..errors import BuildError
 from ..fsutil import read_json, write_json_atomic, xxh_value
 from ..images import Store
 from ..outputs.initrd import write_entry
 from ..outputs.stages import STAGES, key_path, run_stage, stage_path, stages_for
+from ..platforms import DEFAULT_ARCH
 from ..spec import Kernel, Spec
 from ..tree import merged_image_tree
 from .families import (
@@ -88,7 +89,11 @@ class Media:
         self.boot_pointers = [pointer_path(store, state, p.name) for p in parts if p.family in BOOT_FAMILIES]
         self.epoch = build_epoch()
         kernel = spec.kernel
+        # the console the spec names (x86's ttyS0), renamed for the machine built for: EFI media keep
+        # the command line in their loader, where `distrokit run` cannot rename it
+        machine = machines.MACHINES.get(options.arch)
         self.cmdline = kernel.cmdline if kernel else ""
+        self.cmdline = machines.console_for(self.cmdline, machine) if machine else self.cmdline
         self.kernel_record = [str(record_path(store, kernel.image))] if kernel else []
         # NAME-kernel, NAME-cmdline (and NAME-boot-initrd.img): written once for every format that has them
         self.shared = outputs.shared_files(options.formats) if kernel else ()
@@ -118,6 +123,8 @@ class Media:
             epoch=self.epoch,
             key=key,
             stage_dir=self.stage_dir,
+            arch=self.options.arch,
+            efi_modules=lambda loader: grub_modules.module_dir(store, loader),
         )
 
     def keys(self, *, disk: bool = False, cmdline: bool = True, **more: Any) -> InputKeys:
@@ -125,6 +132,8 @@ class Media:
         are joined in and the kernel section (output_inputs), the epoch and this writer's version."""
         values: dict[str, Any] = {**output_inputs(self.spec, self.parts, self.options), "media": MEDIA_VERSION}
         values.update(epoch=self.epoch, **more)
+        if self.options.arch != DEFAULT_ARCH:  # amd64's keys stay as they were before other architectures
+            values["arch"] = self.options.arch
         values.pop("formats", None)  # each task is one format's, or a stage several formats share
         if not cmdline:
             values.pop("cmdline", None)
