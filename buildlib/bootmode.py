@@ -4,19 +4,23 @@
   NAME-erofs.img (kernel+squashfs, kernel+erofs) or NAME.iso beside NAME-boot-initrd.img (kernel+iso)
   boot the kernel with the boot initrd and the image as the first virtio disk, `root=/dev/vda`.
 - A `.iso` file boots from the CD drive; a `.img`, `.raw`, `.qcow2`, `.vhd` or `.vmdk` file from disk.
-- `--iso`, `--kernel` and `--squashfs` force a mode; `--uefi` boots through OVMF (`--fw PATH` names
-  another firmware and implies --uefi); without it, SeaBIOS.
+- `--iso`, `--kernel` and `--squashfs` force a mode; `--uefi` boots through the machine's UEFI firmware
+  (OVMF on a PC; `--fw PATH` names another firmware and implies --uefi); without it, SeaBIOS on a PC. A
+  machine without a BIOS (arm64's `virt`) boots an ISO or a disk through UEFI (AAVMF) always, from a
+  virtio-scsi CD-ROM or a virtio disk named first in the firmware's boot order.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BadInput
+from .machines import MACHINES, Machine
 
-DEFAULT_FIRMWARE = Path("/usr/share/ovmf/OVMF.fd")
+DEFAULT_FIRMWARE = MACHINES["amd64"].uefi.code
 DISK_SUFFIXES = {".img": "raw", ".raw": "raw", ".qcow2": "qcow2", ".vhd": "vpc", ".vmdk": "vmdk"}
 ROOT_IMAGES = (("-squashfs.img", "squashfs"), ("-erofs.img", "erofs"))
 ROOT_DEVICE = "/dev/vda"
@@ -53,26 +57,49 @@ class Boot:
     initrd: Path | None = None
     cmdline: str = ""
     root_fstype: str = ""
-    firmware: Path | None = None
+    firmware: Path | None = None  # --fw
+    uefi: bool = False  # --uefi or --fw
+
+    def needs_firmware(self, machine: Machine) -> bool:
+        """Booted through UEFI: asked for, or a medium on a machine with no BIOS to boot it."""
+        return self.uefi or (not machine.bios and self.mode in (Mode.ISO, Mode.DISK))
 
     @property
     def drives(self) -> int:
         """Virtio disks this boot attaches before the user's --disk ones."""
         return 1 if self.mode in (Mode.ROOT_IMAGE, Mode.DISK) else 0
 
-    def qemu_args(self, extra_cmdline: str = "", tcg: bool = False) -> list[str]:
-        args = ["-bios", str(self.firmware)] if self.firmware else []
-        if self.mode in (Mode.ROOT_IMAGE, Mode.DISK):
+    def qemu_args(self, extra_cmdline: str = "", tcg: bool = False, machine: Machine = MACHINES["amd64"]) -> list[str]:
+        """The boot's devices and kernel (the firmware is the runner's: it is per instance)."""
+        args: list[str] = []
+        if not machine.bios and self.mode in (Mode.ISO, Mode.DISK):
+            args += self._uefi_medium_args()
+        elif self.mode in (Mode.ROOT_IMAGE, Mode.DISK):
             assert self.image is not None
             drive = f"file={self.image},format={self.image_format},if=virtio,index=0,media=disk"
             args += ["-drive", drive + (",readonly=on" if self.mode == Mode.ROOT_IMAGE else "")]
-        if self.mode == Mode.ISO:
+        elif self.mode == Mode.ISO:
             args += ["-cdrom", str(self.image), "-boot", "d"]
         if self.kernel is not None:
             assert self.initrd is not None
             args += ["-kernel", str(self.kernel), "-initrd", str(self.initrd)]
             args += ["-append", self.kernel_cmdline(extra_cmdline, tcg)]
         return args
+
+    def _uefi_medium_args(self) -> list[str]:
+        """The medium on virtio (a machine without a PC's IDE), first in the firmware's boot order, so
+        the firmware never tries the network first: a SCSI CD-ROM for an ISO, a virtio disk otherwise."""
+        if self.mode == Mode.ISO:
+            drive = f"file={self.image},format=raw,if=none,id=bootcd,media=cdrom,readonly=on"
+            device = [
+                "-device",
+                "virtio-scsi-pci,id=boot-scsi",
+                "-device",
+                "scsi-cd,drive=bootcd,bus=boot-scsi.0,bootindex=0",
+            ]
+            return ["-drive", drive, *device]
+        drive = f"file={self.image},format={self.image_format},if=none,id=bootdisk"
+        return ["-drive", drive, "-device", "virtio-blk-pci,drive=bootdisk,bootindex=0"]
 
     def kernel_cmdline(self, extra: str = "", tcg: bool = False) -> str:
         cmdline = self.cmdline
@@ -94,12 +121,19 @@ def _sibling(prefix: Path, suffix: str) -> Path:
 
 
 def _firmware(request: BootRequest) -> Path | None:
-    if not (request.uefi or request.firmware):
-        return None
-    firmware = request.firmware or DEFAULT_FIRMWARE
+    """--fw, checked; without it the machine's own firmware is taken (see `firmware_code`)."""
+    if request.firmware is not None and not request.firmware.is_file():
+        raise BadInput(f"UEFI firmware {request.firmware} does not exist: give an existing --fw file")
+    return request.firmware
+
+
+def firmware_code(boot: Boot, machine: Machine) -> Path:
+    """The UEFI firmware `boot` runs: --fw, else the machine's own from Debian (checked)."""
+    firmware = boot.firmware or machine.uefi.code
     if not firmware.is_file():
-        hint = "install it with `apt-get install ovmf`" if request.firmware is None else "give an existing --fw file"
-        raise BadInput(f"UEFI firmware {firmware} does not exist: {hint}")
+        raise BadInput(
+            f"UEFI firmware {firmware} does not exist: install it with `apt-get install {machine.uefi.package}`"
+        )
     return firmware
 
 
@@ -112,12 +146,14 @@ def resolve(path: Path, request: BootRequest = BootRequest()) -> Boot:
     """The boot for `path` (an output prefix or a media file), or BadInput saying what is missing."""
     firmware = _firmware(request)
     if path.is_file() and not request.kernel and not request.squashfs:
-        return _media_file(path, request, firmware)
-    if path.is_file():
-        for suffix, _ in ((".iso", ""), *ROOT_IMAGES):
-            if path.name.endswith(suffix):
-                path = path.with_name(path.name[: -len(suffix)])
-    return _prefix(path, request, firmware)
+        boot = _media_file(path, request, firmware)
+    else:
+        if path.is_file():
+            for suffix, _ in ((".iso", ""), *ROOT_IMAGES):
+                if path.name.endswith(suffix):
+                    path = path.with_name(path.name[: -len(suffix)])
+        boot = _prefix(path, request, firmware)
+    return dataclasses.replace(boot, uefi=request.uefi or firmware is not None)
 
 
 def _media_file(path: Path, request: BootRequest, firmware: Path | None) -> Boot:

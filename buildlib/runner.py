@@ -34,6 +34,7 @@ PANIC_MARKER = b"Kernel panic - not syncing"
 # A halted guest (busybox init halts on SIGPWR or SIGUSR1, as LinuxKit's does) never leaves QEMU:
 # it is finished all the same, so the run ends there as a power-off would.
 HALT_MARKER = b"reboot: System halted"
+EFI_VARS = "efi-vars.fd"  # an instance's UEFI variable store, in its state folder
 TAIL_BYTES = 256 * 1024
 
 
@@ -154,10 +155,50 @@ def _probe_kvm() -> bool:
 
 
 def guest_machine(options: RunOptions, boot: bootmode.Boot | None = None) -> machines.Machine:
-    """The emulated machine: --arch when given, else the one the kernel to boot is built for (an ISO
-    or a disk without --arch: a PC)."""
+    """The emulated machine: --arch when given, else the one the kernel to boot is built for, else the
+    one whose EFI loader an ISO or a disk holds (else a PC)."""
     boot = boot or bootmode.resolve(options.prefix, options.boot)
-    return machines.machine_for(boot.kernel or Path(os.devnull), options.arch)
+    arch = options.arch
+    if arch is None and boot.kernel is None and boot.image is not None:
+        arch = machines.medium_arch(boot.image)
+    return machines.machine_for(boot.kernel or Path(os.devnull), arch)
+
+
+def firmware_args(boot: bootmode.Boot, machine: machines.Machine, settings: Instance) -> list[str]:
+    """The UEFI firmware when the boot goes through it: OVMF as -bios on a PC; on arm64 AAVMF's code,
+    read-only, and this instance's own copy of its variable store, as the two flash devices."""
+    if not boot.needs_firmware(machine):
+        return []
+    code = bootmode.firmware_code(boot, machine)
+    if machine.uefi.vars is None:
+        return ["-bios", str(code)]
+    return [
+        "-drive",
+        f"if=pflash,format=raw,unit=0,file={code},readonly=on",
+        "-drive",
+        f"if=pflash,format=raw,unit=1,file={efi_vars_path(settings)}",
+    ]
+
+
+def efi_vars_path(settings: Instance) -> Path:
+    """The instance's UEFI variable store: kept in its state folder (boot entries survive a restart),
+    else a file of this run, removed when it ends."""
+    if settings.state is not None:
+        return settings.state / EFI_VARS
+    return Path(tempfile.gettempdir()) / f"distrokit-efivars-{os.getpid()}-{id(settings):x}.fd"
+
+
+def prepare_firmware(options: RunOptions, command: list[str]) -> Path | None:
+    """Copy the firmware's variable store template for this instance when the command uses it; returns
+    the copy to remove after the run (None when there is none, or it lives in the state folder)."""
+    machine = guest_machine(options)
+    path = efi_vars_path(options.instance)
+    if machine.uefi.vars is None or not any(arg.endswith(f"file={path}") for arg in command):
+        return None
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(machine.uefi.vars, path)
+    return None if options.instance.state is not None else path
 
 
 def qemu_command(options: RunOptions, accel: str) -> list[str]:
@@ -176,8 +217,9 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
         "-display",
         "none",
         "-no-reboot",
+        *firmware_args(boot, machine, options.instance),
         # the IO-APIC timer check that TCG on a busy host can fail exists on x86 only
-        *boot.qemu_args(options.extra_cmdline, tcg=accel == "tcg" and machine.arch == "amd64"),
+        *boot.qemu_args(options.extra_cmdline, tcg=accel == "tcg" and machine.arch == "amd64", machine=machine),
         *network_args(options),
         *RNG_ARGS,
         *disk_args(options.disks, first=boot.drives),
@@ -245,20 +287,25 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     command = qemu_command(options, accel)
     prepare_instance(options.instance)
     create_disks(options.disks)
+    efi_vars = prepare_firmware(options, command)
     started = time.monotonic()
-    daemons = virtiofs.start(shares(options.instance))
-    if options.instance.console is Console.DETACHED:
-        assert options.instance.state is not None  # instance_args refused it otherwise
-        try:
-            instance.start_detached(command, instance.StateDir(options.instance.state))
-        except BaseException:
-            virtiofs.stop(daemons)
-            raise
-        return RunResult(accel, time.monotonic() - started, b"", detached=True)
     try:
-        return _run_here(options, command, accel, started, on_output)
+        daemons = virtiofs.start(shares(options.instance))
+        if options.instance.console is Console.DETACHED:
+            assert options.instance.state is not None  # instance_args refused it otherwise
+            try:
+                instance.start_detached(command, instance.StateDir(options.instance.state))
+            except BaseException:
+                virtiofs.stop(daemons)
+                raise
+            return RunResult(accel, time.monotonic() - started, b"", detached=True)
+        try:
+            return _run_here(options, command, accel, started, on_output)
+        finally:
+            virtiofs.stop(daemons)
     finally:
-        virtiofs.stop(daemons)
+        if efi_vars is not None:
+            efi_vars.unlink(missing_ok=True)
 
 
 def _run_here(

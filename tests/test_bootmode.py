@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from buildlib.bootmode import Boot, BootRequest, Mode, resolve
+from buildlib import machines, runner
+from buildlib.bootmode import DEFAULT_FIRMWARE, Boot, BootRequest, Mode, resolve
 from buildlib.errors import BadInput
+
+PC, VIRT = machines.MACHINES["amd64"], machines.MACHINES["arm64"]
 
 EL_TORITO = b"\0CD001\x01EL TORITO SPECIFICATION"
 
@@ -71,10 +74,53 @@ def test_uefi_and_firmware(tmp_path: Path) -> None:
     firmware = tmp_path / "CODE.fd"
     firmware.write_bytes(b"fw")
     boot = resolve(tmp_path / "a.iso", BootRequest(firmware=firmware))
-    assert boot.qemu_args()[:2] == ["-bios", str(firmware)]
+    assert boot.uefi and runner.firmware_args(boot, PC, runner.Instance()) == ["-bios", str(firmware)]
     with pytest.raises(BadInput, match="give an existing --fw file"):
         resolve(tmp_path / "a.iso", BootRequest(uefi=True, firmware=tmp_path / "missing.fd"))
     assert Boot(Mode.ISO, image=tmp_path / "a.iso").qemu_args()[0] == "-cdrom"
+    assert runner.firmware_args(resolve(tmp_path / "a.iso"), PC, runner.Instance()) == []  # SeaBIOS
+    assert runner.firmware_args(resolve(tmp_path / "a.iso", BootRequest(uefi=True)), PC, runner.Instance()) == [
+        "-bios",
+        str(DEFAULT_FIRMWARE),
+    ]
+
+
+def test_arm64_media_boot_through_aavmf_from_virtio(tmp_path: Path) -> None:
+    """virt has no BIOS and no IDE: an ISO or a disk always boots through AAVMF (code read-only, the
+    instance's own variable store), from a SCSI CD-ROM or a virtio disk first in the boot order."""
+    files(tmp_path, "a.iso", iso_bootable=True)
+    iso = resolve(tmp_path / "a.iso")
+    args = iso.qemu_args(machine=VIRT)
+    assert "-cdrom" not in args and "scsi-cd,drive=bootcd,bus=boot-scsi.0,bootindex=0" in args
+    assert f"file={tmp_path / 'a.iso'},format=raw,if=none,id=bootcd,media=cdrom,readonly=on" in args
+    files(tmp_path, "d.qcow2")
+    disk = resolve(tmp_path / "d.qcow2").qemu_args(machine=VIRT)
+    assert disk[:2] == ["-drive", f"file={tmp_path / 'd.qcow2'},format=qcow2,if=none,id=bootdisk"]
+    assert disk[2:] == ["-device", "virtio-blk-pci,drive=bootdisk,bootindex=0"]
+    state = runner.Instance(state=tmp_path / "state")
+    assert runner.firmware_args(iso, VIRT, state) == [
+        "-drive",
+        f"if=pflash,format=raw,unit=0,file={VIRT.uefi.code},readonly=on",
+        "-drive",
+        f"if=pflash,format=raw,unit=1,file={tmp_path / 'state' / runner.EFI_VARS}",
+    ]
+    prefix = files(tmp_path, "out-kernel", "out-cmdline", "out-initrd.img")
+    assert runner.firmware_args(resolve(prefix), VIRT, state) == []  # QEMU loads the kernel itself
+
+
+def test_a_medium_names_its_architecture(tmp_path: Path) -> None:
+    """The FAT entry of the EFI loader a medium holds chooses the emulator when no kernel is booted."""
+    arm64, amd64, neither = tmp_path / "a.img", tmp_path / "b.iso", tmp_path / "c.img"
+    arm64.write_bytes(bytes(3 << 20) + b"BOOTAA64EFI " + bytes(100))
+    amd64.write_bytes(bytes((1 << 20) - 5) + b"BOOTX64 EFI" + bytes(100))  # across a read's edge
+    neither.write_bytes(bytes(100))
+    assert [machines.medium_arch(p) for p in (arm64, amd64, neither)] == ["arm64", "amd64", None]
+    options = runner.RunOptions(prefix=arm64, networking="none")
+    command = runner.qemu_command(options, "tcg")
+    assert command[:5] == ["qemu-system-aarch64", "-machine", "virt", "-cpu", "max,pauth-impdef=on"]
+    assert any(arg.startswith("if=pflash") for arg in command)
+    assert runner.guest_machine(runner.RunOptions(prefix=arm64, arch="amd64")).arch == "amd64"  # --arch wins
+    assert runner.guest_machine(runner.RunOptions(prefix=neither)).arch == "amd64"
 
 
 def test_bad_requests(tmp_path: Path) -> None:
