@@ -4,9 +4,12 @@ Each build is a real `distrokit build` process into a fresh store whose .deb fol
 warm-up build (so the figure is the build, not the download); apt's arm64 package lists are already
 fetched. Then the same store builds the other architecture's output again (nothing should run), and
 each output boots under QEMU TCG (`distrokit run`): qemu-system-x86_64 for amd64, qemu-system-aarch64
-`virt` for arm64.
+`virt` for arm64. With the media figures (default), every format both architectures share
+(kernel+initrd, tar, kernel+squashfs, iso-efi, raw-efi, qcow2-efi) is built in one more fresh store per
+architecture, and each bootable one boots: the EFI formats through OVMF (amd64) and AAVMF (arm64).
+The load average is printed before and after: the machine may be shared.
 
-    .venv/bin/python benchmarks/arm64.py [--workdir DIR] [--runs 1] [--no-boot]
+    .venv/bin/python benchmarks/arm64.py [--workdir DIR] [--runs 1] [--no-boot] [--no-media]
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "specs" / "minimal.yml"
 ARCHES = ("amd64", "arm64")
+MEDIA_FORMATS = "kernel+initrd,tar,kernel+squashfs,iso-efi,raw-efi,qcow2-efi"
+MEDIA_BOOTS = (("kernel+initrd", "", ()), ("kernel+squashfs", "", ("--squashfs",)))
+# --uefi: OVMF for amd64 (a PC boots SeaBIOS without it); arm64's virt boots media through AAVMF anyway
+MEDIA_BOOTS += tuple((fmt, suffix, ("--uefi",)) for fmt, suffix in (("iso-efi", "-efi.iso"), ("raw-efi", "-efi.img")))
+MEDIA_BOOTS += (("qcow2-efi", "-efi.qcow2", ("--uefi",)),)
 
 
 def distrokit(cache: Path, *args: str) -> tuple[float, str]:
@@ -48,7 +56,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--no-boot", action="store_true")
+    parser.add_argument("--no-media", action="store_true", help="only kernel+initrd, as before the EFI formats")
     args = parser.parse_args()
+    print(f"load average at the start: {load()}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="distrokit-arm64-bench-"))
     (workdir / "debs").mkdir(parents=True, exist_ok=True)
     out = workdir / "out"
@@ -70,11 +80,36 @@ def main() -> None:
             f"{arch}: full build {statistics.median(builds[arch]):.1f} s, "
             f"again after the other arch {statistics.median(switched[arch]):.2f} s (median of {args.runs})"
         )
-    if args.no_boot:
-        return
-    for arch, prefix in (("amd64", "minimal"), ("arm64", "minimal-arm64")):
-        seconds, stderr = distrokit(warm, "run", "--networking", "none", "--timeout", "900", str(out / prefix))
-        print(f"{arch}: boot to power-off {seconds:.1f} s ({stderr.strip().splitlines()[-1]})")
+    if not args.no_boot:
+        for arch, prefix in (("amd64", "minimal"), ("arm64", "minimal-arm64")):
+            print(f"{arch}: boot to power-off {boot(warm, out / prefix)}")
+    if not args.no_media:
+        media(workdir, args.no_boot)
+    print(f"load average at the end: {load()}")
+
+
+def media(workdir: Path, no_boot: bool) -> None:
+    """Every shared format for each architecture in a fresh store (components built, .debs at hand)."""
+    out = workdir / "media-out"
+    for arch in ARCHES:
+        cache = fresh_store(workdir, f"media-{arch}")
+        name = f"media-{arch}"
+        command = ["build", "-q", "--arch", arch, "--dir", str(out), "--name", name, "--size", "256M"]
+        seconds, _ = distrokit(cache, *command, "-f", MEDIA_FORMATS, str(SPEC))
+        print(f"{arch}: full build of {MEDIA_FORMATS} {seconds:.1f} s")
+        if no_boot:
+            continue
+        for fmt, suffix, flags in MEDIA_BOOTS:
+            print(f"{arch}: {fmt} boot to power-off {boot(cache, out / (name + suffix), *flags)}")
+
+
+def boot(cache: Path, target: Path, *flags: str) -> str:
+    seconds, stderr = distrokit(cache, "run", "--networking", "none", "--timeout", "900", str(target), *flags)
+    return f"{seconds:.1f} s ({stderr.strip().splitlines()[-1]})"
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":
