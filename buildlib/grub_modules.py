@@ -9,7 +9,7 @@ host's own GRUB so the tool and the modules match, lands in the store's debs/ be
 
 from __future__ import annotations
 
-import shutil
+import fcntl
 import subprocess
 from pathlib import Path
 
@@ -35,25 +35,38 @@ def module_dir(store: Store, loader: EfiLoader) -> Path:
     """The folder of `loader`'s GRUB modules: the host's own when installed, else unpacked in the store."""
     if loader.module_dir().is_dir():
         return loader.module_dir()
-    version = host_grub_version()
-    folder = store.root / "tools" / f"grub-{loader.target}-{version.replace(':', '%3a')}"
+    version = host_grub_version().replace(":", "%3a")  # as apt writes it in file names
+    folder = store.root / "tools" / f"grub-{loader.target}-{version}"
     if (folder / "moddep.lst").is_file():
         return folder
-    wanted = f"{loader.package}={version}"
-    failure = f"{loader.package} {version} ({loader.arch}, to match the host's grub-mkimage) is not in the archive"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / ".lock", "w") as lock:  # the ISO and the disk stages may ask at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "moddep.lst").is_file():
+            _unpack(store, loader, _deb(store, loader, version), folder)
+    return folder
+
+
+def _deb(store: Store, loader: EfiLoader, version: str) -> Path:
+    """The .deb in the store's debs/ (downloaded once, checked then against apt's sha256), else from apt."""
+    kept = store.root / "debs" / f"{loader.package}_{version}_{loader.arch}.deb"
+    if kept.is_file():
+        return kept
+    wanted = f"{loader.package}={version.replace('%3a', ':')}"
+    failure = f"{wanted} ({loader.arch}, to match the host's grub-mkimage) is not in the archive"
     (package,) = components.print_uris([wanted], failure, loader.arch)
-    deb = components.fetch_package(store, package, arch=loader.arch)
+    return components.fetch_package(store, package, arch=loader.arch)
+
+
+def _unpack(store: Store, loader: EfiLoader, deb: Path, folder: Path) -> None:
     with store.tempdir(f"grub-{loader.target}-") as scratch:
         unpacked = scratch / "deb"
         done = subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], capture_output=True, text=True)
         modules = unpacked / "usr" / "lib" / "grub" / loader.target
         if done.returncode != 0 or not (modules / "moddep.lst").is_file():
             raise BuildError(f"{deb} holds no GRUB {loader.target} modules: {done.stderr.strip()[-300:]}")
-        folder.parent.mkdir(parents=True, exist_ok=True)
         try:
             modules.rename(folder)
-        except OSError:  # another build unpacked it first
+        except OSError:  # another process (another store lock) unpacked it first
             if not (folder / "moddep.lst").is_file():
                 raise
-            shutil.rmtree(modules, ignore_errors=True)
-    return folder

@@ -124,8 +124,14 @@ def boot_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--squashfs", action="store_true", help="boot PATH-kernel with PATH-squashfs.img (or -erofs.img) as root"
     )
-    run.add_argument("--uefi", action="store_true", help="boot through UEFI firmware (OVMF) instead of BIOS")
-    run.add_argument("--fw", metavar="PATH", help="UEFI firmware to boot with (implies --uefi; default OVMF's)")
+    run.add_argument(
+        "--uefi",
+        action="store_true",
+        help="boot through UEFI (OVMF) instead of BIOS (arm64 media always boot through AAVMF)",
+    )
+    run.add_argument(
+        "--fw", metavar="PATH", help="UEFI firmware to boot with (implies --uefi; default OVMF's, AAVMF's on arm64)"
+    )
 
 
 def _console_mode(detached: bool) -> Console:
