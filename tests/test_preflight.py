@@ -65,3 +65,20 @@ def test_validate_checks_the_formats_asked_for(tmp_path: Path, capsys: pytest.Ca
 def test_a_good_spec_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["validate", str(COMPONENTS.parent / "specs" / "sshd.yml")]) == 0
     assert "valid" in capsys.readouterr().err
+
+
+def test_bios_formats_are_for_x86_only(tmp_path: Path) -> None:
+    """Each BIOS format asked for arm64 is one line naming it and the arch; the EFI ones pass."""
+    from buildlib import outputs, preflight
+    from buildlib.spec import load_spec
+
+    spec_file = tmp_path / "s.yml"
+    spec_file.write_text(HEAD)
+    spec = load_spec([spec_file])
+    bios = ["iso-bios", "iso-efi-initrd", "raw-bios", "qcow2-bios", "vhd", "dynamic-vhd", "vmdk", "gcp", "aws"]
+    efi = ["kernel+initrd", "tar", "kernel+squashfs", "kernel+erofs", "kernel+iso", "iso-efi", "raw-efi", "qcow2-efi"]
+    assert preflight.problems(spec, bios + efi, "amd64") == []
+    found = preflight.problems(spec, bios + efi, "arm64")
+    assert [line.split(":")[0] for line in found] == [f"-f {name}" for name in bios]
+    assert all("arm64" in line and "\n" not in line for line in found)
+    assert outputs.arch_problem("raw-efi", "arm64") is None
