@@ -188,17 +188,16 @@ def efi_vars_path(settings: Instance) -> Path:
     return Path(tempfile.gettempdir()) / f"distrokit-efivars-{os.getpid()}-{id(settings):x}.fd"
 
 
-def prepare_firmware(options: RunOptions, command: list[str]) -> Path | None:
-    """Copy the firmware's variable store template for this instance when the command uses it; returns
-    the copy to remove after the run (None when there is none, or it lives in the state folder)."""
-    machine = guest_machine(options)
-    path = efi_vars_path(options.instance)
-    if machine.uefi.vars is None or not any(arg.endswith(f"file={path}") for arg in command):
+def prepare_firmware(boot: bootmode.Boot, machine: machines.Machine, settings: Instance) -> Path | None:
+    """This instance's copy of the firmware's variable store, when the boot uses one; returns the copy
+    to remove after the run (None when there is none, or it lives in the state folder)."""
+    if machine.uefi.vars is None or not boot.needs_firmware(machine):
         return None
+    path = efi_vars_path(settings)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(machine.uefi.vars, path)
-    return None if options.instance.state is not None else path
+    return None if settings.state is not None else path
 
 
 def qemu_command(options: RunOptions, accel: str) -> list[str]:
@@ -277,7 +276,8 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     """
     if options.instance.qemu and shutil.which(options.instance.qemu) is None:
         raise BadInput(f"--qemu {options.instance.qemu}: no such program; give the path of a qemu-system binary")
-    machine = guest_machine(options)
+    boot = bootmode.resolve(options.prefix, options.boot)
+    machine = guest_machine(options, boot)
     emulator = options.instance.qemu or machine.qemu
     if shutil.which(emulator) is None:
         raise BadInput(
@@ -287,7 +287,7 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     command = qemu_command(options, accel)
     prepare_instance(options.instance)
     create_disks(options.disks)
-    efi_vars = prepare_firmware(options, command)
+    efi_vars = prepare_firmware(boot, machine, options.instance)
     started = time.monotonic()
     try:
         daemons = virtiofs.start(shares(options.instance))

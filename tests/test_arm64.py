@@ -329,3 +329,20 @@ def test_arm64_run_data_reaches_the_guest(arm64_media: Built) -> None:
     console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix, "--data", "arm64 instance data"))
     assert "metadata: userdata from CDROM /dev/sr0" in console
     assert "userdata: arm64 instance data" in console
+
+
+@pytest.mark.arm64
+def test_arm64_media_are_reproducible(arm64_media: Built) -> None:
+    """The same build again with the audit: nothing runs, and every part and output recomputed aside
+    (GRUB's BOOTAA64.EFI included) has the bytes the first build wrote (else an AuditError)."""
+    again = build(
+        ARM64_MEDIA_SPECS,
+        arm64_media.cache,
+        arm64_media.out_dir,
+        arm64_media.name,
+        arch="arm64",
+        formats=ARM64_FORMATS,
+        size=128 << 20,
+        audit=True,
+    )
+    assert again.report.executed == ()

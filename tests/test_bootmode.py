@@ -106,6 +106,12 @@ def test_arm64_media_boot_through_aavmf_from_virtio(tmp_path: Path) -> None:
     ]
     prefix = files(tmp_path, "out-kernel", "out-cmdline", "out-initrd.img")
     assert runner.firmware_args(resolve(prefix), VIRT, state) == []  # QEMU loads the kernel itself
+    assert runner.prepare_firmware(resolve(prefix), VIRT, state) is None
+    assert runner.prepare_firmware(iso, VIRT, state) is None  # kept in the state folder
+    assert (tmp_path / "state" / runner.EFI_VARS).read_bytes() == VIRT.uefi.vars.read_bytes()  # type: ignore[union-attr]
+    passing = runner.prepare_firmware(iso, VIRT, runner.Instance())  # a run's own copy, for the runner to remove
+    assert passing is not None and passing.stat().st_size == VIRT.uefi.vars.stat().st_size  # type: ignore[union-attr]
+    passing.unlink()
 
 
 def test_a_medium_names_its_architecture(tmp_path: Path) -> None:
