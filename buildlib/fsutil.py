@@ -107,10 +107,15 @@ class Writeback:
 
     def __init__(self, out: IO[bytes], every: int = 8 << 20) -> None:
         self.out, self.every = out, every
-        self.started = out.tell()
+        try:
+            self.started = out.tell()
+        except (OSError, ValueError):  # a pipe or a stream in memory: nothing to start
+            self.started, self.every = 0, 1 << 62
 
     def wrote(self) -> None:
         """Call after a write: starts writeback of what has piled up since the last start."""
+        if self.every >= 1 << 62:
+            return
         position = self.out.tell()
         if position - self.started >= self.every:
             self.out.flush()

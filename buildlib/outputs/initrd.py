@@ -34,6 +34,7 @@ class Members:
 
     def __init__(self, out: IO[bytes], compression: Compression, workers: int | None = None) -> None:
         self.out = out
+        self._writeback = Writeback(out)
         self.compression = compression
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="compress")
@@ -44,6 +45,7 @@ class Members:
     def write(self, data: bytes) -> int:
         if self._stream is not None:
             self.out.write(self._stream.compress(data))
+            self._writeback.wrote()
         else:
             self._buffer += data
             if len(self._buffer) > STREAM_AFTER:
@@ -77,6 +79,7 @@ class Members:
     def _drain(self, keep: int) -> None:
         while len(self._pending) > keep:
             self.out.write(self._pending.popleft().result())
+            self._writeback.wrote()
 
     def _start_stream(self) -> None:
         self._drain(0)
