@@ -82,3 +82,4 @@ def test_bios_formats_are_for_x86_only(tmp_path: Path) -> None:
     assert [line.split(":")[0] for line in found] == [f"-f {name}" for name in bios]
     assert all("arm64" in line and "\n" not in line for line in found)
     assert outputs.arch_problem("raw-efi", "arm64") is None
+    assert "no EFI loader for riscv64" in (outputs.arch_problem("raw-efi", "riscv64") or "")

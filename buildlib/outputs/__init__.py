@@ -155,7 +155,10 @@ def arch_problem(name: str, arch: str) -> str | None:
     if not fmt.arches or arch in fmt.arches:
         return None
     usable = ", ".join(sorted(n for n, f in FORMATS.items() if not f.arches or arch in f.arches))
-    return f"-f {name}: {name} boots through a PC BIOS, which {arch} machines do not have; {arch} formats: {usable}"
+    why = f"it boots through a PC BIOS, which {arch} machines do not have"
+    if fmt.arches != BIOS_ARCHES:
+        why = f"distrokit has no EFI loader for {arch}"
+    return f"-f {name}: {name} cannot be built for {arch} ({why}); {arch} formats: {usable}"
 
 
 _SIZE = re.compile(r"(\d+)([KMG]?)B?", re.IGNORECASE)

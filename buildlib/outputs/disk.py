@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..fsutil import atomic_writer
 from . import BIOS_ARCHES, BuiltParts, Format, register
+from .efi import EFI_LOADERS
 from .stages import copy_sparse
 from .tools import derived_bytes, derived_uuid, run_tool
 
@@ -127,7 +128,7 @@ def _gcp(parts: BuiltParts, prefix: Path) -> None:
 
 
 def _disk(name: str, suffix: str, write: Callable[[BuiltParts, Path], None], stage: str, doc: str) -> Format:
-    arches = BIOS_ARCHES if stage == "bios-disk" else ()
+    arches = BIOS_ARCHES if stage == "bios-disk" else tuple(EFI_LOADERS)
     return register(Format(name, (suffix,), write, stages=(stage,), disk=True, arches=arches, doc=doc))
 
 

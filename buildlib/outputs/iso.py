@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from . import BIOS_ARCHES, BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, MiB, register
-from .efi import grub_efi
+from .efi import EFI_LOADERS, grub_efi
 from .fat import fat_bytes_needed, make_fat
 from .fsimage import unpacked_root_command
 from .stages import syslinux_config
@@ -130,7 +130,9 @@ ISO_BIOS = register(
         "iso-bios", (".iso",), _iso_bios, stages=("initrd",), arches=BIOS_ARCHES, doc="a BIOS-bootable (isohybrid) ISO"
     )
 )
-ISO_EFI = register(Format("iso-efi", ("-efi.iso",), _iso_efi, stages=("initrd",), doc="a UEFI-bootable ISO"))
+ISO_EFI = register(
+    Format("iso-efi", ("-efi.iso",), _iso_efi, stages=("initrd",), arches=tuple(EFI_LOADERS), doc="a UEFI-bootable ISO")
+)
 ISO_EFI_INITRD = register(
     Format(
         "iso-efi-initrd",
