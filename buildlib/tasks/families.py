@@ -146,7 +146,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
     lock = options.lock if options else None
     shared = options.shared if options else None
     listener = (options.transfer_listener if options else None) or ignore
-    # the lock pins amd64's .deb files under the recipe's name: another architecture is built unpinned
+    # the lock pins amd64's .deb files under the recipe's name, another architecture's under NAME-ARCH
     locked = lock.packages(recipe.build_name, recipe.key) if lock is not None else None
     if shared is not None and locked is None:
         shared.fetch_pin(store, recipe)  # the .debs the machine that built it pinned, and no apt query
@@ -458,12 +458,16 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
         if options.locked:
             raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `distrokit lock SPEC`")
         return []
-    wanted = pinning.spec_inputs(spec, component_root, resolver).wanted((platform_of(options.arch),))
+    platform = platform_of(options.arch)
+    inputs = pinning.spec_inputs(spec, component_root, resolver)
     where = options.lock_file or "the lock"
-    found = lock_disagreements(options.lock, wanted, where)
-    if found and options.locked:
-        raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + ": run `distrokit lock`")
-    return [f"{line} (built unpinned: run `distrokit lock` to pin it)" for line in found]
+    found = lock_disagreements(options.lock, inputs.wanted((platform,)), where)
+    if not found:
+        return []
+    command = pinning.lock_command(spec.files_read, options.lock_file, options.lock, inputs, platform)
+    if options.locked:
+        raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + f": run `{command}`")
+    return [f"{line} (built unpinned: run `{command}` to pin it)" for line in found]
 
 
 def check_buildable(spec: Spec, options: BuildOptions) -> None:
