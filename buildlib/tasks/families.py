@@ -154,16 +154,22 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
     task = f"component:{recipe.build_name}"
 
     def build() -> None:
-        if locked is not None:  # the store's pins become a cache of the lock
-            components.remember_pins(store.root, recipe, locked)
         key = xxh_value({**components.recipe_input_key(recipe, packages), **tool_versions()})
         if shared is not None and shared.fetch_component(store, recipe.ref, key, arch, task):
             component_builds.record(store, recipe, packages)  # up to date for `pkg build` and the next build
+            remember_locked()
             return
         component_builds.build(store, recipe, packages, listener)
+        remember_locked()
         if shared is not None:
             shared.push_component(store, recipe.ref, key, task)
             shared.push_pin(store, recipe, task)
+
+    def remember_locked() -> None:
+        """The store's pins become a cache of the lock, once the image is built from them: a pin the
+        archive cannot serve never lands in the store."""
+        if locked is not None:
+            components.remember_pins(store.root, recipe, locked)
 
     def built() -> bool:
         """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
