@@ -315,3 +315,23 @@ def test_verify_without_a_lock_rebuilds_arm64_from_the_store_pins(arm64_build: B
         "minimal-arm64-initrd.img",
         "minimal-arm64-cmdline",
     ]
+
+
+@pytest.mark.arm64
+def test_an_arm64_build_stamp_watches_the_arm64_pins(arm64_build: Built) -> None:
+    """A build that finds nothing changed must see its own architecture's pins move (`pkg build --update`)."""
+    from buildlib import component_builds, tasks
+    from buildlib.tasks.stamp import watched_paths
+
+    options = tasks.BuildOptions(
+        cache=arm64_build.cache, out_dir=arm64_build.out_dir, name=arm64_build.name, arch="arm64"
+    )
+    watched = set(watched_paths(tasks.plan_build([SPECS / "minimal.yml"], options, COMPONENTS)))
+    store = Store(arm64_build.cache, "arm64")
+    for name in ("kernel", "init"):
+        recipe = components.load_recipe(COMPONENTS / name, "arm64")
+        assert components.pin_path(store.root, recipe).is_file()
+        assert {
+            str(components.pin_path(store.root, recipe)),
+            str(component_builds.record_path(store, recipe)),
+        } <= watched
