@@ -377,7 +377,8 @@ def drift_error(recipe: Recipe, package: Package, what: str) -> ArchiveDrift:
         f"component {recipe.build_name}: the Debian archive {what} {package.name} {package.version} "
         f"(pinned sha256 {package.sha256[:16]}): import the component image built from it "
         f"(`distrokit cache import FILE {recipe.ref.familiar()}`, FILE from `distrokit cache export` "
-        f"where it was built or pulled), or pin what the archive has now with `distrokit lock --update {recipe.build_name}`"
+        f"where it was built or pulled), or pin what the archive has now with "
+        f"`distrokit lock --update {recipe.build_name}`"
     )
 
 

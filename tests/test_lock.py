@@ -314,7 +314,8 @@ def test_an_arm64_build_follows_the_lock_arm64_manifest(
     registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A multi-platform image locked for both platforms: each --arch takes its own pinned manifest, the
-    SBOM of the arm64 build names the arm64 manifest, and the store's pins are told apart per platform."""
+    SBOM of the arm64 build (`--arch aarch64` is arm64) names the arm64 manifest, and the store's pins are
+    told apart per platform."""
     source = Store(tmp_path / "source")
     per_arch = {
         arch: stored_image(source, ImageRef.parse(f"local/m-{arch}"), [random_layer(source, 500, f"only-{arch}")], arch)
@@ -332,7 +333,7 @@ def test_an_arm64_build_follows_the_lock_arm64_manifest(
         with tarfile.open(done.prefix.with_name("multi.tar")) as archive:
             assert set(archive.getnames()) & {"only-amd64", "only-arm64"} == {f"only-{arch}"}
     capsys.readouterr()
-    assert cli.main(["--cache", str(cache), "sbom", "--arch", "arm64", str(spec)]) == 0
+    assert cli.main(["--cache", str(cache), "sbom", "--arch", "aarch64", str(spec)]) == 0
     document = json.loads(capsys.readouterr().out)
     (image,) = [p for p in document["packages"] if p.get("primaryPackagePurpose") == "CONTAINER"]
     assert image["checksums"] == [{"algorithm": "SHA256", "checksumValue": per_arch["arm64"].split(":")[1]}]
