@@ -52,6 +52,7 @@ class FileResult:
 @dataclass(frozen=True)
 class Report:
     files: tuple[FileResult, ...]
+    warnings: tuple[str, ...] = ()  # how the spec and its lock disagree: what the rebuild took unpinned
 
     @property
     def ok(self) -> bool:
@@ -60,6 +61,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "warnings": list(self.warnings),
             "files": [
                 {
                     "file": r.name,
@@ -94,8 +96,9 @@ def verify(
         with store_lock(old.root):
             seed(old, fresh, pins, platform, {recipe.build_name for recipe in inputs.recipes((platform,))})
         rebuilt = replace(options, cache=fresh.root, out_dir=Path(scratch) / "out", lock=pins, pull=False)
-        tasks.build_spec(spec_paths, rebuilt, component_root, jobs=jobs)
-        return compare(options.out_dir, rebuilt.out_dir, options.name, options.formats)
+        built = tasks.build_spec(spec_paths, rebuilt, component_root, jobs=jobs)
+        report = compare(options.out_dir, rebuilt.out_dir, options.name, options.formats)
+        return replace(report, warnings=built.warnings)
 
 
 def seed(old: Store, fresh: Store, pins: Lock, platform: str, names: Collection[str] | None = None) -> None:

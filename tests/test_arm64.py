@@ -287,6 +287,17 @@ def test_a_locked_arm64_build_follows_its_pins_and_verifies_bit_for_bit(
         "minimal-arm64-initrd.img",
         "minimal-arm64-cmdline",
     ]
+    assert report["warnings"] == []
+    # An amd64-only lock: verify --locked refuses in one line; without it, it says what it took unpinned.
+    assert cli.main([*cache, "lock", str(spec_copy), "--arch", "amd64"]) == 0
+    capsys.readouterr()
+    assert cli.main([*cache, *argv, "--locked"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "component kernel-arm64 is not pinned" in err, err
+    assert cli.main([*cache, *argv]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and len(report["warnings"]) == 2
+    assert all("-arm64 is not pinned" in line and "--arch amd64 --arch arm64" in line for line in report["warnings"])
 
 
 @pytest.mark.arm64

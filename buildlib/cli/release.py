@@ -72,6 +72,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
+        for warning in report.warnings:
+            err_console.print(f"warning: {warning}", markup=False)
         for result in report.files:
             if result.matches:
                 err_console.print(f"ok       {result.name} {result.expected}", markup=False)
