@@ -10,7 +10,7 @@
 `--repair` removes every bad entry, and what leans on one (the index of a removed tar, the pointers
 naming a removed segment), so the next build or pull makes them again from good inputs. A build
 itself never uses a bad entry: manifests and configs are checked on every read, indexes and their
-tars when loaded, segments before an output is written from them.
+tars when loaded, segments as an initrd is joined from them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import StoreError
 from .fsutil import sha256_file, store_lock
 from .layers import check_index
 from .outputs.initrd import KEY_SUFFIX, SEGMENT_SUFFIX, seal_path, segment_problem
@@ -37,14 +36,6 @@ class CheckReport:
     checked: int
     bad: tuple[BadEntry, ...]
     removed: tuple[str, ...]
-
-
-def check_segments(segments: Sequence[Path]) -> None:
-    """Refuse to write an output from a segment whose bytes are not what was written."""
-    for segment in segments:
-        problem = segment_problem(segment)
-        if problem:
-            raise StoreError(f"segment {segment} {problem}: run `distrokit cache check --repair` and build again")
 
 
 def check(cache: Path, repair: bool = False) -> CheckReport:
@@ -131,4 +122,4 @@ def _indexes_of(cache: Path, tar: Path) -> list[Path]:
     return found
 
 
-__all__ = ["KEY_SUFFIX", "BadEntry", "CheckReport", "check", "check_segments"]
+__all__ = ["KEY_SUFFIX", "BadEntry", "CheckReport", "check"]

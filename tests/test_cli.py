@@ -211,4 +211,7 @@ def test_the_parser_loads_no_heavy_module() -> None:
     probe = "import sys; from buildlib import cli; cli.parser(); print(' '.join(sorted(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     loaded = set(done.stdout.split())
-    assert not {"doit", "rich", "yaml", "sh", "buildlib.tasks", "buildlib.spec"} & loaded
+    assert (
+        not {"doit", "rich", "yaml", "sh", "buildlib.tasks", "buildlib.spec", "buildlib.runner", "buildlib.instance"}
+        & loaded
+    )

@@ -11,7 +11,8 @@ import pytest
 from buildlib import layers
 from buildlib.layers import Entry
 from buildlib.outputs.compress import Compression, decompress
-from buildlib.outputs.initrd import join_segments, write_segment
+from buildlib.errors import StoreError
+from buildlib.outputs.initrd import join_segments, seal_path, write_segment
 from buildlib.rootfs import Tree, file_entry
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="extracting device nodes with cpio needs root")
@@ -122,3 +123,21 @@ def test_entry_bigger_than_the_buffer_streams(
     extract(tmp_path / "seg", root)
     assert (root / "big").read_bytes() == b"0123456789" * 100_000
     assert (root / "data" / "0002").read_bytes() == bytes([2]) * 10_000
+
+
+def test_a_segment_that_changed_after_it_was_sealed_is_refused_as_it_is_joined(tmp_path: Path) -> None:
+    tree = sample_tree()
+    write_segment(tree.entries(), tmp_path / "1")
+    write_segment(tree.entries(), tmp_path / "2")
+    join_segments([tmp_path / "1", tmp_path / "2"], tmp_path / "initrd")
+    before = (tmp_path / "initrd").read_bytes()
+    damaged = bytearray((tmp_path / "2").read_bytes())
+    damaged[len(damaged) // 2] ^= 0x01
+    (tmp_path / "2").write_bytes(bytes(damaged))
+    with pytest.raises(StoreError, match=r"segment .*/2 its bytes do not match its key: run `distrokit cache check"):
+        join_segments([tmp_path / "1", tmp_path / "2"], tmp_path / "initrd")
+    assert (tmp_path / "initrd").read_bytes() == before  # the old initrd stands; no temp file is left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1", "1.xxh", "2", "2.xxh", "initrd"]
+    seal_path(tmp_path / "1").unlink()
+    with pytest.raises(StoreError, match="has no key to check it against"):
+        join_segments([tmp_path / "1"], tmp_path / "initrd")

@@ -7,11 +7,19 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import bootmode, instance, metadata, runner, timeline
 from ..console import ESCAPES, Console
 from ..errors import BadInput
+from ..lazy import lazy_module
 from .common import Subparsers, err_console, print_table
+
+if TYPE_CHECKING:  # loaded when `run` runs, not when the parser is made for another command
+    from .. import bootmode, instance, metadata, runner, timeline
+else:
+    bootmode, instance, metadata, runner, timeline = (
+        lazy_module(f"buildlib.{name}") for name in ("bootmode", "instance", "metadata", "runner", "timeline")
+    )
 
 PIPE_TIMEOUT = 300.0
 
@@ -164,7 +172,9 @@ def register(sub: Subparsers) -> None:
         "terminal; none on a terminal or detached)",
     )
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="accelerator (default auto)")
-    run.add_argument("--networking", choices=runner.NETWORKING, default="user", help="user-mode (default) or none")
+    run.add_argument(
+        "--networking", default="user", metavar="{user,none}", help="user-mode (default) or none"
+    )  # checked by the runner, which is not loaded to make the parser
     run.add_argument(
         "--publish", action="append", metavar="HOST:GUEST[/udp]", help="forward 127.0.0.1:HOST to the guest's port"
     )

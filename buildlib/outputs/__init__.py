@@ -159,7 +159,7 @@ def _kernel_initrd(parts: BuiltParts, prefix: Path) -> None:
     if parts.kernel is None:
         raise BadInput(no_kernel_message("kernel+initrd"))
     (initrd,) = FORMATS["kernel+initrd"].own_targets(prefix)
-    join_segments(((parts.ucode,) if parts.ucode else ()) + parts.segments, initrd)
+    join_segments(parts.segments, initrd, parts.ucode)
 
 
 register(

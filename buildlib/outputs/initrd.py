@@ -15,7 +15,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
-from ..fsutil import append_file, atomic_writer, write_bytes_atomic, xxh_file
+import xxhash
+
+from ..errors import StoreError
+from ..fsutil import Writeback, append_file, atomic_writer, write_bytes_atomic, xxh_file
 from ..layers import Entry
 from .compress import Compression, Streamer
 from .cpio import CpioWriter
@@ -23,6 +26,7 @@ from .cpio import CpioWriter
 MEMBER_SIZE = 4 << 20  # uncompressed bytes per member: small enough to balance, big enough to compress well
 STREAM_AFTER = 32 << 20  # an entry bigger than this is compressed as it streams, never held whole
 DEFAULT_COMPRESSION = Compression.ZSTD
+JOIN_CHUNK = 1 << 20  # bytes read (and hashed) at once while segments are joined
 
 
 class Members:
@@ -30,6 +34,7 @@ class Members:
 
     def __init__(self, out: IO[bytes], compression: Compression, workers: int | None = None) -> None:
         self.out = out
+        self._writeback = Writeback(out)
         self.compression = compression
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="compress")
@@ -40,6 +45,7 @@ class Members:
     def write(self, data: bytes) -> int:
         if self._stream is not None:
             self.out.write(self._stream.compress(data))
+            self._writeback.wrote()
         else:
             self._buffer += data
             if len(self._buffer) > STREAM_AFTER:
@@ -73,6 +79,7 @@ class Members:
     def _drain(self, keep: int) -> None:
         while len(self._pending) > keep:
             self.out.write(self._pending.popleft().result())
+            self._writeback.wrote()
 
     def _start_stream(self) -> None:
         self._drain(0)
@@ -134,10 +141,40 @@ def segment_problem(segment: Path) -> str:
         return "missing"
 
 
-def join_segments(segments: Sequence[Path], target: Path) -> None:
-    with atomic_writer(target, needed=sum(segment.stat().st_size for segment in segments)) as out:
+def join_segments(segments: Sequence[Path], target: Path, ucode: Path | None = None) -> None:
+    """The initrd: `ucode` (the early microcode archive), then the segments, each checked against its
+    key as it is copied (the bytes pass through once), so a bad segment leaves no output behind."""
+    heads = [ucode] if ucode else []
+    with atomic_writer(target, needed=sum(path.stat().st_size for path in [*heads, *segments])) as out:
+        for head in heads:
+            append_file(head, out)
+        writeback = Writeback(out)
         for segment in segments:
-            append_file(segment, out)
+            _append_checked(segment, out, writeback)
+
+
+def _append_checked(segment: Path, out: IO[bytes], writeback: Writeback) -> None:
+    try:
+        key = seal_path(segment).read_text().strip()
+    except FileNotFoundError:
+        raise bad_segment(segment, "missing" if not segment.is_file() else "has no key to check it against") from None
+    digest = xxhash.xxh3_128()
+    buffer = bytearray(JOIN_CHUNK)
+    view = memoryview(buffer)
+    try:
+        with open(segment, "rb", buffering=0) as handle:
+            while count := handle.readinto(buffer):
+                digest.update(view[:count])
+                out.write(view[:count])
+                writeback.wrote()
+    except FileNotFoundError:
+        raise bad_segment(segment, "missing") from None
+    if digest.hexdigest() != key:
+        raise bad_segment(segment, "its bytes do not match its key")
+
+
+def bad_segment(segment: Path, problem: str) -> StoreError:
+    return StoreError(f"segment {segment} {problem}: run `distrokit cache check --repair` and build again")
 
 
 def write_entry(entry: Entry, target: Path, mode: int = 0o644) -> None:

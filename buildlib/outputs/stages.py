@@ -84,12 +84,12 @@ def _register(stage: Stage) -> None:
 
 # initrds ------------------------------------------------------------------------------------
 def _initrd(parts: BuiltParts, target: Path) -> None:
-    join_segments(((parts.ucode,) if parts.ucode else ()) + parts.segments, target)
+    join_segments(parts.segments, target, parts.ucode)
 
 
 def _boot_initrd(parts: BuiltParts, target: Path) -> None:
     parts.need_kernel("this")
-    join_segments(((parts.ucode,) if parts.ucode else ()) + parts.boot_segments, target)
+    join_segments(parts.boot_segments, target, parts.ucode)
 
 
 _register(Stage("initrd", "initrd.img", _initrd))
