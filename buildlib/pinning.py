@@ -72,7 +72,7 @@ def lock_command(spec_files: tuple[str, ...], lock_file: str, previous: Lock, in
     words = ["distrokit", "lock", *spec_files]
     if spec_files and lock_file and Path(lock_file) != path_for(Path(spec_files[0])):
         words += ["--lock", lock_file]
-    if platform not in platforms:
+    if platform not in platforms and (platforms or platform != platform_of(components.DEFAULT_ARCH)):
         words += [f"--arch {debarch.normalise(p)}" for p in (*platforms, platform)]
     return " ".join(words)
 

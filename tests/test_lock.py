@@ -294,10 +294,12 @@ def test_each_platform_components_are_pinned_under_their_own_names(
 def test_an_amd64_lock_refuses_a_locked_arm64_build_in_one_line(
     spec_copy: Path, shared_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert lock_cli(shared_cache, str(spec_copy)) == 0
-    capsys.readouterr()
     out = tmp_path / "o"
     argv = ["build", "--arch", "arm64", "--locked", str(spec_copy), "--dir", str(out)]
+    assert cli.main(["--cache", str(shared_cache), *argv]) == 2  # no lock at all: the command that writes one
+    assert f"has no lock file: write one with `distrokit lock {spec_copy} --arch arm64`" in capsys.readouterr().err
+    assert lock_cli(shared_cache, str(spec_copy)) == 0
+    capsys.readouterr()
     code = cli.main(["--cache", str(shared_cache), *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and not out.exists(), err

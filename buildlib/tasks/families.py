@@ -458,11 +458,13 @@ def output_recheck(
 def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: components.PkgResolver) -> list[str]:
     """How the spec and its lock disagree, as warnings (what is not pinned is resolved as without a lock);
     with --locked, a LockMismatch naming every entry instead."""
+    platform = platform_of(options.arch)
     if options.lock is None:
         if options.locked:
-            raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `distrokit lock SPEC`")
+            inputs = pinning.spec_inputs(spec, component_root, resolver)
+            command = pinning.lock_command(spec.files_read, "", Lock(), inputs, platform)
+            raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `{command}`")
         return []
-    platform = platform_of(options.arch)
     inputs = pinning.spec_inputs(spec, component_root, resolver)
     where = options.lock_file or "the lock"
     found = lock_disagreements(options.lock, inputs.wanted((platform,)), where)
