@@ -374,10 +374,11 @@ def describe_pinned(recipe: Recipe, pinned: list[Package]) -> list[Package]:
 def drift_error(recipe: Recipe, package: Package, what: str) -> ArchiveDrift:
     """The error for a pinned .deb the archive cannot give: what, and the two ways forward."""
     return ArchiveDrift(
-        f"component {recipe.name}: the Debian archive {what} {package.name} {package.version} "
+        f"component {recipe.build_name}: the Debian archive {what} {package.name} {package.version} "
         f"(pinned sha256 {package.sha256[:16]}): import the component image built from it "
         f"(`distrokit cache import FILE {recipe.ref.familiar()}`, FILE from `distrokit cache export` "
-        f"where it was built or pulled), or pin what the archive has now with `distrokit lock --update {recipe.name}`"
+        f"where it was built or pulled), or pin what the archive has now with "
+        f"`distrokit lock --update {recipe.build_name}`"
     )
 
 

@@ -4,8 +4,10 @@
 diff shows exactly which pin moved. An image reference is pinned to the digest its tag named when it
 was locked (an index or a manifest) and to the manifest digest of each platform asked for; a component
 (`@pkg:` or `distrokit/NAME`) to its recipe key and the exact .deb files (name, version, architecture,
-size, sha256) it is built from. This module knows the format and compares a lock with what a spec
-needs; asking registries and apt for pins is `pinning`'s job, using them is `tasks`'.
+size, sha256) it is built from, once per platform: amd64's under NAME (as locks always had it), another
+architecture's under NAME-ARCH (`kernel-arm64`), the name its build task has. This module knows the
+format and compares a lock with what a spec needs; asking registries and apt for pins is `pinning`'s job,
+using them is `tasks`'.
 """
 
 from __future__ import annotations
@@ -68,11 +70,15 @@ class Lock:
 
 @dataclass(frozen=True)
 class Wanted:
-    """What a spec needs pinned: its registry images, its components (name -> recipe key), the platforms."""
+    """What a spec needs pinned: its registry images, its components (pin name -> recipe key), the platforms.
+
+    `pin_names` are the names the spec's components may be pinned under for any architecture: a lock that
+    pins more platforms than a build wants holds entries the spec still uses."""
 
     images: tuple[str, ...]
     components: Mapping[str, str] = field(hash=False)
     platforms: tuple[str, ...]
+    pin_names: frozenset[str] = frozenset()
 
 
 def path_for(spec: Path) -> Path:
@@ -179,7 +185,7 @@ def disagreements(lock: Lock, wanted: Wanted, where: Path | str) -> list[str]:
     )
     found.extend(
         f"{where} pins component {name}, which the spec no longer uses"
-        for name in sorted(set(lock.components) - set(wanted.components))
+        for name in sorted(set(lock.components) - set(wanted.components) - wanted.pin_names)
     )
     return found
 

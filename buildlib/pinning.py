@@ -11,12 +11,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import components, images
-from .components import Package, Recipe
+from . import components, debarch, images
+from .components import Package, Recipe, arch_suffix
 from .errors import BadInput
 from .fsutil import sha256_file
 from .images import Store
-from .lock import ComponentPin, ImagePin, Lock, Wanted, names_of
+from .lock import ComponentPin, ImagePin, Lock, Wanted, names_of, path_for, platform_of
 from .refs import ImageRef
 from .spec import Spec
 from .transport import Network
@@ -24,13 +24,24 @@ from .transport import Network
 
 @dataclass(frozen=True)
 class SpecInputs:
-    """What a spec is made of: registry images (in spec order) and components (image reference -> recipe)."""
+    """What a spec is made of: registry images (in spec order) and components (image reference -> recipe,
+    for the architecture the spec was resolved for)."""
 
     images: tuple[str, ...]
     components: Mapping[str, Recipe] = field(hash=False)
 
+    def recipes(self, platforms: tuple[str, ...]) -> list[Recipe]:
+        """Every component's recipe for each platform: each pins its own .deb files, under its build name."""
+        arches = dict.fromkeys(debarch.normalise(platform) for platform in platforms)
+        return [components.load_recipe(r.folder, arch) for arch in arches for r in self.components.values()]
+
+    def pin_names(self) -> frozenset[str]:
+        """Every name a lock may pin the spec's components under, whatever the architecture."""
+        return frozenset(r.name + arch_suffix(arch) for r in self.components.values() for arch in debarch.ARCHITECTURES)
+
     def wanted(self, platforms: tuple[str, ...]) -> Wanted:
-        return Wanted(self.images, {r.name: r.key for r in self.components.values()}, platforms)
+        pins = {r.build_name: r.key for r in self.recipes(platforms)}
+        return Wanted(self.images, pins, platforms, self.pin_names())
 
 
 def spec_inputs(spec: Spec, component_root: Path, resolver: components.PkgResolver) -> SpecInputs:
@@ -41,8 +52,29 @@ def spec_inputs(spec: Spec, component_root: Path, resolver: components.PkgResolv
         if folder is None:
             registry.append(ref)
         else:
-            built[ref] = components.load_recipe(folder)
+            built[ref] = components.load_recipe(folder, resolver.arch)
     return SpecInputs(tuple(registry), built)
+
+
+def locked_platforms(previous: Lock, inputs: SpecInputs) -> tuple[str, ...]:
+    """The platforms a lock pins: its images' and those its component entries are named for (a spec of
+    components alone pins no image, and `kernel-arm64` says arm64 as well)."""
+    found = {platform for pin in previous.images.values() for platform in pin.platforms}
+    for recipe in inputs.components.values():
+        named = (arch for arch in debarch.ARCHITECTURES if recipe.name + arch_suffix(arch) in previous.components)
+        found.update(platform_of(arch) for arch in named)
+    return tuple(sorted(found))
+
+
+def lock_command(spec_files: tuple[str, ...], lock_file: str, previous: Lock, inputs: SpecInputs, platform: str) -> str:
+    """The `distrokit lock` that pins what a build for `platform` needs, keeping the platforms the lock has."""
+    platforms = locked_platforms(previous, inputs)
+    words = ["distrokit", "lock", *spec_files]
+    if spec_files and lock_file and Path(lock_file) != path_for(Path(spec_files[0])):
+        words += ["--lock", lock_file]
+    if platform not in platforms and (platforms or platform != platform_of(components.DEFAULT_ARCH)):
+        words += [f"--arch {debarch.normalise(p)}" for p in (*platforms, platform)]
+    return " ".join(words)
 
 
 def make_lock(
@@ -59,7 +91,7 @@ def make_lock(
     `update` None keeps every entry that fits; empty asks for every entry again; names ask for those."""
     previous = previous or Lock()
     if update:
-        unknown = sorted(set(update) - set(names_of(previous)) - _names_of(inputs))
+        unknown = sorted(set(update) - set(names_of(previous)) - _names_of(inputs, platforms))
         if unknown:
             raise BadInput(f"lock --update: {', '.join(unknown)} is no image or component of this spec")
 
@@ -75,20 +107,27 @@ def make_lock(
         remote = images.inspect_pins(ImageRef.parse(ref), platforms, network=network)
         pinned_images[ref] = ImagePin(remote.digest, remote.platforms)
     pinned_components: dict[str, ComponentPin] = {}
-    for recipe in inputs.components.values():
-        kept = previous.packages(recipe.name, recipe.key)
-        renewing = renew({recipe.name, str(recipe.ref), recipe.ref.familiar()})
+    for recipe in inputs.recipes(platforms):  # amd64's under NAME, another architecture's under NAME-ARCH
+        kept = previous.packages(recipe.build_name, recipe.key)
+        renewing = renew(_recipe_names(recipe))  # NAME renews every platform's, NAME-ARCH one
         if kept is None or renewing:
             kept = _component_packages(cache, recipe, refresh=renewing)
-        pinned_components[recipe.name] = ComponentPin(recipe.key, tuple(sorted(kept, key=lambda p: p.name)))
+        pinned_components[recipe.build_name] = ComponentPin(recipe.key, tuple(sorted(kept, key=lambda p: p.name)))
     return Lock(pinned_images, pinned_components)
 
 
-def _names_of(inputs: SpecInputs) -> set[str]:
+def _names_of(inputs: SpecInputs, platforms: tuple[str, ...]) -> set[str]:
     names = {name for ref in inputs.images for name in (ref, _familiar(ref))}
     for ref, recipe in inputs.components.items():
-        names |= {recipe.name, ref, recipe.ref.familiar()}
+        names |= {ref, recipe.ref.familiar()}
+    for recipe in inputs.recipes(platforms):
+        names |= _recipe_names(recipe)
     return names
+
+
+def _recipe_names(recipe: Recipe) -> set[str]:
+    """What `lock --update` may call a component's entry for one architecture."""
+    return {recipe.name, recipe.build_name, str(recipe.ref), recipe.ref.familiar()}
 
 
 def _familiar(ref: str) -> str:
@@ -121,15 +160,17 @@ def _from_deb_file(cache: Path, package: Package) -> Package | None:
 
 def pins_in_store(store: Store, inputs: SpecInputs, platform: str) -> Lock:
     """A lock of what `store` last built a spec from (its names and its .deb pins), for a spec with no
-    lock file; an input the store has no pin for is left out (a build resolves it as usual)."""
+    lock file; an input the store has no pin for is left out (a build resolves it as usual). The store
+    is seen from `platform`'s architecture and the components pinned for it, under their build names."""
+    store = store.for_arch(debarch.normalise(platform))
     pinned_images: dict[str, ImagePin] = {}
     for ref in inputs.images:
         digest = store.lookup(ImageRef.parse(ref))
         if digest is not None:
             pinned_images[ref] = ImagePin(digest, {platform: digest})
     pinned_components: dict[str, ComponentPin] = {}
-    for recipe in inputs.components.values():
+    for recipe in inputs.recipes((platform,)):
         cached = components.cached_pins(store.root, recipe)
         if cached is not None:
-            pinned_components[recipe.name] = ComponentPin(recipe.key, tuple(cached))
+            pinned_components[recipe.build_name] = ComponentPin(recipe.key, tuple(cached))
     return Lock(pinned_images, pinned_components)

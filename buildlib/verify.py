@@ -4,8 +4,9 @@ release's.
 The fresh cache starts empty but for what is checked against a digest: the .deb files the pins name
 (by SHA256) and the blobs of the pinned registry images (by their digests), so nothing a previous build
 computed (component images, layer indexes, segments, doit's records) is reused. The pins are the spec's
-lock, or without one what the store last built from. On a difference the first differing member (a
-cpio or tar entry) is named.
+lock, or without one what the store last built from, for the build's architecture (`--arch arm64`
+rebuilds from the arm64 .debs pinned under NAME-arm64 and the images' arm64 manifests). On a difference
+the first differing member (a cpio or tar entry) is named.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class FileResult:
 @dataclass(frozen=True)
 class Report:
     files: tuple[FileResult, ...]
+    warnings: tuple[str, ...] = ()  # how the spec and its lock disagree: what the rebuild took unpinned
 
     @property
     def ok(self) -> bool:
@@ -59,6 +61,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "warnings": list(self.warnings),
             "files": [
                 {
                     "file": r.name,
@@ -82,8 +85,8 @@ def verify(
     jobs: int = 2,
 ) -> Report:
     """Rebuild `spec_paths` as `options` asks, in a fresh cache, and compare with `options.out_dir`."""
-    old = Store(options.cache)
-    resolver = components.PkgResolver()
+    old = Store(options.cache, options.arch)
+    resolver = components.PkgResolver(options.arch)
     spec = load_spec(spec_paths, resolve_pkg=resolver)
     inputs = pinning.spec_inputs(spec, component_root, resolver)
     platform = platform_of(options.arch)
@@ -91,15 +94,19 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="distrokit-verify-", dir=work) as scratch:
         fresh = Store(Path(scratch) / "cache")
         with store_lock(old.root):
-            seed(old, fresh, pins, platform)
+            seed(old, fresh, pins, platform, {recipe.build_name for recipe in inputs.recipes((platform,))})
         rebuilt = replace(options, cache=fresh.root, out_dir=Path(scratch) / "out", lock=pins, pull=False)
-        tasks.build_spec(spec_paths, rebuilt, component_root, jobs=jobs)
-        return compare(options.out_dir, rebuilt.out_dir, options.name, options.formats)
+        built = tasks.build_spec(spec_paths, rebuilt, component_root, jobs=jobs)
+        report = compare(options.out_dir, rebuilt.out_dir, options.name, options.formats)
+        return replace(report, warnings=built.warnings)
 
 
-def seed(old: Store, fresh: Store, pins: Lock, platform: str) -> None:
-    """Put into `fresh` the pinned .debs and image blobs `old` holds, each checked against its digest."""
-    for component in pins.components.values():
+def seed(old: Store, fresh: Store, pins: Lock, platform: str, names: Collection[str] | None = None) -> None:
+    """Put into `fresh` the pinned .debs and image blobs `old` holds for `platform`, each checked against
+    its digest; `names` are the component entries the platform's build uses (None: every one)."""
+    for name, component in pins.components.items():
+        if names is not None and name not in names:
+            continue  # another architecture's .debs: the rebuild never reads them
         for package in component.packages:
             deb = old.root / "debs" / package.filename
             if deb.is_file() and sha256_file(deb) == "sha256:" + package.sha256:

@@ -346,3 +346,124 @@ def test_arm64_media_are_reproducible(arm64_media: Built) -> None:
         audit=True,
     )
     assert again.report.executed == ()
+
+
+@pytest.mark.arm64
+def test_a_locked_arm64_build_follows_its_pins_and_verifies_bit_for_bit(
+    arm64_build: Built, spec_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """specs/minimal.yml locked for amd64 and arm64: `build --arch arm64 --locked` takes the lock's arm64
+    .debs, its SBOM and installed list name them (arm64 each) and the arm64 images' manifests, and
+    `verify --arch arm64` rebuilds every output in a fresh cache bit for bit."""
+    import hashlib
+
+    from buildlib import cli, lock, members, rootfs, tasks
+
+    cache = ["--cache", str(arm64_build.cache)]
+    assert cli.main([*cache, "lock", str(spec_copy), "--arch", "amd64", "--arch", "arm64"]) == 0
+    pins = lock.read(spec_copy.with_suffix(".lock"))
+    release = tmp_path / "release"
+    assert cli.main([*cache, "build", "-q", "--arch", "arm64", "--locked", str(spec_copy), "--dir", str(release)]) == 0
+    store = Store(arm64_build.cache, "arm64")
+    pinned = {p.name: p for name in ("kernel-arm64", "init-arm64") for p in pins.components[name].packages}
+    manifests = {}
+    for name in ("kernel", "init"):
+        image = store.image(components.load_recipe(COMPONENTS / name, "arm64").ref)
+        manifests[name] = image.manifest_digest
+        assert components.recorded_checksums(image.labels) == {
+            p.name: p.sha256 for p in pins.components[f"{name}-arm64"].packages
+        }
+    assert {p.architecture for p in pinned.values()} <= {"arm64", "all"}
+    # The SBOM: every .deb by the lock's sha256 and its architecture, every image by its arm64 manifest.
+    capsys.readouterr()
+    assert cli.main([*cache, "sbom", "--arch", "arm64", str(spec_copy)]) == 0
+    rendered = capsys.readouterr().out
+    document = json.loads(rendered)
+    debs = {p["name"]: p for p in document["packages"] if p.get("supplier") == "Organization: Debian"}
+    assert set(debs) == set(pinned)
+    for name, package in pinned.items():
+        assert debs[name]["checksums"] == [{"algorithm": "SHA256", "checksumValue": package.sha256}]
+        assert debs[name]["externalRefs"][0]["referenceLocator"].endswith(f"?arch={package.architecture}")
+    found = {
+        p["checksums"][0]["checksumValue"]
+        for p in document["packages"]
+        if p.get("primaryPackagePurpose") == "CONTAINER"
+    }
+    assert found == {digest.split(":")[1] for digest in manifests.values()}
+    # ... and it is the SBOM in the built initrd, beside an installed list of arm64 packages.
+    initrd = {m.path: m.data for m in members.members(release / "minimal-arm64-initrd.img")}
+    assert initrd["etc/distrokit/sbom.spdx.json"] == hashlib.sha256(rendered.encode()).hexdigest()
+    options = tasks.BuildOptions(cache=arm64_build.cache, out_dir=release, name="minimal-arm64", arch="arm64")
+    spec, loaded = tasks.ensure_images([spec_copy], options, COMPONENTS)
+    installed = rootfs.installed_report(spec, loaded)
+    assert initrd[rootfs.INSTALLED_PATH] == hashlib.sha256(installed).hexdigest()
+    lines = [line.split() for line in installed.decode().splitlines() if line.startswith("  ")]
+    assert {(name, arch) for name, _, arch in lines} == {(p.name, p.architecture) for p in pinned.values()}
+    # A fresh cache seeded with the pinned .debs alone rebuilds every arm64 output bit for bit.
+    argv = ["verify", str(spec_copy), "--arch", "arm64", "--dir", str(release), "--work", str(tmp_path), "--json"]
+    assert cli.main([*cache, *argv]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and [item["file"] for item in report["files"]] == [
+        "minimal-arm64-kernel",
+        "minimal-arm64-initrd.img",
+        "minimal-arm64-cmdline",
+    ]
+    assert report["warnings"] == []
+    # An amd64-only lock: verify --locked refuses in one line; without it, it says what it took unpinned.
+    assert cli.main([*cache, "lock", str(spec_copy), "--arch", "amd64"]) == 0
+    capsys.readouterr()
+    assert cli.main([*cache, *argv, "--locked"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "component kernel-arm64 is not pinned" in err, err
+    assert cli.main([*cache, *argv]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and len(report["warnings"]) == 2
+    assert all("-arm64 is not pinned" in line and "--arch amd64 --arch arm64" in line for line in report["warnings"])
+
+
+@pytest.mark.arm64
+def test_verify_without_a_lock_rebuilds_arm64_from_the_store_pins(arm64_build: Built, tmp_path: Path) -> None:
+    """No lock: verify takes what the store last built the arm64 system from (its NAME-arm64 pins and
+    the images' arm64 manifests) and rebuilds the arm64 outputs bit for bit."""
+    from buildlib import pinning, tasks, verify
+    from buildlib.spec import load_spec
+
+    resolver = components.PkgResolver("arm64")
+    inputs = pinning.spec_inputs(load_spec([SPECS / "minimal.yml"], resolve_pkg=resolver), COMPONENTS, resolver)
+    pins = pinning.pins_in_store(Store(arm64_build.cache), inputs, "linux/arm64")
+    store = Store(arm64_build.cache, "arm64")
+    assert set(pins.components) == {"kernel-arm64", "init-arm64"}
+    for name in ("kernel", "init"):
+        labels = store.image(components.load_recipe(COMPONENTS / name, "arm64").ref).labels
+        recorded = components.recorded_checksums(labels)
+        assert {p.name: p.sha256 for p in pins.components[f"{name}-arm64"].packages} == recorded
+    options = tasks.BuildOptions(
+        cache=arm64_build.cache, out_dir=arm64_build.out_dir, name="minimal-arm64", arch="arm64"
+    )
+    report = verify.verify([SPECS / "minimal.yml"], options, COMPONENTS, work=tmp_path)
+    assert report.ok, report.to_json()
+    assert [r.name for r in report.files] == [
+        "minimal-arm64-kernel",
+        "minimal-arm64-initrd.img",
+        "minimal-arm64-cmdline",
+    ]
+
+
+@pytest.mark.arm64
+def test_an_arm64_build_stamp_watches_the_arm64_pins(arm64_build: Built) -> None:
+    """A build that finds nothing changed must see its own architecture's pins move (`pkg build --update`)."""
+    from buildlib import component_builds, tasks
+    from buildlib.tasks.stamp import watched_paths
+
+    options = tasks.BuildOptions(
+        cache=arm64_build.cache, out_dir=arm64_build.out_dir, name=arm64_build.name, arch="arm64"
+    )
+    watched = set(watched_paths(tasks.plan_build([SPECS / "minimal.yml"], options, COMPONENTS)))
+    store = Store(arm64_build.cache, "arm64")
+    for name in ("kernel", "init"):
+        recipe = components.load_recipe(COMPONENTS / name, "arm64")
+        assert components.pin_path(store.root, recipe).is_file()
+        assert {
+            str(components.pin_path(store.root, recipe)),
+            str(component_builds.record_path(store, recipe)),
+        } <= watched

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from buildlib import layers
+from buildlib.errors import StoreError
 from buildlib.layers import Entry
 from buildlib.outputs.compress import Compression, decompress
-from buildlib.errors import StoreError
 from buildlib.outputs.initrd import join_segments, seal_path, write_segment
 from buildlib.rootfs import Tree, file_entry
 

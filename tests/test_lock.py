@@ -12,11 +12,12 @@ import pytest
 from conftest import COMPONENTS, build, new_cache
 from registry import Registry, push_index, random_layer, stored_image
 
-from buildlib import cli, images, lock, tasks
-from buildlib.components import Package
+from buildlib import cli, images, lock, pinning, tasks
+from buildlib.components import Package, PkgResolver
 from buildlib.errors import ArchiveDrift, BadInput, LockMismatch
 from buildlib.images import Store
 from buildlib.refs import ImageRef
+from buildlib.spec import load_spec
 from buildlib.transport import Network, RetryPolicy
 
 NET = Network(retry=RetryPolicy(attempts=3, timeout=30, backoff=0.05, max_backoff=0.2))
@@ -242,3 +243,129 @@ def test_update_asks_again_only_for_what_it_names(spec_copy: Path, shared_cache:
     assert updated["kernel"]["packages"][0]["sha256"] == "f" * 64  # untouched
     with pytest.raises(BadInput, match="nosuch is no image or component of this spec"):
         cli.main(["--cache", str(shared_cache), "--debug", "lock", str(spec_copy), "--update", "nosuch"])
+
+
+# platforms ----------------------------------------------------------------------------------
+@pytest.mark.arm64
+def test_each_platform_components_are_pinned_under_their_own_names(
+    spec_copy: Path, shared_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """amd64's .debs under NAME (as every lock had them), arm64's under NAME-arm64, from Debian's arm64 archive."""
+    assert lock_cli(shared_cache, str(spec_copy), "--arch", "amd64", "--arch", "arm64") == 0
+    path = spec_copy.with_suffix(".lock")
+    first = path.read_bytes()
+    pinned = json.loads(first)["components"]
+    assert set(pinned) == {"kernel", "init", "kernel-arm64", "init-arm64"}
+    for name in ("kernel", "init"):
+        assert pinned[name]["recipe"] == pinned[f"{name}-arm64"]["recipe"]  # one recipe, two sets of .debs
+        for arch, entry in (("amd64", pinned[name]), ("arm64", pinned[f"{name}-arm64"])):
+            assert entry["packages"], entry
+            for package in entry["packages"]:
+                assert package["architecture"] in (arch, "all"), package
+                assert package["filename"].endswith(f"_{package['architecture']}.deb") and package["size"] > 0
+    (amd64,), (arm64,) = pinned["init"]["packages"], pinned["init-arm64"]["packages"]
+    assert amd64["name"] == arm64["name"] == "busybox-static" and arm64["architecture"] == "arm64"
+    assert amd64["sha256"] != arm64["sha256"]
+    assert {p["name"] for p in pinned["kernel-arm64"]["packages"]} >= {
+        p["name"].replace("amd64", "arm64") for p in pinned["kernel"]["packages"]
+    }
+    for arch in ("amd64", "arm64"):  # each platform's build agrees with it (the other's entries are no stale pins)
+        locked = options(shared_cache, tmp_path / "out", spec_copy, arch=arch, locked=True)
+        assert tasks.plan_build([spec_copy], locked, COMPONENTS).warnings == []
+    # Locking again without --arch keeps every platform the lock pins: the file does not change.
+    capsys.readouterr()
+    assert lock_cli(shared_cache, str(spec_copy)) == 0
+    assert path.read_bytes() == first and "is up to date" in capsys.readouterr().err
+    # --update NAME-ARCH asks again for that platform's entry alone, --update NAME for every platform's.
+    document = json.loads(first)
+    for entry in document["components"].values():
+        entry["packages"][0]["sha256"] = "f" * 64  # pins of an older archive
+    path.write_text(json.dumps(document))
+    assert lock_cli(shared_cache, str(spec_copy), "--update", "init-arm64") == 0
+    updated = json.loads(path.read_text())["components"]
+    assert updated["init-arm64"] == pinned["init-arm64"]
+    assert [updated[n]["packages"][0]["sha256"] for n in ("init", "kernel", "kernel-arm64")] == ["f" * 64] * 3
+    assert lock_cli(shared_cache, str(spec_copy), "--update", "kernel") == 0
+    updated = json.loads(path.read_text())["components"]
+    assert updated["kernel"] == pinned["kernel"] and updated["kernel-arm64"] == pinned["kernel-arm64"]
+    assert updated["init"]["packages"][0]["sha256"] == "f" * 64
+    # --arch names the platforms to pin, and only those.
+    assert lock_cli(shared_cache, str(spec_copy), "--arch", "arm64") == 0
+    assert set(json.loads(path.read_text())["components"]) == {"kernel-arm64", "init-arm64"}
+
+
+def test_an_amd64_lock_refuses_a_locked_arm64_build_in_one_line(
+    spec_copy: Path, shared_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o"
+    argv = ["build", "--arch", "arm64", "--locked", str(spec_copy), "--dir", str(out)]
+    assert cli.main(["--cache", str(shared_cache), *argv]) == 2  # no lock at all: the command that writes one
+    assert f"has no lock file: write one with `distrokit lock {spec_copy} --arch arm64`" in capsys.readouterr().err
+    assert lock_cli(shared_cache, str(spec_copy)) == 0
+    capsys.readouterr()
+    code = cli.main(["--cache", str(shared_cache), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and not out.exists(), err
+    assert "component init-arm64 is not pinned" in err and "component kernel-arm64 is not pinned" in err
+    assert "no longer uses" not in err  # amd64's entries are still the spec's
+    assert f"run `distrokit lock {spec_copy} --arch amd64 --arch arm64`" in err
+    # The amd64 build it was locked for still agrees with it.
+    plan = tasks.plan_build([spec_copy], options(shared_cache, tmp_path / "out", spec_copy, locked=True), COMPONENTS)
+    assert plan.warnings == []
+
+
+@pytest.mark.registry
+def test_an_arm64_build_follows_the_lock_arm64_manifest(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A multi-platform image locked for both platforms: each --arch takes its own pinned manifest, the
+    SBOM of the arm64 build (`--arch aarch64` is arm64) names the arm64 manifest, and the store's pins are
+    told apart per platform."""
+    source = Store(tmp_path / "source")
+    per_arch = {
+        arch: stored_image(source, ImageRef.parse(f"local/m-{arch}"), [random_layer(source, 500, f"only-{arch}")], arch)
+        for arch in ("amd64", "arm64")
+    }
+    ref = f"{registry.host}/lock/multi:v1"
+    push_index(source, per_arch, ref)
+    spec = tmp_path / "multi.yml"
+    spec.write_text(f"init:\n  - {ref}\n")
+    cache = tmp_path / "cache"
+    assert lock_cli(cache, str(spec), "--arch", "amd64", "--arch", "arm64") == 0
+    pins = lock.read(spec.with_suffix(".lock"))
+    for arch in ("arm64", "amd64"):
+        done = build(spec, cache, tmp_path / arch, formats=("tar",), network=NET, arch=arch, lock=pins, locked=True)
+        with tarfile.open(done.prefix.with_name("multi.tar")) as archive:
+            assert set(archive.getnames()) & {"only-amd64", "only-arm64"} == {f"only-{arch}"}
+    capsys.readouterr()
+    assert cli.main(["--cache", str(cache), "sbom", "--arch", "aarch64", str(spec)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    (image,) = [p for p in document["packages"] if p.get("primaryPackagePurpose") == "CONTAINER"]
+    assert image["checksums"] == [{"algorithm": "SHA256", "checksumValue": per_arch["arm64"].split(":")[1]}]
+    inputs = pinning.spec_inputs(load_spec([spec]), COMPONENTS, PkgResolver("arm64"))
+    for arch, digest in per_arch.items():
+        in_store = pinning.pins_in_store(Store(cache), inputs, f"linux/{arch}")
+        assert in_store.manifest(ref, f"linux/{arch}") == digest
+
+
+@pytest.mark.arm64
+def test_a_locked_arm64_build_fetches_the_arm64_pins(
+    spec_copy: Path, shared_cache: Path, tmp_path: Path, debs_dir: Path
+) -> None:
+    """What an arm64 build fetches is the lock's NAME-arm64 entry: a pin the archive does not serve is
+    named by that entry, and nothing of it lands in the store."""
+    spec = spec_copy.with_name("initonly.yml")
+    spec.write_text('init:\n  - "@pkg:../components/init"\n')
+    assert lock_cli(shared_cache, str(spec), "--arch", "arm64") == 0
+    path = spec.with_suffix(".lock")
+    document = json.loads(path.read_text())
+    (package,) = document["components"]["init-arm64"]["packages"]
+    package["sha256"] = "0" * 64
+    path.write_text(json.dumps(document))
+    fresh = new_cache(tmp_path / "fresh", debs_dir)
+    with pytest.raises(ArchiveDrift) as raised:
+        tasks.ensure_images([spec], options(fresh, tmp_path / "out", spec, arch="arm64", locked=True), COMPONENTS)
+    message = str(raised.value)
+    assert message.startswith("component init-arm64: the Debian archive serves other bytes")
+    assert f"busybox-static {package['version']}" in message and "lock --update init-arm64" in message
+    assert list((fresh / "components").glob("init-*")) == []  # neither the bad pin nor a build record

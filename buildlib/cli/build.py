@@ -288,7 +288,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         name=Path(specs[0]).stem,
         formats=(),
         pull=args.pull,
-        arch=args.arch,
+        arch=debarch.normalise(args.arch),  # `aarch64` and `linux/arm64` are arm64, as for build
         network=network_options(args),
         lock=pins,
         lock_file=lock_file,

@@ -12,11 +12,11 @@ from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, network_options, store_root, transfer_flags
 
 if TYPE_CHECKING:  # loaded when a command runs, not when the parser is made
-    from .. import components, lock, pinning
+    from .. import components, debarch, lock, pinning
     from .. import spec as speclib
 else:
-    components, lock, pinning, speclib = (
-        lazy_module(f"buildlib.{name}") for name in ("components", "lock", "pinning", "spec")
+    components, debarch, lock, pinning, speclib = (
+        lazy_module(f"buildlib.{name}") for name in ("components", "debarch", "lock", "pinning", "spec")
     )
 
 
@@ -27,7 +27,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     spec = speclib.load_spec(specs, resolve_pkg=resolver)
     inputs = pinning.spec_inputs(spec, component_root(), resolver)
     previous = lock.read(path) if path.is_file() else None
-    platforms = _platforms(args.arch, previous)
+    platforms = _platforms(args.arch, previous, inputs)
     cache = store_root(args)
     with store_lock(cache):  # the store's pins are written as a cache of the lock
         pins = pinning.make_lock(
@@ -40,11 +40,12 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return 0
 
 
-def _platforms(arch: list[str] | None, previous: lock.Lock | None) -> tuple[str, ...]:
+def _platforms(arch: list[str] | None, previous: lock.Lock | None, inputs: pinning.SpecInputs) -> tuple[str, ...]:
+    """--arch as given, else every platform the lock pins now (its images' and its components'), else amd64."""
     if arch:
-        return tuple(dict.fromkeys(lock.platform_of(a) for a in arch))
-    known = sorted({p for pin in (previous.images.values() if previous else ()) for p in pin.platforms})
-    return tuple(known) or (lock.platform_of("amd64"),)
+        return tuple(dict.fromkeys(lock.platform_of(debarch.normalise(a)) for a in arch))
+    known = pinning.locked_platforms(previous, inputs) if previous else ()
+    return known or (lock.platform_of("amd64"),)
 
 
 def _changes(old: lock.Lock, new: lock.Lock) -> list[str]:
@@ -71,6 +72,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:
+        for warning in report.warnings:
+            err_console.print(f"warning: {warning}", markup=False)
         for result in report.files:
             if result.matches:
                 err_console.print(f"ok       {result.name} {result.expected}", markup=False)
@@ -84,22 +87,39 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     from .build import _build_flags
 
-    lock_cmd = sub.add_parser("lock", help="pin every image and Debian package of a spec in SPEC.lock")
+    lock_cmd = sub.add_parser(
+        "lock",
+        help="pin every image and Debian package of a spec in SPEC.lock, for each platform asked",
+        description="Pin every registry image (its tag's digest and each platform's manifest) and every "
+        "component's .deb files in SPEC.lock. Components are pinned per platform: amd64's under NAME, "
+        "another architecture's under NAME-ARCH (kernel-arm64). `--arch amd64 --arch arm64` pins both; "
+        "without --arch the platforms the lock already pins are kept. Locking again changes nothing unless "
+        "the spec changed or --update names an entry (NAME renews every platform's, NAME-ARCH one).",
+    )
     lock_cmd.add_argument("spec", nargs="+", help="spec files, merged in order (the lock goes beside the first)")
     lock_cmd.add_argument("--lock", metavar="FILE", help="the lock file to write (default: SPEC.lock)")
     lock_cmd.add_argument(
         "--update",
         nargs="*",
         metavar="NAME",
-        help="ask again for every entry, or only the named images and components (put it last)",
+        help="ask again for every entry, or only the named images and components: a component's NAME renews "
+        "it on every platform, NAME-ARCH (init-arm64) on one (put it last)",
     )
     lock_cmd.add_argument(
-        "--arch", action="append", help="platforms to pin (repeatable; default: the lock's, else amd64)"
+        "--arch",
+        action="append",
+        help="platform to pin, repeatable: every one listed, and only those (default: the lock's, else amd64)",
     )
     transfer_flags(lock_cmd)
     lock_cmd.set_defaults(func=cmd_lock)
 
-    verify_cmd = sub.add_parser("verify", help="rebuild in a fresh cache and compare with the outputs in --dir")
+    verify_cmd = sub.add_parser(
+        "verify",
+        help="rebuild in a fresh cache and compare with the outputs in --dir",
+        description="Rebuild a spec's outputs in a fresh cache from its lock's pins (without a lock, from what "
+        "the store last built it from) and compare them byte for byte with those in --dir. With --arch arm64 "
+        "it rebuilds and compares the arm64 outputs (NAME-arm64) from the lock's arm64 pins.",
+    )
     _build_flags(verify_cmd)
     verify_cmd.add_argument("--work", metavar="DIR", help="where the fresh cache goes (default: a temp folder)")
     verify_cmd.add_argument("--json", action="store_true", help="print the result as one JSON object")

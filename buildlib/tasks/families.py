@@ -144,7 +144,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
     lock = options.lock if options else None
     shared = options.shared if options else None
     listener = (options.transfer_listener if options else None) or ignore
-    # the lock pins amd64's .deb files under the recipe's name: another architecture is built unpinned
+    # the lock pins amd64's .deb files under the recipe's name, another architecture's under NAME-ARCH
     locked = lock.packages(recipe.build_name, recipe.key) if lock is not None else None
     if shared is not None and locked is None:
         shared.fetch_pin(store, recipe)  # the .debs the machine that built it pinned, and no apt query
@@ -152,16 +152,22 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
     task = f"component:{recipe.build_name}"
 
     def build() -> None:
-        if locked is not None:  # the store's pins become a cache of the lock
-            components.remember_pins(store.root, recipe, locked)
         key = xxh_value({**components.recipe_input_key(recipe, packages), **tool_versions()})
         if shared is not None and shared.fetch_component(store, recipe.ref, key, arch, task):
             component_builds.record(store, recipe, packages)  # up to date for `pkg build` and the next build
+            remember_locked()
             return
         component_builds.build(store, recipe, packages, listener)
+        remember_locked()
         if shared is not None:
             shared.push_component(store, recipe.ref, key, task)
             shared.push_pin(store, recipe, task)
+
+    def remember_locked() -> None:
+        """The store's pins become a cache of the lock, once the image is built from them: a pin the
+        archive cannot serve never lands in the store."""
+        if locked is not None:
+            components.remember_pins(store.root, recipe, locked)
 
     def built() -> bool:
         """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
@@ -452,16 +458,22 @@ def output_recheck(
 def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: components.PkgResolver) -> list[str]:
     """How the spec and its lock disagree, as warnings (what is not pinned is resolved as without a lock);
     with --locked, a LockMismatch naming every entry instead."""
+    platform = platform_of(options.arch)
     if options.lock is None:
         if options.locked:
-            raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `distrokit lock SPEC`")
+            inputs = pinning.spec_inputs(spec, component_root, resolver)
+            command = pinning.lock_command(spec.files_read, "", Lock(), inputs, platform)
+            raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `{command}`")
         return []
-    wanted = pinning.spec_inputs(spec, component_root, resolver).wanted((platform_of(options.arch),))
+    inputs = pinning.spec_inputs(spec, component_root, resolver)
     where = options.lock_file or "the lock"
-    found = lock_disagreements(options.lock, wanted, where)
-    if found and options.locked:
-        raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + ": run `distrokit lock`")
-    return [f"{line} (built unpinned: run `distrokit lock` to pin it)" for line in found]
+    found = lock_disagreements(options.lock, inputs.wanted((platform,)), where)
+    if not found:
+        return []
+    command = pinning.lock_command(spec.files_read, options.lock_file, options.lock, inputs, platform)
+    if options.locked:
+        raise LockMismatch(f"--locked: the spec and {where} disagree: " + "; ".join(found) + f": run `{command}`")
+    return [f"{line} (built unpinned: run `{command}` to pin it)" for line in found]
 
 
 def check_buildable(spec: Spec, options: BuildOptions) -> None:

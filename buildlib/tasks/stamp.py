@@ -24,8 +24,8 @@ def watched_paths(plan: Plan) -> list[str]:
         paths.update(str(path) for path in use.files)
     for folder in plan.resolver.folders.values():
         paths.update(_tree(str(folder)))
-        recipe = components.load_recipe(folder)
-        paths.add(str(store.root / "components" / f"{recipe.name}-{recipe.key}.json"))
+        recipe = components.load_recipe(folder, plan.resolver.arch)  # the pins of the build's architecture
+        paths.add(str(components.pin_path(store.root, recipe)))
         paths.add(str(component_builds.record_path(store, recipe)))
     for ref in plan.refs:
         paths.add(str(record_path(store, ref)))
