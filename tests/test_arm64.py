@@ -227,127 +227,6 @@ def test_gc_keeps_every_architecture_pins(arm64_build: Built, debs_dir: Path, tm
     assert {path.name for path in pins.iterdir()} == kept
 
 
-# arm64 output formats: one build of every format that applies, boots under AAVMF --------------------
-ARM64_FORMATS = ("kernel+initrd", "tar", "kernel+squashfs", "iso-efi", "raw-efi", "qcow2-efi")
-ARM64_MEDIA_SPECS = [SPECS / "minimal.yml", REPO / "tests" / "specs" / "arm64-media.yml"]
-
-
-@pytest.fixture(scope="session")
-def arm64_media(arm64_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """specs/minimal.yml with runc and the metadata container, built for arm64 into every format that
-    applies, in one run, in the store of the arm64 build (its components are reused)."""
-    return build(
-        ARM64_MEDIA_SPECS,
-        arm64_build.cache,
-        tmp_path_factory.mktemp("out-arm64-media"),
-        "media-arm64",
-        arch="arm64",
-        formats=ARM64_FORMATS,
-        size=128 << 20,
-    )
-
-
-def _run_arm64(built: Built, target: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(built.cache), "run", str(target)]
-    command += ["--timeout", str(ARM64_BOOT_TIMEOUT), "--networking", "none", *flags]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=ARM64_BOOT_TIMEOUT + 30)
-
-
-def _booted_aarch64(done: subprocess.CompletedProcess[str]) -> str:
-    """The console of a guest that showed minimal.yml's report as aarch64 and powered off cleanly."""
-    assert done.returncode == 0, f"distrokit run failed: {done.stderr}\n{done.stdout[-3000:]}"
-    assert "guest powered off" in done.stderr and "(tcg)" in done.stderr
-    uname = next(line for line in done.stdout.splitlines() if line.startswith("Linux distrokit"))
-    assert uname.split()[-2:] == ["aarch64", "GNU/Linux"]
-    assert "== installed" in done.stdout and "reboot: Power down" in done.stdout
-    return done.stdout
-
-
-@pytest.mark.arm64
-def test_arm64_tar_holds_the_arm64_root(arm64_media: Built, tmp_path: Path) -> None:
-    with tarfile.open(arm64_media.prefix.with_name("media-arm64.tar")) as archive:
-        names = set(archive.getnames())
-        archive.extract("bin/busybox", tmp_path, filter="data")
-        archive.extract("usr/sbin/runc", tmp_path, filter="data")
-    assert debarch.elf_arch(tmp_path / "bin" / "busybox") == "arm64"
-    assert debarch.elf_arch(tmp_path / "usr" / "sbin" / "runc") == "arm64"
-    assert "containers/onboot/000-metadata/config.json" in names
-    assert machines.kernel_arch(arm64_media.prefix.with_name("media-arm64-kernel")) == "arm64"
-
-
-@pytest.mark.arm64
-def test_arm64_efi_media_hold_grub_for_arm64(arm64_media: Built, tmp_path: Path) -> None:
-    """BOOTAA64.EFI (an AArch64 PE) on the EFI disk, made from grub-efi-arm64-bin's modules at the host
-    GRUB's version, unpacked into the store; the loader's command line names the arm64 console."""
-    from buildlib import grub_modules
-
-    disk = arm64_media.prefix.with_name("media-arm64-efi.img")
-    loader = tmp_path / "BOOTAA64.EFI"
-    subprocess.run(["mcopy", "-i", f"{disk}@@1M", "::/EFI/BOOT/BOOTAA64.EFI", str(loader)], check=True)
-    data = loader.read_bytes()
-    pe = int.from_bytes(data[0x3C:0x40], "little")
-    assert data[pe : pe + 4] == b"PE\0\0" and data[pe + 4 : pe + 6] == (0xAA64).to_bytes(2, "little")
-    assert b"console=ttyAMA0" in data and b"ttyS0" not in data
-    version = grub_modules.host_grub_version()
-    assert (arm64_media.cache / "tools" / f"grub-arm64-efi-{version}" / "moddep.lst").is_file()
-    for medium in ("media-arm64-efi.iso", "media-arm64-efi.img", "media-arm64-efi.qcow2"):
-        assert machines.medium_arch(arm64_media.prefix.with_name(medium)) == "arm64"
-    assert arm64_media.prefix.with_name("media-arm64-cmdline").read_text() == "console=ttyAMA0 quiet"
-
-
-@pytest.mark.arm64
-def test_a_bios_format_is_refused_for_arm64(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(tmp_path / "cache"), "build", "--arch", "arm64"]
-    command += ["--dir", str(tmp_path), "-f", "kernel+initrd,qcow2-bios", str(SPECS / "minimal.yml")]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and done.stdout == ""
-    (line,) = done.stderr.strip().splitlines()
-    assert "-f qcow2-bios" in line and "arm64" in line and "qcow2-efi" in line
-    assert not list(tmp_path.glob("minimal-arm64*"))  # refused before anything was built
-
-
-@pytest.mark.arm64
-@pytest.mark.boot
-def test_arm64_kernel_squashfs_boots(arm64_media: Built) -> None:
-    console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix.with_name("media-arm64-squashfs.img")))
-    assert "media: root is overlay" in console
-
-
-@pytest.mark.arm64
-@pytest.mark.boot
-@pytest.mark.parametrize("suffix", ["-efi.iso", "-efi.img", "-efi.qcow2"], ids=["iso-efi", "raw-efi", "qcow2-efi"])
-def test_arm64_efi_formats_boot_under_aavmf(arm64_media: Built, suffix: str) -> None:
-    """No --arch: the medium's BOOTAA64.EFI chooses qemu-system-aarch64, which boots it through AAVMF."""
-    console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix.with_name("media-arm64" + suffix)))
-    assert "UEFI firmware" in console and "media: root is rootfs" in console
-
-
-@pytest.mark.arm64
-@pytest.mark.boot
-def test_arm64_run_data_reaches_the_guest(arm64_media: Built) -> None:
-    """--data's config ISO, on virtio-scsi (the virt machine has no IDE), is found by components/metadata."""
-    console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix, "--data", "arm64 instance data"))
-    assert "metadata: userdata from CDROM /dev/sr0" in console
-    assert "userdata: arm64 instance data" in console
-
-
-@pytest.mark.arm64
-def test_arm64_media_are_reproducible(arm64_media: Built) -> None:
-    """The same build again with the audit: nothing runs, and every part and output recomputed aside
-    (GRUB's BOOTAA64.EFI included) has the bytes the first build wrote (else an AuditError)."""
-    again = build(
-        ARM64_MEDIA_SPECS,
-        arm64_media.cache,
-        arm64_media.out_dir,
-        arm64_media.name,
-        arch="arm64",
-        formats=ARM64_FORMATS,
-        size=128 << 20,
-        audit=True,
-    )
-    assert again.report.executed == ()
-
-
 @pytest.mark.arm64
 def test_a_locked_arm64_build_follows_its_pins_and_verifies_bit_for_bit(
     arm64_build: Built, spec_copy: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -467,3 +346,124 @@ def test_an_arm64_build_stamp_watches_the_arm64_pins(arm64_build: Built) -> None
             str(components.pin_path(store.root, recipe)),
             str(component_builds.record_path(store, recipe)),
         } <= watched
+
+
+# arm64 output formats: one build of every format that applies, boots under AAVMF --------------------
+ARM64_FORMATS = ("kernel+initrd", "tar", "kernel+squashfs", "iso-efi", "raw-efi", "qcow2-efi")
+ARM64_MEDIA_SPECS = [SPECS / "minimal.yml", REPO / "tests" / "specs" / "arm64-media.yml"]
+
+
+@pytest.fixture(scope="session")
+def arm64_media(arm64_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """specs/minimal.yml with runc and the metadata container, built for arm64 into every format that
+    applies, in one run, in the store of the arm64 build (its components are reused)."""
+    return build(
+        ARM64_MEDIA_SPECS,
+        arm64_build.cache,
+        tmp_path_factory.mktemp("out-arm64-media"),
+        "media-arm64",
+        arch="arm64",
+        formats=ARM64_FORMATS,
+        size=128 << 20,
+    )
+
+
+def _run_arm64(built: Built, target: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(built.cache), "run", str(target)]
+    command += ["--timeout", str(ARM64_BOOT_TIMEOUT), "--networking", "none", *flags]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=ARM64_BOOT_TIMEOUT + 30)
+
+
+def _booted_aarch64(done: subprocess.CompletedProcess[str]) -> str:
+    """The console of a guest that showed minimal.yml's report as aarch64 and powered off cleanly."""
+    assert done.returncode == 0, f"distrokit run failed: {done.stderr}\n{done.stdout[-3000:]}"
+    assert "guest powered off" in done.stderr and "(tcg)" in done.stderr
+    uname = next(line for line in done.stdout.splitlines() if line.startswith("Linux distrokit"))
+    assert uname.split()[-2:] == ["aarch64", "GNU/Linux"]
+    assert "== installed" in done.stdout and "reboot: Power down" in done.stdout
+    return done.stdout
+
+
+@pytest.mark.arm64
+def test_arm64_tar_holds_the_arm64_root(arm64_media: Built, tmp_path: Path) -> None:
+    with tarfile.open(arm64_media.prefix.with_name("media-arm64.tar")) as archive:
+        names = set(archive.getnames())
+        archive.extract("bin/busybox", tmp_path, filter="data")
+        archive.extract("usr/sbin/runc", tmp_path, filter="data")
+    assert debarch.elf_arch(tmp_path / "bin" / "busybox") == "arm64"
+    assert debarch.elf_arch(tmp_path / "usr" / "sbin" / "runc") == "arm64"
+    assert "containers/onboot/000-metadata/config.json" in names
+    assert machines.kernel_arch(arm64_media.prefix.with_name("media-arm64-kernel")) == "arm64"
+
+
+@pytest.mark.arm64
+def test_arm64_efi_media_hold_grub_for_arm64(arm64_media: Built, tmp_path: Path) -> None:
+    """BOOTAA64.EFI (an AArch64 PE) on the EFI disk, made from grub-efi-arm64-bin's modules at the host
+    GRUB's version, unpacked into the store; the loader's command line names the arm64 console."""
+    from buildlib import grub_modules
+
+    disk = arm64_media.prefix.with_name("media-arm64-efi.img")
+    loader = tmp_path / "BOOTAA64.EFI"
+    subprocess.run(["mcopy", "-i", f"{disk}@@1M", "::/EFI/BOOT/BOOTAA64.EFI", str(loader)], check=True)
+    data = loader.read_bytes()
+    pe = int.from_bytes(data[0x3C:0x40], "little")
+    assert data[pe : pe + 4] == b"PE\0\0" and data[pe + 4 : pe + 6] == (0xAA64).to_bytes(2, "little")
+    assert b"console=ttyAMA0" in data and b"ttyS0" not in data
+    version = grub_modules.host_grub_version()
+    assert (arm64_media.cache / "tools" / f"grub-arm64-efi-{version}" / "moddep.lst").is_file()
+    for medium in ("media-arm64-efi.iso", "media-arm64-efi.img", "media-arm64-efi.qcow2"):
+        assert machines.medium_arch(arm64_media.prefix.with_name(medium)) == "arm64"
+    assert arm64_media.prefix.with_name("media-arm64-cmdline").read_text() == "console=ttyAMA0 quiet"
+
+
+@pytest.mark.arm64
+def test_a_bios_format_is_refused_for_arm64(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(tmp_path / "cache"), "build", "--arch", "arm64"]
+    command += ["--dir", str(tmp_path), "-f", "kernel+initrd,qcow2-bios", str(SPECS / "minimal.yml")]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert "-f qcow2-bios" in line and "arm64" in line and "qcow2-efi" in line
+    assert not list(tmp_path.glob("minimal-arm64*"))  # refused before anything was built
+
+
+@pytest.mark.arm64
+@pytest.mark.boot
+def test_arm64_kernel_squashfs_boots(arm64_media: Built) -> None:
+    console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix.with_name("media-arm64-squashfs.img")))
+    assert "media: root is overlay" in console
+
+
+@pytest.mark.arm64
+@pytest.mark.boot
+@pytest.mark.parametrize("suffix", ["-efi.iso", "-efi.img", "-efi.qcow2"], ids=["iso-efi", "raw-efi", "qcow2-efi"])
+def test_arm64_efi_formats_boot_under_aavmf(arm64_media: Built, suffix: str) -> None:
+    """No --arch: the medium's BOOTAA64.EFI chooses qemu-system-aarch64, which boots it through AAVMF."""
+    console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix.with_name("media-arm64" + suffix)))
+    assert "UEFI firmware" in console and "media: root is rootfs" in console
+
+
+@pytest.mark.arm64
+@pytest.mark.boot
+def test_arm64_run_data_reaches_the_guest(arm64_media: Built) -> None:
+    """--data's config ISO, on virtio-scsi (the virt machine has no IDE), is found by components/metadata."""
+    console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix, "--data", "arm64 instance data"))
+    assert "metadata: userdata from CDROM /dev/sr0" in console
+    assert "userdata: arm64 instance data" in console
+
+
+@pytest.mark.arm64
+def test_arm64_media_are_reproducible(arm64_media: Built) -> None:
+    """The same build again with the audit: nothing runs, and every part and output recomputed aside
+    (GRUB's BOOTAA64.EFI included) has the bytes the first build wrote (else an AuditError)."""
+    again = build(
+        ARM64_MEDIA_SPECS,
+        arm64_media.cache,
+        arm64_media.out_dir,
+        arm64_media.name,
+        arch="arm64",
+        formats=ARM64_FORMATS,
+        size=128 << 20,
+        audit=True,
+    )
+    assert again.report.executed == ()
