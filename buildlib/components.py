@@ -30,10 +30,10 @@ from urllib.parse import unquote
 import yaml
 
 from . import debarch, elfdeps, kmodules, recipe_schema
+from .debarch import DEFAULT_ARCH, arch_suffix
 from .errors import ArchiveDrift, BuildError, ComponentError
 from .fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from .images import MEDIA_LAYER_TAR, Store
-from .platforms import DEFAULT_ARCH
 from .refs import ImageRef
 from .transport import Event, EventKind, Listener, ignore
 
@@ -94,11 +94,6 @@ class Recipe:
     @property
     def ref(self) -> ImageRef:
         return ImageRef.parse(f"{IMAGE_PREFIX}/{self.name}:{self.tag}")
-
-
-def arch_suffix(arch: str) -> str:
-    """What tells an architecture's component refs, tasks and pins from amd64's (whose names stay as they were)."""
-    return "" if arch == DEFAULT_ARCH else f"-{arch}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
-import platform
 from pathlib import Path
 
 from .errors import BadInput, ComponentError
@@ -22,6 +21,7 @@ ARCHITECTURES: dict[str, tuple[str, int]] = {
     "arm64": ("aarch64-linux-gnu", 183),
     "riscv64": ("riscv64-linux-gnu", 243),
 }
+DEFAULT_ARCH = "amd64"  # what a build is for unless --arch says otherwise; its names carry no suffix
 _UNAME = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "riscv64": "riscv64"}
 ELF_MAGIC = b"\x7fELF"
 
@@ -35,8 +35,15 @@ def normalise(arch: str) -> str:
     return name
 
 
+def arch_suffix(arch: str) -> str:
+    """What tells an architecture's component refs, tasks, pins and outputs from amd64's (whose names stay as
+    they were)."""
+    return "" if arch == DEFAULT_ARCH else f"-{arch}"
+
+
 def host_arch() -> str:
-    return _UNAME.get(platform.machine(), platform.machine())
+    machine = os.uname().machine
+    return _UNAME.get(machine, machine)
 
 
 def triplet(arch: str) -> str:

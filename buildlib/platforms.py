@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .debarch import DEFAULT_ARCH
 from .errors import StoreError
 from .fsutil import canonical_json
 from .refs import ImageRef
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DEFAULT_ARCH = "amd64"
 
 
 def manifest_for(store: Store, digest: str, arch: str) -> str | None:

@@ -71,7 +71,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
 def _name(args: argparse.Namespace) -> str:
     """The output name: --name, or the spec's base name with the architecture beyond amd64
     (out/minimal-arm64-kernel), so one --dir holds both and switching --arch finds the other's still up to date."""
-    return args.name or Path(args.spec[0]).stem + components.arch_suffix(debarch.normalise(args.arch))
+    return args.name or Path(args.spec[0]).stem + debarch.arch_suffix(debarch.normalise(args.arch))
 
 
 def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
@@ -81,7 +81,7 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
             "specs": [str(Path(p).resolve()) for p in args.spec],
             "name": _name(args),
             "dir": str(Path(args.dir).resolve()),
-            "formats": list(outputs.parse_formats(args.format)),
+            "formats": args.format or [],  # as given: the format registry loads every writer module
             "compression": args.compression,
             "arch": args.arch,
             "components": str(component_root()),

@@ -116,10 +116,10 @@ def layer_limit_flag(command: argparse.ArgumentParser) -> None:
 
 def apply_layer_limit(args: argparse.Namespace) -> None:
     """`--max-layer-size` for this process: the layer indexer reads it where every layer is read."""
-    from ..fsutil import parse_size
-    from ..layers import MAX_LAYER_SIZE_ENV
-
     if args.max_layer_size:
+        from ..fsutil import parse_size
+        from ..layers import MAX_LAYER_SIZE_ENV
+
         parse_size(args.max_layer_size)  # a nonsense size is bad input before anything starts
         os.environ[MAX_LAYER_SIZE_ENV] = args.max_layer_size
 
