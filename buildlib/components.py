@@ -389,7 +389,7 @@ def _depends(meta: str, arch: str = DEFAULT_ARCH) -> list[str]:
 
 def fetch_package(store: Store, package: Package, listener: Listener = ignore, arch: str = DEFAULT_ARCH) -> Path:
     """The .deb file in the cache, downloaded (`apt-get download NAME=VERSION`) and checked against its
-    pinned SHA256 when missing; _Unavailable when the archive cannot give those bytes. `listener` hears
+    pinned SHA256 when missing; PackageUnavailable when the archive cannot give those bytes. `listener` hears
     the download's start, the bytes so far and its end, as it hears a pull's."""
     import sh
 
@@ -404,13 +404,13 @@ def fetch_package(store: Store, package: Package, listener: Listener = ignore, a
             with _reporting_size(workdir, package.filename, listener):
                 sh.Command("apt-get")(*options, "download", f"{package.name}={package.version}", _cwd=str(workdir))
         except sh.ErrorReturnCode as exc:
-            raise _Unavailable(package, "no longer serves") from exc
+            raise PackageUnavailable(package, "no longer serves") from exc
         downloaded = workdir / package.filename
         if not downloaded.is_file():
-            raise _Unavailable(package, "no longer serves")
+            raise PackageUnavailable(package, "no longer serves")
         actual = sha256_file(downloaded).removeprefix("sha256:")
         if actual != package.sha256:
-            raise _Unavailable(package, f"serves other bytes (sha256 {actual[:16]}) for")
+            raise PackageUnavailable(package, f"serves other bytes (sha256 {actual[:16]}) for")
         target.parent.mkdir(parents=True, exist_ok=True)
         size = downloaded.stat().st_size
         downloaded.replace(target)
@@ -443,7 +443,7 @@ def _reporting_size(folder: Path, name: str, listener: Listener) -> Iterator[Non
         watcher.join()
 
 
-class _Unavailable(Exception):
+class PackageUnavailable(Exception):
     """A pinned .deb the archive did not give (internal: `build` turns it into ArchiveDrift)."""
 
     def __init__(self, package: Package, what: str) -> None:
@@ -460,7 +460,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
 
     try:
         debs = [fetch_package(store, package, listener, recipe.arch) for package in packages]
-    except _Unavailable as exc:
+    except PackageUnavailable as exc:
         imported = _imported_image(store, recipe, packages)
         if imported is not None:
             return imported

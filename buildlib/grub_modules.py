@@ -55,7 +55,13 @@ def _deb(store: Store, loader: EfiLoader, version: str) -> Path:
     wanted = f"{loader.package}={version.replace('%3a', ':')}"
     failure = f"{wanted} ({loader.arch}, to match the host's grub-mkimage) is not in the archive"
     (package,) = components.print_uris([wanted], failure, loader.arch)
-    return components.fetch_package(store, package, arch=loader.arch)
+    try:
+        return components.fetch_package(store, package, arch=loader.arch)
+    except components.PackageUnavailable as exc:
+        raise BuildError(
+            f"the archive {exc} ({loader.arch}: GRUB's {loader.target} modules for {loader.filename}): "
+            "check the network (or apt's proxy) and build again"
+        ) from None
 
 
 def _unpack(store: Store, loader: EfiLoader, deb: Path, folder: Path) -> None:

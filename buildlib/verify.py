@@ -11,7 +11,6 @@ the first differing member (a cpio or tar entry) is named.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ from .fsutil import sha256_file, store_lock
 from .images import Store
 from .lock import Lock, platform_of
 from .members import first_difference
+from .outputs.efi import EFI_LOADERS
 from .spec import load_spec
 
 
@@ -111,6 +111,7 @@ def seed(old: Store, fresh: Store, pins: Lock, platform: str, names: Collection[
             deb = old.root / "debs" / package.filename
             if deb.is_file() and sha256_file(deb) == "sha256:" + package.sha256:
                 _link(deb, fresh.root / "debs" / package.filename)
+    _seed_grub_modules(old, fresh, platform)
     for ref, pin in pins.images.items():
         manifest = pin.platforms.get(platform)
         if manifest is None:
@@ -119,6 +120,16 @@ def seed(old: Store, fresh: Store, pins: Lock, platform: str, names: Collection[
         if stored != manifest:
             _link(old.root / "pinned" / manifest.replace(":", "-"), fresh.root / "pinned" / manifest.replace(":", "-"))
         _seed_image(old, fresh, ref, stored)
+
+
+def _seed_grub_modules(old: Store, fresh: Store, platform: str) -> None:
+    """The GRUB modules .deb a foreign architecture's EFI formats were built with (see grub_modules): it
+    matches the host's GRUB, which the rebuild uses too, so the rebuild needs no trip to the archive."""
+    loader = EFI_LOADERS.get(platform.removeprefix("linux/"))
+    if loader is None or loader.module_dir().is_dir():
+        return  # the host's own modules: nothing of the store's is read
+    for deb in (old.root / "debs").glob(f"{loader.package}_*_{loader.arch}.deb"):
+        _link(deb, fresh.root / "debs" / deb.name)
 
 
 def _stored_digest(store: Store, manifest: str) -> str:
@@ -138,11 +149,12 @@ def _seed_image(old: Store, fresh: Store, ref: str, manifest_digest: str) -> Non
 def _link(source: Path, target: Path) -> None:
     """A hard link where the file system allows it (nothing is copied), a copy otherwise."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        return  # two components pinning one .deb (busybox-static in init and busybox) bring it once
     try:
         os.link(source, target)
     except OSError:
-        with contextlib.suppress(FileExistsError):
-            shutil.copyfile(source, target)
+        shutil.copyfile(source, target)
 
 
 def compare(expected_dir: Path, rebuilt_dir: Path, name: str, formats: Sequence[str]) -> Report:

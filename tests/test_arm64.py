@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -467,3 +468,29 @@ def test_arm64_media_are_reproducible(arm64_media: Built) -> None:
         audit=True,
     )
     assert again.report.executed == ()
+
+
+@pytest.mark.arm64
+def test_verify_rebuilds_arm64_efi_media_without_the_archive(
+    arm64_media: Built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fresh store of `verify` gets the GRUB modules .deb beside the pinned ones: an arm64 EFI
+    medium rebuilds bit for bit with the archive out of reach (apt through a proxy that refuses)."""
+    from buildlib import tasks, verify
+
+    with socket.socket() as dead:  # a port nothing listens on: every apt request fails at once
+        dead.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"
+    monkeypatch.setenv("http_proxy", proxy)
+    monkeypatch.setenv("https_proxy", proxy)
+    options = tasks.BuildOptions(
+        cache=arm64_media.cache,
+        out_dir=arm64_media.out_dir,
+        name=arm64_media.name,
+        arch="arm64",
+        formats=("iso-efi",),
+        size=128 << 20,
+    )
+    report = verify.verify(list(ARM64_MEDIA_SPECS), options, COMPONENTS, work=tmp_path)
+    assert report.ok, report.to_json()
+    assert "media-arm64-efi.iso" in [r.name for r in report.files]
