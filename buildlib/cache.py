@@ -12,7 +12,8 @@ What `gc` keeps (its roots):
   imported stays whole until `cache rm` drops it, so a name never points at a half-collected image.
   Derived data of such an image (layer indexes and copies) is not kept for it; builds recreate it.
 - the kernel binaries in `kernels/` that a kept spec's `build/<spec>/kernel.ref` names.
-- `debs/`, `doit.db` and the lock: gc never touches them; of the package pins in `components/`,
+- `debs/`, `tools/` (GRUB's modules for another architecture, unpacked from a .deb in debs/), `doit.db`
+  and the lock: gc never touches them; of the package pins in `components/`,
   those of recipes that no longer exist (as they were) go when the CLI names the recipes there are.
 Everything else (blobs no name or record reaches, layer files and segments no record names,
 `build/<name>/` folders with no record) is garbage; leftover `.*.tmp` files of killed writes
@@ -43,7 +44,7 @@ from .outputs.initrd import KERNEL_POINTER, KEY_SUFFIX, segment_path
 from .refs import ImageRef
 from .usage import read_usages
 
-AREAS = ("blobs", "layers", "segments", "kernels", "debs", "build", "components")
+AREAS = ("blobs", "layers", "segments", "kernels", "debs", "tools", "build", "components")
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 
 
@@ -125,7 +126,7 @@ def _walk(path: Path, seen: set[tuple[int, int]]) -> tuple[int, int, float]:
 
 
 def du(cache: Path) -> DiskUsage:
-    """Bytes per area of the store (blobs, layers, segments, debs, build, other) and the total."""
+    """Bytes per area of the store (blobs, layers, segments, kernels, debs, tools, build, components, other) and the total."""
     seen: set[tuple[int, int]] = set()
     sizes = {area: (0, 0) for area in (*AREAS, "other")}
     if cache.is_dir():
@@ -223,7 +224,7 @@ def _remove_stale_pins(cache: Path, recipes: Collection[str]) -> list[Removed]:
 
 def holders(cache: Path, count: int = 5) -> tuple[Holder, ...]:
     """The biggest holders of what remains: each spec's last build, each name no build uses, and the
-    areas gc never empties (debs/, package pins, doit's database). Shared bytes count for each holder."""
+    areas gc never empties (debs/, tools/, package pins, doit's database). Shared bytes count for each holder."""
     store = Store(cache)
     found: list[Holder] = []
     used: set[str] = set()
@@ -240,7 +241,12 @@ def holders(cache: Path, count: int = 5) -> tuple[Holder, ...]:
         if str(ref) not in used:
             paths = [store.blob_path(blob) for blob in image_blobs(store, digest)]
             found.append(Holder(f"image {ref.familiar()} (a name: `distrokit cache rm` drops it)", _size_of(paths)))
-    for area, what in (("debs", "debs/ (downloaded .deb files, never collected)"), ("doit.db", "doit's database")):
+    never = (
+        ("debs", "debs/ (downloaded .deb files, never collected)"),
+        ("tools", "tools/ (GRUB modules for another architecture, never collected)"),
+        ("doit.db", "doit's database"),
+    )
+    for area, what in never:
         found.append(Holder(what, _size_of([cache / area])))
     return tuple(sorted((h for h in found if h.size), key=lambda h: -h.size)[:count])
 

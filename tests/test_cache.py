@@ -52,7 +52,7 @@ def test_ls_names_the_spec_that_uses_an_image(minimal_build: Built) -> None:
 def test_du_sums_the_areas(minimal_build: Built) -> None:
     usage = cache.du(minimal_build.cache)
     sizes = {area.area: area.size for area in usage.areas}
-    assert set(sizes) == {"blobs", "layers", "segments", "kernels", "debs", "build", "components", "other"}
+    assert set(sizes) == {"blobs", "layers", "segments", "kernels", "debs", "tools", "build", "components", "other"}
     assert sizes["kernels"] > 0  # one kernel binary, shared by every spec with that kernel
     assert sizes["blobs"] > 0 and sizes["segments"] > 0
     assert usage.total == sum(sizes.values())
