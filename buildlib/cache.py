@@ -126,7 +126,7 @@ def _walk(path: Path, seen: set[tuple[int, int]]) -> tuple[int, int, float]:
 
 
 def du(cache: Path) -> DiskUsage:
-    """Bytes per area of the store (blobs, layers, segments, kernels, debs, tools, build, components, other) and the total."""
+    """Bytes per area of the store (see AREAS; anything else is "other") and the total."""
     seen: set[tuple[int, int]] = set()
     sizes = {area: (0, 0) for area in (*AREAS, "other")}
     if cache.is_dir():
