@@ -141,3 +141,12 @@ def test_a_segment_that_changed_after_it_was_sealed_is_refused_as_it_is_joined(t
     seal_path(tmp_path / "1").unlink()
     with pytest.raises(StoreError, match="has no key to check it against"):
         join_segments([tmp_path / "1"], tmp_path / "initrd")
+
+
+def test_a_segment_whose_key_cannot_be_written_is_not_left_behind(tmp_path: Path) -> None:
+    """A full disk may strike the key file after the segment landed: the segment goes too, or the store
+    would hold a segment that `cache check` and every join refuse as damaged."""
+    seal_path(tmp_path / "1").mkdir()  # the key file cannot be renamed into place
+    with pytest.raises(OSError):
+        write_segment(sample_tree().entries(), tmp_path / "1")
+    assert not (tmp_path / "1").exists()

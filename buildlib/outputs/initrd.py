@@ -119,7 +119,11 @@ def write_segment(
             CpioWriter(members, on_entry=members.boundary).write_all(entries)  # type: ignore[arg-type]
         finally:
             members.close()
-    write_bytes_atomic(seal_path(target), xxh_file(target).encode())
+    try:
+        write_bytes_atomic(seal_path(target), xxh_file(target).encode())
+    except BaseException:
+        target.unlink(missing_ok=True)  # a segment without its key would be refused as damaged: none at all
+        raise
 
 
 KEY_SUFFIX = ".xxh"  # beside each segment: the key of its bytes, so a flipped bit is found before use
