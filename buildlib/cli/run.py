@@ -204,7 +204,11 @@ def register(sub: Subparsers) -> None:
         help="boot in the background, console to the state folder (default state: PATH-state)",
     )
     run.add_argument("--stop", action="store_true", help="shut down the instance running in --state DIR")
-    run.add_argument("--qemu", metavar="PATH", help="the QEMU binary to run (default qemu-system-x86_64)")
+    run.add_argument(
+        "--qemu",
+        metavar="PATH",
+        help="the QEMU binary to run (default: qemu-system-x86_64, or qemu-system-aarch64 for arm64)",
+    )
     run.add_argument(
         "--virtiofs",
         action="append",
