@@ -107,14 +107,19 @@ class Writeback:
 
     def __init__(self, out: IO[bytes], every: int = 8 << 20) -> None:
         self.out, self.every = out, every
+        self.started: int | None  # None: a pipe or a stream in memory, nothing to start
         try:
             self.started = out.tell()
-        except (OSError, ValueError):  # a pipe or a stream in memory: nothing to start
-            self.started, self.every = 0, 1 << 62
+        except (OSError, ValueError):
+            self.started = None
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.out.write(data)
+        self.wrote()
 
     def wrote(self) -> None:
         """Call after a write: starts writeback of what has piled up since the last start."""
-        if self.every >= 1 << 62:
+        if self.started is None:
             return
         position = self.out.tell()
         if position - self.started >= self.every:

@@ -33,8 +33,7 @@ class Members:
     """A write-only stream compressed in members on a thread pool, written in order."""
 
     def __init__(self, out: IO[bytes], compression: Compression, workers: int | None = None) -> None:
-        self.out = out
-        self._writeback = Writeback(out)
+        self._out = Writeback(out)  # every write also starts the disk writing what came before
         self.compression = compression
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="compress")
@@ -44,8 +43,7 @@ class Members:
 
     def write(self, data: bytes) -> int:
         if self._stream is not None:
-            self.out.write(self._stream.compress(data))
-            self._writeback.wrote()
+            self._out.write(self._stream.compress(data))
         else:
             self._buffer += data
             if len(self._buffer) > STREAM_AFTER:
@@ -55,7 +53,7 @@ class Members:
     def boundary(self) -> None:
         """The writer finished an entry: a member may end here."""
         if self._stream is not None:
-            self.out.write(self._stream.flush())
+            self._out.write(self._stream.flush())
             self._stream = None
         elif len(self._buffer) >= MEMBER_SIZE:
             self._submit()
@@ -63,7 +61,7 @@ class Members:
     def close(self) -> None:
         try:
             if self._stream is not None:
-                self.out.write(self._stream.flush())
+                self._out.write(self._stream.flush())
                 self._stream = None
             if self._buffer:
                 self._submit()
@@ -78,13 +76,12 @@ class Members:
 
     def _drain(self, keep: int) -> None:
         while len(self._pending) > keep:
-            self.out.write(self._pending.popleft().result())
-            self._writeback.wrote()
+            self._out.write(self._pending.popleft().result())
 
     def _start_stream(self) -> None:
         self._drain(0)
         self._stream = self.compression.streamer()
-        self.out.write(self._stream.compress(bytes(self._buffer)))
+        self._out.write(self._stream.compress(bytes(self._buffer)))
         self._buffer.clear()
 
 
@@ -133,16 +130,25 @@ def seal_path(segment: Path) -> Path:
     return segment.with_name(segment.name + KEY_SUFFIX)
 
 
-def segment_problem(segment: Path) -> str:
-    """What is wrong with a stored segment (missing, no key, bytes that do not match the key) or ""."""
+def segment_problem(segment: Path, copy_to: Writeback | None = None) -> str:
+    """What is wrong with a stored segment (missing, no key, bytes that do not match the key) or "".
+    With `copy_to`, the bytes are appended there as they are checked, so a join reads them once."""
     try:
         key = seal_path(segment).read_text().strip()
     except FileNotFoundError:
         return "missing" if not segment.is_file() else "has no key to check it against"
+    digest = xxhash.xxh3_128()  # what xxh_file computes, the key's hash
+    buffer = bytearray(JOIN_CHUNK)
+    view = memoryview(buffer)
     try:
-        return "" if xxh_file(segment) == key else "its bytes do not match its key"
+        with open(segment, "rb", buffering=0) as handle:
+            while count := handle.readinto(buffer):
+                digest.update(view[:count])
+                if copy_to is not None:
+                    copy_to.write(view[:count])
     except FileNotFoundError:
         return "missing"
+    return "" if digest.hexdigest() == key else "its bytes do not match its key"
 
 
 def join_segments(segments: Sequence[Path], target: Path, ucode: Path | None = None) -> None:
@@ -154,27 +160,9 @@ def join_segments(segments: Sequence[Path], target: Path, ucode: Path | None = N
             append_file(head, out)
         writeback = Writeback(out)
         for segment in segments:
-            _append_checked(segment, out, writeback)
-
-
-def _append_checked(segment: Path, out: IO[bytes], writeback: Writeback) -> None:
-    try:
-        key = seal_path(segment).read_text().strip()
-    except FileNotFoundError:
-        raise bad_segment(segment, "missing" if not segment.is_file() else "has no key to check it against") from None
-    digest = xxhash.xxh3_128()
-    buffer = bytearray(JOIN_CHUNK)
-    view = memoryview(buffer)
-    try:
-        with open(segment, "rb", buffering=0) as handle:
-            while count := handle.readinto(buffer):
-                digest.update(view[:count])
-                out.write(view[:count])
-                writeback.wrote()
-    except FileNotFoundError:
-        raise bad_segment(segment, "missing") from None
-    if digest.hexdigest() != key:
-        raise bad_segment(segment, "its bytes do not match its key")
+            problem = segment_problem(segment, writeback)
+            if problem:
+                raise bad_segment(segment, problem)
 
 
 def bad_segment(segment: Path, problem: str) -> StoreError:
