@@ -35,13 +35,14 @@ class SpecInputs:
         arches = dict.fromkeys(debarch.normalise(platform) for platform in platforms)
         return [components.load_recipe(r.folder, arch) for arch in arches for r in self.components.values()]
 
-    def pin_names(self) -> frozenset[str]:
-        """Every name a lock may pin the spec's components under, whatever the architecture."""
-        return frozenset(r.name + arch_suffix(arch) for r in self.components.values() for arch in debarch.ARCHITECTURES)
+    def pin_names(self) -> dict[str, str]:
+        """Every name a lock may pin the spec's components under, whatever the architecture -> that
+        architecture (`kernel` -> amd64, `kernel-arm64` -> arm64)."""
+        return {r.name + arch_suffix(arch): arch for r in self.components.values() for arch in debarch.ARCHITECTURES}
 
     def wanted(self, platforms: tuple[str, ...]) -> Wanted:
         pins = {r.build_name: r.key for r in self.recipes(platforms)}
-        return Wanted(self.images, pins, platforms, self.pin_names())
+        return Wanted(self.images, pins, platforms, frozenset(self.pin_names()))
 
 
 def spec_inputs(spec: Spec, component_root: Path, resolver: components.PkgResolver) -> SpecInputs:
@@ -60,9 +61,7 @@ def locked_platforms(previous: Lock, inputs: SpecInputs) -> tuple[str, ...]:
     """The platforms a lock pins: its images' and those its component entries are named for (a spec of
     components alone pins no image, and `kernel-arm64` says arm64 as well)."""
     found = {platform for pin in previous.images.values() for platform in pin.platforms}
-    for recipe in inputs.components.values():
-        named = (arch for arch in debarch.ARCHITECTURES if recipe.name + arch_suffix(arch) in previous.components)
-        found.update(platform_of(arch) for arch in named)
+    found.update(platform_of(arch) for name, arch in inputs.pin_names().items() if name in previous.components)
     return tuple(sorted(found))
 
 
