@@ -25,6 +25,7 @@ from .spec_nodes import (
     Session,
     StringMap,
     YamlRecord,
+    compose_yaml,
     yfield,
 )
 from .spec_schema import LabelType
@@ -110,7 +111,7 @@ def check_recipe(text: str, recipe_file: Path) -> None:
     session = Session()
     ctx = Context(str(recipe_file), recipe_file.parent, session)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose_yaml(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"{recipe_file}:{mark.line + 1}:{mark.column + 1}" if mark else str(recipe_file)

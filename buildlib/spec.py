@@ -21,7 +21,7 @@ from yaml.nodes import MappingNode, ScalarNode
 
 from .errors import SpecError
 from .spec_indent import INDENTATION_PROBLEMS, explain_indentation
-from .spec_nodes import Context, Location, Record, Session, SpecIssue, yaml_fields
+from .spec_nodes import Context, Location, Record, Session, SpecIssue, compose_yaml, yaml_fields
 from .spec_schema import (
     Container,
     Device,
@@ -177,40 +177,9 @@ def _read(name: str, session: Session) -> str | None:
     return None
 
 
-def _compose(text: str) -> yaml.Node | None:
-    """libyaml's parser when there is one (a monorepo loads hundreds of specs per `doit` run); a text it
-    refuses is parsed again by PyYAML's, whose error messages the user sees."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
-        try:
-            root = yaml.compose(text, Loader=fast)
-        except (yaml.YAMLError, UnicodeEncodeError):  # libyaml takes only what encodes as UTF-8
-            return yaml.compose(text, Loader=yaml.SafeLoader)
-        _plain_style_as_pyyaml(root)
-        return root
-    return yaml.compose(text, Loader=yaml.SafeLoader)
-
-
-def _plain_style_as_pyyaml(node: yaml.Node | None) -> None:
-    """libyaml marks a plain scalar with style '' where PyYAML gives None: make them alike."""
-    stack, seen = [node], set()
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:  # an alias is the node it names: visit it once (anchors may recurse)
-            continue
-        seen.add(id(current))
-        if isinstance(current, ScalarNode):
-            if current.style == "":
-                current.style = None
-        elif isinstance(current, MappingNode):
-            stack.extend(item for pair in current.value for item in pair)
-        elif current is not None:
-            stack.extend(current.value)
-
-
 def _parse_document(text: str, ctx: Context) -> Document | None:
     try:
-        root = _compose(text)
+        root = compose_yaml(text)
     except yaml.MarkedYAMLError as error:
         ctx.session.issues.append(_syntax_issue(ctx.file, text, error))
         return None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 T = TypeVar("T")
@@ -398,3 +399,34 @@ class YamlRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return record_to_dict(self)
+
+
+def compose_yaml(text: str) -> Node | None:
+    """libyaml's parser when there is one (a monorepo loads hundreds of specs per `doit` run); a text it
+    refuses is parsed again by PyYAML's, whose error messages the user sees."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            root = yaml.compose(text, Loader=fast)
+        except (yaml.YAMLError, UnicodeEncodeError):  # libyaml takes only what encodes as UTF-8
+            return yaml.compose(text, Loader=yaml.SafeLoader)
+        _plain_style_as_pyyaml(root)
+        return root
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+def _plain_style_as_pyyaml(node: Node | None) -> None:
+    """libyaml marks a plain scalar with style '' where PyYAML gives None: make them alike."""
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:  # an alias is the node it names: visit it once (anchors may recurse)
+            continue
+        seen.add(id(current))
+        if isinstance(current, ScalarNode):
+            if current.style == "":
+                current.style = None
+        elif isinstance(current, MappingNode):
+            stack.extend(item for pair in current.value for item in pair)
+        elif current is not None:
+            stack.extend(current.value)
