@@ -12,7 +12,8 @@ What `gc` keeps (its roots):
   imported stays whole until `cache rm` drops it, so a name never points at a half-collected image.
   Derived data of such an image (layer indexes and copies) is not kept for it; builds recreate it.
 - the kernel binaries in `kernels/` that a kept spec's `build/<spec>/kernel.ref` names.
-- `debs/`, `tools/` (GRUB's modules for another architecture, unpacked from a .deb in debs/), `doit.db`
+- `debs/`, `tools/` (GRUB's modules for another architecture, unpacked from a .deb in debs/, and the
+  host tools' versions component builds remember), `doit.db`
   and the lock: gc never touches them; of the package pins in `components/`,
   those of recipes that no longer exist (as they were) go when the CLI names the recipes there are.
 Everything else (blobs no name or record reaches, layer files and segments no record names,
@@ -243,7 +244,7 @@ def holders(cache: Path, count: int = 5) -> tuple[Holder, ...]:
             found.append(Holder(f"image {ref.familiar()} (a name: `distrokit cache rm` drops it)", _size_of(paths)))
     never = (
         ("debs", "debs/ (downloaded .deb files, never collected)"),
-        ("tools", "tools/ (GRUB modules for another architecture, never collected)"),
+        ("tools", "tools/ (GRUB modules for another architecture, host tool versions, never collected)"),
         ("doit.db", "doit's database"),
     )
     for area, what in never:

@@ -43,9 +43,46 @@ def test_other_packages_or_a_lost_image_are_not_up_to_date(minimal_build: Built)
     record = component_builds.record_path(store, recipe)
     saved = record.read_text()
     try:
-        record.write_text(json.dumps({"inputs": component_builds.inputs_key(recipe, packages), "manifest": "sha256:0"}))
+        record.write_text(
+            json.dumps({"inputs": component_builds.inputs_key(store, recipe, packages), "manifest": "sha256:0"})
+        )
         assert not component_builds.up_to_date(store, recipe, packages)
         record.write_text("{not json")
         assert not component_builds.up_to_date(store, recipe, packages)
     finally:
         record.write_text(saved)
+
+
+def test_host_tool_versions_are_remembered_while_the_tool_file_stays_the_same(tmp_path: Path) -> None:
+    """The store remembers each tool's answer with its file's identity: no process asks it again
+    until the file changes (a package upgrade replaces it)."""
+    asked = component_builds.host_tool_versions()
+    component_builds._host_tool_versions.cache_clear()
+    assert component_builds.host_tool_versions(tmp_path) == asked
+    record = tmp_path / component_builds.HOST_TOOLS_RECORD
+    saved = json.loads(record.read_text())
+    assert set(saved) == {command[0] for command in component_builds.COMPONENT_HOST_TOOLS}
+
+    saved["busybox"]["version"] = "BusyBox remembered"
+    record.write_text(json.dumps(saved))
+    component_builds._host_tool_versions.cache_clear()
+    assert component_builds.host_tool_versions(tmp_path)["busybox"] == "BusyBox remembered"
+
+    saved["busybox"]["file"][-1] += 1  # the file changed since (another ctime): the tool is asked again
+    record.write_text(json.dumps(saved))
+    component_builds._host_tool_versions.cache_clear()
+    assert component_builds.host_tool_versions(tmp_path)["busybox"] == asked["busybox"]
+    assert json.loads(record.read_text())["busybox"]["version"] == asked["busybox"]
+    component_builds._host_tool_versions.cache_clear()
+
+
+def test_an_unreadable_host_tool_record_is_asked_again(tmp_path: Path) -> None:
+    record = tmp_path / component_builds.HOST_TOOLS_RECORD
+    record.parent.mkdir(parents=True)
+    record.write_text("{not json")
+    component_builds._host_tool_versions.cache_clear()
+    try:
+        assert component_builds.host_tool_versions(tmp_path)["busybox"].startswith("BusyBox")
+        assert json.loads(record.read_text())["busybox"]["version"].startswith("BusyBox")
+    finally:
+        component_builds._host_tool_versions.cache_clear()

@@ -65,6 +65,6 @@ def test_a_component_reruns_when_a_host_tool_it_runs_changes(
     before = {item.task: item.status for item in explain(plan_build([SPECS / "minimal.yml"], options, COMPONENTS))}
     assert before["component:kernel"] != RUN
     newer = {**component_builds.host_tool_versions(), "busybox": "BusyBox v9.99.0 multi-call binary."}
-    monkeypatch.setattr(component_builds, "host_tool_versions", lambda: newer)
+    monkeypatch.setattr(component_builds, "host_tool_versions", lambda root=None: newer)
     after = {item.task: item.status for item in explain(plan_build([SPECS / "minimal.yml"], options, COMPONENTS))}
     assert after["component:kernel"] == RUN
