@@ -6,12 +6,16 @@ import contextlib
 import errno
 import fcntl
 import functools
+import glob
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +41,7 @@ def atomic_writer(path: Path, mode: int = 0o644, needed: int | None = None) -> I
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        replace_releasing(tmp, path)
     except BaseException as exc:
         written = 0
         with contextlib.suppress(FileNotFoundError):
@@ -46,6 +50,58 @@ def atomic_writer(path: Path, mode: int = 0o644, needed: int | None = None) -> I
         if isinstance(exc, OSError) and exc.errno in _FULL:
             raise no_space(path, written, exc, needed) from exc
         raise
+
+
+RELEASE_AFTER = 32 << 20  # a replaced file this big is freed on a thread (see replace_releasing)
+_releasing: list[threading.Thread] = []
+_releasing_lock = threading.Lock()
+
+
+def replace_releasing(tmp: str | Path, path: Path) -> None:
+    """os.replace, except that a big file it replaces is freed on a thread. Freeing the blocks and cached
+    pages of a 128 MB initrd takes ext4 about 40 ms, which the build's last steps then overlap; until
+    `released()`, the old file keeps a hidden second name beside the new one."""
+    aside = _set_aside(path)
+    os.replace(tmp, path)
+    if aside is not None:
+        thread = threading.Thread(target=_release, args=(aside,), name=f"release {path.name}")
+        with _releasing_lock:
+            _releasing.append(thread)
+        thread.start()
+
+
+def released() -> None:
+    """Wait until every big file replaced so far is freed: no `.NAME.*.old` is left beside an output."""
+    while True:
+        with _releasing_lock:
+            if not _releasing:
+                return
+            thread = _releasing.pop()
+        thread.join()
+
+
+def _set_aside(path: Path) -> Path | None:
+    """A second, hidden name for the big file at `path`, so replacing it does not free it (None: small,
+    missing, linked elsewhere already, or a file system without hard links)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size < RELEASE_AFTER or st.st_nlink > 1:
+        return None
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.old"):  # left by a process killed meanwhile
+        _release(stale)
+    aside = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+    try:
+        os.link(path, aside)
+    except OSError:
+        return None
+    return aside
+
+
+def _release(aside: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(aside)
 
 
 def no_space(path: Path, written: int, error: OSError, needed: int | None = None) -> NoSpace:

@@ -1,4 +1,5 @@
-"""buildlib.fsutil: the write-out head start keeps every byte and never gets in a stream's way."""
+"""buildlib.fsutil: the write-out head start keeps every byte and never gets in a stream's way; a big
+file an atomic write replaces is freed on a thread and leaves no second name behind."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import io
 import os
 from pathlib import Path
 
+import pytest
+
+from buildlib import fsutil
 from buildlib.fsutil import Writeback, atomic_writer
 
 
@@ -37,3 +41,66 @@ def test_writeback_on_a_stream_without_a_position_does_nothing() -> None:
     pipe.write(b"x" * 10)
     writeback.wrote()
     assert writeback.started is None  # nothing to start on a pipe
+
+
+def _hidden(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name.startswith("."))
+
+
+def test_a_big_replaced_file_is_freed_after_the_new_one_is_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fsutil, "RELEASE_AFTER", 1000)
+    target = tmp_path / "out-initrd.img"
+    target.write_bytes(b"old" * 1000)
+    old_inode = target.stat().st_ino
+    with atomic_writer(target) as out:
+        out.write(b"new" * 1000)
+    assert target.read_bytes() == b"new" * 1000
+    fsutil.released()
+    assert _hidden(tmp_path) == []
+    assert target.stat().st_ino != old_inode
+
+
+def test_a_small_file_or_one_with_other_names_is_replaced_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fsutil, "RELEASE_AFTER", 1000)
+    small, linked, other = tmp_path / "small", tmp_path / "linked", tmp_path / "other-name"
+    small.write_bytes(b"s")
+    linked.write_bytes(b"l" * 2000)
+    os.link(linked, other)
+    for target in (small, linked):
+        with atomic_writer(target) as out:
+            out.write(b"new")
+    assert not fsutil._releasing  # nothing was set aside: no thread to wait for
+    assert other.read_bytes() == b"l" * 2000  # the user's own second name keeps the old bytes
+    assert _hidden(tmp_path) == []
+
+
+def test_a_name_left_aside_by_a_killed_build_goes_at_the_next_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fsutil, "RELEASE_AFTER", 1000)
+    target = tmp_path / "out[1].img"  # glob characters in the name are taken literally
+    target.write_bytes(b"x" * 2000)
+    stale = tmp_path / ".out[1].img.0badc0de.old"
+    stale.write_bytes(b"y" * 2000)
+    unrelated = tmp_path / ".other.img.0badc0de.old"
+    unrelated.write_bytes(b"z")
+    with atomic_writer(target) as out:
+        out.write(b"new" * 1000)
+    fsutil.released()
+    assert _hidden(tmp_path) == [unrelated.name]
+
+
+def test_a_failed_write_keeps_the_old_big_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fsutil, "RELEASE_AFTER", 1000)
+    target = tmp_path / "out.img"
+    target.write_bytes(b"old" * 1000)
+    with pytest.raises(RuntimeError), atomic_writer(target) as out:
+        out.write(b"half")
+        raise RuntimeError("the writer failed")
+    fsutil.released()
+    assert target.read_bytes() == b"old" * 1000
+    assert _hidden(tmp_path) == []

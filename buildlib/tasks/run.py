@@ -20,7 +20,7 @@ from doit.task import DelayedLoader, Task
 from .. import lock
 from ..components import PkgResolver
 from ..errors import BuildError
-from ..fsutil import store_lock
+from ..fsutil import released, store_lock
 from ..images import Image, Store
 from ..spec import Spec, load_spec
 from . import terms
@@ -96,6 +96,16 @@ def _std_streams_kept() -> Iterator[None]:
         sys.stdout, sys.stderr = stdout, stderr
 
 
+@contextlib.contextmanager
+def _replaced_files_released() -> Iterator[None]:
+    """Outputs replaced during the run are freed on threads (fsutil.replace_releasing) while the run
+    ends: a caller sees none of their hidden names left once the run returns or fails."""
+    try:
+        yield
+    finally:
+        released()
+
+
 def run_plan(
     plan: Plan,
     args: Sequence[str] = (),
@@ -114,7 +124,7 @@ def run_plan(
     # pyproject.toml or doit.cfg in the working folder from changing how distrokit runs doit.
     main = DoitMain(_Loader(plan, config), config_filenames=(), extra_config={"GLOBAL": config})
     started = time.monotonic()
-    with store_lock(cache), _std_streams_kept():
+    with store_lock(cache), _std_streams_kept(), _replaced_files_released():
         code = main.run(["run", *args])
         if plan.sink.errors:
             raise plan.sink.errors[0]
