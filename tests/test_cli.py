@@ -215,3 +215,48 @@ def test_the_parser_loads_no_heavy_module() -> None:
         not {"doit", "rich", "yaml", "sh", "buildlib.tasks", "buildlib.spec", "buildlib.runner", "buildlib.instance"}
         & loaded
     )
+
+
+def test_a_command_line_builds_its_own_command_parser_alone() -> None:
+    """`build` parses without loading the run, transfer, store or release commands' modules."""
+    import subprocess
+    import sys
+
+    others = {"buildlib.cli.run", "buildlib.cli.transfer", "buildlib.cli.store", "buildlib.cli.release"}
+    probe = (
+        "import sys; from buildlib import cli; "
+        "args = cli.parser(sys.argv[1:]).parse_args(sys.argv[1:]); "
+        "print(args.command, ' '.join(sorted(sys.modules)))"
+    )
+    for argv, command in (
+        (["--cache", "build", "build", "a.yml"], "build"),  # an option's value is not the command
+        (["validate", "--cache", "x", "a.yml"], "validate"),
+    ):
+        done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, check=True)
+        named, *loaded = done.stdout.split()
+        assert named == command and not others & set(loaded)
+
+
+def test_without_a_known_command_every_command_is_offered(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.command_named(["--debug", "--cache", "c", "pull", "x"]) == "pull"
+    assert cli.command_named(["--cache", "c"]) is None and cli.command_named(["--", "build"]) is None
+    with pytest.raises(SystemExit):
+        cli.main(["--cache", "c", "biuld", "a.yml"])
+    err = capsys.readouterr().err
+    assert "invalid choice: 'biuld'" in err
+    assert all(command in err for command in cli.GROUP_OF)
+
+
+def test_a_command_collects_cycles_rarely_and_leaves_the_collector_as_it_was(tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    seen = []
+    with cli.rare_collections(50_000):
+        seen.append(gc.get_threshold())
+    assert seen == [(50_000, *before[1:])]
+    assert gc.get_threshold() == before
+    spec = tmp_path / "s.yml"
+    spec.write_text("onboot: []\n")
+    cli.main(["validate", str(spec)])
+    assert gc.get_threshold() == before

@@ -17,6 +17,7 @@ from registry import Registry, push_index, random_layer, running_registry, store
 from rich.console import Console
 
 from buildlib import cli, images
+from buildlib.cli import transfer as cli_transfer
 from buildlib.errors import BadInput, ImageNotFound, TransportError
 from buildlib.images import Store
 from buildlib.refs import ImageRef
@@ -322,7 +323,7 @@ def test_cli_pull_plain_lines_and_quiet(pushed: dict[str, object], tmp_path: Pat
 def test_progress_bar_on_a_terminal():
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120, highlight=False)
-    with cli.transfer.TransferDisplay(console, quiet=False, verb="pull") as display:
+    with cli_transfer.TransferDisplay(console, quiet=False, verb="pull") as display:
         display(Event(EventKind.START, "app"))
         display(Event(EventKind.PROGRESS, "app", bytes=5_000_000))
         display(Event(EventKind.RETRY, "app", bytes=5_000_000, message="unexpected EOF", seconds=0.5))
