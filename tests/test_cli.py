@@ -240,11 +240,16 @@ def test_a_command_line_builds_its_own_command_parser_alone() -> None:
 def test_without_a_known_command_every_command_is_offered(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.command_named(["--debug", "--cache", "c", "pull", "x"]) == "pull"
     assert cli.command_named(["--cache", "c"]) is None and cli.command_named(["--", "build"]) is None
+    assert cli.command_named(["-h", "build"]) is None
     with pytest.raises(SystemExit):
         cli.main(["--cache", "c", "biuld", "a.yml"])
     err = capsys.readouterr().err
     assert "invalid choice: 'biuld'" in err
     assert all(command in err for command in cli.GROUP_OF)
+    with pytest.raises(SystemExit):
+        cli.main(["--help", "build"])
+    out = capsys.readouterr().out
+    assert all(command in out for command in cli.GROUP_OF)
 
 
 def test_a_command_collects_cycles_rarely_and_leaves_the_collector_as_it_was(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def command_named(argv: Sequence[str]) -> str | None:
     """The command word of a command line: its first word that is neither an option nor an option's value."""
     words = iter(argv)
     for word in words:
-        if word == "--":
+        if word in ("--", "-h", "--help"):  # top-level help lists every command
             return None
         if word in VALUED_OPTIONS:
             next(words, None)
