@@ -265,3 +265,18 @@ def test_a_command_collects_cycles_rarely_and_leaves_the_collector_as_it_was(tmp
     spec.write_text("onboot: []\n")
     cli.main(["validate", str(spec)])
     assert gc.get_threshold() == before
+
+
+def test_every_command_is_known_by_the_group_that_registers_it() -> None:
+    """GROUP_OF names the module of every command the full parser has (a command missing there would
+    still work, through the full parser, but pay for building every command's parser)."""
+    import argparse
+    import importlib
+
+    for group in cli.COMMAND_GROUPS:
+        top = argparse.ArgumentParser()
+        importlib.import_module(f"buildlib.cli.{group}").register(top.add_subparsers())
+        (commands,) = [action for action in top._actions if isinstance(action, argparse._SubParsersAction)]
+        assert {command: cli.GROUP_OF.get(command) for command in commands.choices} == dict.fromkeys(
+            commands.choices, group
+        )
