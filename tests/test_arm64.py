@@ -350,7 +350,16 @@ def test_an_arm64_build_stamp_watches_the_arm64_pins(arm64_build: Built) -> None
 
 
 # arm64 output formats: one build of every format that applies, boots under AAVMF --------------------
-ARM64_FORMATS = ("kernel+initrd", "tar", "kernel+squashfs", "iso-efi", "raw-efi", "qcow2-efi")
+ARM64_FORMATS = (
+    "kernel+initrd",
+    "tar",
+    "kernel+squashfs",
+    "kernel+erofs",
+    "kernel+iso",
+    "iso-efi",
+    "raw-efi",
+    "qcow2-efi",
+)
 ARM64_MEDIA_SPECS = [SPECS / "minimal.yml", REPO / "tests" / "specs" / "arm64-media.yml"]
 
 
@@ -430,8 +439,12 @@ def test_a_bios_format_is_refused_for_arm64(tmp_path: Path) -> None:
 
 @pytest.mark.arm64
 @pytest.mark.boot
-def test_arm64_kernel_squashfs_boots(arm64_media: Built) -> None:
-    console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix.with_name("media-arm64-squashfs.img")))
+@pytest.mark.parametrize(
+    "medium", ["-squashfs.img", "-erofs.img", ".iso"], ids=["kernel+squashfs", "kernel+erofs", "kernel+iso"]
+)
+def test_arm64_kernel_and_root_image_formats_boot(arm64_media: Built, medium: str) -> None:
+    """The kernel and the boot initrd, with the root as a read-only image on a disk under a tmpfs overlay."""
+    console = _booted_aarch64(_run_arm64(arm64_media, arm64_media.prefix.with_name("media-arm64" + medium)))
     assert "media: root is overlay" in console
 
 
