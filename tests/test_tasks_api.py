@@ -113,3 +113,10 @@ def test_specs_with_one_base_name_need_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="two specs are named 'a'"):
         named_specs([tmp_path / "x" / "a.yml", tmp_path / "y" / "a.yml"])
     assert named_specs({"one": ["x/a.yml"], "two": ["y/a.yml"]}) == {"one": [Path("x/a.yml")], "two": [Path("y/a.yml")]}
+
+
+def test_a_list_of_specs_is_named_with_the_architecture_beyond_amd64() -> None:
+    """As `distrokit build --arch arm64` names its outputs (minimal-arm64-kernel); a mapping's names stay."""
+    assert named_specs(["x/web.yml"]) == {"web": [Path("x/web.yml")]}
+    assert named_specs(["x/web.yml"], "arm64") == {"web-arm64": [Path("x/web.yml")]}
+    assert named_specs({"web": ["x/web.yml"]}, "arm64") == {"web": [Path("x/web.yml")]}

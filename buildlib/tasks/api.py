@@ -34,6 +34,8 @@ from typing import Any
 from doit.task import DelayedLoader, Task
 
 from .. import rootfs, usage
+from ..components import PkgResolver
+from ..debarch import DEFAULT_ARCH, arch_suffix, normalise
 from ..fsutil import xxh_value
 from ..images import Store
 from ..outputs import get_format
@@ -63,13 +65,14 @@ def monorepo_doit_config(dep_file: str = ".doit.db", cache: str | Path | None = 
     return {**config, **extra}
 
 
-def named_specs(specs: SpecList) -> dict[str, list[Path]]:
-    """{output name: spec files merged in order}; a plain list names each spec by its base name."""
+def named_specs(specs: SpecList, arch: str = DEFAULT_ARCH) -> dict[str, list[Path]]:
+    """{output name: spec files merged in order}. A plain list names each spec by its base name, with
+    the architecture beyond amd64 as `distrokit build` names it (web-arm64), so both can share a store."""
     if isinstance(specs, Mapping):
         return {name: [Path(p) for p in files] for name, files in specs.items()}
     named: dict[str, list[Path]] = {}
     for path in specs:
-        name = Path(path).stem
+        name = Path(path).stem + arch_suffix(arch)
         if name in named:
             raise ValueError(f"two specs are named {name!r}: pass a mapping {{name: [files]}} to tell them apart")
         named[name] = [Path(path)]
@@ -83,7 +86,7 @@ def distrokit_tasks(
     out_dir: str | Path,
     formats: Sequence[str] = ("kernel+initrd",),
     compression: Compression = DEFAULT_COMPRESSION,
-    arch: str = "amd64",
+    arch: str = DEFAULT_ARCH,
     pull: bool = False,
     network: Network | None = None,
     components: str | Path = "components",
@@ -96,10 +99,11 @@ def distrokit_tasks(
     `distrokit/NAME` images are built from (`@pkg:` folders are relative to the spec as always).
     Raises the spec's own errors (BadInput, SpecError) when a spec is wrong, before any task runs.
     """
-    store = Store(Path(cache).resolve())
-    plan = Plan(store)
+    arch = normalise(arch)  # `aarch64` and `linux/arm64` are arm64, as for `distrokit build --arch`
+    store = Store(Path(cache).resolve(), arch)
+    plan = Plan(store, resolver=PkgResolver(arch))  # `@pkg:` components built for `arch`
     loaded: list[tuple[Spec, BuildOptions]] = []
-    for name, files in named_specs(specs).items():
+    for name, files in named_specs(specs, arch).items():
         options = BuildOptions(
             cache=store.root,
             out_dir=Path(out_dir).resolve(),
