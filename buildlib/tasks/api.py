@@ -34,7 +34,6 @@ from typing import Any
 from doit.task import DelayedLoader, Task
 
 from .. import rootfs, usage
-from ..components import PkgResolver
 from ..debarch import DEFAULT_ARCH, arch_suffix, normalise
 from ..fsutil import xxh_value
 from ..images import Store
@@ -101,7 +100,7 @@ def distrokit_tasks(
     """
     arch = normalise(arch)  # `aarch64` and `linux/arm64` are arm64, as for `distrokit build --arch`
     store = Store(Path(cache).resolve(), arch)
-    plan = Plan(store, resolver=PkgResolver(arch))  # `@pkg:` components built for `arch`
+    plan = Plan(store)  # its `@pkg:` components are built for the store's architecture
     loaded: list[tuple[Spec, BuildOptions]] = []
     for name, files in named_specs(specs, arch).items():
         options = BuildOptions(

@@ -534,7 +534,7 @@ class Plan:
 
     store: Store
     sink: ErrorSink = field(default_factory=ErrorSink)
-    resolver: components.PkgResolver = field(default_factory=components.PkgResolver)
+    resolver: components.PkgResolver = field(init=False)  # `@pkg:` components for the store's architecture
     tasks: list[dict[str, Any]] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
     uses: list[SpecUse] = field(default_factory=list)
@@ -542,6 +542,9 @@ class Plan:
     audit: bool = False
     warnings: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.resolver = components.PkgResolver(self.store.arch)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))

@@ -18,7 +18,6 @@ from doit.loader import generate_tasks
 from doit.task import DelayedLoader, Task
 
 from .. import lock
-from ..components import PkgResolver
 from ..errors import BuildError
 from ..fsutil import released, store_lock
 from ..images import Image, Store
@@ -165,7 +164,7 @@ def family_groups() -> list[dict[str, Any]]:
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
-    plan = Plan(Store(options.cache, options.arch), resolver=PkgResolver(options.arch))
+    plan = Plan(Store(options.cache, options.arch))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
     add_spec(plan, spec, options, component_root)
     return plan
@@ -197,7 +196,7 @@ def ensure_images(
 ) -> tuple[Spec, dict[str, Image]]:
     """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
     options = dataclasses.replace(options, formats=())  # it writes no output: no format's needs apply
-    plan = Plan(Store(options.cache, options.arch), resolver=PkgResolver(options.arch))
+    plan = Plan(Store(options.cache, options.arch))
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
     add_spec(plan, spec, options, component_root)
     plan.tasks = [task for task in plan.tasks if task["basename"] in ("component", "image")]
