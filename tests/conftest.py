@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,25 @@ from buildlib.images import Store
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
 COMPONENTS = REPO / "components"
+
+
+def doit(project: Path, cache: Path, *args: str) -> str:
+    env = dict(os.environ, DISTROKIT_CACHE=str(cache), PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-m", "doit", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def dodo_project(tmp_path: Path) -> Path:
+    """A project like this repository, with one spec (its own name, so it shares no task with others)."""
+    root = tmp_path / "project"
+    (root / "specs").mkdir(parents=True)
+    shutil.copy(REPO / "dodo.py", root / "dodo.py")
+    shutil.copy(SPECS / "minimal.yml", root / "specs" / "doitspec.yml")
+    (root / "components").symlink_to(COMPONENTS, target_is_directory=True)
+    return root
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ the store, a build of specs/minimal.yml for arm64 and its boot under qemu-system
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -13,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, REPO, SPECS, Built, build
+from conftest import COMPONENTS, REPO, SPECS, Built, build, dodo_project, doit
 from registry import Registry, push_index, random_layer, stored_image
 
 from buildlib import components, debarch, elfdeps, images, machines, platforms, runner
@@ -132,23 +131,16 @@ def test_arm64_components_are_arm64(arm64_build: Built, tmp_path: Path) -> None:
 def test_doit_arch_arm64_builds_as_build_arch_arm64(arm64_build: Built, tmp_path: Path) -> None:
     """The project's dodo.py with `doit arch=arm64`: arm64 components from the store, outputs named as
     `distrokit build --arch arm64` names them; run again, it writes nothing."""
-    root = tmp_path / "project"
-    (root / "specs").mkdir(parents=True)
-    shutil.copy(REPO / "dodo.py", root / "dodo.py")
-    shutil.copy(SPECS / "minimal.yml", root / "specs" / "doitspec.yml")
-    (root / "components").symlink_to(COMPONENTS, target_is_directory=True)
-    env = {**os.environ, "DISTROKIT_CACHE": str(arm64_build.cache), "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "doit", "arch=arm64"]
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    ran = [line for line in done.stdout.splitlines() if line.startswith(". ")]  # doit's mark of a task run
+    root = dodo_project(tmp_path)
+    done = doit(root, arm64_build.cache, "arch=arm64")
+    ran = [line for line in done.splitlines() if line.startswith(". ")]  # doit's mark of a task run
     assert ran and not [line for line in ran if "component:" in line]  # the fixture's arm64 components serve
     out = root / "out"
     assert sorted(p.name for p in out.iterdir()) == [f"doitspec-arm64-{s}" for s in ("cmdline", "initrd.img", "kernel")]
     assert machines.kernel_arch(out / "doitspec-arm64-kernel") == "arm64"
     written = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    again = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == written
+    doit(root, arm64_build.cache, "arch=arm64")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == written
 
 
 @pytest.mark.arm64

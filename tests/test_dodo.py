@@ -3,38 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import COMPONENTS, REPO, SPECS
+from conftest import dodo_project, doit
 
 from buildlib import cli, tasks
 
 
-def doit(project: Path, cache: Path, *args: str) -> str:
-    env = dict(os.environ, DISTROKIT_CACHE=str(cache), PYTHONPATH=str(REPO))
-    result = subprocess.run(
-        [sys.executable, "-m", "doit", *args], cwd=project, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout + result.stderr
-
-
-def project(tmp_path: Path) -> Path:
-    """A project like this repository, with one spec (its own name, so it shares no task with others)."""
-    root = tmp_path / "project"
-    (root / "specs").mkdir(parents=True)
-    shutil.copy(REPO / "dodo.py", root / "dodo.py")
-    shutil.copy(SPECS / "minimal.yml", root / "specs" / "doitspec.yml")
-    (root / "components").symlink_to(COMPONENTS, target_is_directory=True)
-    return root
-
-
 def test_list_clean_and_forget(minimal_build, tmp_path: Path, capsys) -> None:
-    root, cache = project(tmp_path), minimal_build.cache
+    root, cache = dodo_project(tmp_path), minimal_build.cache
     listed = doit(root, cache, "list")
     docs = [line.split(None, 1)[1] for line in listed.splitlines() if line.strip()]
     assert len(docs) == 6 and len(set(docs)) == 6, listed  # each family (usage too) in its own words
