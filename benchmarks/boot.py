@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from buildlib import runner  # noqa: E402
+from buildlib.guest import runner  # noqa: E402
 from buildlib.outputs.initrd import write_segment  # noqa: E402
-from buildlib.tree import dir_entry, file_entry  # noqa: E402
+from buildlib.rootfs.tree import dir_entry, file_entry  # noqa: E402
 
 FLOOR_INIT = b"#!/bin/busybox sh\n/bin/busybox poweroff -f\n"
 SSH_WAIT = 600.0

@@ -30,9 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from buildlib.images import MEDIA_LAYER_GZIP, Store  # noqa: E402
 from buildlib.outputs.compress import decompress  # noqa: E402
-from buildlib.refs import ImageRef  # noqa: E402
+from buildlib.spec.refs import ImageRef  # noqa: E402
+from buildlib.store.images import MEDIA_LAYER_GZIP, Store  # noqa: E402
 
 BIG_IMAGE = "bench.invalid/big:1"
 SPEC = """\

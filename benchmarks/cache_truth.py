@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from registry import running_registry  # noqa: E402
 
-from buildlib.images import Store  # noqa: E402
-from buildlib.transport import Network  # noqa: E402
+from buildlib.store.images import Store  # noqa: E402
+from buildlib.store.transport import Network  # noqa: E402
 
 
 def main() -> int:

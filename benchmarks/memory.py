@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.build import run_build  # noqa: E402
 from buildlib.fsutil import atomic_writer  # noqa: E402
-from buildlib.images import MEDIA_LAYER_GZIP, Store  # noqa: E402
-from buildlib.refs import ImageRef  # noqa: E402
+from buildlib.spec.refs import ImageRef  # noqa: E402
+from buildlib.store.images import MEDIA_LAYER_GZIP, Store  # noqa: E402
 
 IMAGE = "bench.invalid/huge:1"
 SPEC = """\

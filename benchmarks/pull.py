@@ -31,10 +31,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from faultproxy import Fault, FaultProxy, Plan, Script  # noqa: E402
 from registry import Registry, running_registry, stored_image  # noqa: E402
 
-from buildlib import images  # noqa: E402
-from buildlib.images import MEDIA_LAYER_GZIP, Layer, Store  # noqa: E402
-from buildlib.refs import ImageRef  # noqa: E402
-from buildlib.transport import Network, RetryPolicy  # noqa: E402
+from buildlib.spec.refs import ImageRef  # noqa: E402
+from buildlib.store import images  # noqa: E402
+from buildlib.store.images import MEDIA_LAYER_GZIP, Layer, Store  # noqa: E402
+from buildlib.store.transport import Network, RetryPolicy  # noqa: E402
 
 
 def big_layer(store: Store, size: int, name: str) -> Layer:

@@ -23,14 +23,16 @@ import yaml
 from hypothesis import strategies as st
 from layerkit import M, store_layer
 
-from buildlib import cache, images, tasks
-from buildlib.components import PACKAGES_LABEL
+from buildlib import tasks
+from buildlib.debian.components import PACKAGES_LABEL
 from buildlib.errors import DistrokitError
-from buildlib.images import Store
 from buildlib.outputs import get_format
 from buildlib.outputs.compress import Compression
-from buildlib.refs import ImageRef
-from buildlib.transport import Network
+from buildlib.spec.refs import ImageRef
+from buildlib.store import images
+from buildlib.store.images import Store
+from buildlib.store.transport import Network
+from buildlib.upkeep import cache
 
 APPS = ("alpha", "beta", "gamma")
 TAGS = ("v1", "v2")

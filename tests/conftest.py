@@ -19,7 +19,7 @@ import pytest
 from registry import Registry, running_registry
 
 from buildlib import tasks
-from buildlib.images import Store
+from buildlib.store.images import Store
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
@@ -116,7 +116,7 @@ def media_formats() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def build_media(cache: Path, out_dir: Path) -> tuple[Built, Built]:
-    from buildlib.spec import load_spec
+    from buildlib.spec.model import load_spec
 
     main, alternates = media_formats()
     plan = tasks.Plan(Store(cache))
@@ -166,8 +166,8 @@ def truth_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -
     store that holds nothing else: a clean store for those tests is a hard-linked copy of it."""
     from cachetruth import pull_images, push_images
 
-    from buildlib.images import Store
-    from buildlib.transport import Network
+    from buildlib.store.images import Store
+    from buildlib.store.transport import Network
 
     source = Store(tmp_path_factory.mktemp("truth-source"))
     push_images(source, registry.host, Network())

@@ -15,14 +15,14 @@ from pathlib import Path
 from hypothesis import strategies as st
 from layerkit import store_tar
 
-from buildlib import bundles, layers
 from buildlib.errors import DistrokitError
-from buildlib.images import Image, Layer, Store
-from buildlib.layers import DIR, FILE, HARDLINK, SYMLINK, Entry
 from buildlib.outputs.cpio import CpioWriter
 from buildlib.outputs.tar import write_tar
-from buildlib.spec import parse_spec_text
-from buildlib.tree import Tree, merged_image_tree
+from buildlib.rootfs import bundles, layers
+from buildlib.rootfs.layers import DIR, FILE, HARDLINK, SYMLINK, Entry
+from buildlib.rootfs.tree import Tree, merged_image_tree
+from buildlib.spec.model import parse_spec_text
+from buildlib.store.images import Image, Layer, Store
 
 # names --------------------------------------------------------------------------------------------
 _SAFE_PARTS = ["a", "b", "c", "etc", "bin", "lib", "caf\udce9", "x" * 120, ".wh.a", ".wh.b", ".wh..wh..opq"]

@@ -8,7 +8,7 @@ import io
 import tarfile
 from dataclasses import dataclass
 
-from buildlib.images import MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR, Layer, Store
+from buildlib.store.images import MEDIA_LAYER_GZIP, MEDIA_LAYER_TAR, Layer, Store
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 from layerkit import M, store_layer
 
 from buildlib.fsutil import canonical_json
-from buildlib.images import MEDIA_MANIFEST, Layer, Store
-from buildlib.refs import ImageRef
+from buildlib.spec.refs import ImageRef
+from buildlib.store.images import MEDIA_MANIFEST, Layer, Store
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 

@@ -15,12 +15,15 @@ import pytest
 from conftest import COMPONENTS, REPO, SPECS, Built, build, dodo_project, doit
 from registry import Registry, push_index, random_layer, stored_image
 
-from buildlib import components, debarch, elfdeps, images, machines, platforms, runner
+from buildlib.debian import apt as debarch
+from buildlib.debian import components, elfdeps
 from buildlib.errors import BadInput
-from buildlib.images import Store
-from buildlib.refs import ImageRef
+from buildlib.guest import machines, runner
+from buildlib.spec.refs import ImageRef
+from buildlib.store import images, platforms
+from buildlib.store.images import Store
+from buildlib.store.transport import Event, EventKind, Network, RetryPolicy
 from buildlib.tasks.families import record_path
-from buildlib.transport import Event, EventKind, Network, RetryPolicy
 
 NET = Network(retry=RetryPolicy(attempts=5, timeout=4, backoff=0.05, max_backoff=0.2))
 ARM64_BOOT_TIMEOUT = 600  # TCG emulates every instruction; a loaded 2-core machine makes it slower still
@@ -191,8 +194,8 @@ def arm64_build_files(tmp_path: Path) -> Path:
 
 
 def test_sbom_names_each_package_architecture(arm64_build_files: Path) -> None:
-    from buildlib import sbom
-    from buildlib.images import Image
+    from buildlib.rootfs import sbom
+    from buildlib.store.images import Image
 
     label = json.dumps([["busybox-static", "1:1.35", "ab" * 32, "arm64"], ["tzdata", "2024a", "cd" * 32, "all"]])
     config = {"architecture": "arm64", "config": {"Labels": {components.PACKAGES_LABEL: label}}}
@@ -253,7 +256,10 @@ def test_a_locked_arm64_build_follows_its_pins_and_verifies_bit_for_bit(
     `verify --arch arm64` rebuilds every output in a fresh cache bit for bit."""
     import hashlib
 
-    from buildlib import cli, lock, members, rootfs, tasks
+    from buildlib import cli, tasks
+    from buildlib.outputs import members
+    from buildlib.release import lock
+    from buildlib.rootfs import parts as rootfs
 
     cache = ["--cache", str(arm64_build.cache)]
     assert cli.main([*cache, "lock", str(spec_copy), "--arch", "amd64", "--arch", "arm64"]) == 0
@@ -321,8 +327,10 @@ def test_a_locked_arm64_build_follows_its_pins_and_verifies_bit_for_bit(
 def test_verify_without_a_lock_rebuilds_arm64_from_the_store_pins(arm64_build: Built, tmp_path: Path) -> None:
     """No lock: verify takes what the store last built the arm64 system from (its NAME-arm64 pins and
     the images' arm64 manifests) and rebuilds the arm64 outputs bit for bit."""
-    from buildlib import pinning, tasks, verify
-    from buildlib.spec import load_spec
+    from buildlib import tasks
+    from buildlib.release import pinning
+    from buildlib.spec.model import load_spec
+    from buildlib.tasks import verify
 
     resolver = components.PkgResolver("arm64")
     inputs = pinning.spec_inputs(load_spec([SPECS / "minimal.yml"], resolve_pkg=resolver), COMPONENTS, resolver)
@@ -348,7 +356,8 @@ def test_verify_without_a_lock_rebuilds_arm64_from_the_store_pins(arm64_build: B
 @pytest.mark.arm64
 def test_an_arm64_build_stamp_watches_the_arm64_pins(arm64_build: Built) -> None:
     """A build that finds nothing changed must see its own architecture's pins move (`pkg build --update`)."""
-    from buildlib import component_builds, tasks
+    from buildlib import tasks
+    from buildlib.debian import builds as component_builds
     from buildlib.tasks.stamp import watched_paths
 
     options = tasks.BuildOptions(
@@ -426,7 +435,7 @@ def test_arm64_tar_holds_the_arm64_root(arm64_media: Built, tmp_path: Path) -> N
 def test_arm64_efi_media_hold_grub_for_arm64(arm64_media: Built, tmp_path: Path) -> None:
     """BOOTAA64.EFI (an AArch64 PE) on the EFI disk, made from grub-efi-arm64-bin's modules at the host
     GRUB's version, unpacked into the store; the loader's command line names the arm64 console."""
-    from buildlib import grub_modules
+    from buildlib.outputs import grub_modules
 
     disk = arm64_media.prefix.with_name("media-arm64-efi.img")
     loader = tmp_path / "BOOTAA64.EFI"
@@ -505,7 +514,8 @@ def test_verify_rebuilds_arm64_efi_media_without_the_archive(
 ) -> None:
     """The fresh store of `verify` gets the GRUB modules .deb beside the pinned ones: an arm64 EFI
     medium rebuilds bit for bit with the archive out of reach (apt through a proxy that refuses)."""
-    from buildlib import tasks, verify
+    from buildlib import tasks
+    from buildlib.tasks import verify
 
     with socket.socket() as dead:  # a port nothing listens on: every apt request fails at once
         dead.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""buildlib.bootmode: the boot mode comes from the artefact; flags force it (no guest is booted here)."""
+"""buildlib.guest.bootmode: the boot mode comes from the artefact; flags force it (no guest is booted here)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from buildlib import machines, runner
-from buildlib.bootmode import DEFAULT_FIRMWARE, Boot, BootRequest, Mode, resolve
 from buildlib.errors import BadInput
+from buildlib.guest import machines, runner
+from buildlib.guest.bootmode import DEFAULT_FIRMWARE, Boot, BootRequest, Mode, resolve
 
 PC, VIRT = machines.MACHINES["amd64"], machines.MACHINES["arm64"]
 

@@ -1,4 +1,4 @@
-"""buildlib.build_stamp: a build with nothing to do ends at once, and any change still builds."""
+"""buildlib.store.stamp: a build with nothing to do ends at once, and any change still builds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import Built
 
-from buildlib import build_stamp, cli
+from buildlib import cli
+from buildlib.store import stamp as build_stamp
 
 NOTHING = "nothing changed, every task up to date"
 

@@ -1,4 +1,4 @@
-"""buildlib.bundles: config.json and runtime.json per container, with LinuxKit's semantics.
+"""buildlib.rootfs.bundles: config.json and runtime.json per container, with LinuxKit's semantics.
 
 Every expectation is written out here by hand from LinuxKit's rules (src/cmd/linuxkit/moby/config.go),
 never computed with the code under test.
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from buildlib import bundles
 from buildlib.errors import BadInput
-from buildlib.spec import Spec, parse_spec_text
+from buildlib.rootfs import bundles
+from buildlib.spec.model import Spec, parse_spec_text
 
 PREFIX = "containers/onboot/000-c"
 LOWER = PREFIX + "/lower"

@@ -1,4 +1,4 @@
-"""buildlib.cache: usage records, ls, du, gc (what it keeps, what it frees, LRU with --keep), rm, export, import."""
+"""buildlib.upkeep.cache: usage records, ls, du, gc (what it keeps and frees, LRU with --keep), rm, export, import."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import pytest
 from conftest import SPECS, Built, build, new_cache
 from layerkit import M, store_layer
 
-from buildlib import cache, cli, layers
+from buildlib import cli
 from buildlib.errors import BadInput, ImageNotFound
-from buildlib.images import Store
-from buildlib.refs import ImageRef
-from buildlib.usage import read_usages, usage_path
+from buildlib.rootfs import layers
+from buildlib.spec.refs import ImageRef
+from buildlib.store.images import Store
+from buildlib.store.usage import read_usages, usage_path
+from buildlib.upkeep import cache
 
 
 def small_image(store: Store, name: str, data: bytes) -> tuple[str, list[Path]]:

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from registry import Registry
 
-from buildlib import cache
-from buildlib.usage import read_usages
+from buildlib.store.usage import read_usages
+from buildlib.upkeep import cache
 
 pytestmark = pytest.mark.registry
 

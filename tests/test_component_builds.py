@@ -1,4 +1,4 @@
-"""buildlib.component_builds: a component image `pkg build` made is up to date for `build`, and back."""
+"""buildlib.debian.builds: a component image `pkg build` made is up to date for `build`, and back."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, SPECS, Built, build, new_cache
 
-from buildlib import cli, component_builds, components
-from buildlib.images import Store
+from buildlib import cli
+from buildlib.debian import builds as component_builds
+from buildlib.debian import components
+from buildlib.store.images import Store
 
 
 def test_pkg_build_then_build_runs_no_component_task(

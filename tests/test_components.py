@@ -1,4 +1,4 @@
-"""buildlib.components: images from Debian packages, deterministic, recorded in the store."""
+"""buildlib.debian.components: images from Debian packages, deterministic, recorded in the store."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, new_cache
 
-from buildlib import components, layers
+from buildlib.debian import components
 from buildlib.errors import BadInput, ComponentError
-from buildlib.images import Store
-from buildlib.rootfs import merged_image_tree
+from buildlib.rootfs import layers
+from buildlib.rootfs.parts import merged_image_tree
+from buildlib.store.images import Store
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def test_every_component_recipe_of_ours_passes_the_schema() -> None:
 
 
 def test_a_misspelled_moby_field_fails_validate_naming_the_recipe(tmp_path: Path) -> None:
-    from buildlib.spec import load_spec
+    from buildlib.spec.model import load_spec
 
     folder = tmp_path / "components" / "bad"
     folder.mkdir(parents=True)

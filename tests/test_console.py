@@ -1,4 +1,4 @@
-"""buildlib.console: the guest's console as QEMU arguments, and on a (pseudo-)terminal for real.
+"""buildlib.guest.console: the guest's console as QEMU arguments, and on a (pseudo-)terminal for real.
 
 The boot drives `distrokit run` on a pseudo-terminal as a user at a keyboard would: the shell in the
 getty container answers with the system's os-release, Ctrl-C interrupts a command in the guest and
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Built, build
 
-from buildlib.console import Console, serial_args
+from buildlib.guest.console import Console, serial_args
 
 BOOT_TIMEOUT = 400
 

@@ -14,7 +14,7 @@ import pytest
 
 from buildlib import cli
 from buildlib.errors import SpecError
-from buildlib.spec import InvalidSpec, load_spec, parse_spec_text
+from buildlib.spec.model import InvalidSpec, load_spec, parse_spec_text
 
 CORPUS = Path(os.environ.get("DISTROKIT_CORPUS", Path(__file__).parents[2] / "shared" / "linuxkit-corpus"))
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from buildlib import layers
 from buildlib.errors import StoreError
-from buildlib.layers import Entry
 from buildlib.outputs.compress import Compression, decompress
 from buildlib.outputs.initrd import join_segments, seal_path, write_segment
-from buildlib.rootfs import Tree, file_entry
+from buildlib.rootfs import layers
+from buildlib.rootfs.layers import Entry
+from buildlib.rootfs.parts import Tree, file_entry
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="extracting device nodes with cpio needs root")
 

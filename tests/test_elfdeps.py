@@ -7,10 +7,10 @@ from pathlib import Path
 
 from conftest import COMPONENTS
 
-from buildlib import components
-from buildlib.images import Store
-from buildlib.layers import DIR
-from buildlib.tree import merged_image_tree
+from buildlib.debian import components
+from buildlib.rootfs.layers import DIR
+from buildlib.rootfs.tree import merged_image_tree
+from buildlib.store.images import Store
 
 
 def test_runc_component_is_runc_and_exactly_its_libraries(shared_cache: Path) -> None:

@@ -1,4 +1,4 @@
-"""buildlib.grub_modules: GRUB's arm64-efi modules from Debian's arm64 .deb, at the host GRUB's version."""
+"""buildlib.outputs.grub_modules: GRUB's arm64-efi modules from Debian's arm64 .deb, at the host GRUB's version."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from buildlib import components, grub_modules
+from buildlib.debian import components
 from buildlib.errors import BuildError
-from buildlib.images import Store
+from buildlib.outputs import grub_modules
 from buildlib.outputs.efi import EFI_LOADERS
+from buildlib.store.images import Store
 
 pytestmark = pytest.mark.arm64
 

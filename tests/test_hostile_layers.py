@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 from layerkit import M, store_layer, store_tar, tar_bytes
 
-from buildlib import cli, layers
+from buildlib import cli
 from buildlib.errors import BuildError, DistrokitError, HostileLayer, StoreError
-from buildlib.images import Image, Layer, Store
 from buildlib.outputs.cpio import CpioWriter
 from buildlib.outputs.tar import write_tar
-from buildlib.refs import ImageRef
-from buildlib.tree import Tree, merged_image_tree
+from buildlib.rootfs import layers
+from buildlib.rootfs.tree import Tree, merged_image_tree
+from buildlib.spec.refs import ImageRef
+from buildlib.store.images import Image, Layer, Store
 
 
 @pytest.fixture()
@@ -367,7 +368,7 @@ def test_max_layer_size_on_the_command_line(tmp_path: Path, capsys: pytest.Captu
 def test_pull_checks_layers_before_naming_the_image(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from buildlib import cache as cache_module
+    from buildlib.upkeep import cache as cache_module
 
     monkeypatch.setenv(layers.MAX_LAYER_SIZE_ENV, "16G")  # so that the teardown undoes what the flag sets
     source = Store(tmp_path / "source")

@@ -11,10 +11,11 @@ import pytest
 from faultproxy import Fault, FaultProxy, Plan, Script
 from registry import Registry, random_layer, stored_image
 
-from buildlib import cli, images
-from buildlib.images import Store
-from buildlib.refs import ImageRef
-from buildlib.transport import Network, RetryPolicy
+from buildlib import cli
+from buildlib.spec.refs import ImageRef
+from buildlib.store import images
+from buildlib.store.images import Store
+from buildlib.store.transport import Network, RetryPolicy
 
 pytestmark = pytest.mark.registry
 

@@ -13,7 +13,7 @@ import pytest
 
 from buildlib import cli
 from buildlib.errors import SpecError
-from buildlib.spec import MAX_SPEC_BYTES, parse_spec_text
+from buildlib.spec.model import MAX_SPEC_BYTES, parse_spec_text
 
 
 def validate(capsys: pytest.CaptureFixture[str], *paths: str) -> tuple[int, str]:

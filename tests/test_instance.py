@@ -1,4 +1,4 @@
-"""buildlib.instance: the state folder's record and disks, and the errors of `run --state/--stop/--detached`.
+"""buildlib.guest.instance: the state folder's record and disks, and the errors of `run --state/--stop/--detached`.
 
 The detached boot itself (reachable, then stopped cleanly) is in test_guest.py, with ssh.
 """
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from buildlib import cli, instance
-from buildlib.console import Console
+from buildlib import cli
 from buildlib.errors import BadInput
-from buildlib.runner import Instance, instance_args
+from buildlib.guest import instance
+from buildlib.guest.console import Console
+from buildlib.guest.runner import Instance, instance_args
 
 
 def test_disks_without_a_file_live_in_the_state_folder(tmp_path: Path) -> None:

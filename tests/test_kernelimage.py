@@ -1,4 +1,4 @@
-"""buildlib.kernelimage: compressed kernels and bzImage payloads, decompressed."""
+"""buildlib.outputs.kernelimage: compressed kernels and bzImage payloads, decompressed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import struct
 import pytest
 
 from buildlib.errors import BadInput
-from buildlib.kernelimage import BZIMAGE_MAGIC, BZIMAGE_MAGIC_OFFSET, PAYLOAD_OFFSET, SETUP_SECTS_OFFSET, decompressed
+from buildlib.outputs.kernelimage import (
+    BZIMAGE_MAGIC,
+    BZIMAGE_MAGIC_OFFSET,
+    PAYLOAD_OFFSET,
+    SETUP_SECTS_OFFSET,
+    decompressed,
+)
 
 VMLINUX = b"\x7fELF" + bytes(range(256)) * 64
 

@@ -1,4 +1,4 @@
-"""buildlib.kmodules: a kernel component keeps the modules its recipe names, their closure and firmware."""
+"""buildlib.debian.kmodules: a kernel component keeps the modules its recipe names, their closure and firmware."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, Built
 
-from buildlib import components, kmodules
+from buildlib.debian import components, kmodules
 from buildlib.errors import ComponentError
-from buildlib.images import Store
-from buildlib.rootfs import merged_image_tree
+from buildlib.rootfs.parts import merged_image_tree
+from buildlib.store.images import Store
 
 GRAPH = {
     "kernel/drivers/block/virtio_blk.ko": ("kernel/drivers/virtio/virtio.ko", "kernel/drivers/virtio/virtio_ring.ko"),

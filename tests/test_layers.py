@@ -1,4 +1,4 @@
-"""buildlib.layers: one index per layer, data read in place, whiteouts kept, hostile entries refused."""
+"""buildlib.rootfs.layers: one index per layer, data read in place, whiteouts kept, hostile entries refused."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from layerkit import M, store_layer
 
-from buildlib import layers
 from buildlib.errors import HostileLayer, StoreError
-from buildlib.images import Layer, Store
+from buildlib.rootfs import layers
+from buildlib.store.images import Layer, Store
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""buildlib.lock and `distrokit lock`: pins written, followed, refused when they disagree, and kept honest
+"""buildlib.release.lock and `distrokit lock`: pins written, followed, refused when they disagree, and kept honest
 against a real registry whose tag moves and the real Debian archive."""
 
 from __future__ import annotations
@@ -12,13 +12,15 @@ import pytest
 from conftest import COMPONENTS, build, new_cache
 from registry import Registry, push_index, random_layer, stored_image
 
-from buildlib import cli, images, lock, pinning, tasks
-from buildlib.components import Package, PkgResolver
+from buildlib import cli, tasks
+from buildlib.debian.components import Package, PkgResolver
 from buildlib.errors import ArchiveDrift, BadInput, LockMismatch
-from buildlib.images import Store
-from buildlib.refs import ImageRef
-from buildlib.spec import load_spec
-from buildlib.transport import Network, RetryPolicy
+from buildlib.release import lock, pinning
+from buildlib.spec.model import load_spec
+from buildlib.spec.refs import ImageRef
+from buildlib.store import images
+from buildlib.store.images import Store
+from buildlib.store.transport import Network, RetryPolicy
 
 NET = Network(retry=RetryPolicy(attempts=3, timeout=30, backoff=0.05, max_backoff=0.2))
 

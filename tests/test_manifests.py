@@ -1,4 +1,4 @@
-"""buildlib.manifests and the store's reading of images: malformed manifests and configs, unknown
+"""buildlib.store.manifests and the store's reading of images: malformed manifests and configs, unknown
 media types, missing blobs, absurd sizes and bad labels each give one line naming the image and field."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from layerkit import M, store_layer
 
-from buildlib import bundles, cli
+from buildlib import cli
 from buildlib.errors import BadImage, BadInput, StoreError
 from buildlib.fsutil import canonical_json
-from buildlib.images import MEDIA_CONFIG, MEDIA_MANIFEST, Store
-from buildlib.refs import ImageRef
+from buildlib.rootfs import bundles
+from buildlib.spec.refs import ImageRef
+from buildlib.store.images import MEDIA_CONFIG, MEDIA_MANIFEST, Store
 
 NAME = "localhost/crafted:1"
 

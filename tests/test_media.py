@@ -17,14 +17,14 @@ from conftest import MEDIA_SIZE, REPO, SPECS, Built, build, media_formats
 from layerkit import M, store_layer
 
 from buildlib import outputs
-from buildlib.components import PkgResolver
+from buildlib.debian.components import PkgResolver
 from buildlib.errors import BadInput
-from buildlib.images import Store
-from buildlib.layers import FILE, Entry
 from buildlib.outputs.cpio import CpioWriter
 from buildlib.outputs.partition import ESP_TYPE, SECTOR
-from buildlib.refs import ImageRef
-from buildlib.spec import load_spec
+from buildlib.rootfs.layers import FILE, Entry
+from buildlib.spec.model import load_spec
+from buildlib.spec.refs import ImageRef
+from buildlib.store.images import Store
 
 
 def sibling(built: Built, suffix: str) -> Path:

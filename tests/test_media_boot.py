@@ -9,7 +9,7 @@ import pytest
 from conftest import Built
 from test_guest import boot_path
 
-from buildlib.bootmode import DEFAULT_FIRMWARE
+from buildlib.guest.bootmode import DEFAULT_FIRMWARE
 
 pytestmark = pytest.mark.boot
 UEFI = pytest.mark.skipif(not DEFAULT_FIRMWARE.is_file(), reason="needs OVMF (apt-get install ovmf)")

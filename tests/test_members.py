@@ -1,4 +1,4 @@
-"""buildlib.members: the entries of initrds and tars, and the first one two outputs differ in."""
+"""buildlib.outputs.members: the entries of initrds and tars, and the first one two outputs differ in."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from buildlib.members import first_difference, kind_of, members
 from buildlib.outputs.compress import Compression
 from buildlib.outputs.initrd import join_segments, write_segment
+from buildlib.outputs.members import first_difference, kind_of, members
 from buildlib.outputs.tar import write_tar
-from buildlib.rootfs import Tree, dir_entry, file_entry
+from buildlib.rootfs.parts import Tree, dir_entry, file_entry
 
 
 def tree(motd: bytes, mtime: int = 0) -> Tree:

@@ -1,4 +1,4 @@
-"""buildlib.metadata (the config ISO) and components/metadata's JSON writer, run by the host's busybox.
+"""buildlib.guest.metadata (the config ISO) and components/metadata's JSON writer, run by the host's busybox.
 
 The guest side is booted in test_guest.py and test_console.py; here the same awk program the
 metadata container runs writes LinuxKit's JSON into a folder, so every case is cheap.
@@ -16,7 +16,7 @@ import pytest
 from conftest import COMPONENTS
 
 from buildlib.errors import BadInput
-from buildlib.metadata import cdrom_args, read_data, write_config_iso
+from buildlib.guest.metadata import cdrom_args, read_data, write_config_iso
 
 TREE = COMPONENTS / "metadata" / "userdata-tree"
 needs_xorriso = pytest.mark.skipif(shutil.which("xorriso") is None, reason="needs xorriso (scripts/setup.sh)")

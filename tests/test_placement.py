@@ -1,4 +1,4 @@
-"""buildlib.placement: a real build of a spec using many container, volume and files options, whose
+"""buildlib.rootfs.placement: a real build of a spec using many container, volume and files options, whose
 root (paths, types, modes, owners, link targets) is read back from the tar output and, for one
 bundle, from its initrd segment with GNU cpio."""
 

@@ -1,4 +1,4 @@
-"""buildlib.preflight: every spec mistake `build` rejects before pulling, `validate` rejects in the same words."""
+"""buildlib.outputs.preflight: every spec mistake `build` rejects before pulling; `validate` uses the same words."""
 
 from __future__ import annotations
 
@@ -69,8 +69,9 @@ def test_a_good_spec_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_bios_formats_are_for_x86_only(tmp_path: Path) -> None:
     """Each BIOS format asked for arm64 is one line naming it and the arch; the EFI ones pass."""
-    from buildlib import outputs, preflight
-    from buildlib.spec import load_spec
+    from buildlib import outputs
+    from buildlib.outputs import preflight
+    from buildlib.spec.model import load_spec
 
     spec_file = tmp_path / "s.yml"
     spec_file.write_text(HEAD)

@@ -1,9 +1,9 @@
-"""buildlib.refs: references expand as Docker and LinuxKit expand them."""
+"""buildlib.spec.refs: references expand as Docker and LinuxKit expand them."""
 
 import pytest
 
 from buildlib.errors import BadReference
-from buildlib.refs import ImageRef
+from buildlib.spec.refs import ImageRef
 
 
 @pytest.mark.parametrize(

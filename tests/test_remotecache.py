@@ -1,4 +1,4 @@
-"""buildlib.remotecache: artifacts tagged by task key in a real loopback registry."""
+"""buildlib.store.remotecache: artifacts tagged by task key in a real loopback registry."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from registry import Registry
 
 from buildlib.errors import BadInput
-from buildlib.images import Store
-from buildlib.remotecache import CacheMiss, Repository, fetch_files, push_files, repositories
-from buildlib.transport import Network, RetryPolicy
+from buildlib.store.images import Store
+from buildlib.store.remotecache import CacheMiss, Repository, fetch_files, push_files, repositories
+from buildlib.store.transport import Network, RetryPolicy
 
 NETWORK = Network(retry=RetryPolicy(attempts=2, backoff=0.1))
 

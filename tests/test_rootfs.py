@@ -1,4 +1,4 @@
-"""buildlib.rootfs: layers merge with OCI whiteout semantics; parents are created; parts are planned."""
+"""buildlib.rootfs.parts: layers merge with OCI whiteout semantics; parents are created; parts are planned."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from buildlib import layers
 from buildlib.errors import BadInput, HostileLayer
-from buildlib.layers import Entry
-from buildlib.rootfs import (
+from buildlib.rootfs import layers
+from buildlib.rootfs.layers import Entry
+from buildlib.rootfs.parts import (
     FILES_PART,
     INIT_PART,
     KERNEL_PART,
@@ -20,7 +20,7 @@ from buildlib.rootfs import (
     part_fragment,
     plan_parts,
 )
-from buildlib.spec import parse_spec_text
+from buildlib.spec.model import parse_spec_text
 
 
 def f(path: str, data: bytes = b"") -> Entry:

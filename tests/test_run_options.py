@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from buildlib.errors import BadInput
-from buildlib.runner import Disk, Publish, RunOptions, create_disks, disk_args, network_args
+from buildlib.guest.runner import Disk, Publish, RunOptions, create_disks, disk_args, network_args
 
 
 def test_disk_defaults_and_options() -> None:

@@ -1,4 +1,4 @@
-"""buildlib.runner: real QEMU boots (TCG). Few and short: they share the session's minimal build."""
+"""buildlib.guest.runner: real QEMU boots (TCG). Few and short: they share the session's minimal build."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, SPECS, Built, build
 
-from buildlib import runner
-from buildlib.components import load_recipe
+from buildlib.debian.components import load_recipe
 from buildlib.errors import BadInput, BootError
+from buildlib.guest import runner
 from buildlib.outputs.compress import Compression
 
 pytestmark = pytest.mark.boot

@@ -14,8 +14,8 @@ from conftest import REPO, SPECS, Built
 
 from buildlib.outputs.compress import decompress
 from buildlib.outputs.initrd import segment_path
-from buildlib.rootfs import INSTALLED_PATH
-from buildlib.sbom import SBOM_PATH
+from buildlib.rootfs.parts import INSTALLED_PATH
+from buildlib.rootfs.sbom import SBOM_PATH
 
 
 def _sbom(built: Built) -> bytes:

@@ -1,4 +1,4 @@
-"""buildlib.spec: YAML in, frozen dataclasses out, every problem with FILE:LINE:COLUMN: FIELD."""
+"""buildlib.spec.model: YAML in, frozen dataclasses out, every problem with FILE:LINE:COLUMN: FIELD."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from buildlib.errors import BadInput, SpecError
-from buildlib.spec import (
+from buildlib.spec.model import (
     Container,
     InvalidSpec,
     Kernel,

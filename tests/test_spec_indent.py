@@ -1,4 +1,4 @@
-"""buildlib.spec_indent: a mis-indented key or item is named as the spec names it, with the column it needs."""
+"""buildlib.spec.indent: a mis-indented key or item is named as the spec names it, with the column it needs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from buildlib import cli
-from buildlib.spec import InvalidSpec, parse_spec_text
+from buildlib.spec.model import InvalidSpec, parse_spec_text
 
 CASES = [
     # a list item deeper than its sibling: PyYAML says "expected <block end>, but found '<block sequence start>'"

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from layerkit import M, store_layer
 
-from buildlib import cli, layers
-from buildlib.images import Store
-from buildlib.refs import ImageRef
-from buildlib.store_check import check
+from buildlib import cli
+from buildlib.rootfs import layers
+from buildlib.spec.refs import ImageRef
+from buildlib.store.images import Store
+from buildlib.upkeep.check import check
 
 SPEC = """kernel:
   image: localhost/kern:1
@@ -187,7 +188,7 @@ def test_a_full_disk_is_one_line_keeps_nothing_half_written_and_heals(tmp_path: 
 def test_a_pull_into_a_full_disk(tmp_path: Path, capsys) -> None:
     source = Store(tmp_path / "src")
     add_image(source, "localhost/app:1", [M("bin/app", data=random.Random(3).randbytes(3 << 20))])
-    from buildlib import cache as cache_module
+    from buildlib.upkeep import cache as cache_module
 
     archive = tmp_path / "app.tar"
     cache_module.export_image(source.root, "localhost/app:1", archive)

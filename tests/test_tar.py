@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import SPECS, Built, build
 
-from buildlib.layers import HARDLINK, Entry
 from buildlib.outputs.tar import write_tar
-from buildlib.tree import Tree, dir_entry, file_entry
+from buildlib.rootfs.layers import HARDLINK, Entry
+from buildlib.rootfs.tree import Tree, dir_entry, file_entry
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, REPO, Built
 
-from buildlib import cache
 from buildlib.tasks.api import distrokit_tasks, named_specs, output_files
 from buildlib.tasks.identity import public_task_name
+from buildlib.upkeep import cache
 
 EXAMPLE = REPO / "examples" / "monorepo"
 

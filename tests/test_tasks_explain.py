@@ -67,8 +67,8 @@ def test_a_new_digest_behind_a_name_is_named_with_both_digests(tmp_path: Path, c
     from registry import random_layer, stored_image
 
     from buildlib import cli
-    from buildlib.images import Store
-    from buildlib.refs import ImageRef
+    from buildlib.spec.refs import ImageRef
+    from buildlib.store.images import Store
 
     store, ref = Store(tmp_path / "cache"), ImageRef.parse("localhost/test/app:1")
     old = stored_image(store, ref, [random_layer(store, 1000, "old")])

@@ -57,7 +57,7 @@ def test_a_component_reruns_when_a_host_tool_it_runs_changes(
     minimal_build: Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The host's busybox writes the kernel image's modules.dep: its version is part of the key."""
-    from buildlib import component_builds
+    from buildlib.debian import builds as component_builds
     from buildlib.tasks import plan_build
     from buildlib.tasks.explain import RUN, explain
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import SPECS, Built, new_cache
 
-from buildlib import layers
-from buildlib.images import Store
 from buildlib.outputs.compress import decompress
-from buildlib.refs import ImageRef
+from buildlib.rootfs import layers
+from buildlib.spec.refs import ImageRef
+from buildlib.store.images import Store
 
 
 def build_command(cache: Path, out: Path) -> list[str]:

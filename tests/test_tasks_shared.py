@@ -12,8 +12,8 @@ from registry import Registry, free_port
 
 from buildlib.cli import main
 from buildlib.outputs.initrd import segment_path
+from buildlib.store.transport import Network, RetryPolicy
 from buildlib.tasks.shared import SharedCache
-from buildlib.transport import Network, RetryPolicy
 
 NETWORK = Network(retry=RetryPolicy(attempts=2, backoff=0.1))
 

@@ -1,4 +1,4 @@
-"""buildlib.timeline and the init's shutdown paths: phases from console timestamps, and real boots
+"""buildlib.guest.timeline and the init's shutdown paths: phases from console timestamps, and real boots
 that time themselves, reboot and halt through /init (process 1)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, SPECS, Built, build
 
-from buildlib import runner, timeline
+from buildlib.guest import runner, timeline
 
 LINES = [
     (2.00, "[    0.500000] Trying to unpack rootfs image as initramfs..."),

@@ -16,12 +16,13 @@ from faultproxy import Fault, FaultProxy, Plan, Script
 from registry import Registry, push_index, random_layer, running_registry, stored_image
 from rich.console import Console
 
-from buildlib import cli, images
+from buildlib import cli
 from buildlib.cli import transfer as cli_transfer
 from buildlib.errors import BadInput, ImageNotFound, TransportError
-from buildlib.images import Store
-from buildlib.refs import ImageRef
-from buildlib.transport import Event, EventKind, Network, RetryPolicy, parse_mirror
+from buildlib.spec.refs import ImageRef
+from buildlib.store import images
+from buildlib.store.images import Store
+from buildlib.store.transport import Event, EventKind, Network, RetryPolicy, parse_mirror
 
 pytestmark = pytest.mark.registry
 

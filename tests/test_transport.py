@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from buildlib.transport import FailureKind, RetryPolicy, classify, is_loopback
+from buildlib.store.transport import FailureKind, RetryPolicy, classify, is_loopback
 
 FATAL = 'time="2026-11-26T22:42:00Z" level=fatal msg="{}"'
 

@@ -1,11 +1,11 @@
-"""buildlib.usage: records filed per spec build state; an old record filed under the name alone goes."""
+"""buildlib.store.usage: records filed per spec build state; an old record filed under the name alone goes."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from buildlib.usage import UsageRecord, read_usages, usage_path, write_usage
+from buildlib.store.usage import UsageRecord, read_usages, usage_path, write_usage
 
 
 def record(spec: str, state: str, files: tuple[str, ...]) -> UsageRecord:

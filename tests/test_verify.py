@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, SPECS, Built, build
 
-from buildlib import cli, tasks, verify
+from buildlib import cli, tasks
+from buildlib.tasks import verify
 
 
 def test_verify_passes_on_the_minimal_spec(minimal_build: Built, tmp_path: Path) -> None:

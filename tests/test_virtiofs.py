@@ -1,4 +1,4 @@
-"""buildlib.virtiofs: a host folder shared with a real guest, or a clear message without virtiofsd."""
+"""buildlib.guest.virtiofs: a host folder shared with a real guest, or a clear message without virtiofsd."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import Built, build
 
-from buildlib import runner, virtiofs
 from buildlib.errors import BadInput
+from buildlib.guest import runner, virtiofs
 
 TEST_SPECS = Path(__file__).resolve().parent / "specs"
 

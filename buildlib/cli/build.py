@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import build_stamp
 from ..errors import BadInput, DistrokitError
 from ..lazy import lazy_module
+from ..store import stamp as build_stamp
 from . import habits, jsonout
 from .common import (
     Subparsers,
@@ -29,16 +29,27 @@ from .common import (
 from .watch import BuildView
 
 if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
-    from .. import components, debarch, outputs, preflight, sbom, tasks
-    from .. import spec as speclib
-    from ..outputs import compress
+    from .. import outputs, tasks
+    from ..debian import apt as debarch
+    from ..debian import components
+    from ..outputs import compress, preflight
+    from ..rootfs import sbom
+    from ..spec import model as speclib
     from ..tasks import explain
     from ..tasks import shared as shared_cache
     from ..tasks import stamp as tasks_stamp
     from ..tasks.shared import SharedCache
 else:
     components, debarch, preflight, sbom, tasks, speclib = (
-        lazy_module(f"buildlib.{name}") for name in ("components", "debarch", "preflight", "sbom", "tasks", "spec")
+        lazy_module(name)
+        for name in (
+            "buildlib.debian.components",
+            "buildlib.debian.apt",
+            "buildlib.outputs.preflight",
+            "buildlib.rootfs.sbom",
+            "buildlib.tasks",
+            "buildlib.spec.model",
+        )
     )
     compress, explain = lazy_module("buildlib.outputs.compress"), lazy_module("buildlib.tasks.explain")
     outputs = lazy_module("buildlib.outputs")

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from ..transport import Network, RetryPolicy
+from ..store.transport import Network, RetryPolicy
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..lock import Lock
+    from ..release.lock import Lock
 
 Subparsers = argparse._SubParsersAction  # the type `register` functions receive
 
@@ -64,7 +64,7 @@ def component_root() -> Path:
 
 def read_lock(option: str | None, specs: Sequence[Path]) -> tuple[Lock | None, str]:
     """The lock a build follows: --lock FILE, else SPEC.lock beside the first spec when there is one."""
-    from .. import lock
+    from ..release import lock
 
     path = Path(option) if option else lock.path_for(specs[0])
     if option is None and not path.is_file():
@@ -118,7 +118,7 @@ def apply_layer_limit(args: argparse.Namespace) -> None:
     """`--max-layer-size` for this process: the layer indexer reads it where every layer is read."""
     if args.max_layer_size:
         from ..fsutil import parse_size
-        from ..layers import MAX_LAYER_SIZE_ENV
+        from ..rootfs.layers import MAX_LAYER_SIZE_ENV
 
         parse_size(args.max_layer_size)  # a nonsense size is bad input before anything starts
         os.environ[MAX_LAYER_SIZE_ENV] = args.max_layer_size

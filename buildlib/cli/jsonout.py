@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # kept out of the import of every command: `cache ls --json` needs no doit
-    from .. import cache
     from ..tasks import BuildReport
     from ..tasks.explain import Explanation
+    from ..upkeep import cache
 
 JSON_VERSION = 1
 

@@ -12,11 +12,20 @@ from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, network_options, store_root, transfer_flags
 
 if TYPE_CHECKING:  # loaded when a command runs, not when the parser is made
-    from .. import components, debarch, lock, pinning
-    from .. import spec as speclib
+    from ..debian import apt as debarch
+    from ..debian import components
+    from ..release import lock, pinning
+    from ..spec import model as speclib
 else:
     components, debarch, lock, pinning, speclib = (
-        lazy_module(f"buildlib.{name}") for name in ("components", "debarch", "lock", "pinning", "spec")
+        lazy_module(name)
+        for name in (
+            "buildlib.debian.components",
+            "buildlib.debian.apt",
+            "buildlib.release.lock",
+            "buildlib.release.pinning",
+            "buildlib.spec.model",
+        )
     )
 
 
@@ -64,7 +73,7 @@ def _changes(old: lock.Lock, new: lock.Lock) -> list[str]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .. import verify
+    from ..tasks import verify
     from .build import _build_options
 
     options = _build_options(args)

@@ -9,16 +9,23 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..console import ESCAPES, Console
 from ..errors import BadInput
+from ..guest.console import ESCAPES, Console
 from ..lazy import lazy_module
 from .common import Subparsers, err_console, print_table
 
 if TYPE_CHECKING:  # loaded when `run` runs, not when the parser is made for another command
-    from .. import bootmode, instance, metadata, runner, timeline
+    from ..guest import bootmode, instance, metadata, runner, timeline
 else:
     bootmode, instance, metadata, runner, timeline = (
-        lazy_module(f"buildlib.{name}") for name in ("bootmode", "instance", "metadata", "runner", "timeline")
+        lazy_module(name)
+        for name in (
+            "buildlib.guest.bootmode",
+            "buildlib.guest.instance",
+            "buildlib.guest.metadata",
+            "buildlib.guest.runner",
+            "buildlib.guest.timeline",
+        )
     )
 
 PIPE_TIMEOUT = 300.0

@@ -12,10 +12,12 @@ from . import jsonout
 from .common import Subparsers, component_root, err_console, human_size, print_table, store_root, when
 
 if TYPE_CHECKING:
-    from .. import cache, components, debarch
+    from ..debian import apt as debarch
+    from ..debian import components
+    from ..upkeep import cache
 else:
-    cache, components = lazy_module("buildlib.cache"), lazy_module("buildlib.components")
-    debarch = lazy_module("buildlib.debarch")
+    cache, components = lazy_module("buildlib.upkeep.cache"), lazy_module("buildlib.debian.components")
+    debarch = lazy_module("buildlib.debian.apt")
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
@@ -122,7 +124,7 @@ def cmd_cache_import(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_check(args: argparse.Namespace) -> int:
-    from ..store_check import check
+    from ..upkeep.check import check
 
     report = check(store_root(args), repair=args.repair)
     for entry in report.bad:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from ..errors import BadInput
 from ..fsutil import store_lock
 from ..lazy import lazy_module
-from ..refs import ImageRef
-from ..transport import Event, EventKind
+from ..spec.refs import ImageRef
+from ..store.transport import Event, EventKind
 from . import jsonout
 from .common import (
     Subparsers,
@@ -29,11 +29,24 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-    from .. import cache, component_builds, components, debarch, images, layers, platforms
+    from ..debian import apt as debarch
+    from ..debian import builds as component_builds
+    from ..debian import components
+    from ..rootfs import layers
+    from ..store import images, platforms
+    from ..upkeep import cache
 else:
     cache, component_builds, components, debarch, images, layers, platforms = (
-        lazy_module(f"buildlib.{name}")
-        for name in ("cache", "component_builds", "components", "debarch", "images", "layers", "platforms")
+        lazy_module(name)
+        for name in (
+            "buildlib.upkeep.cache",
+            "buildlib.debian.builds",
+            "buildlib.debian.components",
+            "buildlib.debian.apt",
+            "buildlib.store.images",
+            "buildlib.rootfs.layers",
+            "buildlib.store.platforms",
+        )
     )
 
 

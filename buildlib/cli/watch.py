@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from ..transport import Event, EventKind
+from ..store.transport import Event, EventKind
 from .common import human_size
 
 if TYPE_CHECKING:  # the tasks package loads doit: only a build, which has loaded it already, needs it

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import BadInput
-from ..tree import Tree
+from ..rootfs.tree import Tree
 
 if TYPE_CHECKING:
     from .efi import EfiLoader
@@ -85,7 +85,7 @@ class Format:
     stages: tuple[str, ...] = ()
     disk: bool = False  # takes --size
     uses_cmdline: bool = True  # its own files hold the command line (else only NAME-cmdline does)
-    needs_kernel: bool = True  # checked before a build starts (buildlib.preflight); tar, docker write what there is
+    needs_kernel: bool = True  # checked before a build starts (outputs.preflight); tar, docker write what there is
     arches: tuple[str, ...] = ()  # the architectures it can be built for; empty: every one
     doc: str = field(default="", compare=False)
 

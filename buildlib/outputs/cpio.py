@@ -10,7 +10,7 @@ import stat
 from collections.abc import Callable, Iterable
 from typing import IO
 
-from ..layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
+from ..rootfs.layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 
 TRAILER = "TRAILER!!!"
 _TYPE_BITS = {

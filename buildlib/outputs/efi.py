@@ -3,7 +3,7 @@
 UEFI firmware boots removable media from EFI/BOOT/BOOT<ARCH>.EFI (BOOTX64.EFI on x86-64, BOOTAA64.EFI
 on arm64). The host's grub-mkimage writes a GRUB image for any target from that target's module folder
 (`-d`): x86_64-efi comes from the host's grub-efi-amd64-bin, arm64-efi from Debian's
-grub-efi-arm64-bin .deb, unpacked into the store (buildlib.grub_modules) since an amd64 host cannot
+grub-efi-arm64-bin .deb, unpacked into the store (buildlib.outputs.grub_modules) since an amd64 host cannot
 install it. The config is built in, so nothing but the loader sits beside the kernel and initrd.
 """
 

@@ -19,7 +19,7 @@ import xxhash
 
 from ..errors import StoreError
 from ..fsutil import Writeback, append_file, atomic_writer, write_bytes_atomic, xxh_file
-from ..layers import Entry
+from ..rootfs.layers import Entry
 from .compress import Compression, Streamer
 from .cpio import CpioWriter
 

@@ -16,8 +16,8 @@ from typing import IO
 
 from ..errors import BuildError
 from ..fsutil import atomic_writer, copy_range
-from ..layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
-from ..tree import Tree, dir_entry, file_entry
+from ..rootfs.layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
+from ..rootfs.tree import Tree, dir_entry, file_entry
 from . import BuiltParts, Format, register
 from .stages import stage_info
 

@@ -33,16 +33,17 @@ from typing import Any
 
 from doit.task import DelayedLoader, Task
 
-from .. import rootfs, usage
-from ..debarch import DEFAULT_ARCH, arch_suffix, normalise
+from ..debian.apt import DEFAULT_ARCH, arch_suffix, normalise
 from ..fsutil import xxh_value
-from ..images import Store
 from ..outputs import get_format
 from ..outputs.compress import Compression
 from ..outputs.initrd import DEFAULT_COMPRESSION
-from ..rootfs import FILES_PART
-from ..spec import Spec, load_spec
-from ..transport import Network
+from ..rootfs import parts as rootfs
+from ..rootfs.parts import FILES_PART
+from ..spec.model import Spec, load_spec
+from ..store import usage
+from ..store.images import Store
+from ..store.transport import Network
 from .families import BuildOptions, Plan, SpecUse, pointer_path, record_path, usage_record
 from .identity import spec_state_id
 from .keys import InputKeys, XXHashChecker

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..epoch import build_epoch
 from ..errors import AuditError
 from ..fsutil import read_json, write_json_atomic, xxh_file, xxh_value
-from ..spec import Spec
+from ..spec.model import Spec
 from .identity import public_task_name
 
 AUDIT_ENV = "DISTROKIT_AUDIT"

@@ -15,7 +15,7 @@ from doit.dependency import Dependency, SqliteDB
 from doit.loader import generate_tasks
 from doit.task import Task
 
-from ..refs import ImageRef
+from ..spec.refs import ImageRef
 from .families import Plan, record_path
 from .identity import public_task_name
 from .keys import InputKeys, XXHashChecker

@@ -17,12 +17,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import component_builds, components, images, kernelimage, layers, outputs, pinning, preflight, rootfs, usage
+from .. import outputs
+from ..debian import builds as component_builds
+from ..debian import components
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
-from ..images import Image, Layer, Store
-from ..lock import Lock, platform_of
-from ..lock import disagreements as lock_disagreements
+from ..outputs import kernelimage, preflight
 from ..outputs.compress import Compression
 from ..outputs.initrd import (
     DEFAULT_COMPRESSION,
@@ -34,9 +34,16 @@ from ..outputs.initrd import (
     write_entry,
     write_segment,
 )
-from ..refs import ImageRef
-from ..spec import Kernel, Spec
-from ..transport import Listener, Network, ignore
+from ..release import pinning
+from ..release.lock import Lock, platform_of
+from ..release.lock import disagreements as lock_disagreements
+from ..rootfs import layers
+from ..rootfs import parts as rootfs
+from ..spec.model import Kernel, Spec
+from ..spec.refs import ImageRef
+from ..store import images, usage
+from ..store.images import Image, Layer, Store
+from ..store.transport import Listener, Network, ignore
 from . import audit
 from .identity import spec_state_id
 from .keys import InputKeys, epoch_key, tool_versions

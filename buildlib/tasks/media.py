@@ -18,16 +18,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import grub_modules, machines, outputs, rootfs
+from .. import outputs
 from ..epoch import build_epoch
 from ..errors import BuildError
 from ..fsutil import read_json, write_json_atomic, xxh_value
-from ..images import Store
+from ..guest import machines
+from ..outputs import grub_modules
 from ..outputs.initrd import write_entry
 from ..outputs.stages import STAGES, key_path, run_stage, stage_path, stages_for
-from ..platforms import DEFAULT_ARCH
-from ..spec import Kernel, Spec
-from ..tree import merged_image_tree
+from ..rootfs import parts as rootfs
+from ..rootfs.tree import merged_image_tree
+from ..spec.model import Kernel, Spec
+from ..store.images import Store
+from ..store.platforms import DEFAULT_ARCH
 from .families import (
     OUTPUT_STATS,
     BuildOptions,
@@ -53,7 +56,7 @@ def ucode_copy(store: Store, kernel: Kernel, state: str) -> Path | None:
     """The kernel image's ucode cpio (`kernel.ucode`), written once per image digest."""
     if not kernel.ucode:
         return None
-    from ..layers import FILE
+    from ..rootfs.layers import FILE
 
     image = load_images(store, [kernel.image])[kernel.image]
     target = state_dir(store, state) / f"ucode-{xxh_value([image.manifest_digest, kernel.ucode])}"

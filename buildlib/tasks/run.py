@@ -17,11 +17,11 @@ from doit.doit_cmd import DoitMain
 from doit.loader import generate_tasks
 from doit.task import DelayedLoader, Task
 
-from .. import lock
 from ..errors import BuildError
 from ..fsutil import released, store_lock
-from ..images import Image, Store
-from ..spec import Spec, load_spec
+from ..release import lock
+from ..spec.model import Spec, load_spec
+from ..store.images import Image, Store
 from . import terms
 from .audit import audit_enabled
 from .families import BuildOptions, Plan, load_images

@@ -21,13 +21,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import components, remotecache
+from ..debian import components
 from ..fsutil import write_bytes_atomic, xxh_file
-from ..images import Store
 from ..outputs.initrd import seal_path
-from ..refs import ImageRef
-from ..remotecache import ArtifactRejected, CacheMiss, CacheUnusable, Repository
-from ..transport import Network
+from ..spec.refs import ImageRef
+from ..store import remotecache
+from ..store.images import Store
+from ..store.remotecache import ArtifactRejected, CacheMiss, CacheUnusable, Repository
+from ..store.transport import Network
 
 SEGMENT, COMPONENT, PIN = "segment", "component", "pin"
 

@@ -1,13 +1,14 @@
-"""The files a finished build read and wrote, for its stamp (see buildlib.build_stamp)."""
+"""The files a finished build read and wrote, for its stamp (see buildlib.store.stamp)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 
-from .. import component_builds, components
-from ..images import Store
-from ..refs import ImageRef
+from ..debian import builds as component_builds
+from ..debian import components
+from ..spec.refs import ImageRef
+from ..store.images import Store
 from .families import Plan, load_images, record_path
 
 

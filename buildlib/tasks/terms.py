@@ -12,12 +12,12 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .. import bundles
 from ..fsutil import read_json
-from ..images import Store
-from ..refs import ImageRef
-from ..rootfs import BUNDLE_KIND, FILES_PART, IMAGE_KIND, INIT_PART, KERNEL_PART, VOLUME_KIND, Part, plan_parts
-from ..spec import Container, Spec
+from ..rootfs import bundles
+from ..rootfs.parts import BUNDLE_KIND, FILES_PART, IMAGE_KIND, INIT_PART, KERNEL_PART, VOLUME_KIND, Part, plan_parts
+from ..spec.model import Container, Spec
+from ..spec.refs import ImageRef
+from ..store.images import Store
 from .families import BuildOptions, record_path
 from .identity import spec_state_id
 

@@ -1,0 +1,130 @@
+"""Debian architectures: apt for a foreign architecture, and what an ELF file or a kernel is built for.
+
+Packages of another architecture come from a private apt state (its own package lists, cache and an
+empty status file) and the options that make apt think it runs there (`APT::Architecture`). The host's
+dpkg architectures are never changed and nothing is installed: apt only reads the archive's index and
+downloads .deb files, which `dpkg-deb -x` unpacks whatever their architecture.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import os
+from pathlib import Path
+
+from ..errors import BadInput, ComponentError
+
+# Debian's name of an architecture -> (GNU multiarch triplet, ELF e_machine)
+ARCHITECTURES: dict[str, tuple[str, int]] = {
+    "amd64": ("x86_64-linux-gnu", 62),
+    "arm64": ("aarch64-linux-gnu", 183),
+    "riscv64": ("riscv64-linux-gnu", 243),
+}
+DEFAULT_ARCH = "amd64"  # what a build is for unless --arch says otherwise; its names carry no suffix
+_UNAME = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "riscv64": "riscv64"}
+ELF_MAGIC = b"\x7fELF"
+
+
+def normalise(arch: str) -> str:
+    """`arm64`, `linux/arm64`, `aarch64` -> `arm64`; BadInput for an architecture distrokit does not know."""
+    name = arch.removeprefix("linux/").split("/")[0]
+    name = _UNAME.get(name, name)
+    if name not in ARCHITECTURES:
+        raise BadInput(f"--arch {arch!r}: distrokit knows {', '.join(sorted(ARCHITECTURES))}")
+    return name
+
+
+def arch_suffix(arch: str) -> str:
+    """What tells an architecture's component refs, tasks, pins and outputs from amd64's (whose names stay as
+    they were)."""
+    return "" if arch == DEFAULT_ARCH else f"-{arch}"
+
+
+def host_arch() -> str:
+    machine = os.uname().machine
+    return _UNAME.get(machine, machine)
+
+
+def triplet(arch: str) -> str:
+    return ARCHITECTURES[normalise(arch)][0]
+
+
+def elf_arch(path: Path) -> str | None:
+    """The Debian architecture an ELF file is built for (from its header's e_machine), None if not ELF."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or header[:4] != ELF_MAGIC:
+        return None
+    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    return next((arch for arch, (_, number) in ARCHITECTURES.items() if number == machine), None)
+
+
+def state_dir() -> Path:
+    """Where the private apt states live: outside the store (like the host's /var/lib/apt/lists, it is an
+    index of the archive, not build content), shared by every store on the machine."""
+    configured = os.environ.get("DISTROKIT_APT_STATE")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "distrokit" / "apt"
+
+
+def apt_options(arch: str) -> list[str]:
+    """The apt-get/apt-cache options that make apt answer for `arch` (none for the host's own); the
+    private package lists are fetched on first use."""
+    arch = normalise(arch)
+    if arch == host_arch():
+        return []
+    return _foreign_options(arch, str(state_dir() / arch))
+
+
+@functools.cache
+def _foreign_options(arch: str, folder: str) -> list[str]:
+    root = Path(folder)
+    options = [
+        f"-oAPT::Architecture={arch}",
+        f"-oAPT::Architectures::={arch}",
+        f"-oDir::State::Lists={root}/lists",
+        f"-oDir::State::status={root}/status",
+        f"-oDir::Cache={root}/cache",
+        "-oAPT::Sandbox::User=root",
+    ]
+    _ensure_lists(root, options)
+    return options
+
+
+def _ensure_lists(root: Path, options: list[str]) -> None:
+    """`apt-get update` into the private state once (under a lock, so parallel builds share one update)."""
+    (root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (root / "status").touch()
+    with open(root / ".update-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "updated").is_file():
+            return
+        update(options)
+        (root / "updated").touch()
+
+
+def update(options: list[str]) -> None:
+    import sh
+
+    try:
+        sh.Command("apt-get")(*options, "-qq", "update")
+    except sh.ErrorReturnCode as exc:
+        detail = exc.stderr.decode(errors="replace").strip().splitlines()
+        raise ComponentError(
+            f"apt could not fetch the package lists for {options[0].split('=', 1)[1]}: "
+            f"{detail[-1] if detail else exc} (check /etc/apt/sources.list and the network)"
+        ) from exc
+
+
+def refresh(arch: str) -> None:
+    """Fetch a foreign architecture's package lists again (`pkg build --update`)."""
+    options = apt_options(arch)
+    if options:
+        update(options)

@@ -1,0 +1,128 @@
+"""Kernel modules by choice: keep the modules a recipe names, their dependencies and their firmware.
+
+A kernel package carries every module its kernel was built with (the cloud kernel: ~1,100 files,
+~90 MB), and every byte of them is unpacked by the booting kernel from the initrd. A recipe's
+`modules:` names what a system needs (module names or globs over names, e.g. `virtio*`; a pattern
+with a `/` matches the path under lib/modules/VERSION, e.g. `kernel/fs/*`); this keeps exactly those,
+everything they need by modules.dep, and the firmware files they name, then makes modules.dep and
+its friends again for the kept set with busybox depmod.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+from ..errors import ComponentError
+
+ALL = "all"
+_MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
+_FIRMWARE_FIELD = re.compile(rb"(?:^|\x00)firmware=([^\x00]+)")
+
+
+def module_name(path: str) -> str:
+    """kernel/drivers/block/virtio_blk.ko -> virtio_blk (dashes and underscores are the same name)."""
+    base = path.rsplit("/", 1)[-1]
+    for suffix in _MODULE_SUFFIXES:
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    return base.replace("-", "_")
+
+
+def depmod(root: Path, version: str, preexec: Callable[[], None] | None = None) -> None:
+    import sh  # imported late: it costs a no-change build a tenth of a second
+
+    sh.Command("busybox")("depmod", "-b", str(root), version, _preexec_fn=preexec)
+
+
+def read_dependencies(modules_dep: Path) -> dict[str, tuple[str, ...]]:
+    """modules.dep as {module path: paths it needs}, paths relative to lib/modules/VERSION."""
+    graph: dict[str, tuple[str, ...]] = {}
+    for line in modules_dep.read_text().splitlines():
+        if ":" not in line:
+            continue
+        module, _, needs = line.partition(":")
+        graph[module.strip()] = tuple(needs.split())
+    return graph
+
+
+def matching(graph: Mapping[str, Sequence[str]], patterns: Iterable[str], origin: str) -> set[str]:
+    """The module paths the patterns name; a pattern that names none is an error (a typo, or a module
+    this kernel builds in or lacks)."""
+    chosen: set[str] = set()
+    names = {path: module_name(path) for path in graph}
+    for pattern in patterns:
+        by_path = "/" in pattern
+        wanted = pattern if by_path else pattern.replace("-", "_")
+        found = {path for path, name in names.items() if fnmatch.fnmatchcase(path if by_path else name, wanted)}
+        if not found:
+            raise ComponentError(
+                f"{origin}: modules: {pattern!r} names no module of this kernel (built in, misspelt, or absent?)"
+            )
+        chosen |= found
+    return chosen
+
+
+def closure(graph: Mapping[str, Sequence[str]], chosen: Iterable[str]) -> set[str]:
+    """The chosen modules and everything they need, by modules.dep."""
+    kept: set[str] = set()
+    todo = list(chosen)
+    while todo:
+        module = todo.pop()
+        if module in kept:
+            continue
+        kept.add(module)
+        todo.extend(graph.get(module, ()))
+    return kept
+
+
+def firmware_named(module_file: Path) -> list[str]:
+    """The firmware files a module's modinfo names (`firmware=` fields)."""
+    data = module_file.read_bytes()
+    return [match.decode(errors="replace") for match in _FIRMWARE_FIELD.findall(data)]
+
+
+def select(
+    root: Path, version: str, patterns: Sequence[str], origin: str, preexec: Callable[[], None] | None = None
+) -> list[str]:
+    """Keep the modules `patterns` name in ROOT/lib/modules/VERSION, with their closure and firmware;
+    regenerate modules.dep (busybox depmod, `preexec` run in it first: e.g. a fixed umask). Returns the
+    kept module paths, sorted. `all` keeps everything."""
+    if ALL in patterns:
+        depmod(root, version, preexec)
+        return sorted(read_dependencies(root / "lib" / "modules" / version / "modules.dep"))
+    tree = root / "lib" / "modules" / version
+    depmod(root, version, preexec)
+    graph = read_dependencies(tree / "modules.dep")
+    kept = closure(graph, matching(graph, patterns, origin))
+    for module in graph:
+        if module not in kept:
+            (tree / module).unlink()
+    _prune_empty_dirs(tree / "kernel")
+    _keep_firmware(root / "lib" / "firmware", [tree / module for module in kept])
+    depmod(root, version, preexec)
+    return sorted(kept)
+
+
+def _keep_firmware(firmware: Path, modules: Iterable[Path]) -> None:
+    if not firmware.is_dir():
+        return
+    wanted = {name for module in modules for name in firmware_named(module)}
+    for path in sorted(firmware.rglob("*"), reverse=True):
+        rel = path.relative_to(firmware).as_posix()
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif not any(rel == name or rel.startswith(name + ".") for name in wanted):  # .xz/.zst variants
+            path.unlink()
+
+
+def _prune_empty_dirs(top: Path) -> None:
+    if not top.is_dir():
+        return
+    for path in sorted(top.rglob("*"), reverse=True):
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()

@@ -1,0 +1,125 @@
+"""Which QEMU emulates a guest: chosen from the architecture of the kernel it boots (or forced with --arch).
+
+An x86 kernel (a bzImage) boots in qemu-system-x86_64's default PC; an arm64 `Image` in
+qemu-system-aarch64's `virt` machine with `-cpu max`, whose serial port is a PL011 (`ttyAMA0`).
+A spec written for x86 names `console=ttyS0`; on a machine whose serial port has another name that
+console does not exist and the guest would be silent, so it is renamed for the machine.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..debian import apt as debarch
+from ..errors import BadInput
+
+# where each kernel format keeps its magic: (offset, bytes)
+_BZIMAGE_MAGIC = (0x202, b"HdrS")
+_ARM64_IMAGE_MAGIC = (0x38, b"ARM\x64")
+_RISCV_IMAGE_MAGIC = (0x38, b"RSC\x05")
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """A machine's UEFI firmware, from Debian: the code, and the template of its variable store when
+    the firmware is given as two flash devices (the template is copied for each instance: it is written)."""
+
+    code: Path
+    vars: Path | None  # None: the code alone, as -bios
+    package: str
+
+
+@dataclass(frozen=True)
+class Machine:
+    arch: str  # Debian's name
+    qemu: str
+    package: str  # the Debian package that brings `qemu`
+    args: tuple[str, ...]  # the machine and CPU
+    console: str  # the guest's name of the serial port QEMU's -serial is
+    uefi: Firmware
+    bios: bool = True  # boot media without firmware named (a PC's SeaBIOS); else always through UEFI
+
+    @property
+    def native(self) -> bool:
+        """True when the host runs this architecture, so KVM could run it."""
+        return self.arch == debarch.host_arch()
+
+
+MACHINES: dict[str, Machine] = {
+    "amd64": Machine(
+        "amd64",
+        "qemu-system-x86_64",
+        "qemu-system-x86",
+        (),
+        "ttyS0",
+        Firmware(Path("/usr/share/ovmf/OVMF.fd"), None, "ovmf"),
+    ),
+    "arm64": Machine(
+        "arm64",
+        "qemu-system-aarch64",
+        "qemu-system-arm",
+        ("-machine", "virt", "-cpu", "max,pauth-impdef=on"),
+        "ttyAMA0",
+        Firmware(Path("/usr/share/AAVMF/AAVMF_CODE.fd"), Path("/usr/share/AAVMF/AAVMF_VARS.fd"), "qemu-efi-aarch64"),
+        bios=False,
+    ),
+}
+# The FAT short names of the removable-media EFI loaders: a boot medium holding one is for that architecture.
+_EFI_LOADER_NAMES = ((b"BOOTAA64EFI", "arm64"), (b"BOOTX64 EFI", "amd64"))
+_MEDIUM_SCAN = 64 << 20
+
+
+def kernel_arch(kernel: Path) -> str | None:
+    """The architecture a kernel file is built for: bzImage, arm64 or riscv `Image`, or ELF (vmlinux)."""
+    try:
+        with open(kernel, "rb") as handle:
+            head = handle.read(0x210)
+    except OSError:
+        return None
+    for arch, (offset, magic) in (
+        ("amd64", _BZIMAGE_MAGIC),
+        ("arm64", _ARM64_IMAGE_MAGIC),
+        ("riscv64", _RISCV_IMAGE_MAGIC),
+    ):
+        if head[offset : offset + len(magic)] == magic:
+            return arch
+    return debarch.elf_arch(kernel)
+
+
+def medium_arch(image: Path) -> str | None:
+    """The architecture of a boot medium (an ISO or a disk, raw or qcow2) from the EFI loader it holds:
+    the FAT directory entry of EFI/BOOT/BOOTAA64.EFI or BOOTX64.EFI, looked for in the file's first
+    64 MiB (an ESP's directories come before the kernel; qcow2 keeps the guest's bytes as they are)."""
+    tail = b""
+    try:
+        with open(image, "rb") as handle:
+            for _ in range(_MEDIUM_SCAN // (1 << 20)):
+                chunk = handle.read(1 << 20)
+                if not chunk:
+                    break
+                window = tail + chunk
+                for name, arch in _EFI_LOADER_NAMES:
+                    if name in window:
+                        return arch
+                tail = chunk[-16:]
+    except OSError:
+        return None
+    return None
+
+
+def machine_for(kernel: Path, arch: str | None = None) -> Machine:
+    """The machine for `kernel`: `arch` when forced, else the kernel's own architecture, else amd64."""
+    chosen = debarch.normalise(arch) if arch else (kernel_arch(kernel) or "amd64")
+    machine = MACHINES.get(chosen)
+    if machine is None:
+        raise BadInput(f"{kernel}: distrokit cannot boot {chosen} kernels; it boots {', '.join(sorted(MACHINES))}")
+    return machine
+
+
+def console_for(cmdline: str, machine: Machine) -> str:
+    """`cmdline` with an x86 serial console (`console=ttyS0[,OPTIONS]`) renamed to the machine's serial port."""
+    if machine.console == "ttyS0":
+        return cmdline
+    return re.sub(r"(?<!\S)console=ttyS0(?=[,\s]|$)", f"console={machine.console}", cmdline)

@@ -1,0 +1,137 @@
+"""What is in an image, as an SPDX 2.3 JSON document: every image of the spec and the Debian packages
+each records (the org.distrokit.packages label every component image carries).
+
+Reproducible by construction: no random UUID and no clock. The creation time is the build epoch
+(SOURCE_DATE_EPOCH, or 1970 without it: what matters is what the image holds, not when it was built);
+the document namespace ends in a hash of the document's own content, so the same images give the same
+bytes and others another namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from .. import __version__
+from ..debian.components import recorded_architectures, recorded_checksums, recorded_packages
+from ..epoch import build_epoch, iso_time
+from ..fsutil import canonical_json
+from ..spec.refs import ImageRef
+from ..store.images import Image
+
+SBOM_PATH = "etc/distrokit/sbom.spdx.json"
+DOCUMENT_NAME = "distrokit-image"
+NAMESPACE_BASE = "https://spdx.distrokit.invalid/images"
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
+NOASSERTION = "NOASSERTION"
+
+
+def spdx_id(kind: str, *words: str) -> str:
+    """An SPDX element id (letters, digits, '.' and '-'), unique per kind and words."""
+    readable = _ID_UNSAFE.sub("-", "-".join(words)).strip("-")[:60]
+    digest = hashlib.sha256("\0".join(words).encode()).hexdigest()[:12]
+    return f"SPDXRef-{kind}-{readable}-{digest}"
+
+
+def _image_package(ref: str, image: Image) -> dict[str, Any]:
+    parsed = ImageRef.parse(ref)
+    algorithm, _, value = image.manifest_digest.partition(":")
+    name = parsed.path.rsplit("/", 1)[-1]
+    purl = f"pkg:oci/{name}@{quote(image.manifest_digest, safe='')}?repository_url={quote(parsed.name, safe='')}"
+    return {
+        "SPDXID": spdx_id("Image", ref, image.manifest_digest),
+        "name": parsed.familiar(),
+        "versionInfo": parsed.tag or image.manifest_digest,
+        "downloadLocation": NOASSERTION,
+        "filesAnalyzed": False,
+        "primaryPackagePurpose": "CONTAINER",
+        "checksums": [{"algorithm": algorithm.upper(), "checksumValue": value}],
+        "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": purl}],
+        "licenseConcluded": NOASSERTION,
+        "licenseDeclared": NOASSERTION,
+        "copyrightText": NOASSERTION,
+    }
+
+
+def _deb_package(name: str, version: str, sha256: str | None, arch: str) -> dict[str, Any]:
+    purl = f"pkg:deb/debian/{quote(name, safe='')}@{quote(version, safe='')}?arch={quote(arch, safe='')}"
+    words = (name, version) if arch in ("amd64", "all") else (name, version, arch)
+    checksums = {"checksums": [{"algorithm": "SHA256", "checksumValue": sha256}]} if sha256 else {}
+    return {
+        **checksums,
+        "SPDXID": spdx_id("Package", *words),
+        "name": name,
+        "versionInfo": version,
+        "supplier": "Organization: Debian",
+        "downloadLocation": NOASSERTION,
+        "filesAnalyzed": False,
+        "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": purl}],
+        "licenseConcluded": NOASSERTION,
+        "licenseDeclared": NOASSERTION,
+        "copyrightText": NOASSERTION,
+    }
+
+
+def image_arch(image: Image) -> str:
+    return str(image.config.get("architecture") or "amd64")
+
+
+def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, Any]:
+    """The SPDX document of a system made of `refs` (a spec's images, in spec order)."""
+    system_id = "SPDXRef-System"
+    packages: dict[str, dict[str, Any]] = {}
+    relationships = [_relation("SPDXRef-DOCUMENT", "DESCRIBES", system_id)]
+    for ref in refs:
+        image = images.get(ref)
+        if image is None:
+            continue
+        package = _image_package(ref, image)
+        packages.setdefault(package["SPDXID"], package)
+        relationships.append(_relation(system_id, "CONTAINS", package["SPDXID"]))
+        checksums = recorded_checksums(image.labels)
+        arches = recorded_architectures(image.labels, image_arch(image))
+        for name, version in recorded_packages(image.labels):
+            deb = _deb_package(name, version, checksums.get(name), arches[name])
+            packages.setdefault(deb["SPDXID"], deb)
+            relationships.append(_relation(package["SPDXID"], "CONTAINS", deb["SPDXID"]))
+    system = {
+        "SPDXID": system_id,
+        "name": DOCUMENT_NAME,
+        "downloadLocation": NOASSERTION,
+        "filesAnalyzed": False,
+        "primaryPackagePurpose": "OPERATING-SYSTEM",
+        "licenseConcluded": NOASSERTION,
+        "licenseDeclared": NOASSERTION,
+        "copyrightText": NOASSERTION,
+    }
+    body = {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": DOCUMENT_NAME,
+        "creationInfo": {"created": iso_time(build_epoch()), "creators": [f"Tool: distrokit-{__version__}"]},
+        "packages": [system, *packages.values()],
+        "relationships": _unique(relationships),
+    }
+    content = hashlib.sha256(canonical_json(body)).hexdigest()
+    return {**body, "documentNamespace": f"{NAMESPACE_BASE}/{DOCUMENT_NAME}-{content}"}
+
+
+def _relation(element: str, kind: str, related: str) -> dict[str, str]:
+    return {"spdxElementId": element, "relationshipType": kind, "relatedSpdxElement": related}
+
+
+def _unique(relationships: list[dict[str, str]]) -> list[dict[str, str]]:
+    seen: dict[tuple[str, ...], dict[str, str]] = {}
+    for relation in relationships:
+        seen.setdefault(tuple(relation.values()), relation)
+    return list(seen.values())
+
+
+def render(refs: tuple[str, ...], images: Mapping[str, Image]) -> bytes:
+    """The document as the bytes the image carries and `distrokit sbom` prints."""
+    return json.dumps(document(refs, images), indent=2, sort_keys=True).encode() + b"\n"
