@@ -1,7 +1,7 @@
 """The world of the cache-truth property test: small images in a real registry, a spec model that
 edits can change, and a check that an incremental build gives the bytes a clean build gives.
 
-Shared by tests/test_cache_truth.py (a bounded run) and benchmarks/cache_truth.py (a long run). The
+Shared by tests/tasks/test_cache_truth.py (a bounded run) and benchmarks/cache_truth.py (a long run). The
 images are tiny and synthetic (a fake kernel with a modules tar, an init, three app images in two
 tags each) so that a clean build costs well under a second: the clean store is a hard-linked copy
 of a store that holds only the pulled images.

@@ -117,7 +117,7 @@ def test_console_is_a_serial_line_with_escapes(sshd_build: Built) -> None:
 def test_the_power_button_powers_off_cleanly_through_acpid(shared_cache: Path, tmp_path: Path) -> None:
     """QEMU's monitor (Ctrl-A C) `system_powerdown` presses the ACPI power button: the acpid service
     asks init for a power-off, onshutdown runs, and the run ends as a power-off does."""
-    built = build(Path(__file__).parent / "specs" / "acpid.yml", shared_cache, tmp_path)
+    built = build(Path(__file__).parents[1] / "specs" / "acpid.yml", shared_cache, tmp_path)
     command = [sys.executable, "-m", "buildlib.cli", "--cache", str(built.cache), "run", str(built.prefix)]
     terminal = Terminal([*command, "--networking", "none"])
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Built, new_cache
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def digests(folder: Path) -> dict[str, str]:

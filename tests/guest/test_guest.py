@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, SPECS, Built, build
 
-TEST_SPECS = Path(__file__).resolve().parent / "specs"
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 BOOT_TIMEOUT = 300
 
 

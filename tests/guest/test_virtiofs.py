@@ -10,7 +10,7 @@ from conftest import Built, build
 from buildlib.errors import BadInput
 from buildlib.guest import runner, virtiofs
 
-TEST_SPECS = Path(__file__).resolve().parent / "specs"
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 def test_without_virtiofsd_the_message_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

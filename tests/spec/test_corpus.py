@@ -16,7 +16,7 @@ from buildlib import cli
 from buildlib.errors import SpecError
 from buildlib.spec.model import InvalidSpec, load_spec, parse_spec_text
 
-CORPUS = Path(os.environ.get("DISTROKIT_CORPUS", Path(__file__).parents[2] / "shared" / "linuxkit-corpus"))
+CORPUS = Path(os.environ.get("DISTROKIT_CORPUS", Path(__file__).parents[3] / "shared" / "linuxkit-corpus"))
 
 
 def _rows() -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ def test_first_build_runs_every_step(minimal_build: Built) -> None:
 
 
 def test_nothing_changed_runs_no_action(minimal_build: Built) -> None:
-    again = build(Path(__file__).parents[1] / "specs" / "minimal.yml", minimal_build.cache, minimal_build.out_dir)
+    again = build(Path(__file__).parents[2] / "specs" / "minimal.yml", minimal_build.cache, minimal_build.out_dir)
     assert again.report.executed == ()
     assert {"output:minimal/kernel+initrd", "output:minimal/boot"} <= set(again.report.up_to_date)
 
