@@ -15,7 +15,7 @@ import pytest
 from conftest import COMPONENTS, REPO, SPECS, Built, build, dodo_project, doit
 from registry import Registry, push_index, random_layer, stored_image
 
-from buildlib.debian import apt as debarch
+from buildlib import arches
 from buildlib.debian import components, elfdeps
 from buildlib.errors import BadInput
 from buildlib.guest import machines, runner
@@ -31,11 +31,11 @@ ARM64_BOOT_TIMEOUT = 600  # TCG emulates every instruction; a loaded 2-core mach
 
 # units: no network, no guest ----------------------------------------------------------------
 def test_architecture_names_and_elf_headers() -> None:
-    assert debarch.normalise("linux/arm64") == debarch.normalise("aarch64") == "arm64"
+    assert arches.normalise("linux/arm64") == arches.normalise("aarch64") == "arm64"
     with pytest.raises(BadInput, match="s390x.*amd64, arm64, riscv64"):
-        debarch.normalise("s390x")
-    assert debarch.elf_arch(Path(shutil.which("busybox") or "/bin/busybox")) == debarch.host_arch() == "amd64"
-    assert debarch.elf_arch(REPO / "README.md") is None
+        arches.normalise("s390x")
+    assert arches.elf_arch(Path(shutil.which("busybox") or "/bin/busybox")) == arches.host_arch() == "amd64"
+    assert arches.elf_arch(REPO / "README.md") is None
     assert elfdeps.library_dirs("arm64")[:2] == ("lib/aarch64-linux-gnu", "usr/lib/aarch64-linux-gnu")
 
 
@@ -124,7 +124,7 @@ def test_arm64_components_are_arm64(arm64_build: Built, tmp_path: Path) -> None:
     with tarfile.open(store.blob_path(init.layers[0].digest)) as layer:
         layer.extract("bin/busybox", tmp_path, filter="data")
         links = {m.name for m in layer.getmembers() if m.issym() and m.linkname == "/bin/busybox"}
-    assert debarch.elf_arch(tmp_path / "bin" / "busybox") == "arm64"
+    assert arches.elf_arch(tmp_path / "bin" / "busybox") == "arm64"
     assert {"bin/sh", "sbin/poweroff", "sbin/switch_root"} <= links  # listed without running the arm64 binary
     kernel = arm64_build.prefix.with_name("minimal-arm64-kernel")
     assert machines.kernel_arch(kernel) == "arm64"
@@ -425,8 +425,8 @@ def test_arm64_tar_holds_the_arm64_root(arm64_media: Built, tmp_path: Path) -> N
         names = set(archive.getnames())
         archive.extract("bin/busybox", tmp_path, filter="data")
         archive.extract("usr/sbin/runc", tmp_path, filter="data")
-    assert debarch.elf_arch(tmp_path / "bin" / "busybox") == "arm64"
-    assert debarch.elf_arch(tmp_path / "usr" / "sbin" / "runc") == "arm64"
+    assert arches.elf_arch(tmp_path / "bin" / "busybox") == "arm64"
+    assert arches.elf_arch(tmp_path / "usr" / "sbin" / "runc") == "arm64"
     assert "containers/onboot/000-metadata/config.json" in names
     assert machines.kernel_arch(arm64_media.prefix.with_name("media-arm64-kernel")) == "arm64"
 

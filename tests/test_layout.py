@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "buildlib"
-SHARED = ("buildlib", "buildlib.errors", "buildlib.fsutil", "buildlib.lazy", "buildlib.epoch", "buildlib.arch")
+SHARED = ("buildlib", "buildlib.errors", "buildlib.fsutil", "buildlib.lazy", "buildlib.epoch", "buildlib.arches")
 # The flow, first to last: a stage may import the shared helpers and any stage before it, never one after.
 STAGES = ("spec", "store", "debian", "rootfs", "outputs", "release", "guest", "upkeep", "tasks", "cli")
 MAX_MODULE_LINES = 600
@@ -76,11 +76,14 @@ def lazy_generators(module: str) -> Iterator[Import]:
     """The modules a `lazy_module(name) for name in ("buildlib.a", ...)` generator names."""
     path = MODULES[module]
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.GeneratorExp) and getattr(node.elt, "func", None) is not None:
-            if getattr(node.elt.func, "id", "") == "lazy_module" and isinstance(node.generators[0].iter, ast.Tuple):
-                for element in node.generators[0].iter.elts:
-                    if isinstance(element, ast.Constant):
-                        yield Import(module, str(element.value), node.lineno)
+        if (
+            isinstance(node, ast.GeneratorExp)
+            and getattr(getattr(node.elt, "func", None), "id", "") == "lazy_module"
+            and isinstance(node.generators[0].iter, ast.Tuple)
+        ):
+            for element in node.generators[0].iter.elts:
+                if isinstance(element, ast.Constant):
+                    yield Import(module, str(element.value), node.lineno)
 
 
 def graph() -> dict[str, set[str]]:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import arches
 from ..errors import BadInput, DistrokitError
 from ..lazy import lazy_module
 from ..store import stamp as build_stamp
@@ -30,7 +31,6 @@ from .watch import BuildView
 
 if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
     from .. import outputs, tasks
-    from ..debian import apt as debarch
     from ..debian import components
     from ..outputs import compress, preflight
     from ..rootfs import sbom
@@ -40,11 +40,10 @@ if TYPE_CHECKING:  # the modules below load when a command runs, not when the pa
     from ..tasks import stamp as tasks_stamp
     from ..tasks.shared import SharedCache
 else:
-    components, debarch, preflight, sbom, tasks, speclib = (
+    components, preflight, sbom, tasks, speclib = (
         lazy_module(name)
         for name in (
             "buildlib.debian.components",
-            "buildlib.debian.apt",
             "buildlib.outputs.preflight",
             "buildlib.rootfs.sbom",
             "buildlib.tasks",
@@ -68,7 +67,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         size=outputs.parse_size(args.size),
         pull=args.pull,
         compression=compress.Compression.parse(args.compression),
-        arch=debarch.normalise(args.arch),
+        arch=arches.normalise(args.arch),
         network=network_options(args),
         lock=pins,
         lock_file=lock_file,
@@ -82,7 +81,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
 def _name(args: argparse.Namespace) -> str:
     """The output name: --name, or the spec's base name with the architecture beyond amd64
     (out/minimal-arm64-kernel), so one --dir holds both and switching --arch finds the other's still up to date."""
-    return args.name or Path(args.spec[0]).stem + debarch.arch_suffix(debarch.normalise(args.arch))
+    return args.name or Path(args.spec[0]).stem + arches.arch_suffix(arches.normalise(args.arch))
 
 
 def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
@@ -299,7 +298,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         name=Path(specs[0]).stem,
         formats=(),
         pull=args.pull,
-        arch=debarch.normalise(args.arch),  # `aarch64` and `linux/arm64` are arm64, as for build
+        arch=arches.normalise(args.arch),  # `aarch64` and `linux/arm64` are arm64, as for build
         network=network_options(args),
         lock=pins,
         lock_file=lock_file,

@@ -7,21 +7,20 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import arches
 from ..fsutil import store_lock
 from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, network_options, store_root, transfer_flags
 
 if TYPE_CHECKING:  # loaded when a command runs, not when the parser is made
-    from ..debian import apt as debarch
     from ..debian import components
     from ..release import lock, pinning
     from ..spec import model as speclib
 else:
-    components, debarch, lock, pinning, speclib = (
+    components, lock, pinning, speclib = (
         lazy_module(name)
         for name in (
             "buildlib.debian.components",
-            "buildlib.debian.apt",
             "buildlib.release.lock",
             "buildlib.release.pinning",
             "buildlib.spec.model",
@@ -52,7 +51,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def _platforms(arch: list[str] | None, previous: lock.Lock | None, inputs: pinning.SpecInputs) -> tuple[str, ...]:
     """--arch as given, else every platform the lock pins now (its images' and its components'), else amd64."""
     if arch:
-        return tuple(dict.fromkeys(lock.platform_of(debarch.normalise(a)) for a in arch))
+        return tuple(dict.fromkeys(lock.platform_of(arches.normalise(a)) for a in arch))
     known = pinning.locked_platforms(previous, inputs) if previous else ()
     return known or (lock.platform_of("amd64"),)
 

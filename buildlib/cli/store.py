@@ -6,18 +6,17 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import arches
 from ..errors import BadInput
 from ..lazy import lazy_module
 from . import jsonout
 from .common import Subparsers, component_root, err_console, human_size, print_table, store_root, when
 
 if TYPE_CHECKING:
-    from ..debian import apt as debarch
     from ..debian import components
     from ..upkeep import cache
 else:
     cache, components = lazy_module("buildlib.upkeep.cache"), lazy_module("buildlib.debian.components")
-    debarch = lazy_module("buildlib.debian.apt")
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
@@ -74,7 +73,7 @@ def _existing_recipes() -> set[str] | None:
             recipe = components.load_recipe(recipe_file.parent)
         except BadInput:
             continue  # a broken recipe keeps its pins: it may be fixed
-        recipes.update(f"{recipe.name}-{recipe.key}{components.arch_suffix(arch)}" for arch in debarch.ARCHITECTURES)
+        recipes.update(f"{recipe.name}-{recipe.key}{components.arch_suffix(arch)}" for arch in arches.ARCHITECTURES)
     return recipes
 
 

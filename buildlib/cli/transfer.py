@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import arches
 from ..errors import BadInput
 from ..fsutil import store_lock
 from ..lazy import lazy_module
@@ -206,15 +207,15 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
     """LinuxKit's `pkg push`: build each component when it is not in the store, then push it to --to."""
     store = images.Store(store_root(args))
     network = network_options(args)
-    arches = list(dict.fromkeys(debarch.normalise(arch) for arch in args.arch or ["amd64"]))
+    targets = list(dict.fromkeys(arches.normalise(arch) for arch in args.arch or ["amd64"]))
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
         for folder in args.folder:
             with store_lock(store.root):
-                built = {arch: _built_component(store, Path(folder), arch) for arch in arches}
-                recipe = components.load_recipe(Path(folder), arches[0])
+                built = {arch: _built_component(store, Path(folder), arch) for arch in targets}
+                recipe = components.load_recipe(Path(folder), targets[0])
                 # several architectures: one index under the recipe's key, as LinuxKit pushes a multi-arch tag
-                tag = recipe.tag if len(arches) == 1 else recipe.key
-                digest = built[arches[0]] if len(arches) == 1 else platforms.put_index(store, built)
+                tag = recipe.tag if len(targets) == 1 else recipe.key
+                digest = built[targets[0]] if len(targets) == 1 else platforms.put_index(store, built)
                 dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{tag}"
                 digest = images.push_digest(store, digest, dest, network=network, listener=display)
             display.result(f"{dest} {digest}")

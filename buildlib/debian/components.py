@@ -29,6 +29,8 @@ from urllib.parse import unquote
 
 import yaml
 
+from .. import arches
+from ..arches import DEFAULT_ARCH, arch_suffix
 from ..errors import ArchiveDrift, BuildError, ComponentError
 from ..fsutil import atomic_writer, read_json, sha256_file, write_json_atomic, xxh_tree
 from ..spec.refs import ImageRef
@@ -37,7 +39,6 @@ from ..store.transport import Event, EventKind, Listener, ignore
 from . import apt as debarch
 from . import elfdeps, kmodules
 from . import recipe as recipe_schema
-from .apt import DEFAULT_ARCH, arch_suffix
 
 RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
@@ -115,7 +116,7 @@ def load_recipe(folder: Path, arch: str = DEFAULT_ARCH) -> Recipe:
     recipe_file = folder / RECIPE
     if not recipe_file.is_file():
         raise ComponentError(f"{folder}: no {RECIPE} here, so it is not a distrokit component")
-    return _load_recipe(folder, recipe_file.stat().st_mtime_ns, debarch.normalise(arch))
+    return _load_recipe(folder, recipe_file.stat().st_mtime_ns, arches.normalise(arch))
 
 
 @functools.lru_cache(maxsize=64)
@@ -201,7 +202,7 @@ class PkgResolver:
 
     def __init__(self, arch: str = DEFAULT_ARCH) -> None:
         self.folders: dict[str, Path] = {}
-        self.arch = debarch.normalise(arch)
+        self.arch = arches.normalise(arch)
         self._refs: dict[str, str] = {}  # a folder is hashed once per plan, however many specs name it
 
     def __call__(self, folder: Path) -> str:
@@ -603,7 +604,7 @@ def busybox_applets(busybox: Path) -> list[str]:
     binary does not hold in its applet name table (NUL-separated names) are left out."""
     import sh
 
-    if debarch.elf_arch(busybox) in (None, debarch.host_arch()):
+    if arches.elf_arch(busybox) in (None, arches.host_arch()):
         return str(sh.Command(str(busybox))("--list-full")).split()
     try:
         listed = str(sh.Command("busybox")("--list-full")).split()

@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .. import arches
 from ..errors import BuildError, ComponentError
-from . import apt as debarch
 
 LIBRARY_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib")
 _NEEDED = re.compile(r"\(NEEDED\)\s+Shared library: \[(?P<name>[^\]]+)\]")
@@ -94,7 +94,7 @@ def _needs(root: Path, rel: str, missing: list[Missing]) -> list[str]:
     except sh.ErrorReturnCode as exc:
         raise BuildError(f"readelf cannot read {rel}: {exc.stderr.decode(errors='replace')[-200:]}") from exc
     found = [m["path"].lstrip("/") for m in _INTERP.finditer(text)]
-    arch = debarch.elf_arch(root / rel)  # an arm64 program's libraries are in the aarch64 folders
+    arch = arches.elf_arch(root / rel)  # an arm64 program's libraries are in the aarch64 folders
     for match in _NEEDED.finditer(text):
         library = _find_library(root, match["name"], arch)
         if library is None:
@@ -108,7 +108,7 @@ def library_dirs(arch: str | None) -> tuple[str, ...]:
     """The folders the loader of `arch` searches (Debian's multiarch folders first); amd64's by default."""
     if arch is None or arch == "amd64":
         return LIBRARY_DIRS
-    multiarch = debarch.triplet(arch)
+    multiarch = arches.triplet(arch)
     return (f"lib/{multiarch}", f"usr/lib/{multiarch}", "lib64", "usr/lib64", "lib", "usr/lib")
 
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..debian import apt as debarch
+from .. import arches
 from ..errors import BadInput
 
 # where each kernel format keeps its magic: (offset, bytes)
@@ -44,7 +44,7 @@ class Machine:
     @property
     def native(self) -> bool:
         """True when the host runs this architecture, so KVM could run it."""
-        return self.arch == debarch.host_arch()
+        return self.arch == arches.host_arch()
 
 
 MACHINES: dict[str, Machine] = {
@@ -85,7 +85,7 @@ def kernel_arch(kernel: Path) -> str | None:
     ):
         if head[offset : offset + len(magic)] == magic:
             return arch
-    return debarch.elf_arch(kernel)
+    return arches.elf_arch(kernel)
 
 
 def medium_arch(image: Path) -> str | None:
@@ -111,7 +111,7 @@ def medium_arch(image: Path) -> str | None:
 
 def machine_for(kernel: Path, arch: str | None = None) -> Machine:
     """The machine for `kernel`: `arch` when forced, else the kernel's own architecture, else amd64."""
-    chosen = debarch.normalise(arch) if arch else (kernel_arch(kernel) or "amd64")
+    chosen = arches.normalise(arch) if arch else (kernel_arch(kernel) or "amd64")
     machine = MACHINES.get(chosen)
     if machine is None:
         raise BadInput(f"{kernel}: distrokit cannot boot {chosen} kernels; it boots {', '.join(sorted(MACHINES))}")

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..debian import apt as debarch
+from .. import arches
 from ..debian import components
 from ..debian.components import Package, Recipe, arch_suffix
 from ..errors import BadInput
@@ -34,13 +34,13 @@ class SpecInputs:
 
     def recipes(self, platforms: tuple[str, ...]) -> list[Recipe]:
         """Every component's recipe for each platform: each pins its own .deb files, under its build name."""
-        arches = dict.fromkeys(debarch.normalise(platform) for platform in platforms)
-        return [components.load_recipe(r.folder, arch) for arch in arches for r in self.components.values()]
+        wanted = dict.fromkeys(arches.normalise(platform) for platform in platforms)
+        return [components.load_recipe(r.folder, arch) for arch in wanted for r in self.components.values()]
 
     def pin_names(self) -> dict[str, str]:
         """Every name a lock may pin the spec's components under, whatever the architecture -> that
         architecture (`kernel` -> amd64, `kernel-arm64` -> arm64)."""
-        return {r.name + arch_suffix(arch): arch for r in self.components.values() for arch in debarch.ARCHITECTURES}
+        return {r.name + arch_suffix(arch): arch for r in self.components.values() for arch in arches.ARCHITECTURES}
 
     def wanted(self, platforms: tuple[str, ...]) -> Wanted:
         pins = {r.build_name: r.key for r in self.recipes(platforms)}
@@ -74,7 +74,7 @@ def lock_command(spec_files: tuple[str, ...], lock_file: str, previous: Lock, in
     if spec_files and lock_file and Path(lock_file) != path_for(Path(spec_files[0])):
         words += ["--lock", lock_file]
     if platform not in platforms and (platforms or platform != platform_of(components.DEFAULT_ARCH)):
-        words += [f"--arch {debarch.normalise(p)}" for p in (*platforms, platform)]
+        words += [f"--arch {arches.normalise(p)}" for p in (*platforms, platform)]
     return " ".join(words)
 
 
@@ -163,7 +163,7 @@ def pins_in_store(store: Store, inputs: SpecInputs, platform: str) -> Lock:
     """A lock of what `store` last built a spec from (its names and its .deb pins), for a spec with no
     lock file; an input the store has no pin for is left out (a build resolves it as usual). The store
     is seen from `platform`'s architecture and the components pinned for it, under their build names."""
-    store = store.for_arch(debarch.normalise(platform))
+    store = store.for_arch(arches.normalise(platform))
     pinned_images: dict[str, ImagePin] = {}
     for ref in inputs.images:
         digest = store.lookup(ImageRef.parse(ref))

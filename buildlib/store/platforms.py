@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..debian.apt import DEFAULT_ARCH
+from ..arches import DEFAULT_ARCH
 from ..errors import StoreError
 from ..fsutil import canonical_json
 from ..spec.refs import ImageRef

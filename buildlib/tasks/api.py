@@ -33,7 +33,7 @@ from typing import Any
 
 from doit.task import DelayedLoader, Task
 
-from ..debian.apt import DEFAULT_ARCH, arch_suffix, normalise
+from ..arches import DEFAULT_ARCH, arch_suffix, normalise
 from ..fsutil import xxh_value
 from ..outputs import get_format
 from ..outputs.compress import Compression
