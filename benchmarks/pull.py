@@ -32,7 +32,7 @@ from faultproxy import Fault, FaultProxy, Plan, Script  # noqa: E402
 from registry import Registry, running_registry, stored_image  # noqa: E402
 
 from buildlib.spec.refs import ImageRef  # noqa: E402
-from buildlib.store import images  # noqa: E402
+from buildlib.store import pulls, transport  # noqa: E402
 from buildlib.store.images import MEDIA_LAYER_GZIP, Layer, Store  # noqa: E402
 from buildlib.store.transport import Network, RetryPolicy  # noqa: E402
 
@@ -57,7 +57,7 @@ def make_image(work: Path, registry: Registry, total_mb: int, count: int) -> tup
     layers = [big_layer(source, total_mb * 1_000_000 // count, f"layer{i}") for i in range(count)]
     ref = ImageRef.parse(f"{registry.host}/bench/big:v1")
     stored_image(source, ref, layers)
-    images.push(source, ref, str(ref), network=Network())
+    pulls.push(source, ref, str(ref), network=Network())
     shutil.rmtree(source.root)
     return ref, sum(layer.size for layer in layers)
 
@@ -78,7 +78,7 @@ def measured(pull: Callable[[], object], folder: Path) -> tuple[float, float]:
 
 
 def time_distrokit(ref: ImageRef, folder: Path) -> tuple[float, float]:
-    return measured(lambda: images.pull(Store(folder), ref, network=Network()), folder)
+    return measured(lambda: pulls.pull(Store(folder), ref, network=Network()), folder)
 
 
 def time_skopeo(ref: ImageRef, folder: Path) -> tuple[float, float]:
@@ -92,15 +92,15 @@ def faulty_pull(ref: ImageRef, registry: Registry, folder: Path, image_size: int
     proxy = FaultProxy(registry.port, plan)
     retries = 0
 
-    def count(event: images.Event) -> None:
+    def count(event: transport.Event) -> None:
         nonlocal retries
-        retries += event.kind is images.EventKind.RETRY
+        retries += event.kind is transport.EventKind.RETRY
 
     try:
         started = time.monotonic()
         network = Network(retry=RetryPolicy(attempts=30, backoff=0.2, max_backoff=2))
         through_proxy = ImageRef.parse(f"{proxy.host}/{ref.path}:{ref.tag}")
-        images.pull(Store(folder), through_proxy, network=network, listener=count)
+        pulls.pull(Store(folder), through_proxy, network=network, listener=count)
         elapsed = time.monotonic() - started
         crossed = proxy.blob_bytes()
     finally:

@@ -29,7 +29,7 @@ from buildlib.errors import DistrokitError
 from buildlib.outputs import get_format
 from buildlib.outputs.compress import Compression
 from buildlib.spec.refs import ImageRef
-from buildlib.store import images
+from buildlib.store import pulls
 from buildlib.store.images import Store
 from buildlib.store.transport import Network
 from buildlib.upkeep import cache
@@ -93,12 +93,12 @@ def push_images(source: Store, host: str, network: Network) -> None:
         layer = store_layer(source, _image_layers(name, tag), compress=True)
         ref = ImageRef.parse(f"{host}/truth/{name}:{tag}")
         source.write_image(ref, _config(name, tag, [layer.diff_id]), [(layer.digest, layer.size, layer.media_type)])
-        images.push(source, ref, str(ref), network=network)
+        pulls.push(source, ref, str(ref), network=network)
 
 
 def pull_images(store: Store, host: str, network: Network) -> None:
     for name, tag in image_names():
-        images.pull(store, ImageRef.parse(f"{host}/truth/{name}:{tag}"), network=network)
+        pulls.pull(store, ImageRef.parse(f"{host}/truth/{name}:{tag}"), network=network)
 
 
 def copy_store(pulled: Path, target: Path, debs: Path | None = None) -> Path:

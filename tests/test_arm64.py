@@ -20,7 +20,7 @@ from buildlib.debian import components, elfdeps
 from buildlib.errors import BadInput
 from buildlib.guest import machines, runner
 from buildlib.spec.refs import ImageRef
-from buildlib.store import images, platforms
+from buildlib.store import platforms, pulls
 from buildlib.store.images import Store
 from buildlib.store.transport import Event, EventKind, Network, RetryPolicy
 from buildlib.tasks.families import record_path
@@ -98,7 +98,7 @@ def test_switching_arch_never_pulls_again(registry: Registry, tmp_path: Path) ->
     store = Store(tmp_path / "cache")
     events: list[Event] = []
     for arch in ("amd64", "arm64", "amd64", "arm64"):
-        image = images.ensure_image(store, ref, network=NET, arch=arch, listener=events.append)
+        image = pulls.ensure_image(store, ref, network=NET, arch=arch, listener=events.append)
         assert image.manifest_digest == per_arch[arch] and image.config["architecture"] == arch
     assert [e.kind for e in events if e.kind is EventKind.START] == [EventKind.START] * 2  # the first two only
 
@@ -227,7 +227,7 @@ def test_pkg_push_gives_an_index_of_both_platforms(shared_cache: Path, registry:
     assert {e["platform"]["architecture"]: e["digest"] for e in index["manifests"]} == expected
     pulled = Store(shared_cache.parent / "pulled-index")
     ref = ImageRef.parse(f"{registry.host}/distrokit/busybox:{key}")
-    assert images.pull(pulled, ref, network=NET, arch="arm64") == expected["arm64"]
+    assert pulls.pull(pulled, ref, network=NET, arch="arm64") == expected["arm64"]
 
 
 @pytest.mark.arm64

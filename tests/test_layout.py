@@ -194,3 +194,19 @@ def test_modules_and_functions_stay_small(module: str) -> None:
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert not long, f"{module}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_a_module_named_for_the_type_checker_alone_is_loaded_at_run_time_too() -> None:
+    """`if TYPE_CHECKING: from .. import x` with an `else:` of lazy_module: every module the type checker
+    sees there and the code reads (x.name) is bound at run time too, or the command fails with NameError."""
+    unbound = []
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text())
+        read = {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+        for node in tree.body:
+            if not (isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING" and node.orelse):
+                continue
+            typed = {a.asname or a.name for s in node.body if isinstance(s, ast.ImportFrom) for a in s.names}
+            bound = {n.id for s in node.orelse for n in ast.walk(s) if isinstance(n, ast.Name)}
+            unbound += [f"{module}: {name}" for name in sorted((typed & read) - bound)]
+    assert not unbound, f"read at run time but bound only for the type checker: {unbound}"

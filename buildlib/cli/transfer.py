@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     from ..debian import builds as component_builds
     from ..debian import components
     from ..rootfs import layers
-    from ..store import images, platforms
+    from ..store import images, platforms, pulls
     from ..upkeep import cache
 else:
-    cache, component_builds, components, debarch, images, layers, platforms = (
+    cache, component_builds, components, debarch, images, layers, platforms, pulls = (
         lazy_module(name)
         for name in (
             "buildlib.upkeep.cache",
@@ -47,6 +47,7 @@ else:
             "buildlib.store.images",
             "buildlib.rootfs.layers",
             "buildlib.store.platforms",
+            "buildlib.store.pulls",
         )
     )
 
@@ -148,7 +149,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         for ref in refs:
             with store_lock(store.root):  # a gc never removes the blobs of a pull under way
-                digest = images.pull(
+                digest = pulls.pull(
                     store,
                     ref,
                     network=network,
@@ -174,7 +175,7 @@ def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
     name = ImageRef.parse(args.name or _archive_name(args.ref[0]))
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         with store_lock(store.root):
-            digest = images.copy_into_store(
+            digest = pulls.copy_into_store(
                 store, args.ref[0], name, arch=args.arch, listener=display, check=partial(layers.index_image, store)
             )
         display.result(f"{name.familiar()} {digest}")
@@ -196,7 +197,7 @@ def cmd_push(args: argparse.Namespace) -> int:
     store = images.Store(store_root(args))
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
         with store_lock(store.root):  # a gc never removes the blobs of a push under way
-            digest = images.push(
+            digest = pulls.push(
                 store, ImageRef.parse(args.ref), args.dest, network=network_options(args), listener=display
             )
         display.result(f"{args.dest} {digest}")
@@ -217,7 +218,7 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
                 tag = recipe.tag if len(targets) == 1 else recipe.key
                 digest = built[targets[0]] if len(targets) == 1 else platforms.put_index(store, built)
                 dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{tag}"
-                digest = images.push_digest(store, digest, dest, network=network, listener=display)
+                digest = pulls.push_digest(store, digest, dest, network=network, listener=display)
             display.result(f"{dest} {digest}")
     return 0
 

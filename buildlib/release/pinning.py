@@ -18,7 +18,7 @@ from ..errors import BadInput
 from ..fsutil import sha256_file
 from ..spec.model import Spec
 from ..spec.refs import ImageRef
-from ..store import images
+from ..store import pulls
 from ..store.images import Store
 from ..store.transport import Network
 from .lock import ComponentPin, ImagePin, Lock, Wanted, names_of, path_for, platform_of
@@ -105,7 +105,7 @@ def make_lock(
         if old is not None and set(platforms) <= set(old.platforms) and not renew({ref, _familiar(ref)}):
             pinned_images[ref] = ImagePin(old.digest, {p: old.platforms[p] for p in platforms})
             continue
-        remote = images.inspect_pins(ImageRef.parse(ref), platforms, network=network)
+        remote = pulls.inspect_pins(ImageRef.parse(ref), platforms, network=network)
         pinned_images[ref] = ImagePin(remote.digest, remote.platforms)
     pinned_components: dict[str, ComponentPin] = {}
     for recipe in inputs.recipes(platforms):  # amd64's under NAME, another architecture's under NAME-ARCH

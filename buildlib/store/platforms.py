@@ -9,15 +9,27 @@ arch)`) resolves such an index to its platform's manifest.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from ..arches import DEFAULT_ARCH
 from ..errors import StoreError
 from ..fsutil import canonical_json
 from ..spec.refs import ImageRef
 
-if TYPE_CHECKING:
-    from .images import Store
+
+class Store(Protocol):
+    """What this module needs of the store (buildlib.store.images.Store), which imports this module: names
+    and blobs, nothing of pulls or layers."""
+
+    def has_blob(self, digest: str) -> bool: ...
+    def blob_path(self, digest: str) -> Path: ...
+    def put_blob(self, data: bytes) -> str: ...
+    def read_json_blob(self, digest: str, what: str = "") -> dict[str, Any]: ...
+    def named_digest(self, ref: ImageRef) -> str | None: ...
+    def lookup(self, ref: ImageRef) -> str | None: ...
+    def set_ref(self, ref: ImageRef, manifest_digest: str) -> None: ...
+
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

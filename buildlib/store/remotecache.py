@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import BadInput, ImageNotFound, StoreError, TransportError
 from ..fsutil import canonical_json, sha256_file, write_bytes_atomic
 from ..spec.refs import ImageRef
-from . import images, transport
+from . import images, pulls, transport
 from .images import Store
 from .transport import Endpoint, FailureKind, Job, Network, SkopeoFailed
 
@@ -157,7 +157,7 @@ def fetch_files(
 # component images -----------------------------------------------------------------------------
 def push_image(store: Store, ref: ImageRef, repository: Repository, kind: str, key: str, network: Network) -> None:
     try:
-        images.push(store, ref, f"{repository.name}:{tag(kind, key)}", network=network)
+        pulls.push(store, ref, f"{repository.name}:{tag(kind, key)}", network=network)
     except TransportError as exc:
         raise CacheUnusable(str(exc)) from exc
 
@@ -168,7 +168,7 @@ def fetch_image(
     """Copy the image `kind`-`key` into the store under `name` (every blob checked); its manifest digest."""
     endpoint = repository.endpoint(tag(kind, key), network)
     try:
-        return images.copy_into_store(store, endpoint, name, network=network, arch=arch)
+        return pulls.copy_into_store(store, endpoint, name, network=network, arch=arch)
     except ImageNotFound as exc:
         raise CacheMiss(str(exc)) from exc
     except StoreError as exc:
@@ -229,7 +229,7 @@ def _write_index(layout: Path, digest: str, size: int) -> None:
         "size": size,
         "annotations": {"org.opencontainers.image.ref.name": "artifact"},
     }
-    for name, data in images.layout_files(descriptor).items():
+    for name, data in pulls.layout_files(descriptor).items():
         write_bytes_atomic(layout / name, data)
 
 

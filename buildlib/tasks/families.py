@@ -41,7 +41,7 @@ from ..rootfs import layers
 from ..rootfs import parts as rootfs
 from ..spec.model import Kernel, Spec
 from ..spec.refs import ImageRef
-from ..store import images, usage
+from ..store import pulls, usage
 from ..store.images import Image, Layer, Store
 from ..store.transport import Listener, Network, ignore
 from . import audit
@@ -201,11 +201,11 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
     def fetch() -> None:
         listener = options.transfer_listener or ignore
         if pin is not None:
-            image = images.ensure_pinned(
+            image = pulls.ensure_pinned(
                 store, parsed, pin, network=options.network, arch=options.arch, listener=listener
             )
         else:
-            image = images.ensure_image(
+            image = pulls.ensure_image(
                 store, parsed, force_pull=force, network=options.network, arch=options.arch, listener=listener
             )
         write_json_atomic(target, image.record())

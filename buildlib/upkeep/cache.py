@@ -41,7 +41,7 @@ from ..fsutil import parse_size as parse_size  # the CLI's `--keep` reads sizes 
 from ..fsutil import store_lock
 from ..outputs.initrd import KERNEL_POINTER, KEY_SUFFIX, segment_path
 from ..spec.refs import ImageRef
-from ..store import images
+from ..store import pulls
 from ..store.images import Store
 from ..store.usage import read_usages
 
@@ -365,7 +365,7 @@ def export_image(cache: Path, text: str, file: Path) -> str:
         if digest is None:
             raise ImageNotFound(f"image {ref.familiar()} is not in {cache}: `distrokit cache ls` lists what is there")
         try:
-            images.copy_out_of_store(store, digest, f"oci-archive:{partial}:{ImageRef(ref.domain, ref.path, ref.tag)}")
+            pulls.copy_out_of_store(store, digest, f"oci-archive:{partial}:{ImageRef(ref.domain, ref.path, ref.tag)}")
             partial.replace(target)
         finally:
             partial.unlink(missing_ok=True)
@@ -382,7 +382,7 @@ def import_image(cache: Path, file: Path, name: str | None = None) -> tuple[Imag
         raise BadInput(f"{file} holds no image name: give one, e.g. `distrokit cache import {file} NAME`")
     ref = ImageRef.parse(text)
     with store_lock(cache):
-        digest = images.copy_into_store(Store(cache), f"{transport}:{source}", ref)
+        digest = pulls.copy_into_store(Store(cache), f"{transport}:{source}", ref)
     return ref, digest
 
 

@@ -20,7 +20,7 @@ from buildlib import cli
 from buildlib.cli import transfer as cli_transfer
 from buildlib.errors import BadInput, ImageNotFound, TransportError
 from buildlib.spec.refs import ImageRef
-from buildlib.store import images
+from buildlib.store import pulls, transport
 from buildlib.store.images import Store
 from buildlib.store.transport import Event, EventKind, Network, RetryPolicy, parse_mirror
 
@@ -58,10 +58,10 @@ def pushed(source: Store, registry: Registry) -> dict[str, object]:
     layers = [random_layer(source, 200_000, f"f{i}") for i in range(4)]
     app = ImageRef.parse(f"{registry.host}/test/app:v1")
     digest = stored_image(source, app, layers)
-    images.push(source, app, str(app), network=NET)
+    pulls.push(source, app, str(app), network=NET)
     other = ImageRef.parse(f"{registry.host}/test/other:v1")
     stored_image(source, other, [layers[0], random_layer(source, 50_000, "g")])
-    images.push(source, other, str(other), network=NET)
+    pulls.push(source, other, str(other), network=NET)
     return {"ref": app, "digest": digest, "layers": layers, "other": other}
 
 
@@ -69,18 +69,18 @@ def test_pull_by_tag_then_digest_and_docker_manifest(pushed: dict[str, object], 
     store = Store(tmp_path / "cache")
     ref = pushed["ref"]
     assert isinstance(ref, ImageRef)
-    digest = images.pull(store, ref, network=NET)
+    digest = pulls.pull(store, ref, network=NET)
     assert digest == pushed["digest"]
     assert [layer.digest for layer in store.image(ref).layers] == [la.digest for la in pushed["layers"]]  # type: ignore[attr-defined]
     by_digest = ImageRef.parse(f"{ref.name}@{digest}")
-    assert images.pull(store, by_digest, network=NET) == digest
+    assert pulls.pull(store, by_digest, network=NET) == digest
     docker_ref = f"{registry.host}/test/app:docker"
     subprocess.run(
         ["skopeo", "copy", "-q", "-f", "v2s2", "--src-tls-verify=false", "--dest-tls-verify=false"]
         + [f"docker://{ref}", f"docker://{docker_ref}"],
         check=True,
     )
-    converted = images.pull(store, ImageRef.parse(docker_ref), network=NET)
+    converted = pulls.pull(store, ImageRef.parse(docker_ref), network=NET)
     image = store.image(ImageRef.parse(docker_ref))
     assert converted != digest and len(image.layers) == 4
 
@@ -90,9 +90,9 @@ def test_finished_blobs_are_never_fetched_again(pushed: dict[str, object], regis
     proxy = FaultProxy(registry.port)
     try:
         ref = ImageRef.parse(f"{proxy.host}/test/app:v1")
-        images.pull(store, ref, network=NET)
-        images.pull(store, ref, network=NET)  # the next build
-        images.pull(store, ImageRef.parse(f"{proxy.host}/test/other:v1"), network=NET)  # another spec
+        pulls.pull(store, ref, network=NET)
+        pulls.pull(store, ref, network=NET)  # the next build
+        pulls.pull(store, ImageRef.parse(f"{proxy.host}/test/other:v1"), network=NET)  # another spec
         layers = [blob for blob in proxy.completed_blobs() if blob not in configs(store)]
         assert len(layers) == len(set(layers)) == 4 + 1  # the shared bottom layer came once
     finally:
@@ -115,7 +115,7 @@ def test_pull_survives_cuts_resets_stalls_and_errors(pushed: dict[str, object], 
     try:
         ref = ImageRef.parse(f"{proxy.host}/test/app:v1")
         started = time.monotonic()
-        digest = images.pull(store, ref, network=NET, listener=events.append)
+        digest = pulls.pull(store, ref, network=NET, listener=events.append)
         elapsed = time.monotonic() - started
     finally:
         proxy.stop()
@@ -138,7 +138,7 @@ def test_a_blob_corrupted_in_transit_never_lands_and_is_fetched_again(
     store = Store(tmp_path)
     try:
         ref = ImageRef.parse(f"{proxy.host}/test/app:v1")
-        assert images.pull(store, ref, network=NET, listener=events.append) == pushed["digest"]
+        assert pulls.pull(store, ref, network=NET, listener=events.append) == pushed["digest"]
     finally:
         proxy.stop()
     retries = [e.message for e in events if e.kind is EventKind.RETRY]
@@ -151,7 +151,7 @@ def test_giving_up_says_how_to_try_harder(pushed: dict[str, object], registry: R
     try:
         network = Network(retry=RetryPolicy(attempts=3, timeout=10, backoff=0.01))
         with pytest.raises(TransportError, match=r"after 3 attempts \(.*unexpected EOF\).*--retries and --timeout"):
-            images.pull(Store(tmp_path), ImageRef.parse(f"{proxy.host}/test/app:v1"), network=network)
+            pulls.pull(Store(tmp_path), ImageRef.parse(f"{proxy.host}/test/app:v1"), network=network)
     finally:
         proxy.stop()
 
@@ -172,7 +172,7 @@ def test_a_stall_becomes_a_retry(
         ref = ImageRef.parse(f"{proxy.host}/test/app:v1")
         started = time.monotonic()
         assert (
-            images.pull(Store(tmp_path), ref, network=Network(retry=policy), listener=events.append) == pushed["digest"]
+            pulls.pull(Store(tmp_path), ref, network=Network(retry=policy), listener=events.append) == pushed["digest"]
         )
         assert time.monotonic() - started < 5
     finally:
@@ -185,12 +185,12 @@ def test_corrupt_blob_in_store_is_healed_with_a_warning(pushed: dict[str, object
     store = Store(tmp_path / "cache")
     ref = pushed["ref"]
     assert isinstance(ref, ImageRef)
-    images.pull(store, ref, network=NET)
+    pulls.pull(store, ref, network=NET)
     victim = store.blob_path(store.image(ref).layers[1].digest)
     victim.chmod(0o644)
     victim.write_bytes(b"rotten" + victim.read_bytes()[6:])
     events: list[Event] = []
-    images.pull(store, ref, network=NET, listener=events.append)
+    pulls.pull(store, ref, network=NET, listener=events.append)
     warnings = [e.message for e in events if e.kind is EventKind.WARNING]
     assert len(warnings) == 1 and "did not match its digest" in warnings[0]
     assert all(store.verify_blob(layer.digest) for layer in store.image(ref).layers)
@@ -200,7 +200,7 @@ def test_unknown_tag_fails_fast_naming_the_reference(registry: Registry, tmp_pat
     ref = ImageRef.parse(f"{registry.host}/test/app:nope")
     started = time.monotonic()
     with pytest.raises(ImageNotFound, match=r"test/app:nope was not found .*check the name and tag"):
-        images.pull(Store(tmp_path), ref, network=NET)
+        pulls.pull(Store(tmp_path), ref, network=NET)
     assert time.monotonic() - started < 3
 
 
@@ -208,7 +208,7 @@ def test_unauthorized_fails_fast_naming_the_registry(registry: Registry, tmp_pat
     proxy = FaultProxy(registry.port, Plan([Script("/v2/", [Fault("status", status=401)], repeat=True)]))
     try:
         with pytest.raises(TransportError, match=rf"{proxy.host} refused access.*skopeo login {proxy.host}"):
-            images.pull(Store(tmp_path), ImageRef.parse(f"{proxy.host}/test/app:v1"), network=NET)
+            pulls.pull(Store(tmp_path), ImageRef.parse(f"{proxy.host}/test/app:v1"), network=NET)
         assert len(proxy.transfers) <= 2
     finally:
         proxy.stop()
@@ -225,16 +225,16 @@ def test_credentials_come_from_the_auth_file(pushed: dict[str, object], source: 
     with running_registry(tmp_path / "private", htpasswd=bcrypt_line("tester", "secret")) as private:
         ref = ImageRef.parse(f"{private.host}/team/app:v1")
         with pytest.raises(TransportError, match=rf"{private.host} refused access.*skopeo login {private.host}"):
-            images.push(source, pushed["ref"], str(ref), network=NET)  # type: ignore[arg-type]
+            pulls.push(source, pushed["ref"], str(ref), network=NET)  # type: ignore[arg-type]
         token = base64.b64encode(b"tester:secret").decode()
         auth = tmp_path / "auth.json"
         auth.write_text(json.dumps({"auths": {private.host: {"auth": token}}}))
         network = Network.from_env({"REGISTRY_AUTH_FILE": str(auth)}, retry=FAST)
-        images.push(source, pushed["ref"], str(ref), network=network)  # type: ignore[arg-type]
-        assert images.pull(Store(tmp_path / "cache"), ref, network=network) == pushed["digest"]
+        pulls.push(source, pushed["ref"], str(ref), network=network)  # type: ignore[arg-type]
+        assert pulls.pull(Store(tmp_path / "cache"), ref, network=network) == pushed["digest"]
         started = time.monotonic()
         with pytest.raises(TransportError, match=rf"{private.host} refused access"):
-            images.pull(Store(tmp_path / "nocreds"), ref, network=NET)
+            pulls.pull(Store(tmp_path / "nocreds"), ref, network=NET)
         assert time.monotonic() - started < 3
 
 
@@ -246,14 +246,14 @@ def test_arch_picks_one_platform_of_an_index(source: Store, registry: Registry, 
     ref = ImageRef.parse(f"{registry.host}/test/multi:v1")
     push_index(source, {arch: digest for arch, (digest, _) in per_arch.items()}, str(ref))
     store = Store(tmp_path / "cache")
-    digest = images.pull(store, ref, network=NET, arch="arm64")
+    digest = pulls.pull(store, ref, network=NET, arch="arm64")
     assert digest == per_arch["arm64"][0]
     assert store.image(ref).config["architecture"] == "arm64"
     held = blob_names(store)
     assert per_arch["arm64"][1].digest in held
     assert per_arch["amd64"][1].digest not in held and per_arch["amd64"][0] not in held
     with pytest.raises(BadInput, match=r"no linux/s390x image; it has linux/amd64, linux/arm64"):
-        images.pull(store, ref, network=NET, arch="s390x")
+        pulls.pull(store, ref, network=NET, arch="s390x")
 
 
 def test_mirror_serves_docker_hub_names(pushed: dict[str, object], registry: Registry, tmp_path: Path):
@@ -262,7 +262,7 @@ def test_mirror_serves_docker_hub_names(pushed: dict[str, object], registry: Reg
     store = Store(tmp_path / "cache")
     hub_name = ImageRef.parse("test/app:v1")
     assert hub_name.domain == "docker.io"
-    assert images.pull(store, hub_name, network=network) == pushed["digest"]
+    assert pulls.pull(store, hub_name, network=network) == pushed["digest"]
     assert store.lookup(hub_name) == pushed["digest"]
 
 
@@ -270,10 +270,10 @@ def test_push_names_and_keeps_the_digest(pushed: dict[str, object], source: Stor
     ref = pushed["ref"]
     assert isinstance(ref, ImageRef)
     dest = f"{registry.host}/copies/app:v2"
-    assert images.push(source, ref, dest, network=NET) == pushed["digest"]
-    assert images.pull(Store(tmp_path), ImageRef.parse(dest), network=NET) == pushed["digest"]
+    assert pulls.push(source, ref, dest, network=NET) == pushed["digest"]
+    assert pulls.pull(Store(tmp_path), ImageRef.parse(dest), network=NET) == pushed["digest"]
     with pytest.raises(ImageNotFound, match="pull or build it first"):
-        images.push(source, ImageRef.parse("local/absent:v1"), dest, network=NET)
+        pulls.push(source, ImageRef.parse("local/absent:v1"), dest, network=NET)
 
 
 def test_mirror_rules():
@@ -287,11 +287,11 @@ def test_mirror_rules():
     assert network.mirrors == (parse_mirror("docker.io=https://m.example"),)
     plain = Network.from_env({}, mirrors=["http://far.example:5000"])
     with pytest.raises(BadInput, match="--insecure-registry far.example:5000"):
-        images.transport.resolve(ImageRef.parse("redis"), plain)
+        transport.resolve(ImageRef.parse("redis"), plain)
     allowed = Network.from_env({"DISTROKIT_INSECURE_REGISTRIES": "far.example"}, mirrors=["http://far.example:5000"])
-    endpoint = images.transport.resolve(ImageRef.parse("redis@sha256:" + "a" * 64), allowed)
+    endpoint = transport.resolve(ImageRef.parse("redis@sha256:" + "a" * 64), allowed)
     assert (endpoint.url, endpoint.tls_verify) == ("docker://far.example:5000/library/redis@sha256:" + "a" * 64, False)
-    assert images.transport.resolve(ImageRef.parse("quay.io/x/y:1"), Network()).tls_verify
+    assert transport.resolve(ImageRef.parse("quay.io/x/y:1"), Network()).tls_verify
 
 
 def test_authfile_is_passed_as_skopeo_expects(tmp_path: Path):
@@ -342,7 +342,7 @@ def test_pkg_push_builds_and_pushes_a_component(registry: Registry, tmp_path: Pa
     assert cli.main(["--cache", cache, "pkg", "push", str(folder), "--to", registry.host]) == 0
     dest, digest = capsys.readouterr().err.splitlines()[-1].split()
     assert dest.startswith(f"{registry.host}/distrokit/hello:")
-    assert images.pull(Store(tmp_path / "other"), ImageRef.parse(dest), network=NET) == digest
+    assert pulls.pull(Store(tmp_path / "other"), ImageRef.parse(dest), network=NET) == digest
     assert cli.main(["--cache", cache, "push", "-q", dest.split("/", 1)[1], f"{registry.host}/again/hello:v1"]) == 0
 
 

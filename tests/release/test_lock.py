@@ -18,7 +18,7 @@ from buildlib.errors import ArchiveDrift, BadInput, LockMismatch
 from buildlib.release import lock, pinning
 from buildlib.spec.model import load_spec
 from buildlib.spec.refs import ImageRef
-from buildlib.store import images
+from buildlib.store import pulls
 from buildlib.store.images import Store
 from buildlib.store.transport import Network, RetryPolicy
 
@@ -149,7 +149,7 @@ def test_a_moved_tag_is_not_followed_until_lock_update(registry: Registry, tmp_p
     assert pins.images[ref] == lock.ImagePin(index, {f"linux/{arch}": digest for arch, digest in per_arch.items()})
 
     moved = stored_image(source, ImageRef.parse(ref), [random_layer(source, 500, "second")])
-    images.push(source, ImageRef.parse(ref), ref, network=NET)
+    pulls.push(source, ImageRef.parse(ref), ref, network=NET)
 
     def built_file(cache_dir: Path, out: Path) -> set[str]:
         done = build(spec, cache_dir, out, formats=("tar",), network=NET, lock=lock.read(spec.with_suffix(".lock")))

@@ -13,7 +13,7 @@ from registry import Registry, random_layer, stored_image
 
 from buildlib import cli
 from buildlib.spec.refs import ImageRef
-from buildlib.store import images
+from buildlib.store import pulls
 from buildlib.store.images import Store
 from buildlib.store.transport import Network, RetryPolicy
 
@@ -25,7 +25,7 @@ def image(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> str:
     source = Store(tmp_path_factory.mktemp("hostile-source"))
     ref = ImageRef.parse(f"{registry.host}/hostile/app:v1")
     stored_image(source, ref, [random_layer(source, 100_000, "a"), random_layer(source, 100_000, "b")])
-    images.push(source, ref, str(ref), network=Network(retry=RetryPolicy(attempts=3, timeout=20)))
+    pulls.push(source, ref, str(ref), network=Network(retry=RetryPolicy(attempts=3, timeout=20)))
     return "hostile/app:v1"
 
 
