@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from layerkit import M, store_layer
 
 from buildlib import tasks
-from buildlib.debian.components import PACKAGES_LABEL
+from buildlib.debian.recipes import PACKAGES_LABEL
 from buildlib.errors import DistrokitError
 from buildlib.outputs import get_format
 from buildlib.outputs.compress import Compression

@@ -16,7 +16,7 @@ from conftest import COMPONENTS, REPO, SPECS, Built, build, dodo_project, doit
 from registry import Registry, push_index, random_layer, stored_image
 
 from buildlib import arches
-from buildlib.debian import components, elfdeps
+from buildlib.debian import archive, elfdeps, recipes
 from buildlib.errors import BadInput
 from buildlib.guest import machines, runner
 from buildlib.spec.refs import ImageRef
@@ -59,11 +59,11 @@ def test_recipes_name_packages_per_architecture(tmp_path: Path) -> None:
     (folder / "component.yml").write_text(
         'packages: [busybox-static, "extra-{arch}"]\npackages-arm64: [busybox-static]\nfollow: ["meta-{arch}"]\n'
     )
-    amd64, arm64 = components.load_recipe(folder), components.load_recipe(folder, "arm64")
+    amd64, arm64 = recipes.load_recipe(folder), recipes.load_recipe(folder, "arm64")
     assert amd64.packages == ("busybox-static", "extra-amd64") and arm64.packages == ("busybox-static",)
     assert amd64.follow == ("meta-amd64",) and arm64.follow == ("meta-arm64",)
     assert amd64.key == arm64.key and amd64.ref != arm64.ref and arm64.ref.tag == f"{arm64.key}-arm64"
-    assert components.load_recipe(COMPONENTS / "kernel", "arm64").follow == ("linux-image-cloud-arm64",)
+    assert recipes.load_recipe(COMPONENTS / "kernel", "arm64").follow == ("linux-image-cloud-arm64",)
 
 
 def _image(store: Store, name: str, arch: str) -> str:
@@ -116,11 +116,11 @@ def arm64_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def test_arm64_components_are_arm64(arm64_build: Built, tmp_path: Path) -> None:
     store = Store(arm64_build.cache)
     for name in ("kernel", "init"):
-        recipe = components.load_recipe(COMPONENTS / name, "arm64")
+        recipe = recipes.load_recipe(COMPONENTS / name, "arm64")
         image = store.image(recipe.ref)
         assert image.config["architecture"] == "arm64"
-        assert set(components.recorded_architectures(image.labels, "?").values()) <= {"arm64", "all"}
-    init = store.image(components.load_recipe(COMPONENTS / "init", "arm64").ref)
+        assert set(recipes.recorded_architectures(image.labels, "?").values()) <= {"arm64", "all"}
+    init = store.image(recipes.load_recipe(COMPONENTS / "init", "arm64").ref)
     with tarfile.open(store.blob_path(init.layers[0].digest)) as layer:
         layer.extract("bin/busybox", tmp_path, filter="data")
         links = {m.name for m in layer.getmembers() if m.issym() and m.linkname == "/bin/busybox"}
@@ -198,7 +198,7 @@ def test_sbom_names_each_package_architecture(arm64_build_files: Path) -> None:
     from buildlib.store.images import Image
 
     label = json.dumps([["busybox-static", "1:1.35", "ab" * 32, "arm64"], ["tzdata", "2024a", "cd" * 32, "all"]])
-    config = {"architecture": "arm64", "config": {"Labels": {components.PACKAGES_LABEL: label}}}
+    config = {"architecture": "arm64", "config": {"Labels": {recipes.PACKAGES_LABEL: label}}}
     image = Image("docker.io/distrokit/init:x-arm64", "sha256:" + "0" * 64, "sha256:" + "1" * 64, config, ())
     document = sbom.document((image.ref,), {image.ref: image})
     purls = {ref["referenceLocator"] for p in document["packages"] for ref in p.get("externalRefs", ())}
@@ -214,7 +214,7 @@ def test_pkg_push_gives_an_index_of_both_platforms(shared_cache: Path, registry:
     folder = COMPONENTS / "busybox"
     args = ["--cache", str(shared_cache), "pkg", "push", "-q", str(folder), "--to", registry.host]
     assert cli.main([*args, "--arch", "amd64", "--arch", "arm64"]) == 0
-    key = components.load_recipe(folder).key
+    key = recipes.load_recipe(folder).key
     raw = subprocess.run(
         ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{registry.host}/distrokit/busybox:{key}"],
         capture_output=True,
@@ -223,7 +223,7 @@ def test_pkg_push_gives_an_index_of_both_platforms(shared_cache: Path, registry:
     ).stdout
     index = json.loads(raw)
     store = Store(shared_cache)
-    expected = {arch: store.lookup(components.load_recipe(folder, arch).ref) for arch in ("amd64", "arm64")}
+    expected = {arch: store.lookup(recipes.load_recipe(folder, arch).ref) for arch in ("amd64", "arm64")}
     assert {e["platform"]["architecture"]: e["digest"] for e in index["manifests"]} == expected
     pulled = Store(shared_cache.parent / "pulled-index")
     ref = ImageRef.parse(f"{registry.host}/distrokit/busybox:{key}")
@@ -240,7 +240,7 @@ def test_gc_keeps_every_architecture_pins(arm64_build: Built, debs_dir: Path, tm
     cache = str(new_cache(tmp_path / "cache", debs_dir))  # the arm64 build filled debs_dir: nothing to download
     assert cli.main(["--cache", cache, "pkg", "build", "--arch", "arm64", str(COMPONENTS / "init")]) == 0
     pins = Path(cache) / "components"
-    recipe = components.load_recipe(COMPONENTS / "init", "arm64")
+    recipe = recipes.load_recipe(COMPONENTS / "init", "arm64")
     kept = {f"{recipe.pin_name}.json", f"{recipe.pin_name}.built.json"}
     assert {path.name for path in pins.iterdir()} == kept
     assert cli.main(["--cache", cache, "cache", "gc"]) == 0
@@ -270,9 +270,9 @@ def test_a_locked_arm64_build_follows_its_pins_and_verifies_bit_for_bit(
     pinned = {p.name: p for name in ("kernel-arm64", "init-arm64") for p in pins.components[name].packages}
     manifests = {}
     for name in ("kernel", "init"):
-        image = store.image(components.load_recipe(COMPONENTS / name, "arm64").ref)
+        image = store.image(recipes.load_recipe(COMPONENTS / name, "arm64").ref)
         manifests[name] = image.manifest_digest
-        assert components.recorded_checksums(image.labels) == {
+        assert recipes.recorded_checksums(image.labels) == {
             p.name: p.sha256 for p in pins.components[f"{name}-arm64"].packages
         }
     assert {p.architecture for p in pinned.values()} <= {"arm64", "all"}
@@ -332,14 +332,14 @@ def test_verify_without_a_lock_rebuilds_arm64_from_the_store_pins(arm64_build: B
     from buildlib.spec.model import load_spec
     from buildlib.tasks import verify
 
-    resolver = components.PkgResolver("arm64")
+    resolver = recipes.PkgResolver("arm64")
     inputs = pinning.spec_inputs(load_spec([SPECS / "minimal.yml"], resolve_pkg=resolver), COMPONENTS, resolver)
     pins = pinning.pins_in_store(Store(arm64_build.cache), inputs, "linux/arm64")
     store = Store(arm64_build.cache, "arm64")
     assert set(pins.components) == {"kernel-arm64", "init-arm64"}
     for name in ("kernel", "init"):
-        labels = store.image(components.load_recipe(COMPONENTS / name, "arm64").ref).labels
-        recorded = components.recorded_checksums(labels)
+        labels = store.image(recipes.load_recipe(COMPONENTS / name, "arm64").ref).labels
+        recorded = recipes.recorded_checksums(labels)
         assert {p.name: p.sha256 for p in pins.components[f"{name}-arm64"].packages} == recorded
     options = tasks.BuildOptions(
         cache=arm64_build.cache, out_dir=arm64_build.out_dir, name="minimal-arm64", arch="arm64"
@@ -366,10 +366,10 @@ def test_an_arm64_build_stamp_watches_the_arm64_pins(arm64_build: Built) -> None
     watched = set(watched_paths(tasks.plan_build([SPECS / "minimal.yml"], options, COMPONENTS)))
     store = Store(arm64_build.cache, "arm64")
     for name in ("kernel", "init"):
-        recipe = components.load_recipe(COMPONENTS / name, "arm64")
-        assert components.pin_path(store.root, recipe).is_file()
+        recipe = recipes.load_recipe(COMPONENTS / name, "arm64")
+        assert archive.pin_path(store.root, recipe).is_file()
         assert {
-            str(components.pin_path(store.root, recipe)),
+            str(archive.pin_path(store.root, recipe)),
             str(component_builds.record_path(store, recipe)),
         } <= watched
 

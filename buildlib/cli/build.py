@@ -31,7 +31,7 @@ from .watch import BuildView
 
 if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
     from .. import outputs, tasks
-    from ..debian import components
+    from ..debian import components, recipes
     from ..outputs import compress, preflight
     from ..rootfs import sbom
     from ..spec import model as speclib
@@ -54,6 +54,7 @@ else:
     outputs = lazy_module("buildlib.outputs")
     tasks_stamp = lazy_module("buildlib.tasks.stamp")
     shared_cache = lazy_module("buildlib.tasks.shared")
+    recipes = lazy_module("buildlib.debian.recipes")
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -151,7 +152,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         else:
             _print_explanations(plan)
     if args.dry_run:
-        spec = speclib.load_spec(specs, resolve_pkg=components.PkgResolver(options.arch))
+        spec = speclib.load_spec(specs, resolve_pkg=recipes.PkgResolver(options.arch))
         if jsonout.wanted(args):
             jsonout.emit("build", {"name": options.name, "spec": spec.to_dict()})
         else:
@@ -279,7 +280,7 @@ def _svg(dot_text: str) -> bytes:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = speclib.load_spec([Path(p) for p in args.spec], resolve_pkg=components.PkgResolver())
+    spec = speclib.load_spec([Path(p) for p in args.spec], resolve_pkg=recipes.PkgResolver())
     preflight.check_buildable(spec, outputs.parse_formats(args.format))
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")

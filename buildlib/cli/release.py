@@ -13,7 +13,7 @@ from ..lazy import lazy_module
 from .common import Subparsers, component_root, err_console, network_options, store_root, transfer_flags
 
 if TYPE_CHECKING:  # loaded when a command runs, not when the parser is made
-    from ..debian import components
+    from ..debian import components, recipes
     from ..release import lock, pinning
     from ..spec import model as speclib
 else:
@@ -26,12 +26,13 @@ else:
             "buildlib.spec.model",
         )
     )
+    recipes = lazy_module("buildlib.debian.recipes")
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
     path = Path(args.lock) if args.lock else lock.path_for(specs[0])
-    resolver = components.PkgResolver()
+    resolver = recipes.PkgResolver()
     spec = speclib.load_spec(specs, resolve_pkg=resolver)
     inputs = pinning.spec_inputs(spec, component_root(), resolver)
     previous = lock.read(path) if path.is_file() else None

@@ -13,10 +13,11 @@ from . import jsonout
 from .common import Subparsers, component_root, err_console, human_size, print_table, store_root, when
 
 if TYPE_CHECKING:
-    from ..debian import components
+    from ..debian import components, recipes
     from ..upkeep import cache
 else:
     cache, components = lazy_module("buildlib.upkeep.cache"), lazy_module("buildlib.debian.components")
+    recipes = lazy_module("buildlib.debian.recipes")
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
@@ -67,14 +68,14 @@ def _existing_recipes() -> set[str] | None:
     folder = component_root()
     if not folder.is_dir():
         return None
-    recipes: set[str] = set()
-    for recipe_file in sorted(folder.glob(f"*/{components.RECIPE}")):
+    pin_names: set[str] = set()
+    for recipe_file in sorted(folder.glob(f"*/{recipes.RECIPE}")):
         try:
-            recipe = components.load_recipe(recipe_file.parent)
+            recipe = recipes.load_recipe(recipe_file.parent)
         except BadInput:
             continue  # a broken recipe keeps its pins: it may be fixed
-        recipes.update(f"{recipe.name}-{recipe.key}{components.arch_suffix(arch)}" for arch in arches.ARCHITECTURES)
-    return recipes
+        pin_names.update(f"{recipe.name}-{recipe.key}{arches.arch_suffix(arch)}" for arch in arches.ARCHITECTURES)
+    return pin_names
 
 
 def in_unit(count: int, typed: str | None) -> str:

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from ..debian import apt as debarch
+    from ..debian import archive, components, recipes
     from ..debian import builds as component_builds
-    from ..debian import components
     from ..rootfs import layers
     from ..store import images, platforms, pulls
     from ..upkeep import cache
@@ -50,6 +50,8 @@ else:
             "buildlib.store.pulls",
         )
     )
+    archive = lazy_module("buildlib.debian.archive")
+    recipes = lazy_module("buildlib.debian.recipes")
 
 
 class TransferDisplay:
@@ -213,7 +215,7 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
         for folder in args.folder:
             with store_lock(store.root):
                 built = {arch: _built_component(store, Path(folder), arch) for arch in targets}
-                recipe = components.load_recipe(Path(folder), targets[0])
+                recipe = recipes.load_recipe(Path(folder), targets[0])
                 # several architectures: one index under the recipe's key, as LinuxKit pushes a multi-arch tag
                 tag = recipe.tag if len(targets) == 1 else recipe.key
                 digest = built[targets[0]] if len(targets) == 1 else platforms.put_index(store, built)
@@ -225,8 +227,8 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
 
 def _built_component(store: images.Store, folder: Path, arch: str) -> str:
     """The component image of `folder` for `arch` in the store (built when missing): its manifest digest."""
-    recipe = components.load_recipe(folder, arch)
-    digest, _ = component_builds.ensure(store, recipe, components.pinned_packages(store.root, recipe))
+    recipe = recipes.load_recipe(folder, arch)
+    digest, _ = component_builds.ensure(store, recipe, archive.pinned_packages(store.root, recipe))
     return digest
 
 
@@ -235,9 +237,9 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
     if args.update:
         debarch.refresh(args.arch)  # a foreign architecture's package lists are ours to keep fresh
     for folder in args.folder:
-        recipe = components.load_recipe(Path(folder), args.arch)
+        recipe = recipes.load_recipe(Path(folder), args.arch)
         with store_lock(store.root):
-            packages = components.pinned_packages(store.root, recipe, refresh=args.update)
+            packages = archive.pinned_packages(store.root, recipe, refresh=args.update)
             digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
         err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
     return 0

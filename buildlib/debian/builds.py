@@ -20,10 +20,10 @@ from typing import Any
 from ..fsutil import read_json, write_json_atomic, xxh_value
 from ..store.images import Store
 from ..store.transport import Listener, ignore
-from . import components
+from . import components, recipes
 
 
-def record_path(store: Store, recipe: components.Recipe) -> Path:
+def record_path(store: Store, recipe: recipes.Recipe) -> Path:
     return store.root / "components" / f"{recipe.pin_name}.built.json"  # one per architecture
 
 
@@ -90,12 +90,12 @@ def _ask(command: tuple[str, ...]) -> str:
     return text[0] if text else "unknown"
 
 
-def inputs_key(store: Store, recipe: components.Recipe, packages: list[components.Package]) -> str:
+def inputs_key(store: Store, recipe: recipes.Recipe, packages: list[recipes.Package]) -> str:
     host_tools = host_tool_versions(store.root)
-    return xxh_value({**components.recipe_input_key(recipe, packages), "host tools": host_tools})
+    return xxh_value({**recipes.recipe_input_key(recipe, packages), "host tools": host_tools})
 
 
-def up_to_date(store: Store, recipe: components.Recipe, packages: list[components.Package]) -> bool:
+def up_to_date(store: Store, recipe: recipes.Recipe, packages: list[recipes.Package]) -> bool:
     record = record_path(store, recipe)
     if not record.is_file():
         return False
@@ -108,9 +108,7 @@ def up_to_date(store: Store, recipe: components.Recipe, packages: list[component
     return bool(built.get("manifest")) and store.lookup(recipe.ref) == built["manifest"]
 
 
-def build(
-    store: Store, recipe: components.Recipe, packages: list[components.Package], listener: Listener = ignore
-) -> str:
+def build(store: Store, recipe: recipes.Recipe, packages: list[recipes.Package], listener: Listener = ignore) -> str:
     """Build the image (`listener` hears the .deb downloads) and record what it was built from; returns
     its manifest digest."""
     digest = components.build(store, recipe, packages, listener)
@@ -118,7 +116,7 @@ def build(
     return digest
 
 
-def record(store: Store, recipe: components.Recipe, packages: list[components.Package]) -> None:
+def record(store: Store, recipe: recipes.Recipe, packages: list[recipes.Package]) -> None:
     """Record an image that came into the store another way (a shared build cache) as built from these inputs."""
     digest = store.lookup(recipe.ref)
     if digest is not None:
@@ -129,8 +127,8 @@ def record(store: Store, recipe: components.Recipe, packages: list[components.Pa
 
 def ensure(
     store: Store,
-    recipe: components.Recipe,
-    packages: list[components.Package],
+    recipe: recipes.Recipe,
+    packages: list[recipes.Package],
     force: bool = False,
     listener: Listener = ignore,
 ) -> tuple[str, bool]:

@@ -13,7 +13,7 @@ import fcntl
 import subprocess
 from pathlib import Path
 
-from ..debian import components
+from ..debian import archive
 from ..errors import BuildError
 from ..store.images import Store
 from .efi import EfiLoader
@@ -54,10 +54,10 @@ def _deb(store: Store, loader: EfiLoader, version: str) -> Path:
         return kept
     wanted = f"{loader.package}={version.replace('%3a', ':')}"
     failure = f"{wanted} ({loader.arch}, to match the host's grub-mkimage) is not in the archive"
-    (package,) = components.print_uris([wanted], failure, loader.arch)
+    (package,) = archive.print_uris([wanted], failure, loader.arch)
     try:
-        return components.fetch_package(store, package, arch=loader.arch)
-    except components.PackageUnavailable as exc:
+        return archive.fetch_package(store, package, arch=loader.arch)
+    except archive.PackageUnavailable as exc:
         raise BuildError(
             f"the archive {exc} ({loader.arch}: GRUB's {loader.target} modules for {loader.filename}): "
             "check the network (or apt's proxy) and build again"

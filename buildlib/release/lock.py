@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..debian.components import Package
+from ..debian.recipes import Package
 from ..errors import BadInput
 from ..fsutil import write_bytes_atomic
 from ..spec.refs import ImageRef

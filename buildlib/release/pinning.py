@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import arches
-from ..debian import components
-from ..debian.components import Package, Recipe, arch_suffix
+from ..arches import arch_suffix
+from ..debian import archive, recipes
+from ..debian.recipes import Package, Recipe
 from ..errors import BadInput
 from ..fsutil import sha256_file
 from ..spec.model import Spec
@@ -35,7 +36,7 @@ class SpecInputs:
     def recipes(self, platforms: tuple[str, ...]) -> list[Recipe]:
         """Every component's recipe for each platform: each pins its own .deb files, under its build name."""
         wanted = dict.fromkeys(arches.normalise(platform) for platform in platforms)
-        return [components.load_recipe(r.folder, arch) for arch in wanted for r in self.components.values()]
+        return [recipes.load_recipe(r.folder, arch) for arch in wanted for r in self.components.values()]
 
     def pin_names(self) -> dict[str, str]:
         """Every name a lock may pin the spec's components under, whatever the architecture -> that
@@ -47,15 +48,15 @@ class SpecInputs:
         return Wanted(self.images, pins, platforms, frozenset(self.pin_names()))
 
 
-def spec_inputs(spec: Spec, component_root: Path, resolver: components.PkgResolver) -> SpecInputs:
+def spec_inputs(spec: Spec, component_root: Path, resolver: recipes.PkgResolver) -> SpecInputs:
     registry: list[str] = []
     built: dict[str, Recipe] = {}
     for ref in spec.images():
-        folder = components.folder_for(ref, component_root, resolver)
+        folder = recipes.folder_for(ref, component_root, resolver)
         if folder is None:
             registry.append(ref)
         else:
-            built[ref] = components.load_recipe(folder, resolver.arch)
+            built[ref] = recipes.load_recipe(folder, resolver.arch)
     return SpecInputs(tuple(registry), built)
 
 
@@ -73,7 +74,7 @@ def lock_command(spec_files: tuple[str, ...], lock_file: str, previous: Lock, in
     words = ["distrokit", "lock", *spec_files]
     if spec_files and lock_file and Path(lock_file) != path_for(Path(spec_files[0])):
         words += ["--lock", lock_file]
-    if platform not in platforms and (platforms or platform != platform_of(components.DEFAULT_ARCH)):
+    if platform not in platforms and (platforms or platform != platform_of(arches.DEFAULT_ARCH)):
         words += [f"--arch {arches.normalise(p)}" for p in (*platforms, platform)]
     return " ".join(words)
 
@@ -138,17 +139,17 @@ def _familiar(ref: str) -> str:
 def _component_packages(cache: Path, recipe: Recipe, refresh: bool) -> list[Package]:
     """A component's .deb files for a new lock entry: the store's pins (what it was built from) unless
     `refresh`, with size and architecture from the cached .deb or from apt; otherwise apt's newest."""
-    cached = None if refresh else components.cached_pins(cache, recipe)
+    cached = None if refresh else archive.cached_pins(cache, recipe)
     if cached is None:
-        packages = components.resolve_packages(recipe)
-        components.remember_pins(cache, recipe, packages)
+        packages = archive.resolve_packages(recipe)
+        archive.remember_pins(cache, recipe, packages)
         return packages
     if all(p.size and p.architecture for p in cached):
         return cached
     local = [_from_deb_file(cache, p) for p in cached]
     if all(p is not None for p in local):
         return [p for p in local if p is not None]
-    return components.describe_pinned(recipe, cached)
+    return archive.describe_pinned(recipe, cached)
 
 
 def _from_deb_file(cache: Path, package: Package) -> Package | None:
@@ -171,7 +172,7 @@ def pins_in_store(store: Store, inputs: SpecInputs, platform: str) -> Lock:
             pinned_images[ref] = ImagePin(digest, {platform: digest})
     pinned_components: dict[str, ComponentPin] = {}
     for recipe in inputs.recipes((platform,)):
-        cached = components.cached_pins(store.root, recipe)
+        cached = archive.cached_pins(store.root, recipe)
         if cached is not None:
             pinned_components[recipe.build_name] = ComponentPin(recipe.key, tuple(cached))
     return Lock(pinned_images, pinned_components)

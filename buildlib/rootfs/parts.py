@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..debian.components import recorded_architectures, recorded_packages
+from ..debian.recipes import recorded_architectures, recorded_packages
 from ..epoch import build_epoch
 from ..errors import BadInput, BuildError
 from ..spec.model import FileEntry, Kernel, Spec

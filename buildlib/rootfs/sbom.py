@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..debian.components import recorded_architectures, recorded_checksums, recorded_packages
+from ..debian.recipes import recorded_architectures, recorded_checksums, recorded_packages
 from ..epoch import build_epoch, iso_time
 from ..fsutil import canonical_json
 from ..spec.refs import ImageRef

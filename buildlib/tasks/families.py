@@ -17,9 +17,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .. import outputs
+from .. import arches, outputs
+from ..debian import archive, recipes
 from ..debian import builds as component_builds
-from ..debian import components
 from ..errors import DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..outputs import kernelimage, preflight
@@ -103,7 +103,7 @@ class ErrorSink:
 # paths --------------------------------------------------------------------------------------
 def record_path(store: Store, ref: str) -> Path:
     """The record of what `ref` is for the store's architecture (one per platform the name holds)."""
-    return store.root / "images" / f"{xxh_value(ref)}{components.arch_suffix(store.arch)}.json"
+    return store.root / "images" / f"{xxh_value(ref)}{arches.arch_suffix(store.arch)}.json"
 
 
 def state_dir(store: Store, state: str) -> Path:
@@ -140,14 +140,14 @@ def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
 
 
 # components ---------------------------------------------------------------------------------
-def component_folder(ref: str, component_root: Path, resolver: components.PkgResolver) -> Path | None:
+def component_folder(ref: str, component_root: Path, resolver: recipes.PkgResolver) -> Path | None:
     """The component folder that builds `ref`: from an `@pkg:` template, or components/NAME for distrokit/NAME."""
-    return components.folder_for(ref, component_root, resolver)
+    return recipes.folder_for(ref, component_root, resolver)
 
 
 def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOptions | None = None) -> dict[str, Any]:
-    arch = options.arch if options else components.DEFAULT_ARCH
-    recipe = components.load_recipe(folder, arch)
+    arch = options.arch if options else arches.DEFAULT_ARCH
+    recipe = recipes.load_recipe(folder, arch)
     lock = options.lock if options else None
     shared = options.shared if options else None
     listener = (options.transfer_listener if options else None) or ignore
@@ -155,11 +155,11 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
     locked = lock.packages(recipe.build_name, recipe.key) if lock is not None else None
     if shared is not None and locked is None:
         shared.fetch_pin(store, recipe)  # the .debs the machine that built it pinned, and no apt query
-    packages = locked if locked is not None else components.pinned_packages(store.root, recipe)
+    packages = locked if locked is not None else archive.pinned_packages(store.root, recipe)
     task = f"component:{recipe.build_name}"
 
     def build() -> None:
-        key = xxh_value({**components.recipe_input_key(recipe, packages), **tool_versions()})
+        key = xxh_value({**recipes.recipe_input_key(recipe, packages), **tool_versions()})
         if shared is not None and shared.fetch_component(store, recipe.ref, key, arch, task):
             component_builds.record(store, recipe, packages)  # up to date for `pkg build` and the next build
             remember_locked()
@@ -174,7 +174,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
         """The store's pins become a cache of the lock, once the image is built from them: a pin the
         archive cannot serve never lands in the store."""
         if locked is not None:
-            components.remember_pins(store.root, recipe, locked)
+            archive.remember_pins(store.root, recipe, locked)
 
     def built() -> bool:
         """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
@@ -462,7 +462,7 @@ def output_recheck(
     )
 
 
-def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: components.PkgResolver) -> list[str]:
+def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: recipes.PkgResolver) -> list[str]:
     """How the spec and its lock disagree, as warnings (what is not pinned is resolved as without a lock);
     with --locked, a LockMismatch naming every entry instead."""
     platform = platform_of(options.arch)
@@ -541,7 +541,7 @@ class Plan:
 
     store: Store
     sink: ErrorSink = field(default_factory=ErrorSink)
-    resolver: components.PkgResolver = field(init=False)  # `@pkg:` components for the store's architecture
+    resolver: recipes.PkgResolver = field(init=False)  # `@pkg:` components for the store's architecture
     tasks: list[dict[str, Any]] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
     uses: list[SpecUse] = field(default_factory=list)
@@ -551,7 +551,7 @@ class Plan:
     _seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.resolver = components.PkgResolver(self.store.arch)
+        self.resolver = recipes.PkgResolver(self.store.arch)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
@@ -562,7 +562,7 @@ class Plan:
                 self.tasks.append(component_task(self.store, folder, self.sink, options))
             if self._first(f"image:{ref}"):
                 self.refs.append(ref)
-                name = components.load_recipe(folder, options.arch).build_name if folder else None
+                name = recipes.load_recipe(folder, options.arch).build_name if folder else None
                 self.tasks.append(image_task(self.store, ref, options, self.sink, name))
         parts = rootfs.plan_parts(spec)
         state = spec_state_id(options.name, spec.files_read, self.store.root)

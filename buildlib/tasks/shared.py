@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..debian import components
+from ..debian import archive, recipes
 from ..fsutil import write_bytes_atomic, xxh_file
 from ..outputs.initrd import seal_path
 from ..spec.refs import ImageRef
@@ -97,9 +97,9 @@ class SharedCache:
         self._push(task, lambda r: remotecache.push_image(store, ref, r, COMPONENT, key, self.network))
 
     # package pins: a store without them would ask apt (seconds per recipe) and might pin newer .debs
-    def fetch_pin(self, store: Store, recipe: components.Recipe) -> bool:
+    def fetch_pin(self, store: Store, recipe: recipes.Recipe) -> bool:
         """Fetch the recipe's .deb pins when the store has none: the same packages as the machine that built it."""
-        target = components.pin_path(store.root, recipe)
+        target = archive.pin_path(store.root, recipe)
         if target.is_file():
             return False
 
@@ -114,8 +114,8 @@ class SharedCache:
 
         return self._fetch(PIN, _pin_key(recipe), f"pin:{recipe.name}", fetch)
 
-    def push_pin(self, store: Store, recipe: components.Recipe, task: str) -> None:
-        pin = {PIN: components.pin_path(store.root, recipe)}
+    def push_pin(self, store: Store, recipe: recipes.Recipe, task: str) -> None:
+        pin = {PIN: archive.pin_path(store.root, recipe)}
         self._push(task, lambda r: remotecache.push_files(store, r, PIN, _pin_key(recipe), pin, self.network))
 
     # bookkeeping ------------------------------------------------------------------------------
@@ -178,5 +178,5 @@ class SharedCache:
             self.on_warning(message)
 
 
-def _pin_key(recipe: components.Recipe) -> str:
+def _pin_key(recipe: recipes.Recipe) -> str:
     return f"{recipe.name}-{recipe.key}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from ..debian import archive, recipes
 from ..debian import builds as component_builds
-from ..debian import components
 from ..spec.refs import ImageRef
 from ..store.images import Store
 from .families import Plan, load_images, record_path
@@ -25,8 +25,8 @@ def watched_paths(plan: Plan) -> list[str]:
         paths.update(str(path) for path in use.files)
     for folder in plan.resolver.folders.values():
         paths.update(_tree(str(folder)))
-        recipe = components.load_recipe(folder, plan.resolver.arch)  # the pins of the build's architecture
-        paths.add(str(components.pin_path(store.root, recipe)))
+        recipe = recipes.load_recipe(folder, plan.resolver.arch)  # the pins of the build's architecture
+        paths.add(str(archive.pin_path(store.root, recipe)))
         paths.add(str(component_builds.record_path(store, recipe)))
     for ref in plan.refs:
         paths.add(str(record_path(store, ref)))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import outputs, tasks
-from ..debian import components
+from ..debian import recipes
 from ..fsutil import sha256_file, store_lock
 from ..outputs.efi import EFI_LOADERS
 from ..outputs.members import first_difference
@@ -88,7 +88,7 @@ def verify(
 ) -> Report:
     """Rebuild `spec_paths` as `options` asks, in a fresh cache, and compare with `options.out_dir`."""
     old = Store(options.cache, options.arch)
-    resolver = components.PkgResolver(options.arch)
+    resolver = recipes.PkgResolver(options.arch)
     spec = load_spec(spec_paths, resolve_pkg=resolver)
     inputs = pinning.spec_inputs(spec, component_root, resolver)
     platform = platform_of(options.arch)

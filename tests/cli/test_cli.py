@@ -91,7 +91,7 @@ def test_explain_keys_tasks_as_the_build_did(minimal_build, tmp_path: Path, caps
 def test_pull_from_local_oci_archive_and_layout(minimal_build, tmp_path: Path, capsys) -> None:
     import subprocess
 
-    from buildlib.debian.components import load_recipe
+    from buildlib.debian.recipes import load_recipe
 
     init = load_recipe(COMPONENTS / "init").ref
     archive = tmp_path / "init.tar"

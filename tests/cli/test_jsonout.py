@@ -56,7 +56,7 @@ def test_an_error_is_a_json_document_too(tmp_path: Path, capsys) -> None:  # typ
 def test_pull_json_names_the_images_and_digests(minimal_build: Built, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     from conftest import COMPONENTS
 
-    from buildlib.debian.components import load_recipe
+    from buildlib.debian.recipes import load_recipe
     from buildlib.store.images import Store
 
     init = load_recipe(COMPONENTS / "init").ref

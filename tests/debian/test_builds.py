@@ -9,8 +9,8 @@ import pytest
 from conftest import COMPONENTS, SPECS, Built, build, new_cache
 
 from buildlib import cli
+from buildlib.debian import archive, recipes
 from buildlib.debian import builds as component_builds
-from buildlib.debian import components
 from buildlib.store.images import Store
 
 
@@ -29,7 +29,7 @@ def test_pkg_build_then_build_runs_no_component_task(
 
 def test_build_then_pkg_build_is_up_to_date(minimal_build: Built, capsys: pytest.CaptureFixture[str]) -> None:
     store = Store(minimal_build.cache)
-    recipe = components.load_recipe(COMPONENTS / "init")
+    recipe = recipes.load_recipe(COMPONENTS / "init")
     before = store.lookup(recipe.ref)
     assert cli.main(["--cache", str(minimal_build.cache), "pkg", "build", str(recipe.folder)]) == 0
     assert capsys.readouterr().err.strip() == f"{recipe.ref.familiar()} {before} (up to date)"
@@ -37,10 +37,10 @@ def test_build_then_pkg_build_is_up_to_date(minimal_build: Built, capsys: pytest
 
 def test_other_packages_or_a_lost_image_are_not_up_to_date(minimal_build: Built) -> None:
     store = Store(minimal_build.cache)
-    recipe = components.load_recipe(COMPONENTS / "init")
-    packages = components.pinned_packages(store.root, recipe)
+    recipe = recipes.load_recipe(COMPONENTS / "init")
+    packages = archive.pinned_packages(store.root, recipe)
     assert component_builds.up_to_date(store, recipe, packages)
-    newer = [components.Package(p.name, p.version + "+1", "newer_" + p.filename, "0" * 64) for p in packages]
+    newer = [recipes.Package(p.name, p.version + "+1", "newer_" + p.filename, "0" * 64) for p in packages]
     assert not component_builds.up_to_date(store, recipe, newer)
     record = component_builds.record_path(store, recipe)
     saved = record.read_text()

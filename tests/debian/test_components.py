@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, new_cache
 
-from buildlib.debian import components
+from buildlib.debian import archive, components, recipes
 from buildlib.errors import BadInput, ComponentError
 from buildlib.rootfs import layers
 from buildlib.rootfs.parts import merged_image_tree
@@ -17,13 +17,13 @@ from buildlib.store.images import Store
 
 
 @pytest.fixture(scope="module")
-def init_recipe() -> components.Recipe:
-    return components.load_recipe(COMPONENTS / "init")
+def init_recipe() -> recipes.Recipe:
+    return recipes.load_recipe(COMPONENTS / "init")
 
 
-def build_init(cache: Path, recipe: components.Recipe) -> tuple[Store, str]:
+def build_init(cache: Path, recipe: recipes.Recipe) -> tuple[Store, str]:
     store = Store(cache)
-    packages = components.pinned_packages(cache, recipe)
+    packages = archive.pinned_packages(cache, recipe)
     return store, components.build(store, recipe, packages)
 
 
@@ -45,7 +45,7 @@ def test_init_image_layout(shared_cache: Path, init_recipe) -> None:
     assert tree.get("usr/share/doc") is None
     tmp = tree.get("tmp")
     assert tmp is not None and tmp.mode == 0o1777
-    packages = json.loads(image.labels[components.PACKAGES_LABEL])
+    packages = json.loads(image.labels[recipes.PACKAGES_LABEL])
     assert [name for name, *_ in packages] == ["busybox-static"]
     assert all(len(sha) == 64 and arch == "amd64" for _, _, sha, arch in packages)  # each .deb's architecture
     assert all(entry.uid == 0 and entry.gid == 0 and entry.mtime == 0 for entry in tree.entries())
@@ -54,20 +54,20 @@ def test_init_image_layout(shared_cache: Path, init_recipe) -> None:
 def test_tag_is_the_recipe_content(tmp_path: Path, init_recipe) -> None:
     copy = tmp_path / "init"
     shutil.copytree(init_recipe.folder, copy, symlinks=True)
-    assert components.load_recipe(copy).ref == init_recipe.ref
+    assert recipes.load_recipe(copy).ref == init_recipe.ref
     (copy / "os-release").write_text("NAME=changed\n")
-    assert components.load_recipe(copy).ref != init_recipe.ref
+    assert recipes.load_recipe(copy).ref != init_recipe.ref
 
 
 def test_missing_recipe_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ComponentError, match="component.yml"):
-        components.load_recipe(tmp_path)
+        recipes.load_recipe(tmp_path)
 
 
 def test_unknown_recipe_key_is_named(tmp_path: Path) -> None:
     (tmp_path / "component.yml").write_text("name: x\npackges: [busybox-static]\n")
     with pytest.raises(ComponentError, match="packges"):
-        components.load_recipe(tmp_path)
+        recipes.load_recipe(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -104,13 +104,13 @@ def test_unknown_recipe_key_is_named(tmp_path: Path) -> None:
 def test_a_recipe_mistake_names_its_line_and_field(tmp_path: Path, recipe: str, where: str) -> None:
     (tmp_path / "component.yml").write_text(recipe)
     with pytest.raises(ComponentError, match=where):
-        components.load_recipe(tmp_path)
+        recipes.load_recipe(tmp_path)
 
 
 def test_every_mistake_of_a_recipe_is_named_at_once(tmp_path: Path) -> None:
     (tmp_path / "component.yml").write_text("name: x\nfollow: 3\nconfig:\n  cwd: /\n  moby: {netw: host}\n")
     with pytest.raises(ComponentError) as error:
-        components.load_recipe(tmp_path)
+        recipes.load_recipe(tmp_path)
     assert [line.split(": ")[1] for line in str(error.value).splitlines()] == [
         "follow",
         "config.cwd",
@@ -120,7 +120,7 @@ def test_every_mistake_of_a_recipe_is_named_at_once(tmp_path: Path) -> None:
 
 def test_every_component_recipe_of_ours_passes_the_schema() -> None:
     for folder in sorted(p for p in COMPONENTS.iterdir() if (p / "component.yml").is_file()):
-        components.load_recipe(folder)
+        recipes.load_recipe(folder)
 
 
 def test_a_misspelled_moby_field_fails_validate_naming_the_recipe(tmp_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_a_misspelled_moby_field_fails_validate_naming_the_recipe(tmp_path: Path
     spec = tmp_path / "spec.yml"
     spec.write_text('onboot:\n  - name: bad\n    image: "@pkg:components/bad"\n')
     with pytest.raises(BadInput, match=r"component.yml:5:5: config.moby.bindz: unknown key \(did you mean 'binds'\?\)"):
-        load_spec([spec], resolve_pkg=components.PkgResolver())
+        load_spec([spec], resolve_pkg=recipes.PkgResolver())
 
 
 def test_every_missing_library_is_named_at_once_with_its_package(tmp_path: Path, debs_dir: Path) -> None:
@@ -142,10 +142,10 @@ def test_every_missing_library_is_named_at_once_with_its_package(tmp_path: Path,
     folder = tmp_path / "htop"
     folder.mkdir()
     (folder / "component.yml").write_text("name: htop\npackages: [htop]\ndepends: false\nkeep: [usr/bin/htop]\n")
-    recipe = components.load_recipe(folder)
+    recipe = recipes.load_recipe(folder)
     store = Store(new_cache(tmp_path / "cache", debs_dir))
     with pytest.raises(ComponentError) as error:
-        components.build(store, recipe, components.resolve_packages(recipe))
+        components.build(store, recipe, archive.resolve_packages(recipe))
     message = str(error.value)
     assert "usr/bin/htop needs libncursesw.so.6 (Debian package libncursesw6)" in message
     assert "usr/bin/htop needs libtinfo.so.6 (Debian package libtinfo6)" in message
@@ -154,5 +154,5 @@ def test_every_missing_library_is_named_at_once_with_its_package(tmp_path: Path,
 
 def test_a_one_line_recipe_takes_the_dependency_closure_from_apt(tmp_path: Path) -> None:
     (tmp_path / "component.yml").write_text("name: t\npackages: [htop]\n")
-    names = {package.name for package in components.resolve_packages(components.load_recipe(tmp_path))}
+    names = {package.name for package in archive.resolve_packages(recipes.load_recipe(tmp_path))}
     assert {"htop", "libncursesw6", "libtinfo6", "libc6", "libnl-3-200"} <= names

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, Built
 
-from buildlib.debian import components, kmodules
+from buildlib.debian import kmodules, recipes
 from buildlib.errors import ComponentError
 from buildlib.rootfs.parts import merged_image_tree
 from buildlib.store.images import Store
@@ -69,17 +69,17 @@ def test_firmware_not_named_is_dropped(tmp_path: Path) -> None:
 
 def test_recipe_modules_field(tmp_path: Path) -> None:
     (tmp_path / "component.yml").write_text("name: k\nmodules: [virtio*, overlay]\n")
-    assert components.load_recipe(tmp_path).modules == ("virtio*", "overlay")
+    assert recipes.load_recipe(tmp_path).modules == ("virtio*", "overlay")
     (tmp_path / "component.yml").write_text("name: k\nmodules: all\n")
-    assert components.load_recipe(tmp_path).modules == (kmodules.ALL,)
+    assert recipes.load_recipe(tmp_path).modules == (kmodules.ALL,)
     (tmp_path / "component.yml").write_text("name: k\nmodules: virtio\n")
     with pytest.raises(ComponentError, match="modules: give `all` or a list"):
-        components.load_recipe(tmp_path)
+        recipes.load_recipe(tmp_path)
 
 
 def _kernel_tar_members(cache: Path, folder: Path) -> dict[str, bytes]:
     store = Store(cache)
-    recipe = components.load_recipe(folder)
+    recipe = recipes.load_recipe(folder)
     image = store.image(recipe.ref)
     entry = merged_image_tree(store, image, "kernel").get("kernel.tar")
     assert entry is not None

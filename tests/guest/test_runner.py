@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, SPECS, Built, build
 
-from buildlib.debian.components import load_recipe
+from buildlib.debian.recipes import load_recipe
 from buildlib.errors import BadInput, BootError
 from buildlib.guest import runner
 from buildlib.outputs.compress import Compression

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from buildlib.debian import components
+from buildlib.debian import archive
 from buildlib.errors import BuildError
 from buildlib.outputs import grub_modules
 from buildlib.outputs.efi import EFI_LOADERS
@@ -21,7 +21,7 @@ def test_an_archive_out_of_reach_is_one_clear_error_and_leaves_nothing(
 ) -> None:
     loader = EFI_LOADERS["arm64"]
     version = grub_modules.host_grub_version()
-    components.print_uris([f"{loader.package}={version}"], "not in the archive", loader.arch)  # apt's index, once
+    archive.print_uris([f"{loader.package}={version}"], "not in the archive", loader.arch)  # apt's index, once
     with socket.socket() as dead:  # a port nothing listens on: the download fails at once
         dead.bind(("127.0.0.1", 0))
         proxy = f"http://127.0.0.1:{dead.getsockname()[1]}"

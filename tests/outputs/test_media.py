@@ -17,7 +17,7 @@ from conftest import MEDIA_SIZE, REPO, SPECS, Built, build, media_formats
 from layerkit import M, store_layer
 
 from buildlib import outputs
-from buildlib.debian.components import PkgResolver
+from buildlib.debian.recipes import PkgResolver
 from buildlib.errors import BadInput
 from buildlib.outputs.cpio import CpioWriter
 from buildlib.outputs.partition import ESP_TYPE, SECTOR

@@ -13,7 +13,7 @@ from conftest import COMPONENTS, build, new_cache
 from registry import Registry, push_index, random_layer, stored_image
 
 from buildlib import cli, tasks
-from buildlib.debian.components import Package, PkgResolver
+from buildlib.debian.recipes import Package, PkgResolver
 from buildlib.errors import ArchiveDrift, BadInput, LockMismatch
 from buildlib.release import lock, pinning
 from buildlib.spec.model import load_spec

@@ -1,0 +1,254 @@
+"""What a recipe takes from Debian's archive: its packages resolved with apt (the dependency closure
+for its architecture), pinned in the store the first time, checked against what the archive serves
+now, and fetched into the store's debs/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from urllib.parse import unquote
+
+from ..arches import DEFAULT_ARCH
+from ..errors import ArchiveDrift, ComponentError
+from ..fsutil import read_json, sha256_file, write_json_atomic
+from ..store.images import Store
+from ..store.transport import Event, EventKind, Listener, ignore
+from . import apt as debarch
+from .recipes import Package, Recipe
+
+
+def pinned_packages(cache: Path, recipe: Recipe, refresh: bool = False) -> list[Package]:
+    """The .deb files this recipe was first built from; asked of apt again only on `refresh`.
+
+    Pinning keeps builds fast (no apt query per run) and reproducible across Debian point releases. With a
+    lock file the lock is the truth and this pin a cache of it (see `remember_pins`).
+    """
+    cached = None if refresh else cached_pins(cache, recipe)
+    if cached is not None:
+        return cached
+    packages = resolve_packages(recipe)
+    remember_pins(cache, recipe, packages)
+    return packages
+
+
+def pin_path(cache: Path, recipe: Recipe) -> Path:
+    """The file naming the .deb files a recipe was first built from (one per architecture)."""
+    return cache / "components" / f"{recipe.pin_name}.json"
+
+
+def cached_pins(cache: Path, recipe: Recipe) -> list[Package] | None:
+    """The .deb files the store last pinned for this recipe, or None."""
+    pin = pin_path(cache, recipe)
+    return [Package(**item) for item in read_json(pin)] if pin.is_file() else None
+
+
+def remember_pins(cache: Path, recipe: Recipe, packages: list[Package]) -> None:
+    if cached_pins(cache, recipe) != packages:
+        write_json_atomic(pin_path(cache, recipe), [asdict(p) for p in packages])
+
+
+# Debian packages ----------------------------------------------------------------------------
+_URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?P<sha>[0-9a-f]{64})$")
+
+
+def resolve_packages(recipe: Recipe) -> list[Package]:
+    """Ask apt which .deb files the recipe's packages are now (nothing is downloaded): the named packages
+    with their dependency closure as apt's own resolver finds it for an empty system, unless the recipe
+    says `depends: false`; `follow:` adds a meta package's direct dependencies. All for the recipe's
+    architecture (see debarch)."""
+    names = list(recipe.packages)
+    if names and recipe.depends:
+        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {names}", recipe.arch)
+    names += [dep for meta in recipe.follow for dep in _depends(meta, recipe.arch)]
+    if not names:
+        return []
+    return print_uris(names, f"{recipe.folder}: apt cannot find {names}", recipe.arch)
+
+
+def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[str]:
+    """`names` and everything they depend on (no recommends), as NAME=VERSION, from apt's resolver run
+    against an empty package database: what a bare system would need, whatever the host has installed."""
+    import sh
+
+    with tempfile.TemporaryDirectory(prefix="distrokit-apt-") as state:
+        (Path(state) / "status").touch()
+        (Path(state) / "archives" / "partial").mkdir(parents=True)
+        options = [
+            *debarch.apt_options(arch),  # the empty status file and archives folder after it win over its own
+            f"-oDir::State::status={state}/status",
+            f"-oDir::Cache::archives={state}/archives",
+            "-oDebug::NoLocking=1",
+            "-oAPT::Install-Recommends=false",
+            "-oAPT::Install-Suggests=false",
+        ]
+        try:
+            output = str(sh.Command("apt-get")(*options, "install", "--print-uris", "-qq", *names))
+        except sh.ErrorReturnCode as exc:
+            detail = exc.stderr.decode(errors="replace").strip().splitlines()
+            raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
+    requests = []
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith("'") and parts[1].endswith(".deb"):
+            name, version, _ = parts[1].removesuffix(".deb").split("_", 2)
+            requests.append(f"{name}={unquote(version)}")
+    return sorted(set(requests))
+
+
+def library_provider(soname: str) -> str | None:
+    """The Debian package that ships a library, for a recipe that lacks it: the host's dpkg knows the
+    packages installed here; otherwise Debian's naming rule (libfoo.so.6 is in libfoo6, libfoo2.so.0 in
+    libfoo2-0), checked against apt's index."""
+    import sh
+
+    try:
+        owner = str(sh.Command("dpkg")("-S", f"*/{soname}")).splitlines()[0].split(":")[0]
+        return owner
+    except (sh.ErrorReturnCode, sh.CommandNotFound, IndexError):
+        pass
+    base, _, version = soname.partition(".so.")
+    if not version:
+        return None
+    candidate = base + ("-" if base[-1].isdigit() else "") + version.split(".")[0]
+    try:
+        sh.Command("apt-cache")("show", "--no-all-versions", candidate)
+    except (sh.ErrorReturnCode, sh.CommandNotFound):
+        return None
+    return candidate
+
+
+def print_uris(requests: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[Package]:
+    """The .deb files apt would download for `requests` (NAME or NAME=VERSION), sorted by name."""
+    import sh  # imported late: it costs a no-change build a tenth of a second
+
+    try:
+        output = sh.Command("apt-get")(*debarch.apt_options(arch), "download", "--print-uris", *requests)
+    except sh.ErrorReturnCode as exc:
+        detail = exc.stderr.decode(errors="replace").strip().splitlines()
+        raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
+    packages = []
+    for line in str(output).splitlines():
+        match = _URI_LINE.match(line.strip())
+        if match:
+            name, version, arch = match["file"].removesuffix(".deb").split("_", 2)
+            version = version.replace("%3a", ":")
+            packages.append(Package(name, version, match["file"], match["sha"], arch, int(match["size"])))
+    return sorted(packages, key=lambda p: p.name)
+
+
+def describe_pinned(recipe: Recipe, pinned: list[Package]) -> list[Package]:
+    """The pinned .deb files as the archive serves them now (with size and architecture); ArchiveDrift when
+    the archive no longer serves one of them, or serves other bytes under its name and version."""
+    if not pinned:
+        return []
+    requests = [f"{p.name}={p.version}" for p in pinned]
+    try:
+        failure = f"{recipe.folder}: apt cannot find {requests}"
+        served = {p.name: p for p in print_uris(requests, failure, recipe.arch)}
+    except ComponentError as exc:
+        missing = pinned[0]
+        for package in pinned:
+            if package.name in str(exc) or package.version in str(exc):
+                missing = package
+                break
+        raise drift_error(recipe, missing, "no longer serves") from exc
+    for package in pinned:
+        now = served.get(package.name)
+        if now is None or now.version != package.version:
+            raise drift_error(recipe, package, "no longer serves")
+        if now.sha256 != package.sha256:
+            raise drift_error(recipe, package, f"serves other bytes (sha256 {now.sha256[:16]}) for")
+    return [served[p.name] for p in pinned]
+
+
+def drift_error(recipe: Recipe, package: Package, what: str) -> ArchiveDrift:
+    """The error for a pinned .deb the archive cannot give: what, and the two ways forward."""
+    return ArchiveDrift(
+        f"component {recipe.build_name}: the Debian archive {what} {package.name} {package.version} "
+        f"(pinned sha256 {package.sha256[:16]}): import the component image built from it "
+        f"(`distrokit cache import FILE {recipe.ref.familiar()}`, FILE from `distrokit cache export` "
+        f"where it was built or pulled), or pin what the archive has now with "
+        f"`distrokit lock --update {recipe.build_name}`"
+    )
+
+
+def _depends(meta: str, arch: str = DEFAULT_ARCH) -> list[str]:
+    import sh
+
+    try:
+        output = str(sh.Command("apt-cache")(*debarch.apt_options(arch), "depends", "--important", meta))
+    except sh.ErrorReturnCode as exc:
+        raise ComponentError(f"apt-cache knows no package {meta!r} (run `apt-get update` first)") from exc
+    return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
+
+
+def fetch_package(store: Store, package: Package, listener: Listener = ignore, arch: str = DEFAULT_ARCH) -> Path:
+    """The .deb file in the cache, downloaded (`apt-get download NAME=VERSION`) and checked against its
+    pinned SHA256 when missing; PackageUnavailable when the archive cannot give those bytes. `listener` hears
+    the download's start, the bytes so far and its end, as it hears a pull's."""
+    import sh
+
+    target = store.root / "debs" / package.filename
+    if target.is_file() and sha256_file(target) == "sha256:" + package.sha256:
+        return target
+    with store.tempdir(f"deb-{package.name}-") as workdir:
+        started = time.monotonic()
+        listener(Event(EventKind.START, package.filename))
+        try:
+            options = debarch.apt_options(arch)
+            with _reporting_size(workdir, package.filename, listener):
+                sh.Command("apt-get")(*options, "download", f"{package.name}={package.version}", _cwd=str(workdir))
+        except sh.ErrorReturnCode as exc:
+            raise PackageUnavailable(package, "no longer serves") from exc
+        downloaded = workdir / package.filename
+        if not downloaded.is_file():
+            raise PackageUnavailable(package, "no longer serves")
+        actual = sha256_file(downloaded).removeprefix("sha256:")
+        if actual != package.sha256:
+            raise PackageUnavailable(package, f"serves other bytes (sha256 {actual[:16]}) for")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        size = downloaded.stat().st_size
+        downloaded.replace(target)
+    listener(Event(EventKind.DONE, package.filename, size, seconds=time.monotonic() - started))
+    return target
+
+
+@contextlib.contextmanager
+def _reporting_size(folder: Path, name: str, listener: Listener) -> Iterator[None]:
+    """While the block runs, tell `listener` every quarter second how many bytes `folder` holds."""
+    if listener is ignore:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.25):
+            try:
+                landed = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+            except OSError:  # apt renamed a file between the listing and the stat
+                continue
+            listener(Event(EventKind.PROGRESS, name, landed))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+class PackageUnavailable(Exception):
+    """A pinned .deb the archive did not give (internal: `build` turns it into ArchiveDrift)."""
+
+    def __init__(self, package: Package, what: str) -> None:
+        super().__init__(f"{what} {package.name} {package.version}")
+        self.package = package
+        self.what = what
