@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..fsutil import atomic_writer
-from . import BIOS_ARCHES, BuiltParts, Format, register
 from .efi import EFI_LOADERS
+from .formats import BIOS_ARCHES, BuiltParts, Format, register
 from .stages import copy_sparse
 from .tools import derived_bytes, derived_uuid, run_tool
 

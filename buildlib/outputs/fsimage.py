@@ -16,7 +16,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
-from . import BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, register
+from .formats import BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, register
 from .tools import derived_uuid, run_tool, tool
 
 SQUASHFS_OPTIONS = ("-comp", "lz4", "-no-progress", "-quiet")  # zstd or gzip took ~100 s on 2 cores, lz4 1 s

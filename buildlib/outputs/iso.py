@@ -18,9 +18,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from . import BIOS_ARCHES, BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, MiB, register
 from .efi import EFI_LOADERS, grub_efi
 from .fat import fat_bytes_needed, make_fat
+from .formats import BIOS_ARCHES, BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, MiB, register
 from .fsimage import unpacked_root_command
 from .stages import syslinux_config
 from .tools import derived_serial, iso_date, run_tool

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import BadInput
-from ..fsutil import atomic_writer, read_json, write_json_atomic
-from . import BuiltParts, MiB, too_small
 from .efi import grub_efi
 from .fat import fat_bytes_needed, make_fat
+from .formats import BuiltParts, MiB, Stage, register_stage, too_small
 from .initrd import join_segments
 from .partition import ESP_TYPE, MBR_FAT16_LBA, MBR_FAT32_LBA, SECTOR, write_gpt, write_mbr
 from .tools import derived_serial, derived_uuid, run_tool
@@ -27,59 +23,6 @@ from .tools import derived_serial, derived_uuid, run_tool
 SYSLINUX_MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 PARTITION_START = MiB  # the first partition starts at 1 MiB, as partitioning tools align it
 GPT_TAIL = MiB  # room for the backup GPT, kept aligned
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    filename: str
-    build: Callable[[BuiltParts, Path], dict[str, object] | None]  # returns facts to keep in .key
-    needs: tuple[str, ...] = ()
-    uses_root: bool = False  # reads the merged tree (the layers), not only the segments
-    disk: bool = False  # its size is --size
-
-
-STAGES: dict[str, Stage] = {}
-
-
-def stage_path(stage_dir: Path, name: str) -> Path:
-    return stage_dir / STAGES[name].filename
-
-
-def key_path(stage_dir: Path, name: str) -> Path:
-    return stage_dir / f"{STAGES[name].filename}.key"
-
-
-def stage_info(stage_dir: Path, name: str) -> dict[str, object]:
-    value = read_json(key_path(stage_dir, name))
-    assert isinstance(value, dict)
-    return value
-
-
-def stages_for(names: tuple[str, ...]) -> list[str]:
-    """Every stage the given ones need, each after what it needs."""
-    order: list[str] = []
-
-    def visit(name: str) -> None:
-        for need in STAGES[name].needs:
-            visit(need)
-        if name not in order:
-            order.append(name)
-
-    for name in names:
-        visit(name)
-    return order
-
-
-def run_stage(name: str, parts: BuiltParts, key: str) -> None:
-    assert parts.stage_dir is not None
-    parts.stage_dir.mkdir(parents=True, exist_ok=True)
-    extra = STAGES[name].build(parts, stage_path(parts.stage_dir, name)) or {}
-    write_json_atomic(key_path(parts.stage_dir, name), {"key": key, **extra})
-
-
-def _register(stage: Stage) -> None:
-    STAGES[stage.name] = stage
 
 
 # initrds ------------------------------------------------------------------------------------
@@ -92,25 +35,8 @@ def _boot_initrd(parts: BuiltParts, target: Path) -> None:
     join_segments(parts.boot_segments, target, parts.ucode)
 
 
-_register(Stage("initrd", "initrd.img", _initrd))
-_register(Stage("boot-initrd", "boot-initrd.img", _boot_initrd))
-
-
-# the merged root ----------------------------------------------------------------------------
-def _root_tar(parts: BuiltParts, target: Path) -> dict[str, object]:
-    """The merged root, once; `body` is where its end-of-archive blocks start, so the tar and docker
-    formats append their own entries to a copy of the body."""
-    from .tar import TAR_PREPENDED, write_tar
-
-    if parts.root is None:
-        raise BadInput("this format needs the part trees; this build did not provide them")
-    root = parts.root()
-    with atomic_writer(target) as out:
-        body = write_tar(root, out)
-    return {"body": body, "paths": sorted(p for p in TAR_PREPENDED if p in root)}
-
-
-_register(Stage("root", "root.tar", _root_tar, uses_root=True))
+register_stage(Stage("initrd", "initrd.img", _initrd))
+register_stage(Stage("boot-initrd", "boot-initrd.img", _boot_initrd))
 
 
 # disks --------------------------------------------------------------------------------------
@@ -190,8 +116,8 @@ def _efi_disk(parts: BuiltParts, target: Path) -> None:
             raise
 
 
-_register(Stage("bios-disk", "bios.img", _bios_disk, needs=("initrd",), disk=True))
-_register(Stage("efi-disk", "efi.img", _efi_disk, needs=("initrd",), disk=True))
+register_stage(Stage("bios-disk", "bios.img", _bios_disk, needs=("initrd",), disk=True))
+register_stage(Stage("efi-disk", "efi.img", _efi_disk, needs=("initrd",), disk=True))
 
 
 def copy_sparse(source: Path, target: Path) -> None:

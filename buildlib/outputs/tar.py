@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from ..errors import BuildError
+from ..errors import BadInput, BuildError
 from ..fsutil import atomic_writer, copy_range
 from ..rootfs.layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
 from ..rootfs.tree import Tree, dir_entry, file_entry
-from . import BuiltParts, Format, register
-from .stages import stage_info
+from .formats import BuiltParts, Format, Stage, register, register_stage, stage_info
 
 _TYPES = {
     FILE: tarfile.REGTYPE,
@@ -201,3 +200,18 @@ TAR_KERNEL_INITRD = register(
         doc="kernel+initrd in a tar",
     )
 )
+
+
+# the merged root: the stage every tar-based format starts from -----------------------------------
+def _root_tar(parts: BuiltParts, target: Path) -> dict[str, object]:
+    """The merged root, once; `body` is where its end-of-archive blocks start, so the tar and docker
+    formats append their own entries to a copy of the body."""
+    if parts.root is None:
+        raise BadInput("this format needs the part trees; this build did not provide them")
+    root = parts.root()
+    with atomic_writer(target) as out:
+        body = write_tar(root, out)
+    return {"body": body, "paths": sorted(p for p in TAR_PREPENDED if p in root)}
+
+
+register_stage(Stage("root", "root.tar", _root_tar, uses_root=True))

@@ -4,9 +4,10 @@
 `explain` says why a task will run. dodo.py and the CLI both go through here.
 """
 
-from .families import BuildOptions, ErrorSink, Plan, record_path, state_dir
+from .families import BuildOptions, ErrorSink, record_path, state_dir
 from .identity import public_task_name, spec_state_id
 from .keys import InputKeys, XXHashChecker
+from .plan import Plan
 from .report import HandledFailure, RecordingReporter, TaskEvent, TaskEventKind, TaskListener
 from .run import (
     FAMILY_DOCS,

@@ -44,9 +44,10 @@ from ..spec.model import Spec, load_spec
 from ..store import usage
 from ..store.images import Store
 from ..store.transport import Network
-from .families import BuildOptions, Plan, SpecUse, pointer_path, record_path, usage_record
+from .families import BuildOptions, pointer_path, record_path
 from .identity import spec_state_id
 from .keys import InputKeys, XXHashChecker
+from .plan import Plan, SpecUse, usage_record
 from .portable import store_codec
 from .run import add_spec
 

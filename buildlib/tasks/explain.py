@@ -16,9 +16,10 @@ from doit.loader import generate_tasks
 from doit.task import Task
 
 from ..spec.refs import ImageRef
-from .families import Plan, record_path
+from .families import record_path
 from .identity import public_task_name
 from .keys import InputKeys, XXHashChecker
+from .plan import Plan
 from .portable import store_codec
 from .run import plan_tasks
 from .terms import Terms

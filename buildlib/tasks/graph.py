@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .explain import AFTER_UPSTREAM, RUN, explain
-from .families import Plan
 from .identity import public_task_name
+from .plan import Plan
 from .run import plan_tasks
 
 STYLE = {

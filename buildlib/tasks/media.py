@@ -24,8 +24,8 @@ from ..errors import BuildError
 from ..fsutil import read_json, write_json_atomic, xxh_value
 from ..guest import machines
 from ..outputs import grub_modules
+from ..outputs.formats import STAGES, key_path, run_stage, stage_path, stages_for
 from ..outputs.initrd import write_entry
-from ..outputs.stages import STAGES, key_path, run_stage, stage_path, stages_for
 from ..rootfs import parts as rootfs
 from ..rootfs.tree import merged_image_tree
 from ..spec.model import Kernel, Spec

@@ -24,9 +24,10 @@ from ..spec.model import Spec, load_spec
 from ..store.images import Image, Store
 from . import terms
 from .audit import audit_enabled
-from .families import BuildOptions, Plan, load_images
+from .families import BuildOptions, load_images
 from .identity import public_task_name
 from .keys import XXHashChecker
+from .plan import Plan
 from .portable import store_codec
 from .report import RecordingReporter, TaskListener
 

@@ -9,7 +9,8 @@ from ..debian import archive, recipes
 from ..debian import builds as component_builds
 from ..spec.refs import ImageRef
 from ..store.images import Store
-from .families import Plan, load_images, record_path
+from .families import load_images, record_path
+from .plan import Plan
 
 
 def watched_paths(plan: Plan) -> list[str]:

@@ -135,7 +135,7 @@ def output_terms(spec: Spec, options: BuildOptions, which: str = "") -> Callable
 def _holds_cmdline(which: str) -> bool:
     """Whether an output task's files carry the command line (media.Media keys them the same way)."""
     from ..outputs import FORMATS
-    from ..outputs.stages import STAGES
+    from ..outputs.formats import STAGES
 
     if which in FORMATS:
         return FORMATS[which].uses_cmdline

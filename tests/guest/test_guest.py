@@ -12,34 +12,19 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SPECS, Built, build
+from bootkit import BOOT_TIMEOUT, boot_path, distrokit
+from conftest import SPECS, Built, build
 
 TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
-BOOT_TIMEOUT = 300
-
-
-def distrokit(cache: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """The real command line, as a user runs it."""
-    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(cache), *args]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, **kwargs)  # type: ignore[call-overload,no-any-return]
 
 
 def boot(built: Built, *args: str) -> str:
     return boot_path(built, built.prefix, *args)
-
-
-def boot_path(built: Built, path: Path, *args: str) -> str:
-    """`distrokit run PATH` (an output prefix or a media file) to a clean power-off; the console."""
-    done = distrokit(built.cache, "run", str(path), "--timeout", str(BOOT_TIMEOUT), *args, timeout=BOOT_TIMEOUT + 30)
-    assert done.returncode == 0, f"distrokit run failed: {done.stderr}\n{done.stdout[-3000:]}"
-    assert "guest powered off" in done.stderr
-    return done.stdout
 
 
 def in_order(text: str, *needles: str) -> None:

@@ -6,8 +6,8 @@ aws) are also `slow`."""
 from __future__ import annotations
 
 import pytest
+from bootkit import boot_path
 from conftest import Built
-from test_guest import boot_path
 
 from buildlib.guest.bootmode import DEFAULT_FIRMWARE
 

@@ -1,0 +1,182 @@
+"""A plan: the tasks of one or more spec builds that share a store, put together from the task families
+(`families` for components, images, layers and parts, `media` for outputs), with what runs after a
+successful build (usage records) and the audit's recomputations of the outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import outputs
+from ..debian import recipes
+from ..outputs.initrd import segment_path
+from ..rootfs import layers
+from ..rootfs import parts as rootfs
+from ..spec.model import Spec
+from ..store import usage
+from ..store.images import Store
+from . import audit
+from .families import (
+    OUTPUT_PROBES,
+    BuildOptions,
+    ErrorSink,
+    check_buildable,
+    check_lock,
+    component_folder,
+    component_task,
+    image_task,
+    layer_tasks,
+    load_images,
+    output_inputs,
+    output_probes,
+    part_recheck,
+    part_task,
+    pointer_path,
+    state_dir,
+)
+from .identity import spec_state_id
+from .media import Media
+
+
+def write_outputs(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str, prefix: Path
+) -> None:
+    """Every format's files at `prefix` (stages beside it), from the segments the parts' pointers name:
+    what the audit compares with the outputs a build kept."""
+    Media(store, spec, parts, options, ErrorSink(), state).write_everything(prefix, prefix.parent / "stages")
+
+
+def output_recheck(
+    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str
+) -> audit.Recheck:
+    formats = [outputs.get_format(name) for name in options.formats]
+    prefix = options.out_dir / options.name
+    inputs = output_inputs(spec, parts, options)
+
+    def current() -> dict[str, Path]:
+        return {path.name: path for fmt in formats for path in fmt.targets(prefix)}
+
+    def recompute(scratch: Path) -> dict[str, Path]:
+        fresh = scratch / options.name
+        write_outputs(store, spec, parts, options, state, fresh)
+        return {path.name: path for fmt in formats for path in fmt.targets(fresh)}
+
+    return audit.Recheck(
+        f"output:{state}",
+        current,
+        recompute,
+        lambda: output_probes(store, spec, parts, inputs, state),
+        audit.probes_path(state_dir(store, state), OUTPUT_PROBES),
+    )
+
+
+@dataclass(frozen=True)
+class SpecUse:
+    """What one spec of a plan reads: its name, state id, files, images and parts."""
+
+    name: str
+    state: str
+    files: tuple[str, ...]
+    refs: tuple[str, ...]
+    parts: tuple[str, ...]
+
+
+def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRecord, list[Path]]:
+    """The usage record of a spec just built, read from the store's image records and pointers."""
+    loaded = load_images(store, list(use.refs))
+    blobs: dict[str, None] = {}
+    files: dict[Path, None] = {}
+    for image in loaded.values():
+        blobs.update(dict.fromkeys([image.manifest_digest, image.config_digest]))
+        for layer in image.layers:
+            blobs[layer.digest] = None
+            files[layers.index_path(store, layer)] = None
+            files[layers.uncompressed_path(store, layer)] = None
+    pointers = [pointer_path(store, use.state, part) for part in use.parts]
+    segments = [pointer.read_text().strip() for pointer in pointers if pointer.is_file()]
+    files.update(dict.fromkeys(segment_path(store.root, key) for key in segments))
+    blob_paths = [store.blob_path(digest) for digest in blobs]
+    record = usage.UsageRecord(
+        spec=use.name,
+        state=use.state,
+        spec_files=tuple(str(Path(path).resolve()) for path in use.files),
+        images=tuple(usage.ImageUse(ref, image.manifest_digest) for ref, image in loaded.items()),
+        blobs=tuple(blobs),
+        files=tuple(path.relative_to(store.root).as_posix() for path in files if path not in blob_paths),
+        segments=tuple(dict.fromkeys(segments)),
+        timestamp=now,
+    )
+    return record, blob_paths
+
+
+@dataclass
+class Plan:
+    """The tasks of one or more spec builds that share a store; `layers` are created once images ran."""
+
+    store: Store
+    sink: ErrorSink = field(default_factory=ErrorSink)
+    resolver: recipes.PkgResolver = field(init=False)  # `@pkg:` components for the store's architecture
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    refs: list[str] = field(default_factory=list)
+    uses: list[SpecUse] = field(default_factory=list)
+    rechecks: list[audit.Recheck] = field(default_factory=list)
+    audit: bool = False
+    warnings: list[str] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.resolver = recipes.PkgResolver(self.store.arch)
+
+    def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
+        self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
+        check_buildable(spec, options)  # what needs no image: reported before any pull
+        for ref in spec.images():
+            folder = component_folder(ref, component_root, self.resolver)
+            if folder is not None and self._first(f"component:{folder}"):
+                self.tasks.append(component_task(self.store, folder, self.sink, options))
+            if self._first(f"image:{ref}"):
+                self.refs.append(ref)
+                name = recipes.load_recipe(folder, options.arch).build_name if folder else None
+                self.tasks.append(image_task(self.store, ref, options, self.sink, name))
+        parts = rootfs.plan_parts(spec)
+        state = spec_state_id(options.name, spec.files_read, self.store.root)
+        self.tasks.extend(part_task(self.store, spec, part, options, self.sink, state) for part in parts)
+        self.tasks.extend(Media(self.store, spec, parts, options, self.sink, state).tasks())
+        self.rechecks.extend(part_recheck(self.store, spec, part, options, state) for part in parts)
+        self.rechecks.append(output_recheck(self.store, spec, parts, options, state))
+        self.audit = self.audit or options.audit
+        use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts))
+        self.uses.append(use)
+
+    def layer_tasks(self) -> Iterator[dict[str, Any]]:
+        return layer_tasks(self.store, self.refs, self.sink)
+
+    def record_usage(self) -> None:
+        """After a successful build: write each spec's usage record (for `cache gc` and `cache ls`)."""
+        now = time.time()
+        for use in self.uses:
+            record, blob_paths = usage_record(self.store, use, now)
+            usage.write_usage(self.store.root, record, blob_paths)
+
+    def audit_up_to_date(self, up_to_date: Sequence[str]) -> None:
+        """Audit mode: compute every up-to-date part and output again; raise AuditError if bytes differ."""
+        # an output recheck stands for the spec's output tasks (`output:STATE/stage-S`, `output:STATE/FORMAT`)
+        skipped = set(up_to_date) | {name.split("/", 1)[0] for name in up_to_date if name.startswith("output:")}
+        findings = []
+        for check in self.rechecks:
+            if check.task in skipped:
+                with self.store.tempdir("audit-") as scratch:
+                    finding = audit.run_recheck(check, scratch)
+                if finding is not None:
+                    findings.append(finding)
+        audit.raise_findings(findings)
+
+    def _first(self, key: str) -> bool:
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
