@@ -34,11 +34,7 @@ PIPE_TIMEOUT = 300.0
 def cmd_run(args: argparse.Namespace) -> int:
     state = instance.StateDir(Path(args.state).resolve()) if args.state else None
     if args.stop:
-        if state is None:
-            raise BadInput("--stop needs the instance's state folder: give --state DIR")
-        how = "shut down" if instance.stop(state) == "clean" else "QEMU told to quit"
-        err_console.print(f"instance in {state.path} stopped ({how})")
-        return 0
+        return _stop(state)
     recorded = instance.recall(state) if state else instance.Recorded()
     given = args.path or recorded.prefix
     if given is None:
@@ -51,8 +47,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     if state is not None:
         disks = instance.place_disks(disks, state)
     console = _console_mode(args.detached)
+    options = _run_options(args, prefix, state, console, publish, disks)
+    clock = timeline.ConsoleClock() if args.timeline else None
+    if clock is not None:
+        options = dataclasses.replace(options, extra_cmdline=timeline.CMDLINE_FLAG)
+    if state is not None:
+        state.create()
+        instance.refuse_if_running(state)  # before the record changes under a running instance
+        instance.remember(state, instance.Recorded(str(prefix.resolve()), publish, disks))
+    if console is Console.TERMINAL:
+        err_console.print(f"console on this terminal: {ESCAPES}")
+
+    def show(chunk: bytes) -> None:
+        if clock is not None:
+            clock.feed(chunk)
+        _show(chunk)
+
+    return _report(runner.run(options, on_output=show), console, state, clock)
+
+
+def _stop(state: instance.StateDir | None) -> int:
+    if state is None:
+        raise BadInput("--stop needs the instance's state folder: give --state DIR")
+    how = "shut down" if instance.stop(state) == "clean" else "QEMU told to quit"
+    err_console.print(f"instance in {state.path} stopped ({how})")
+    return 0
+
+
+def _run_options(
+    args: argparse.Namespace,
+    prefix: Path,
+    state: instance.StateDir | None,
+    console: Console,
+    publish: tuple[str, ...],
+    disks: tuple[str, ...],
+) -> runner.RunOptions:
     timeout = args.timeout if args.timeout is not None else (PIPE_TIMEOUT if console is Console.PIPE else None)
-    options = runner.RunOptions(
+    return runner.RunOptions(
         prefix=prefix,
         mem=args.mem,
         cpus=args.cpus,
@@ -71,22 +102,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         boot=boot_request(args),
         arch=args.arch,
     )
-    clock = timeline.ConsoleClock() if args.timeline else None
-    if clock is not None:
-        options = dataclasses.replace(options, extra_cmdline=timeline.CMDLINE_FLAG)
-    if state is not None:
-        state.create()
-        instance.refuse_if_running(state)  # before the record changes under a running instance
-        instance.remember(state, instance.Recorded(str(prefix.resolve()), publish, disks))
-    if console is Console.TERMINAL:
-        err_console.print(f"console on this terminal: {ESCAPES}")
 
-    def show(chunk: bytes) -> None:
-        if clock is not None:
-            clock.feed(chunk)
-        _show(chunk)
 
-    result = runner.run(options, on_output=show)
+def _report(
+    result: runner.RunResult, console: Console, state: instance.StateDir | None, clock: timeline.ConsoleClock | None
+) -> int:
     if result.detached:
         assert state is not None
         err_console.print(f"guest running in the background; console in {state.console_log}")
@@ -176,6 +196,14 @@ def register(sub: Subparsers) -> None:
         ".vhd or .vmdk file; with --state, the last one run",
     )
     boot_flags(run)
+    _machine_flags(run)
+    _instance_flags(run)
+    run.add_argument("--arch", help="emulate this architecture (default: the kernel's own, e.g. arm64 for an Image)")
+    run.set_defaults(func=cmd_run)
+
+
+def _machine_flags(run: argparse.ArgumentParser) -> None:
+    """The virtual machine: memory, CPUs, accelerator, network, disks."""
     run.add_argument("--mem", default="512M", help="guest memory, with a unit: 512M, 2G (default 512M)")
     run.add_argument("--cpus", type=int, default=1, help="virtual CPUs (default 1)")
     run.add_argument(
@@ -197,6 +225,10 @@ def register(sub: Subparsers) -> None:
         metavar="[PATH,]size=N[,format=F]",
         help="virtio disk, created when missing (with --state the file may be left out: diskN in the state folder)",
     )
+
+
+def _instance_flags(run: argparse.ArgumentParser) -> None:
+    """The instance: its data, its state folder, how it runs and what it shares."""
     data = run.add_mutually_exclusive_group()
     data.add_argument("--data", metavar="STRING", help="instance data for the metadata package, as a config ISO")
     data.add_argument("--data-file", metavar="PATH", help="instance data from a file (e.g. LinuxKit's JSON)")
@@ -225,5 +257,3 @@ def register(sub: Subparsers) -> None:
     run.add_argument(
         "--timeline", action="store_true", help="print where the boot went: phases from the console's timestamps"
     )
-    run.add_argument("--arch", help="emulate this architecture (default: the kernel's own, e.g. arm64 for an Image)")
-    run.set_defaults(func=cmd_run)
