@@ -71,6 +71,19 @@ def test_linuxkit_build_flags_together_as_checked_before_a_build() -> None:
     assert named.name == "web", "--name wins over moby"
 
 
+def test_a_spec_from_stdin_finds_its_pkg_folders_from_the_current_folder(tmp_path: Path) -> None:
+    def dry_run(cwd: Path) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "buildlib.cli", "--cache", str(tmp_path / "c"), "build", "--dry-run", "-"]
+        text = 'init:\n  - "@pkg:components/init"\n'
+        return subprocess.run(argv, input=text, capture_output=True, text=True, cwd=cwd, timeout=60, check=False)
+
+    found = dry_run(REPO)
+    assert found.returncode == 0, found.stderr
+    assert "docker.io/distrokit/init:" in found.stdout
+    missing = dry_run(tmp_path)
+    assert missing.returncode == 2 and "package folder components/init does not exist" in missing.stderr
+
+
 def test_every_command_help_shows_an_example() -> None:
     for path, sub in subcommands(parser()):
         assert "distrokit " in (sub.epilog or "") and "example" in (sub.epilog or ""), path
