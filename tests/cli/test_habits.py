@@ -13,7 +13,7 @@ import pytest
 from conftest import COMPONENTS, REPO, SPECS, Built
 
 from buildlib.cli import main, parser
-from buildlib.cli.habits import subcommands
+from buildlib.cli.habits import check_build_args, subcommands
 
 
 def test_global_options_before_or_after_the_subcommand() -> None:
@@ -22,6 +22,66 @@ def test_global_options_before_or_after_the_subcommand() -> None:
     after = parser().parse_args(["build", "a.yml", "--cache", "/z", "--debug"])
     assert (after.cache, after.debug) == ("/z", True)
     assert parser().parse_args(["--debug", "build", "a.yml"]).debug is True
+
+
+# Every LinuxKit `build` flag the docs list (docs/linuxkit.md), typed as a LinuxKit user types it, and what it sets.
+LINUXKIT_BUILD_FLAGS = [
+    (["build", "a.yml", "--cache", "/c"], {"cache": "/c"}),
+    (["build", "a.yml", "--debug"], {"debug": True}),
+    (["build", "-o", "root.tar", "a.yml"], {"output_file": "root.tar"}),
+    (["build", "--o", "root.tar", "a.yml"], {"output_file": "root.tar"}),
+    (["build", "-o", "-", "a.yml"], {"output_file": "-"}),
+    (["build", "--no-sbom", "a.yml"], {"no_sbom": True}),
+    (["build", "--sbom-output", "sbom.json", "a.yml"], {"sbom_output": "sbom.json"}),
+    (["build", "--decompress-kernel", "a.yml"], {"decompress_kernel": True}),
+    (["build", "--docker", "a.yml"], {"docker": True}),
+    (["build", "-"], {"spec": ["-"]}),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), LINUXKIT_BUILD_FLAGS, ids=[" ".join(a) for a, _ in LINUXKIT_BUILD_FLAGS])
+def test_linuxkit_build_flags_parse_as_typed(argv: list[str], expected: dict[str, object]) -> None:
+    args = parser(argv).parse_args(argv)
+    assert {key: getattr(args, key) for key in expected} == expected
+
+
+def test_linuxkit_build_flags_without_them_set_nothing() -> None:
+    args = parser(["build", "a.yml"]).parse_args(["build", "a.yml"])
+    assert (args.cache, args.debug, args.output_file, args.no_sbom, args.sbom_output) == (
+        None,
+        False,
+        None,
+        False,
+        None,
+    )
+    assert (args.decompress_kernel, args.docker, args.name) == (False, False, None)
+    assert check_build_args(args) == [] and args.format is None
+
+
+def test_linuxkit_build_flags_together_as_checked_before_a_build() -> None:
+    argv = ["build", "--o", "-", "--no-sbom", "--sbom-output", "s.json", "--decompress-kernel", "--docker", "-"]
+    args = parser(argv).parse_args([*argv, "--cache", "/c", "--debug"])
+    notes = check_build_args(args)
+    assert notes == ["--docker: distrokit needs no Docker daemon; the option is ignored"]
+    assert args.name == "moby", "a spec from stdin is named moby, as in LinuxKit"
+    assert args.format == ["tar"], "-o writes tar unless a format is given"
+    assert (args.output_file, args.cache, args.debug) == ("-", "/c", True)
+    named = parser(["build"]).parse_args(["build", "--name", "web", "-"])
+    check_build_args(named)
+    assert named.name == "web", "--name wins over moby"
+
+
+def test_a_spec_from_stdin_finds_its_pkg_folders_from_the_current_folder(tmp_path: Path) -> None:
+    def dry_run(cwd: Path) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "buildlib.cli", "--cache", str(tmp_path / "c"), "build", "--dry-run", "-"]
+        text = 'init:\n  - "@pkg:components/init"\n'
+        return subprocess.run(argv, input=text, capture_output=True, text=True, cwd=cwd, timeout=60, check=False)
+
+    found = dry_run(REPO)
+    assert found.returncode == 0, found.stderr
+    assert "docker.io/distrokit/init:" in found.stdout
+    missing = dry_run(tmp_path)
+    assert missing.returncode == 2 and "package folder components/init does not exist" in missing.stderr
 
 
 def test_every_command_help_shows_an_example() -> None:
