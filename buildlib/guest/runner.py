@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import re
@@ -30,6 +31,7 @@ QEMU_IMG = "qemu-img"
 NETWORKING = ("user", "none")
 DISK_FORMATS = ("raw", "qcow2")
 DEFAULT_DISK_SIZE = "1G"
+NEW_DISK_FORMAT = "qcow2"  # what a --disk without format= makes when its file does not exist
 PANIC_MARKER = b"Kernel panic - not syncing"
 # A halted guest (busybox init halts on SIGPWR or SIGUSR1, as LinuxKit's does) never leaves QEMU:
 # it is finished all the same, so the run ends there as a power-off would.
@@ -40,11 +42,14 @@ TAIL_BYTES = 256 * 1024
 
 @dataclass(frozen=True)
 class Disk:
-    """A disk for the guest (LinuxKit's `--disk [file=]path[,size=N][,format=F]`), attached as virtio."""
+    """A disk for the guest (LinuxKit's `--disk [file=]path[,size=N][,format=F]`), attached as virtio.
+
+    No format= means: an existing file's format is read from the file (a raw image or an ISO attached as
+    LinuxKit lets QEMU probe it), and a file that does not exist yet is made as qcow2."""
 
     path: Path
     size: str = DEFAULT_DISK_SIZE
-    format: str = "qcow2"
+    format: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> Disk:
@@ -52,17 +57,39 @@ class Disk:
         path = path.removeprefix("file=")
         if not path:
             raise BadInput(f"--disk {text!r}: give a file, e.g. --disk data.img,size=1G,format=raw")
-        values = {"size": DEFAULT_DISK_SIZE, "format": "qcow2"}
+        values: dict[str, str | None] = {"size": DEFAULT_DISK_SIZE, "format": None}
         for option in options:
             key, _, value = option.partition("=")
             if key not in values or not value:
                 raise BadInput(f"--disk {text!r}: {option!r} is not size=N or format=F")
             values[key] = value
-        if values["format"] not in DISK_FORMATS:
+        size, format = values["size"] or DEFAULT_DISK_SIZE, values["format"]
+        if format is not None and format not in DISK_FORMATS:
             raise BadInput(f"--disk {text!r}: format must be one of {', '.join(DISK_FORMATS)}")
-        if not re.fullmatch(r"\d+[KMGT]?", values["size"]):
-            raise BadInput(f"--disk {text!r}: size {values['size']!r} is not a number with K, M, G or T")
-        return cls(Path(path), values["size"], values["format"])
+        if not re.fullmatch(r"\d+[KMGT]?", size):
+            raise BadInput(f"--disk {text!r}: size {size!r} is not a number with K, M, G or T")
+        return cls(Path(path), size, format)
+
+    def resolved_format(self) -> str:
+        """format= as given; else the existing file's own format (qemu-img reads it), or qcow2 for a new file.
+        Naming the probed format keeps QEMU from restricting writes to a raw image's first sector."""
+        if self.format is not None:
+            return self.format
+        if not self.path.exists():
+            return NEW_DISK_FORMAT
+        return probed_format(self.path)
+
+
+def probed_format(path: Path) -> str:
+    """The image format qemu-img finds in `path` (an ISO or a plain file is raw)."""
+    found = subprocess.run([QEMU_IMG, "info", "--output=json", str(path)], capture_output=True, text=True)
+    if found.returncode != 0:
+        detail = found.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise BadInput(f"--disk {path}: qemu-img cannot read it: {detail[0]} (give format=raw or format=qcow2)")
+    format = str(json.loads(found.stdout).get("format", ""))
+    if format not in DISK_FORMATS:
+        raise BadInput(f"--disk {path}: it is a {format or 'unknown'} image; give one of {', '.join(DISK_FORMATS)}")
+    return format
 
 
 @dataclass(frozen=True)
@@ -247,7 +274,7 @@ def disk_args(disks: tuple[Disk, ...], first: int = 0) -> list[str]:
     """The user's disks, after the `first` drives the boot itself attaches."""
     args = []
     for index, disk in enumerate(disks, start=first):
-        args += ["-drive", f"file={disk.path},format={disk.format},if=virtio,index={index},media=disk"]
+        args += ["-drive", f"file={disk.path},format={disk.resolved_format()},if=virtio,index={index},media=disk"]
     return args
 
 
@@ -259,7 +286,8 @@ def create_disks(disks: tuple[Disk, ...]) -> list[Path]:
             continue
         disk.path.parent.mkdir(parents=True, exist_ok=True)
         made = subprocess.run(
-            [QEMU_IMG, "create", "-q", "-f", disk.format, str(disk.path), disk.size], capture_output=True
+            [QEMU_IMG, "create", "-q", "-f", disk.format or NEW_DISK_FORMAT, str(disk.path), disk.size],
+            capture_output=True,
         )
         if made.returncode != 0:
             detail = made.stderr.decode(errors="replace").strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ from buildlib.guest.runner import Disk, Publish, RunOptions, create_disks, disk_
 
 
 def test_disk_defaults_and_options() -> None:
-    assert Disk.parse("data.img") == Disk(Path("data.img"), "1G", "qcow2")
+    assert Disk.parse("data.img") == Disk(Path("data.img"), "1G", None)
     assert Disk.parse("d.raw,size=64M,format=raw") == Disk(Path("d.raw"), "64M", "raw")
-    assert Disk.parse("file=d.img,size=2G") == Disk(Path("d.img"), "2G", "qcow2")
+    assert Disk.parse("file=d.img,size=2G") == Disk(Path("d.img"), "2G", None)
     for bad in ("", "d,size=lots", "d,format=vmdk", "d,colour=blue"):
         with pytest.raises(BadInput, match="--disk"):
             Disk.parse(bad)
@@ -23,6 +24,24 @@ def test_disk_defaults_and_options() -> None:
         "-drive",
         "file=b,format=raw,if=virtio,index=1,media=disk",
     ]
+
+
+def test_a_disk_without_format_takes_the_format_of_its_file(tmp_path: Path) -> None:
+    """LinuxKit lets QEMU probe `--disk file=PATH`: a raw image or an ISO attaches as raw, a qcow2 as qcow2."""
+    raw, iso, qcow2 = tmp_path / "data.raw", tmp_path / "cd.iso", tmp_path / "d.qcow2"
+    raw.write_bytes(b"raw disk\n" + bytes(65536))
+    subprocess.run(
+        ["xorriso", "-as", "mkisofs", "-o", str(iso), "-V", "cidata", str(raw)], check=True, capture_output=True
+    )
+    create_disks((Disk(qcow2, "16M"),))
+    assert [Disk.parse(f"file={path}").resolved_format() for path in (raw, iso, qcow2)] == ["raw", "raw", "qcow2"]
+    assert disk_args((Disk.parse(f"file={iso}"),)) == ["-drive", f"file={iso},format=raw,if=virtio,index=0,media=disk"]
+    assert Disk.parse(f"{tmp_path / 'new.img'}").resolved_format() == "qcow2", "a new file is made as qcow2"
+    assert Disk.parse(f"{raw},format=qcow2").resolved_format() == "qcow2", "format= is taken as given"
+    vmdk = tmp_path / "d.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(vmdk), "1M"], check=True)
+    with pytest.raises(BadInput, match=r"d\.vmdk: it is a vmdk image; give one of raw, qcow2"):
+        Disk.parse(str(vmdk)).resolved_format()
 
 
 def test_missing_disks_are_created_once(tmp_path: Path) -> None:
