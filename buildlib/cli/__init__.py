@@ -26,17 +26,18 @@ GROUP_OF = {
     "cache": "store",
     **dict.fromkeys(("lock", "verify"), "release"),
 }
-VALUED_OPTIONS = ("--cache",)  # the top-level options that take a value
 
 
 def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser of `argv`'s command alone when argv names a known one; else every command's (for --help,
     a mistyped command or no command at all, whose messages list them all)."""
-    top = argparse.ArgumentParser(prog="distrokit", description="Build and boot minimal Linux systems from YAML specs.")
+    top = habits.LinuxKitParser(prog="distrokit", description="Build and boot minimal Linux systems from YAML specs.")
     top.add_argument("--version", action="version", version=f"distrokit {__version__}")
     top.add_argument("--cache", help="content-addressed store (env DISTROKIT_CACHE, default ./cache)")
     top.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = top.add_subparsers(dest="command", required=True)
+    habits.add_global_flags(top)
+    # the subcommands' parsers are plain: the top one has already rewritten the whole command line
+    sub = top.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)
 
     command = command_named(argv) if argv is not None else None
     for group in [GROUP_OF[command]] if command in GROUP_OF else COMMAND_GROUPS:
@@ -47,15 +48,8 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def command_named(argv: Sequence[str]) -> str | None:
     """The command word of a command line: its first word that is neither an option nor an option's value."""
-    words = iter(argv)
-    for word in words:
-        if word in ("--", "-h", "--help"):  # top-level help lists every command
-            return None
-        if word in VALUED_OPTIONS:
-            next(words, None)
-        elif not word.startswith("-"):
-            return word
-    return None
+    index = habits.command_index(argv)
+    return None if index is None else argv[index]
 
 
 @contextlib.contextmanager
@@ -78,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str]) -> int:
     args = parser(argv).parse_args(argv)
+    habits.apply_verbosity(args)
     try:
         return int(args.func(args))
     except DistrokitError as exc:

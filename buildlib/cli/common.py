@@ -129,6 +129,7 @@ def transfer_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--mirror",
         action="append",
+        default=argparse.SUPPRESS,  # one given before the subcommand stays unless this one is given
         help="[REGISTRY=]URL to pull REGISTRY's images from (all registries without REGISTRY=); repeatable; "
         "env DISTROKIT_MIRRORS (spaces or commas), flags win",
     )

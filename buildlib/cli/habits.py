@@ -1,8 +1,11 @@
 """LinuxKit's command-line habits: global options after the subcommand, `-o FILE`, `--docker`, examples in --help.
 
-`linuxkit build --cache DIR` is how LinuxKit users type it, so `--cache` and `--debug` are accepted
-before or after any subcommand. `build -o FILE` (also `--o`, as Go's flag package spells it) writes
-the one file of a single-file format (tar by default) to FILE, or to stdout for `-`.
+`linuxkit build --cache DIR` is how LinuxKit users type it, so `--cache`, `--debug` and `-v N` are
+accepted before or after any subcommand (and `--mirror` before it too). `build -o FILE` (also `--o`, as
+Go's flag package spells it) writes the one file of a single-file format (tar by default) to FILE, or
+to stdout for `-`. Go's flag package also takes a long option with one dash (`-format iso-efi`,
+`-mem=2048`), which argparse would read as `-f ormat`: `LinuxKitParser` rewrites such a word to the
+long option it names before parsing, and drops the `qemu` of `linuxkit run qemu PATH`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import BadInput
@@ -61,12 +65,109 @@ def subcommands(
     return found
 
 
+TOP_VALUED_OPTIONS = ("--cache", "--mirror", "-v", "--verbose")  # the top-level options that take a value
+RUN_HYPERVISOR = "qemu"  # `linuxkit run qemu PATH`: distrokit has one hypervisor, so the word is optional
+VERBOSITY_HELP = "LinuxKit's verbosity: 0 is -q, 1 the default, 2 or more --debug"
+
+
+class LinuxKitParser(argparse.ArgumentParser):
+    """The top-level parser: a command line typed as for LinuxKit is rewritten before it is parsed."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def,override]
+        words = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(linuxkit_words(self, words), namespace)
+
+
+def linuxkit_words(top: argparse.ArgumentParser, words: list[str]) -> list[str]:
+    """`words` with Go-style long options (`-format`, `-mem=2048`) spelled `--format`, and `run qemu` as `run`."""
+    longs = {option for parser in command_path(top, words) for option in parser._option_string_actions}
+    rewritten: list[str] = []
+    for index, word in enumerate(words):
+        if word == "--":
+            return rewritten + words[index:]
+        name = word.partition("=")[0]
+        single_dash_long = word.startswith("-") and not word.startswith("--") and len(name) > 2
+        if single_dash_long and name not in longs and f"-{name}" in longs:
+            word = f"-{word}"
+        rewritten.append(word)
+    return drop_run_hypervisor(rewritten)
+
+
+def command_path(top: argparse.ArgumentParser, words: list[str]) -> list[argparse.ArgumentParser]:
+    """The parsers a command line passes through: the top one, its command's, a subcommand's."""
+    path = [top]
+    for word in words:
+        choices = next((a.choices for a in path[-1]._actions if isinstance(a, argparse._SubParsersAction)), {})
+        if word in choices:
+            path.append(choices[word])
+    return path
+
+
+def drop_run_hypervisor(words: list[str]) -> list[str]:
+    """`run qemu PATH ...` as `run PATH ...`: the word right after the command `run`, when more follows it."""
+    index = command_index(words)
+    if index is None or words[index] != "run" or words[index + 1 : index + 2] != [RUN_HYPERVISOR]:
+        return words
+    return words if index + 2 == len(words) else words[: index + 1] + words[index + 2 :]
+
+
+def command_index(words: Sequence[str]) -> int | None:
+    """Where the command word is: the first word that is neither an option nor a top-level option's value."""
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in ("--", "-h", "--help"):
+            return None
+        if word in TOP_VALUED_OPTIONS:
+            index += 1
+        elif not word.startswith("-"):
+            return index
+        index += 1
+    return None
+
+
+def mebibytes(text: str) -> str:
+    """`run --mem`: a bare number is MiB, as LinuxKit's `-mem 2048`; a size with a unit stays as given."""
+    return f"{text}M" if text.isdigit() else text
+
+
+def apply_verbosity(args: argparse.Namespace) -> None:
+    """LinuxKit's `-v N` mapped onto ours: 0 quiet (where the command has -q), 2 and more --debug."""
+    verbosity = getattr(args, "verbosity", None)
+    if verbosity is None:
+        return
+    if verbosity <= 0 and hasattr(args, "quiet"):
+        args.quiet = True
+    if verbosity >= 2:
+        args.debug = True
+
+
+def add_global_flags(top: argparse.ArgumentParser) -> None:
+    """LinuxKit's persistent flags that distrokit takes before the subcommand too."""
+    top.add_argument("-v", "--verbose", dest="verbosity", type=int, metavar="N", help=VERBOSITY_HELP)
+    top.add_argument(
+        "--mirror",
+        action="append",
+        help="[REGISTRY=]URL to pull REGISTRY's images from, for the commands that pull (as after the subcommand)",
+    )
+
+
 def apply(top: argparse.ArgumentParser) -> None:
     """Global options after every subcommand too, and an example at the end of every --help."""
     for path, sub in subcommands(top):
         # SUPPRESS: an option not given after the subcommand leaves the one given before it alone
         sub.add_argument("--cache", default=argparse.SUPPRESS, help="the store (as before the subcommand)")
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        if "-v" not in sub._option_string_actions:  # `cache gc -v` lists what it removed
+            sub.add_argument(
+                "-v",
+                "--verbose",
+                dest="verbosity",
+                type=int,
+                metavar="N",
+                default=argparse.SUPPRESS,
+                help=VERBOSITY_HELP,
+            )
         sub.epilog = EXAMPLES.get(path, DEFAULT_EXAMPLE.format(command=" ".join(path)))
         sub.formatter_class = argparse.RawDescriptionHelpFormatter
 

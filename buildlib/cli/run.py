@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..errors import BadInput
 from ..guest.console import ESCAPES, Console
 from ..lazy import lazy_module
+from . import habits
 from .common import Subparsers, err_console, print_table
 
 if TYPE_CHECKING:  # loaded when `run` runs, not when the parser is made for another command
@@ -193,7 +194,7 @@ def register(sub: Subparsers) -> None:
         "path",
         nargs="?",
         help="output prefix (out/minimal), one of its files (out/minimal-kernel), or a .iso, .img, .raw, .qcow2, "
-        ".vhd or .vmdk file; with --state, the last one run",
+        ".vhd or .vmdk file; with --state, the last one run (LinuxKit's `run qemu PATH` works too)",
     )
     boot_flags(run)
     _machine_flags(run)
@@ -204,7 +205,12 @@ def register(sub: Subparsers) -> None:
 
 def _machine_flags(run: argparse.ArgumentParser) -> None:
     """The virtual machine: memory, CPUs, accelerator, network, disks."""
-    run.add_argument("--mem", default="512M", help="guest memory, with a unit: 512M, 2G (default 512M)")
+    run.add_argument(
+        "--mem",
+        default="512M",
+        type=habits.mebibytes,
+        help="guest memory, with a unit: 512M, 2G (default 512M); a bare number is MiB, as in LinuxKit",
+    )
     run.add_argument("--cpus", type=int, default=1, help="virtual CPUs (default 1)")
     run.add_argument(
         "--timeout",

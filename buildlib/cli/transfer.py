@@ -242,6 +242,7 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
             packages = archive.pinned_packages(store.root, recipe, refresh=args.update)
             digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
         err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
+        print(recipe.ref.familiar(), flush=True)  # the result on stdout, as `linuxkit pkg build` prints it
     return 0
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -13,7 +15,7 @@ import pytest
 from conftest import COMPONENTS, REPO, SPECS, Built
 
 from buildlib.cli import main, parser
-from buildlib.cli.habits import check_build_args, subcommands
+from buildlib.cli.habits import apply_verbosity, check_build_args, command_path, subcommands
 
 
 def test_global_options_before_or_after_the_subcommand() -> None:
@@ -158,3 +160,98 @@ def test_decompress_kernel_writes_an_elf(minimal_build: Built, tmp_path: Path) -
 def test_o_needs_one_single_file_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["build", str(REPO / "specs" / "minimal.yml"), "-f", "kernel+initrd", "-o", str(tmp_path / "x")])
     assert code == 2 and "-o writes one file" in capsys.readouterr().err
+
+
+def _long_flags(argv: list[str]) -> list[tuple[str, argparse.Action]]:
+    """Every long option of the command `argv` names (--help aside), with its action."""
+    *_, command = command_path(parser(argv), argv)
+    return [
+        (option, action)
+        for action in command._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    ]
+
+
+def _typed(option: str, action: argparse.Action) -> list[str]:
+    """The option as a LinuxKit user types it, with a value when it takes one."""
+    if action.nargs == 0:
+        return [option]
+    if action.choices:
+        return [option, str(next(iter(action.choices)))]
+    return [option, "2" if action.type in (int, float) or option == "--mem" else "x"]
+
+
+GO_STYLE_COMMANDS = [["build", "a.yml"], ["run", "out/x"], ["pkg", "build", "components/init"]]
+
+
+@pytest.mark.parametrize(
+    "command", GO_STYLE_COMMANDS, ids=[c[0] if c[0] != "pkg" else "pkg build" for c in GO_STYLE_COMMANDS]
+)
+def test_every_long_flag_with_one_dash_as_go_takes_it(command: list[str]) -> None:
+    """`-format iso-efi` is `--format iso-efi` (argparse alone reads `-f ormat`), for every long flag."""
+    *words, positional = command
+    flags = _long_flags(command)
+    assert len(flags) > 5
+    for option, action in flags:
+        double = [*words, *_typed(option, action), positional]
+        typed = _typed(option, action)
+        single = [*words, typed[0][1:], *typed[1:], positional]
+        expected = vars(parser(double).parse_args(double))
+        assert vars(parser(single).parse_args(single)) == expected, single
+        if action.nargs != 0:  # Go's -flag=value too
+            joined = [*words, "=".join(single[len(words) : -1]), positional]
+            assert vars(parser(joined).parse_args(joined)) == expected, joined
+
+
+def test_linuxkit_command_lines_as_typed() -> None:
+    argv = ["build", "-format", "iso-efi", "-dir", "out", "-name", "x", "-size", "256M", "a.yml"]
+    args = parser(argv).parse_args(argv)
+    assert (args.format, args.dir, args.name, args.size) == (["iso-efi"], "out", "x", "256M")
+    argv = ["run", "qemu", "-cpus", "2", "-mem", "2048", "out/x"]
+    args = parser(argv).parse_args(argv)
+    assert (args.path, args.cpus, args.mem) == ("out/x", 2, "2048M"), "-mem 2048 is MiB, as in LinuxKit"
+    argv = ["--cache", "/c", "run", "qemu", "-mem=4G", "out/y"]
+    args = parser(argv).parse_args(argv)
+    assert (args.path, args.mem, args.cache) == ("out/y", "4G", "/c")
+    alone = parser(["run", "qemu"]).parse_args(["run", "qemu"])
+    assert alone.path == "qemu", "`run qemu` alone boots an output named qemu"
+    short = parser(["build"]).parse_args(["build", "-f", "tar", "-o", "-", "-j2", "-q", "-"])
+    assert (short.format, short.output_file, short.jobs, short.quiet) == (["tar"], "-", 2, True)
+    gc = parser(["cache"]).parse_args(["cache", "gc", "-v", "-keep", "2G"])
+    assert (gc.verbose, gc.keep) == (True, "2G"), "cache gc -v is still its own"
+
+
+def test_mirror_before_the_subcommand_as_cache_is() -> None:
+    before = parser(["build"]).parse_args(["--mirror", "http://m.example", "build", "a.yml"])
+    assert before.mirror == ["http://m.example"]
+    after = parser(["build"]).parse_args(["--mirror", "http://a", "build", "a.yml", "--mirror", "http://b"])
+    assert after.mirror == ["http://b"], "the one after the subcommand wins"
+    assert parser(["build"]).parse_args(["build", "a.yml"]).mirror is None
+    assert parser(["pull"]).parse_args(["-mirror", "docker.io=http://m", "pull", "redis"]).mirror == [
+        "docker.io=http://m"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "quiet", "debug"),
+    [
+        (["build", "-v", "0", "a.yml"], True, False),
+        (["-v", "1", "build", "a.yml"], False, False),
+        (["build", "a.yml", "--verbose", "2"], False, True),
+        (["-verbose=3", "build", "a.yml"], False, True),
+        (["build", "a.yml"], False, False),
+    ],
+)
+def test_v_n_is_linuxkits_verbosity(argv: list[str], quiet: bool, debug: bool) -> None:
+    args = parser(argv).parse_args(argv)
+    apply_verbosity(args)
+    assert (args.quiet, args.debug) == (quiet, debug)
+
+
+def test_pkg_build_prints_the_image_on_stdout(minimal_build: Built, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["pkg", "build", "-cache", str(minimal_build.cache), str(COMPONENTS / "init")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert re.fullmatch(r"distrokit/init:[0-9a-z]+\n", out), out
+    assert out.strip() in err, "the progress line on stderr names the same image"
