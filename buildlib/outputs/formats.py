@@ -55,6 +55,7 @@ class BuiltParts:
     stage_dir: Path | None = None
     arch: str = "amd64"
     efi_modules: Callable[[EfiLoader], Path] | None = None
+    kernel_image: str = ""  # the kernel section's image: the origin the tar gives boot/
 
     def efi_loader(self) -> EfiLoader:
         """The EFI loader for this build's architecture, with its module folder found."""

@@ -10,13 +10,14 @@ parts give the same bytes.
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
 from ..errors import BadInput, BuildError
 from ..fsutil import atomic_writer, copy_range
 from ..rootfs.layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
+from ..rootfs.origins import GENERATED_SOURCE, Origin, full_reference
 from ..rootfs.tree import Tree, dir_entry, file_entry
 from .formats import BuiltParts, Format, Stage, register, register_stage, stage_info
 
@@ -50,7 +51,7 @@ class _ChunkReader:
         return out
 
 
-def _info(entry: Entry, name: str, kind: str) -> tarfile.TarInfo:
+def _info(entry: Entry, name: str, kind: str, pax: Mapping[str, str] | None = None) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type = _TYPES[kind]
     info.mode = entry.mode
@@ -59,8 +60,8 @@ def _info(entry: Entry, name: str, kind: str) -> tarfile.TarInfo:
     info.mtime = max(int(entry.mtime), 0)
     if kind in (CHARDEV, BLOCKDEV):
         info.devmajor, info.devminor = entry.devmajor, entry.devminor
-    if entry.xattrs:
-        info.pax_headers = {f"SCHILY.xattr.{key}": value for key, value in entry.xattrs}
+    headers = {f"SCHILY.xattr.{key}": value for key, value in entry.xattrs}
+    info.pax_headers = {**headers, **(pax or {})}
     return info
 
 
@@ -73,21 +74,22 @@ def write_tar(root: Tree, out: IO[bytes]) -> int:
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for entry in root.entries():
             group = entry.link if entry.kind == HARDLINK else entry.path
+            pax = root.pax.get(entry.path)  # LinuxKit's LINUXKIT.source and LINUXKIT.location
             if group in targets:
                 _write_linked(archive, root, entry, group, written)
             elif entry.kind == SYMLINK:
-                info = _info(entry, entry.path, SYMLINK)
+                info = _info(entry, entry.path, SYMLINK, pax)
                 info.linkname = entry.link
                 archive.addfile(info)
             elif entry.kind == FILE:
-                _write_file(archive, entry, entry.path)
+                _write_file(archive, entry, entry.path, pax)
             else:
-                archive.addfile(_info(entry, entry.path, entry.kind))
+                archive.addfile(_info(entry, entry.path, entry.kind, pax))
         return archive.offset
 
 
-def _write_file(archive: tarfile.TarFile, entry: Entry, name: str) -> None:
-    info = _info(entry, name, FILE)
+def _write_file(archive: tarfile.TarFile, entry: Entry, name: str, pax: Mapping[str, str] | None = None) -> None:
+    info = _info(entry, name, FILE, pax)
     info.size = entry.size
     archive.addfile(info, _ChunkReader(entry.read_chunks()))  # type: ignore[arg-type]
 
@@ -96,12 +98,13 @@ def _write_linked(archive: tarfile.TarFile, root: Tree, entry: Entry, group: str
     target = root.get(group)
     if target is None or target.kind != FILE:
         raise BuildError(f"hard link {entry.path} points at {group}, which a later part replaced with a non-file")
+    pax = root.pax.get(entry.path)
     first = written.get(group)
     if first is None:
         written[group] = entry.path
-        _write_file(archive, target, entry.path)
+        _write_file(archive, target, entry.path, pax)
         return
-    info = _info(target, entry.path, HARDLINK)
+    info = _info(target, entry.path, HARDLINK, pax)
     info.linkname = first
     archive.addfile(info)
 
@@ -114,6 +117,7 @@ BOOT_DIR, BOOT_KERNEL, BOOT_CMDLINE, BOOT_UCODE, DOCKERFILE = (
     "Dockerfile",
 )
 TAR_PREPENDED = (BOOT_DIR, BOOT_KERNEL, BOOT_CMDLINE, BOOT_UCODE, DOCKERFILE)  # the root stage says which it has
+DOCKERFILE_ORIGIN = Origin(GENERATED_SOURCE, "docker")  # LinuxKit writes its Dockerfile with no headers
 DOCKERFILE_TEXT = '\nFROM scratch\n\nCOPY . ./\n\nENTRYPOINT ["/bin/rc.init"]\n'
 
 
@@ -135,6 +139,10 @@ def _host_file(path: str, source: Path, mtime: int) -> Entry:
     return Entry(path, FILE, mode=0o644, mtime=mtime, size=source.stat().st_size, source=str(source))
 
 
+def _boot_origin(parts: BuiltParts) -> dict[str, str]:
+    return Origin(full_reference(parts.kernel_image), "kernel").pax_headers() if parts.kernel_image else {}
+
+
 def write_root_with(parts: BuiltParts, target: Path, before: list[Entry], after: list[Entry]) -> None:
     """The root stage's body between entries of our own, as one tar; a path the root has wins."""
     root_tar = parts.stage("root")
@@ -143,20 +151,20 @@ def write_root_with(parts: BuiltParts, target: Path, before: list[Entry], after:
     body = int(info["body"])  # type: ignore[call-overload]
     with atomic_writer(target) as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for entry in (e for e in before if e.path not in has):
-            _add(archive, entry)
+            _add(archive, entry, _boot_origin(parts))
         out.flush()
         with open(root_tar, "rb") as handle:
             copy_range(handle, out, body)
         archive.offset += body
         for entry in (e for e in after if e.path not in has):
-            _add(archive, entry)
+            _add(archive, entry, DOCKERFILE_ORIGIN.pax_headers())
 
 
-def _add(archive: tarfile.TarFile, entry: Entry) -> None:
+def _add(archive: tarfile.TarFile, entry: Entry, pax: Mapping[str, str] | None = None) -> None:
     if entry.kind == FILE:
-        _write_file(archive, entry, entry.path)
+        _write_file(archive, entry, entry.path, pax)
     else:
-        archive.addfile(_info(entry, entry.path, entry.kind))
+        archive.addfile(_info(entry, entry.path, entry.kind, pax))
 
 
 def _tar(parts: BuiltParts, prefix: Path) -> None:

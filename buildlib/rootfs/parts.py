@@ -24,7 +24,8 @@ from ..store.images import Image, Store
 from . import bundles, placement
 from .bundles import numeric_id
 from .layers import DIR, FILE, SYMLINK, Entry, load_index, nested_tar_entries
-from .sbom import SBOM_PATH
+from .origins import PartOrigins, part_origins
+from .sbom import LINUXKIT_SBOM_PATH, SBOM_PATH, render_linuxkit
 from .sbom import render as render_sbom
 from .tree import DEFAULT_DIR_MODE, Tree, dir_entry, file_entry, merged_image_tree
 
@@ -192,12 +193,24 @@ def init_tree(store: Store, spec: Spec, images: Mapping[str, Image]) -> Tree:
     return tree
 
 
-def merged_root(parts: Sequence[Part], tree_of: Callable[[Part], Tree]) -> Tree:
-    """The whole root: every part's tree in order, a later part's entry replacing an earlier one's."""
+def merged_root(
+    parts: Sequence[Part], tree_of: Callable[[Part], Tree], origins_of: Callable[[Part], PartOrigins] | None = None
+) -> Tree:
+    """The whole root: every part's tree in order, a later part's entry replacing an earlier one's; with
+    `origins_of`, each path's LinuxKit headers (source and location) from the part that wrote it last."""
     root = Tree("root")
     for part in parts:
-        root.extend(tree_of(part).entries(), part.name)
+        entries = tree_of(part).entries()
+        root.extend(entries, part.name)
+        if origins_of is not None:
+            origins = origins_of(part)
+            root.pax.update((entry.path, origins.of(entry.path).pax_headers()) for entry in entries)
     return root
+
+
+def origins(store: Store, spec: Spec, part: Part, images: Mapping[str, Image]) -> PartOrigins:
+    """Where the part's entries came from, as LinuxKit's tar headers say it."""
+    return part_origins(store, spec, part.family, part.subject, images)
 
 
 # the files section --------------------------------------------------------------------------
@@ -209,8 +222,9 @@ def files_tree(spec: Spec, images: Mapping[str, Image], below: Tree, sbom: bool 
     ids = dict(bundles.context_of(spec).ids)
     tree = Tree(FILES_PART)
     _add_with_parents(tree, below, file_entry(INSTALLED_PATH, installed_report(spec, images)), 0o755)
-    if sbom:  # `build --no-sbom` leaves it out, as LinuxKit's does
+    if sbom:  # `build --no-sbom` leaves both out, as LinuxKit's does
         _add_with_parents(tree, below, file_entry(SBOM_PATH, render_sbom(spec.images(), images)), 0o755)
+        tree.add(file_entry(LINUXKIT_SBOM_PATH, render_linuxkit(spec.images(), images), mode=0o644))
     for item in spec.files:
         entry = _file_section_entry(spec, item, ids)
         if entry is not None:

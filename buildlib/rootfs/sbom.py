@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +25,10 @@ from ..spec.refs import ImageRef
 from ..store.images import Image
 
 SBOM_PATH = "etc/distrokit/sbom.spdx.json"
+# LinuxKit's combined SBOM, at the root of the image (`linuxkit build`'s default --sbom-output)
+LINUXKIT_SBOM_PATH = "sbom.spdx.json"
+LINUXKIT_NAMESPACE_BASE = "https://github.com/linuxkit/linuxkit/sbom-"
+LINUXKIT_LICENSE_LIST = "3.20"
 DOCUMENT_NAME = "distrokit-image"
 NAMESPACE_BASE = "https://spdx.distrokit.invalid/images"
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9.-]+")
@@ -130,6 +135,30 @@ def _unique(relationships: list[dict[str, str]]) -> list[dict[str, str]]:
     for relation in relationships:
         seen.setdefault(tuple(relation.values()), relation)
     return list(seen.values())
+
+
+def linuxkit_document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, Any]:
+    """The combined document as LinuxKit lays it out (name `sbom`, its namespace form, its license list
+    version, the packages and relationships of every image). LinuxKit's namespace ends in a random UUID:
+    ours is a UUID made from the content, so the same images give the same bytes."""
+    ours = document(refs, images)
+    body = {
+        "spdxVersion": ours["spdxVersion"],
+        "dataLicense": ours["dataLicense"],
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": "sbom",
+        "creationInfo": {**ours["creationInfo"], "licenseListVersion": LINUXKIT_LICENSE_LIST},
+        "packages": ours["packages"],
+        "relationships": ours["relationships"],
+    }
+    content = hashlib.sha256(canonical_json(body)).digest()
+    namespace_id = uuid.UUID(bytes=content[:16], version=4)  # shaped as LinuxKit's, drawn from the content
+    return {**body, "documentNamespace": f"{LINUXKIT_NAMESPACE_BASE}{namespace_id}"}
+
+
+def render_linuxkit(refs: tuple[str, ...], images: Mapping[str, Image]) -> bytes:
+    """LinuxKit's /sbom.spdx.json: one line of JSON, as its SPDX writer gives it."""
+    return json.dumps(linuxkit_document(refs, images), sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
 def render(refs: tuple[str, ...], images: Mapping[str, Image]) -> bytes:

@@ -25,6 +25,8 @@ class Tree:
         self.name = name
         self._entries: dict[str, Entry] = {}
         self._links: dict[str, list[str]] = {}  # a file's path -> the hard links to it
+        # extra PAX headers of entries, by path: where each entry of a merged root came from (see origins)
+        self.pax: dict[str, dict[str, str]] = {}
 
     def __contains__(self, path: str) -> bool:
         return path in self._entries

@@ -259,6 +259,11 @@ def part_tree(store: Store, spec: Spec, part: rootfs.Part, sbom: bool = True) ->
     return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)), sbom=sbom)
 
 
+def part_origins(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.PartOrigins:
+    """Where a part's entries came from (the tar's LINUXKIT.source and LINUXKIT.location)."""
+    return rootfs.origins(store, spec, part, load_images(store, list(part.images)))
+
+
 def part_inputs(spec: Spec, part: rootfs.Part, options: BuildOptions) -> dict[str, Any]:
     """What a part's segment depends on that is known before any image is recorded. The images are
     named in order (the files part lists them in `installed` and the SBOM in that order); their

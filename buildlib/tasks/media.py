@@ -40,6 +40,7 @@ from .families import (
     load_images,
     output_inputs,
     output_stats,
+    part_origins,
     part_tree,
     pointer_path,
     read_segments,
@@ -49,7 +50,7 @@ from .families import (
 from .keys import InputKeys, tool_versions
 
 BOOT_FAMILIES = (rootfs.KERNEL_PART, rootfs.INIT_PART)
-MEDIA_VERSION = "5"  # bump when a stage or format writes other bytes from the same inputs
+MEDIA_VERSION = "6"  # bump when a stage or format writes other bytes from the same inputs
 
 
 def ucode_copy(store: Store, kernel: Kernel, state: str) -> Path | None:
@@ -119,7 +120,11 @@ class Media:
             kernel_path,
             self.cmdline,
             read_segments(store, pointers),
-            root=lambda: rootfs.merged_root(parts, lambda part: part_tree(store, spec, part, self.options.sbom)),
+            root=lambda: rootfs.merged_root(
+                parts,
+                lambda part: part_tree(store, spec, part, self.options.sbom),
+                lambda part: part_origins(store, spec, part),
+            ),
             ucode=ucode,
             boot_segments=read_segments(store, boot_pointers),
             size=self.options.size,
@@ -128,6 +133,7 @@ class Media:
             stage_dir=self.stage_dir,
             arch=self.options.arch,
             efi_modules=lambda loader: grub_modules.module_dir(store, loader),
+            kernel_image=kernel.image if kernel else "",
         )
 
     def keys(self, *, disk: bool = False, cmdline: bool = True, **more: Any) -> InputKeys:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -10,9 +12,15 @@ from pathlib import Path
 import pytest
 from conftest import SPECS, Built, build
 
+from buildlib import tasks
 from buildlib.outputs.tar import write_tar
 from buildlib.rootfs.layers import HARDLINK, Entry
 from buildlib.rootfs.tree import Tree, dir_entry, file_entry
+from buildlib.spec.model import Spec, load_spec
+from buildlib.spec.refs import ImageRef
+from buildlib.store.images import Store
+
+TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +74,77 @@ def test_hard_links_carry_data_once_whatever_the_order() -> None:
         assert members["etc/x"].uname == "" and members["bin"].mode == 0o755
         handle = archive.extractfile("bin/zz")
         assert handle is not None and handle.read() == b"payload"
+
+
+# LinuxKit's PAX headers, read back with tarfile -------------------------------------------------
+@pytest.fixture(scope="module")
+def linuxkit_tar(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Spec]:
+    out = tmp_path_factory.mktemp("lk-tar")
+    built = build(TEST_SPECS / "linuxkit-tar.yml", shared_cache, out, formats=("tar",))
+    return built, load_spec([TEST_SPECS / "linuxkit-tar.yml"], resolve_pkg=tasks.Plan(Store(shared_cache)).resolver)
+
+
+def _headers(tar_path: Path) -> dict[str, tuple[str, str]]:
+    with tarfile.open(tar_path) as archive:
+        return {
+            member.name: (
+                member.pax_headers.get("LINUXKIT.source", ""),
+                member.pax_headers.get("LINUXKIT.location", ""),
+            )
+            for member in archive.getmembers()
+        }
+
+
+def test_every_tar_entry_says_where_it_came_from_as_linuxkit_does(linuxkit_tar: tuple[Built, Spec]) -> None:
+    built, spec = linuxkit_tar
+    headers = _headers(built.prefix.with_suffix(".tar"))
+    assert all(source and location for source, location in headers.values()), [
+        name for name, value in headers.items() if not all(value)
+    ]
+    kernel, init, runc = (str(ImageRef.parse(ref)) for ref in (spec.kernel.image, *spec.init))  # type: ignore[union-attr]
+    busybox = str(ImageRef.parse(spec.onboot[0].image))
+    assert kernel.startswith("docker.io/distrokit/kernel:"), "the reference written out in full, as LinuxKit does"
+    expected = {
+        "boot/kernel": (kernel, "kernel"),
+        "boot/cmdline": (kernel, "kernel"),
+        "bin/busybox": (init, "init[0]"),
+        "usr/sbin/runc": (runc, "init[1]"),
+        "containers/onboot/000-hello/config.json": (busybox, "onboot[0]"),
+        "containers/onboot/000-hello/lower/bin/busybox": (busybox, "onboot[0]"),
+        "containers/services/again/runtime.json": (busybox, "services[0]"),
+        "containers/volumes/blank/lower": ("empty", "volume[0]"),
+        "containers/volumes/blank/merged": ("linuxkit.volumes", "volume[0]"),
+        "containers/volumes/tools/lower/bin/busybox": (busybox, "volume[1]"),
+        "containers/volumes/tools/tmp": ("linuxkit.volumes", "volume[1]"),
+        "etc/linuxkit-tar": ("linuxkit.files", "files[0]"),
+        "etc/linuxkit-tar/first": ("linuxkit.files", "files[0]"),
+        "etc/linuxkit-tar/second": ("linuxkit.files", "files[1]"),
+        "sbom.spdx.json": ("linuxkit.sbom", "sbom"),
+    }
+    assert {name: headers.get(name) for name in expected} == expected
+
+
+def test_the_root_carries_linuxkits_sbom_reproducibly(linuxkit_tar: tuple[Built, Spec], shared_cache: Path) -> None:
+    """/sbom.spdx.json as LinuxKit writes it (name sbom, its namespace form), with a namespace drawn from
+    the content instead of LinuxKit's random UUID: the same images give the same bytes."""
+    built, _ = linuxkit_tar
+    with tarfile.open(built.prefix.with_suffix(".tar")) as archive:
+        member = archive.getmember("sbom.spdx.json")
+        data = archive.extractfile(member).read()  # type: ignore[union-attr]
+        ours = json.loads(archive.extractfile("etc/distrokit/sbom.spdx.json").read())  # type: ignore[union-attr]
+    assert (member.mode, member.uid, member.gid) == (0o644, 0, 0)
+    document = json.loads(data)
+    assert (document["spdxVersion"], document["name"], document["SPDXID"]) == ("SPDX-2.3", "sbom", "SPDXRef-DOCUMENT")
+    assert re.fullmatch(r"https://github\.com/linuxkit/linuxkit/sbom-[0-9a-f-]{36}", document["documentNamespace"])
+    assert document["creationInfo"]["licenseListVersion"] == "3.20"
+    assert document["packages"] == ours["packages"] and document["relationships"] == ours["relationships"]
+    assert any(package["name"] == "busybox-static" for package in document["packages"])
+    again = build(TEST_SPECS / "linuxkit-tar.yml", shared_cache, built.out_dir, name="lk-tar-again", formats=("tar",))
+    with tarfile.open(again.prefix.with_suffix(".tar")) as archive:
+        assert archive.extractfile("sbom.spdx.json").read() == data  # type: ignore[union-attr]
+    without = build(
+        TEST_SPECS / "linuxkit-tar.yml", shared_cache, built.out_dir, name="lk-nosbom", formats=("tar",), sbom=False
+    )
+    with tarfile.open(without.prefix.with_suffix(".tar")) as archive:
+        names = archive.getnames()
+    assert "sbom.spdx.json" not in names and "etc/distrokit/sbom.spdx.json" not in names, "--no-sbom leaves both out"
