@@ -66,6 +66,12 @@ def apply(top: argparse.ArgumentParser) -> None:
     for path, sub in subcommands(top):
         # SUPPRESS: an option not given after the subcommand leaves the one given before it alone
         sub.add_argument("--cache", default=argparse.SUPPRESS, help="the store (as before the subcommand)")
+        sub.add_argument(
+            "--components",
+            metavar="DIR",
+            default=argparse.SUPPRESS,
+            help="component recipes (as before the subcommand)",
+        )
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         sub.epilog = EXAMPLES.get(path, DEFAULT_EXAMPLE.format(command=" ".join(path)))
         sub.formatter_class = argparse.RawDescriptionHelpFormatter
