@@ -16,7 +16,14 @@ from ..errors import DistrokitError
 from . import habits, jsonout
 from .common import err_console
 
-COMMAND_GROUPS = ("build", "run", "transfer", "store", "release")  # modules with a `register(sub)`, in --help's order
+COMMAND_GROUPS = (
+    "build",
+    "run",
+    "transfer",
+    "store",
+    "release",
+    "project",
+)  # modules with a `register(sub)`, in --help's order
 # The group that registers each command: a command line builds its own command's parser alone, and the
 # other groups' modules stay unloaded (a one-service rebuild is measured in tenths of a second).
 GROUP_OF = {
@@ -25,6 +32,7 @@ GROUP_OF = {
     **dict.fromkeys(("pull", "push", "pkg"), "transfer"),
     "cache": "store",
     **dict.fromkeys(("lock", "verify"), "release"),
+    **dict.fromkeys(("components", "init", "doctor"), "project"),
 }
 
 
@@ -34,6 +42,12 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     top = habits.LinuxKitParser(prog="distrokit", description="Build and boot minimal Linux systems from YAML specs.")
     top.add_argument("--version", action="version", version=f"distrokit {__version__}")
     top.add_argument("--cache", help="content-addressed store (env DISTROKIT_CACHE, default ./cache)")
+    top.add_argument(
+        "--components",
+        metavar="DIR",
+        help="the project's component recipes, for distrokit/NAME (env DISTROKIT_COMPONENTS, default "
+        "./components); NAME not there is the built-in recipe NAME",
+    )
     top.add_argument("--debug", action="store_true", help="show tracebacks")
     habits.add_global_flags(top)
     # the subcommands' parsers are plain: the top one has already rewritten the whole command line

@@ -95,7 +95,7 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
             "formats": args.format or [],  # as given: the format registry loads every writer module
             "compression": args.compression,
             "arch": args.arch,
-            "components": str(component_root()),
+            "components": str(component_root(args)),
             "cwd": os.getcwd(),  # relative `files` sources are read from here
             "lock": args.lock or "",
             "locked": args.locked,
@@ -146,13 +146,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     options = dataclasses.replace(options, shared=shared)
     explained = None
     if args.explain:
-        plan = tasks.plan_build(specs, options, component_root())
+        plan = tasks.plan_build(specs, options, component_root(args))
         if jsonout.wanted(args):
             explained = jsonout.explanations(explain.explain(plan))
         else:
             _print_explanations(plan)
     if args.dry_run:
-        spec = speclib.load_spec(specs, resolve_pkg=recipes.PkgResolver(options.arch))
+        spec = speclib.load_spec(specs, resolve_pkg=recipes.PkgResolver(options.arch, component_root(args)))
         if jsonout.wanted(args):
             jsonout.emit("build", {"name": options.name, "spec": spec.to_dict()})
         else:
@@ -177,7 +177,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.sbom_output:
         from ..fsutil import write_bytes_atomic
 
-        spec, loaded = tasks.ensure_images(specs, options, component_root())
+        spec, loaded = tasks.ensure_images(specs, options, component_root(args))
         write_bytes_atomic(Path(args.sbom_output), sbom.render(spec.images(), loaded))
     _report_build(args, options, report, explained)
     return 0
@@ -215,7 +215,7 @@ def _watched_build(
         options = dataclasses.replace(options, transfer_listener=view.transfer)
         # doit's own failure report goes to stderr only with --debug: otherwise the CLI says the error once
         outstream = sys.stderr if args.debug else None
-        plan = tasks.plan_build(specs, options, component_root())
+        plan = tasks.plan_build(specs, options, component_root(args))
         report = tasks.run_plan(plan, tasks.jobs_args(args.jobs), outstream, view.task, args.debug)
     view.summary()
     return report, plan
@@ -223,7 +223,7 @@ def _watched_build(
 
 def cmd_explain(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    plan = tasks.plan_build(specs, _build_options(args), component_root())
+    plan = tasks.plan_build(specs, _build_options(args), component_root(args))
     if jsonout.wanted(args):
         jsonout.emit("explain", jsonout.explanations(explain.explain(plan)))
     else:
@@ -254,7 +254,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     """The task graph as DOT on stdout or in FILE; FILE.svg is drawn with graphviz's `dot` when installed."""
     from ..tasks.graph import to_dot
 
-    text = to_dot(tasks.plan_build([Path(p) for p in args.spec], _build_options(args), component_root()))
+    text = to_dot(tasks.plan_build([Path(p) for p in args.spec], _build_options(args), component_root(args)))
     if args.output is None:
         print(text, end="")
         return 0
@@ -280,12 +280,17 @@ def _svg(dot_text: str) -> bytes:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = speclib.load_spec([Path(p) for p in args.spec], resolve_pkg=recipes.PkgResolver())
+    resolver = recipes.PkgResolver(components=component_root(args))
+    spec = speclib.load_spec([Path(p) for p in args.spec], resolve_pkg=resolver)
     preflight.check_buildable(spec, outputs.parse_formats(args.format))
     for warning in spec.warnings:
         err_console.print(f"warning: {warning}")
+    origins = {ref: resolver.origin(ref) for ref in spec.images()}
     if jsonout.wanted(args):
-        jsonout.emit("validate", {"specs": list(args.spec), "valid": True, "warnings": [str(w) for w in spec.warnings]})
+        warnings = [str(w) for w in spec.warnings]
+        jsonout.emit("validate", {"specs": list(args.spec), "valid": True, "warnings": warnings, "images": origins})
+    for ref, origin in origins.items():
+        err_console.print(f"  {ref}: {origin}", markup=False)
     err_console.print(f"{', '.join(args.spec)}: valid")
     return 0
 
@@ -304,7 +309,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         lock=pins,
         lock_file=lock_file,
     )
-    spec, loaded = tasks.ensure_images(specs, options, component_root())
+    spec, loaded = tasks.ensure_images(specs, options, component_root(args))
     sys.stdout.buffer.write(sbom.render(spec.images(), loaded))
     return 0
 

@@ -58,8 +58,11 @@ def store_root(args: argparse.Namespace) -> Path:
     return Path(args.cache or os.environ.get("DISTROKIT_CACHE") or DEFAULT_CACHE).resolve()
 
 
-def component_root() -> Path:
-    return Path(os.environ.get("DISTROKIT_COMPONENTS", "components")).resolve()
+def component_root(args: argparse.Namespace) -> Path:
+    """The project's component folder: --components, else DISTROKIT_COMPONENTS, else ./components. Its
+    recipes win over the built-in ones of the same name."""
+    given = getattr(args, "components", None) or os.environ.get("DISTROKIT_COMPONENTS", "components")
+    return Path(given).resolve()
 
 
 def read_lock(option: str | None, specs: Sequence[Path]) -> tuple[Lock | None, str]:

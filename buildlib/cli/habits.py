@@ -65,7 +65,13 @@ def subcommands(
     return found
 
 
-TOP_VALUED_OPTIONS = ("--cache", "--mirror", "-v", "--verbose")  # the top-level options that take a value
+TOP_VALUED_OPTIONS = (
+    "--cache",
+    "--components",
+    "--mirror",
+    "-v",
+    "--verbose",
+)  # the top-level options that take a value
 RUN_HYPERVISOR = "qemu"  # `linuxkit run qemu PATH`: distrokit has one hypervisor, so the word is optional
 VERBOSITY_HELP = "LinuxKit's verbosity: 0 is -q, 1 the default, 2 or more --debug"
 
@@ -157,6 +163,12 @@ def apply(top: argparse.ArgumentParser) -> None:
     for path, sub in subcommands(top):
         # SUPPRESS: an option not given after the subcommand leaves the one given before it alone
         sub.add_argument("--cache", default=argparse.SUPPRESS, help="the store (as before the subcommand)")
+        sub.add_argument(
+            "--components",
+            metavar="DIR",
+            default=argparse.SUPPRESS,
+            help="component recipes (as before the subcommand)",
+        )
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         if "-v" not in sub._option_string_actions:  # `cache gc -v` lists what it removed
             sub.add_argument(

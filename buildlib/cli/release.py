@@ -32,9 +32,9 @@ else:
 def cmd_lock(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
     path = Path(args.lock) if args.lock else lock.path_for(specs[0])
-    resolver = recipes.PkgResolver()
+    resolver = recipes.PkgResolver(components=component_root(args))
     spec = speclib.load_spec(specs, resolve_pkg=resolver)
-    inputs = pinning.spec_inputs(spec, component_root(), resolver)
+    inputs = pinning.spec_inputs(spec, component_root(args), resolver)
     previous = lock.read(path) if path.is_file() else None
     platforms = _platforms(args.arch, previous, inputs)
     cache = store_root(args)
@@ -77,7 +77,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .build import _build_options
 
     options = _build_options(args)
-    report = verify.verify([Path(p) for p in args.spec], options, component_root(), work=args.work)
+    report = verify.verify([Path(p) for p in args.spec], options, component_root(args), work=args.work)
     if args.json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))
     else:

@@ -52,7 +52,7 @@ def cmd_cache_du(args: argparse.Namespace) -> int:
 def cmd_cache_gc(args: argparse.Namespace) -> int:
     keep = cache.parse_size(args.keep) if args.keep is not None else None
     root = store_root(args)
-    report = cache.gc(root, keep, _existing_recipes())
+    report = cache.gc(root, keep, _existing_recipes(component_root(args)))
     if args.verbose and report.removed:
         print_table(
             ("removed", "size", "last used"), [[r.path, human_size(r.size), when(r.last_used)] for r in report.removed]
@@ -63,13 +63,14 @@ def cmd_cache_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _existing_recipes() -> set[str] | None:
-    """`NAME-KEY` of every recipe in the components folder (their package pins stay); None without one."""
-    folder = component_root()
+def _existing_recipes(folder: Path) -> set[str] | None:
+    """`NAME-KEY` of every recipe in the project's components folder and of the built-in ones (their
+    package pins stay); None without a project folder (then no pin is known to be stale)."""
     if not folder.is_dir():
         return None
     pin_names: set[str] = set()
-    for recipe_file in sorted(folder.glob(f"*/{recipes.RECIPE}")):
+    found = [*folder.glob(f"*/{recipes.RECIPE}"), *recipes.builtin_components().glob(f"*/{recipes.RECIPE}")]
+    for recipe_file in sorted(found):
         try:
             recipe = recipes.load_recipe(recipe_file.parent)
         except BadInput:

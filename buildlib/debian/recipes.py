@@ -181,13 +181,50 @@ def _folder_signature(folder: Path) -> tuple[tuple[str, int, int, int, int], ...
     return tuple(sorted(entries))
 
 
-class PkgResolver:
-    """Resolves `@pkg:FOLDER` to the component's image reference, remembering which folder made which."""
+def builtin_components() -> Path:
+    """The recipes that come with distrokit: inside the installed package (a wheel carries them as
+    buildlib/builtin_components), else components/ beside buildlib/ in a checkout or editable install."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "builtin_components"
+    return installed if installed.is_dir() else package.parent / "components"
 
-    def __init__(self, arch: str = DEFAULT_ARCH) -> None:
+
+class PkgResolver:
+    """Resolves `@pkg:FOLDER`, and `distrokit/NAME` (no tag or :latest), to the component's image reference,
+    remembering which folder made which. `distrokit/NAME` is the project's own components/NAME (the
+    `components` folder given) when there is one, else the built-in recipe NAME."""
+
+    def __init__(self, arch: str = DEFAULT_ARCH, components: Path | None = None) -> None:
         self.folders: dict[str, Path] = {}
         self.arch = arches.normalise(arch)
         self._refs: dict[str, str] = {}  # a folder is hashed once per plan, however many specs name it
+        self.roots = tuple(dict.fromkeys(p for p in (components, builtin_components()) if p is not None))
+
+    def origin(self, ref: str) -> str:
+        """Where an image the spec names comes from, in words (what `validate` says of each)."""
+        folder = self.folders.get(ref)
+        if folder is None:
+            return f"pulled from {ImageRef.parse(ref).domain}"
+        if folder.resolve().parent == builtin_components().resolve():
+            return f"built-in component {folder.name}"
+        return f"component {folder}"
+
+    def named(self, text: str) -> str | None:
+        """The reference a plain `distrokit/NAME` builds, or None when it names no component of ours."""
+        folder = self.component_named(text)
+        return self(folder) if folder is not None else None
+
+    def component_named(self, text: str) -> Path | None:
+        ref = ImageRef.parse(text)
+        if ref.domain != "docker.io" or ref.digest or ref.tag not in (None, "latest"):
+            return None
+        return self.recipe_folder(ref)
+
+    def recipe_folder(self, ref: ImageRef) -> Path | None:
+        prefix, _, name = ref.path.partition("/")
+        if prefix != IMAGE_PREFIX or not name or "/" in name:
+            return None
+        return next((root / name for root in self.roots if (root / name / RECIPE).is_file()), None)
 
     def __call__(self, folder: Path) -> str:
         absolute = os.path.abspath(folder)
@@ -203,10 +240,12 @@ def folder_for(ref: str, component_root: Path, resolver: PkgResolver) -> Path | 
     if ref in resolver.folders:
         return resolver.folders[ref]
     parsed = ImageRef.parse(ref)
-    if parsed.domain != "docker.io" or not parsed.path.startswith(IMAGE_PREFIX + "/"):
+    if parsed.domain != "docker.io":
         return None
-    folder = component_root / parsed.path.split("/", 1)[1]
-    return folder if (folder / RECIPE).is_file() else None
+    prefix, _, name = parsed.path.partition("/")
+    if prefix == IMAGE_PREFIX and name and (component_root / name / RECIPE).is_file():
+        return component_root / name
+    return resolver.recipe_folder(parsed)
 
 
 def recorded_packages(labels: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
-from .machines import MACHINES, Machine
+from .machines import MACHINES, Machine, medium_loaders
 
 DEFAULT_FIRMWARE = MACHINES["amd64"].uefi.code
 DISK_SUFFIXES = {".img": "raw", ".raw": "raw", ".qcow2": "qcow2", ".vhd": "vpc", ".vmdk": "vmdk"}
@@ -58,10 +58,10 @@ class Boot:
     cmdline: str = ""
     root_fstype: str = ""
     firmware: Path | None = None  # --fw
-    uefi: bool = False  # --uefi or --fw
+    uefi: bool = False  # --uefi or --fw, or a medium with an EFI loader and no BIOS one
 
     def needs_firmware(self, machine: Machine) -> bool:
-        """Booted through UEFI: asked for, or a medium on a machine with no BIOS to boot it."""
+        """Booted through UEFI: asked for, a medium only UEFI boots, or a medium on a machine with no BIOS."""
         return self.uefi or (not machine.bios and self.mode in (Mode.ISO, Mode.DISK))
 
     @property
@@ -153,7 +153,20 @@ def resolve(path: Path, request: BootRequest = BootRequest()) -> Boot:
                 if path.name.endswith(suffix):
                     path = path.with_name(path.name[: -len(suffix)])
         boot = _prefix(path, request, firmware)
-    return dataclasses.replace(boot, uefi=request.uefi or firmware is not None)
+    asked = request.uefi or firmware is not None
+    if boot.mode in (Mode.ISO, Mode.DISK) and boot.image is not None:
+        return _medium_firmware(boot, asked)
+    return dataclasses.replace(boot, uefi=asked)
+
+
+def _medium_firmware(boot: Boot, asked: bool) -> Boot:
+    """UEFI for a medium whose only loader is an EFI one (an -efi.iso, -efi.img, -efi.qcow2), as the
+    artefact says; --uefi on a medium with no EFI loader is refused rather than left to hang."""
+    assert boot.image is not None
+    loaders = medium_loaders(boot.image)
+    if asked and loaders.bios and loaders.efi_arch is None:
+        raise BadInput(f"{boot.image} has no EFI loader (EFI/BOOT/BOOT*.EFI), only a BIOS one: boot it without --uefi")
+    return dataclasses.replace(boot, uefi=asked or loaders.efi_only)
 
 
 def _media_file(path: Path, request: BootRequest, firmware: Path | None) -> Boot:

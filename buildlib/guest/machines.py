@@ -68,6 +68,7 @@ MACHINES: dict[str, Machine] = {
 }
 # The FAT short names of the removable-media EFI loaders: a boot medium holding one is for that architecture.
 _EFI_LOADER_NAMES = ((b"BOOTAA64EFI", "arm64"), (b"BOOTX64 EFI", "amd64"))
+_BIOS_LOADER_NAMES = (b"LDLINUX SYS", b"ISOLINUXBIN", b"isolinux.bin")  # syslinux on FAT, isolinux on an ISO
 _MEDIUM_SCAN = 64 << 20
 
 
@@ -88,11 +89,24 @@ def kernel_arch(kernel: Path) -> str | None:
     return arches.elf_arch(kernel)
 
 
-def medium_arch(image: Path) -> str | None:
-    """The architecture of a boot medium (an ISO or a disk, raw or qcow2) from the EFI loader it holds:
-    the FAT directory entry of EFI/BOOT/BOOTAA64.EFI or BOOTX64.EFI, looked for in the file's first
-    64 MiB (an ESP's directories come before the kernel; qcow2 keeps the guest's bytes as they are)."""
-    tail = b""
+@dataclass(frozen=True)
+class Loaders:
+    """The boot loaders a medium holds: an EFI loader (and its architecture), a BIOS one (syslinux)."""
+
+    efi_arch: str | None = None
+    bios: bool = False
+
+    @property
+    def efi_only(self) -> bool:
+        return self.efi_arch is not None and not self.bios
+
+
+def medium_loaders(image: Path) -> Loaders:
+    """The loaders of a boot medium (an ISO or a disk, raw or qcow2), from their names in the file's first
+    64 MiB: the FAT directory entry of EFI/BOOT/BOOTAA64.EFI or BOOTX64.EFI, and syslinux's ldlinux.sys
+    (a disk's FAT) or isolinux.bin (an ISO's directory). An ESP's directories come before the kernel, and
+    qcow2 keeps the guest's bytes as they are."""
+    efi_arch, bios, tail = None, False, b""
     try:
         with open(image, "rb") as handle:
             for _ in range(_MEDIUM_SCAN // (1 << 20)):
@@ -100,13 +114,19 @@ def medium_arch(image: Path) -> str | None:
                 if not chunk:
                     break
                 window = tail + chunk
-                for name, arch in _EFI_LOADER_NAMES:
-                    if name in window:
-                        return arch
+                efi_arch = efi_arch or next((arch for name, arch in _EFI_LOADER_NAMES if name in window), None)
+                bios = bios or any(name in window for name in _BIOS_LOADER_NAMES)
+                if efi_arch and bios:
+                    break
                 tail = chunk[-16:]
     except OSError:
-        return None
-    return None
+        pass
+    return Loaders(efi_arch, bios)
+
+
+def medium_arch(image: Path) -> str | None:
+    """The architecture of a boot medium from the EFI loader it holds (None without one)."""
+    return medium_loaders(image).efi_arch
 
 
 def machine_for(kernel: Path, arch: str | None = None) -> Machine:

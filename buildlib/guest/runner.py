@@ -150,20 +150,27 @@ class RunResult:
 
 def kvm_usable() -> bool:
     """KVM only when the CPU offers it and /dev/kvm opens; here it often exists but cannot run guests."""
+    return kvm_status()[0]
+
+
+def kvm_status() -> tuple[bool, str]:
+    """Whether KVM can run guests here, and why (or why not), in words (`distrokit doctor`)."""
     if os.environ.get("DISTROKIT_ACCEL") in ("tcg", "kvm"):
-        return os.environ["DISTROKIT_ACCEL"] == "kvm"
+        return os.environ["DISTROKIT_ACCEL"] == "kvm", f"DISTROKIT_ACCEL={os.environ['DISTROKIT_ACCEL']} says so"
     try:
         flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    except OSError as error:
+        return False, f"/proc/cpuinfo cannot be read ({error.strerror})"
     if " vmx" not in flags and " svm" not in flags:
-        return False
+        return False, "the CPU offers no virtualisation (no vmx or svm flag: a VM without nested virtualisation?)"
     try:
         fd = os.open("/dev/kvm", os.O_RDWR)
-    except OSError:
-        return False
+    except OSError as error:
+        return False, f"/dev/kvm cannot be opened ({error.strerror}; is the kvm module loaded, may you use it?)"
     os.close(fd)
-    return _probe_kvm()
+    if not _probe_kvm():
+        return False, "/dev/kvm opens, but QEMU cannot start a guest with it"
+    return True, "a guest starts under KVM"
 
 
 def _probe_kvm() -> bool:

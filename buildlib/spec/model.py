@@ -62,7 +62,7 @@ __all__ = [
     "parse_spec_text",
 ]
 
-PackageResolver = Callable[[Path], str]
+PackageResolver = Callable[[Path], str]  # may also have `named(text) -> str | None` (see Session.resolve_name)
 
 
 class InvalidSpec(SpecError):
@@ -132,7 +132,7 @@ def load_spec(paths: Sequence[str | Path], resolve_pkg: PackageResolver | None =
     it may raise BadInput, which becomes an issue at that node."""
     if not paths:
         raise SpecError("no spec file given: name at least one YAML file")
-    session = Session(resolve_pkg=resolve_pkg)
+    session = Session(resolve_pkg=resolve_pkg, resolve_name=getattr(resolve_pkg, "named", None))
     documents = []
     for path in paths:
         text = _read(str(path), session)
@@ -143,7 +143,7 @@ def load_spec(paths: Sequence[str | Path], resolve_pkg: PackageResolver | None =
 
 def parse_spec_text(text: str, filename: str = "<string>", resolve_pkg: PackageResolver | None = None) -> Spec:
     """One spec given as text; `@pkg:` folders are relative to `filename`'s folder."""
-    session = Session(resolve_pkg=resolve_pkg)
+    session = Session(resolve_pkg=resolve_pkg, resolve_name=getattr(resolve_pkg, "named", None))
     document = _parse_document(text, Context(filename, Path(filename).parent, session))
     return _merge([filename], [document], session)
 

@@ -55,6 +55,8 @@ class Session:
     """What one load shares across its files: the problems found, warnings, resolved packages."""
 
     resolve_pkg: Callable[[Path], str] | None = None
+    # a plain image name a builder makes itself (distrokit/NAME) -> the reference it builds, else None
+    resolve_name: Callable[[str], str | None] | None = None
     issues: list[SpecIssue] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     # A package folder is resolved once per load even when several images name it: resolving may build it.

@@ -64,7 +64,18 @@ class ImageType(FieldType[str]):
         if text.startswith("@"):
             ctx.issue(node, path, f"unknown template {text!r}: only {PKG_TEMPLATE}DIR is supported")
             return None
-        return self._checked(text, node, ctx, path)
+        checked = self._checked(text, node, ctx, path)
+        return self._named(checked, node, ctx, path) if checked is not None else None
+
+    def _named(self, text: str, node: Node, ctx: Context, path: str) -> str | None:
+        """`distrokit/NAME` as the component it names (the project's own, else the built-in one)."""
+        resolve = ctx.session.resolve_name
+        try:
+            named = resolve(text) if resolve is not None else None
+        except BadInput as error:
+            ctx.issue(node, path, f"{text}: {error}")
+            return None
+        return named or text
 
     def _checked(self, text: str, node: Node, ctx: Context, path: str) -> str | None:
         try:

@@ -102,7 +102,8 @@ def distrokit_tasks(
     """
     arch = normalise(arch)  # `aarch64` and `linux/arm64` are arm64, as for `distrokit build --arch`
     store = Store(Path(cache).resolve(), arch)
-    plan = Plan(store)  # its `@pkg:` components are built for the store's architecture
+    component_root = Path(components).resolve()
+    plan = Plan(store, components=component_root)  # components built for the store's architecture
     loaded: list[tuple[Spec, BuildOptions]] = []
     for name, files in named_specs(specs, arch).items():
         options = BuildOptions(
@@ -117,7 +118,7 @@ def distrokit_tasks(
             sources_from_tasks=True,
         )
         spec = load_spec(files, resolve_pkg=plan.resolver)
-        add_spec(plan, spec, options, Path(components).resolve())  # as the CLI: explain's terms, doit clean
+        add_spec(plan, spec, options, component_root)  # as the CLI: explain's terms, doit clean
         loaded.append((spec, options))
     # a spec's tasks carry its state id (its name and spec files), not its name alone
     specs_by_name = {spec_state_id(options.name, spec.files_read, store.root): spec for spec, options in loaded}

@@ -119,6 +119,7 @@ class Plan:
 
     store: Store
     sink: ErrorSink = field(default_factory=ErrorSink)
+    components: Path | None = None  # the project's component folder (distrokit/NAME), before the built-in ones
     resolver: recipes.PkgResolver = field(init=False)  # `@pkg:` components for the store's architecture
     tasks: list[dict[str, Any]] = field(default_factory=list)
     refs: list[str] = field(default_factory=list)
@@ -129,7 +130,7 @@ class Plan:
     _seen: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.resolver = recipes.PkgResolver(self.store.arch)
+        self.resolver = recipes.PkgResolver(self.store.arch, self.components)
 
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))

@@ -165,7 +165,7 @@ def family_groups() -> list[dict[str, Any]]:
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
-    plan = Plan(Store(options.cache, options.arch))
+    plan = Plan(Store(options.cache, options.arch), components=component_root)
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
     add_spec(plan, spec, options, component_root)
     return plan
@@ -197,7 +197,7 @@ def ensure_images(
 ) -> tuple[Spec, dict[str, Image]]:
     """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
     options = dataclasses.replace(options, formats=())  # it writes no output: no format's needs apply
-    plan = Plan(Store(options.cache, options.arch))
+    plan = Plan(Store(options.cache, options.arch), components=component_root)
     spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
     add_spec(plan, spec, options, component_root)
     plan.tasks = [task for task in plan.tasks if task["basename"] in ("component", "image")]
@@ -208,7 +208,7 @@ def ensure_images(
 
 def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Path) -> Plan:
     """Every spec in `spec_dir`, built into `out_dir` (what `doit` runs from dodo.py)."""
-    plan = Plan(Store(cache))
+    plan = Plan(Store(cache), components=component_root)
     for spec_file in sorted(spec_dir.glob("*.yml")):
         spec = load_spec([spec_file], resolve_pkg=plan.resolver)
         lock_file = lock.path_for(spec_file)

@@ -88,7 +88,7 @@ def verify(
 ) -> Report:
     """Rebuild `spec_paths` as `options` asks, in a fresh cache, and compare with `options.out_dir`."""
     old = Store(options.cache, options.arch)
-    resolver = recipes.PkgResolver(options.arch)
+    resolver = recipes.PkgResolver(options.arch, component_root)
     spec = load_spec(spec_paths, resolve_pkg=resolver)
     inputs = pinning.spec_inputs(spec, component_root, resolver)
     platform = platform_of(options.arch)

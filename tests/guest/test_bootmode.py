@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from buildlib.errors import BadInput
-from buildlib.guest import machines, runner
+from buildlib.guest import bootmode, machines, runner
 from buildlib.guest.bootmode import DEFAULT_FIRMWARE, Boot, BootRequest, Mode, resolve
 
 PC, VIRT = machines.MACHINES["amd64"], machines.MACHINES["arm64"]
@@ -142,3 +142,20 @@ def test_bad_requests(tmp_path: Path) -> None:
     files(tmp_path, "x.txt")
     with pytest.raises(BadInput, match="not a boot medium"):
         resolve(tmp_path / "x.txt")
+
+
+def test_a_medium_with_only_an_efi_loader_boots_through_uefi_unasked(tmp_path: Path) -> None:
+    """An amd64 -efi.iso, -efi.img or -efi.qcow2 boots through OVMF without --uefi, as arm64 media do; a
+    hybrid medium (syslinux and EFI) stays BIOS unless asked; --uefi on a BIOS-only one is one line."""
+    efi, hybrid, bios = tmp_path / "x-efi.img", tmp_path / "x-efi-initrd.iso", tmp_path / "x-bios.img"
+    efi.write_bytes(bytes(1 << 20) + b"BOOTX64 EFI" + bytes(100))
+    hybrid.write_bytes(b"ISOLINUXBIN" + bytes(1 << 20) + b"BOOTX64 EFI")
+    bios.write_bytes(bytes(2048) + b"LDLINUX SYS" + bytes(100))
+    assert machines.medium_loaders(efi) == machines.Loaders("amd64", bios=False)
+    assert [bootmode.resolve(p).uefi for p in (efi, hybrid, bios)] == [True, False, False]
+    assert bootmode.resolve(hybrid, bootmode.BootRequest(uefi=True)).uefi
+    command = runner.qemu_command(runner.RunOptions(prefix=efi, networking="none"), "tcg")
+    assert command[command.index("-bios") + 1] == str(bootmode.DEFAULT_FIRMWARE)
+    assert "-bios" not in runner.qemu_command(runner.RunOptions(prefix=bios, networking="none"), "tcg")
+    with pytest.raises(BadInput, match="has no EFI loader .* boot it without --uefi"):
+        bootmode.resolve(bios, bootmode.BootRequest(uefi=True))

@@ -7,17 +7,14 @@ not the VM, Ctrl-A X ends QEMU, and the terminal's settings are as they were bef
 
 from __future__ import annotations
 
-import fcntl
-import os
-import select
-import subprocess
 import sys
 import termios
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Built, build
+from bootkit import Terminal
+from conftest import Built, build
 
 from buildlib.guest.console import Console, serial_args
 
@@ -34,55 +31,6 @@ def test_serial_args_per_console_mode(tmp_path: Path) -> None:
     assert detached.startswith(f"socket,id=con0,path={sock},server=on,wait=off") and f"logfile={log}" in detached
     with pytest.raises(ValueError):
         serial_args(Console.DETACHED, log)
-
-
-class Terminal:
-    """A command on a new pseudo-terminal, as its controlling terminal: type to it, wait for its output."""
-
-    def __init__(self, command: list[str]) -> None:
-        self.master, self.slave = os.openpty()
-        self.settings = termios.tcgetattr(self.slave)
-        self.seen = b""
-        self.process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdin=self.slave,
-            stdout=self.slave,
-            stderr=self.slave,
-            preexec_fn=self._take_terminal,  # noqa: PLW1509 (setsid and the tty ioctl need it)
-        )
-
-    @staticmethod
-    def _take_terminal() -> None:
-        os.setsid()
-        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-    def type(self, keys: bytes) -> None:
-        os.write(self.master, keys)
-
-    def expect(self, text: bytes, timeout: float) -> None:
-        """Wait for `text` in the output after what earlier calls consumed."""
-        deadline = time.monotonic() + timeout
-        while text not in self.seen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{text!r} did not appear within {timeout:.0f} s; the screen:\n{self.screen()}"
-            ready, _, _ = select.select([self.master], [], [], min(left, 1.0))
-            if ready:
-                try:
-                    self.seen += os.read(self.master, 65536)
-                except OSError:  # the last process on the terminal is gone
-                    assert text in self.seen, f"{text!r} never appeared; the screen:\n{self.screen()}"
-        self.seen = self.seen[self.seen.index(text) + len(text) :]
-
-    def screen(self) -> str:
-        return self.seen[-3000:].decode(errors="replace")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        os.close(self.master)
-        os.close(self.slave)
 
 
 @pytest.mark.boot
