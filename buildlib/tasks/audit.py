@@ -6,7 +6,8 @@ output folder. A difference means the task's key missed an input: the build fail
 and the inputs that changed since the task last really ran. To name them, every part and output
 writes beside its state a few *probes* when it runs: finer and wider than its key (every spec
 section, every image digest, each source's content, mode and owner, SOURCE_DATE_EPOCH), so the
-audit can say which of them moved while the key stood still.
+audit can say which of them moved while the key stood still. While the build runs, every action is
+watched for reads it did not declare (`reads`).
 """
 
 from __future__ import annotations

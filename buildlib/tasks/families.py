@@ -338,23 +338,33 @@ def part_task(
     }
 
 
+def kernel_key(store: Store, kernel: Kernel) -> tuple[Image, str]:
+    """The kernel's image, and the key its binary is stored under in `kernels/`."""
+    image = load_images(store, [kernel.image])[kernel.image]
+    return image, xxh_value([image.manifest_digest, kernel.binary])
+
+
 def kernel_copy(store: Store, kernel: Kernel, state: str) -> Path:
     """The kernel binary out of its image, stored once per kernel image and binary in `kernels/` (every
-    spec with that kernel shares it) and named by the spec's `build/<state>/kernel.ref`, which keeps it
-    from `cache gc`. An output that reruns for a changed service does not extract and sync it again."""
-    image = load_images(store, [kernel.image])[kernel.image]
-    key = xxh_value([image.manifest_digest, kernel.binary])
+    spec with that kernel shares it). An output that reruns for a changed service does not extract and
+    sync it again. The spec's `kernel.ref`, which keeps it from `cache gc`, is written once the build
+    succeeded (`remember_kernel`): no task reads a file every task writes."""
+    image, key = kernel_key(store, kernel)
     target = kernel_path(store.root, key)
     if not target.is_file():
         binary, _ = rootfs.kernel_files(store, kernel, image)
         write_entry(binary, target)
-    folder = state_dir(store, state)
-    pointer = folder / KERNEL_POINTER
-    if not pointer.is_file() or pointer.read_text() != key:
-        write_bytes_atomic(pointer, key.encode())
-    for stale in folder.glob("kernel-*"):  # the per-spec copies earlier versions wrote
+    for stale in state_dir(store, state).glob("kernel-*"):  # the per-spec copies earlier versions wrote
         stale.unlink(missing_ok=True)
     return target
+
+
+def remember_kernel(store: Store, kernel: Kernel, state: str) -> None:
+    """`build/<state>/kernel.ref`: which copy in `kernels/` the spec's last build used (gc keeps it)."""
+    pointer = state_dir(store, state) / KERNEL_POINTER
+    key = kernel_key(store, kernel)[1]
+    if not pointer.is_file() or pointer.read_text() != key:
+        write_bytes_atomic(pointer, key.encode())
 
 
 def output_inputs(spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions) -> dict[str, Any]:

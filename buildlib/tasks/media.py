@@ -102,16 +102,17 @@ class Media:
         # NAME-kernel, NAME-cmdline (and NAME-boot-initrd.img): written once for every format that has them
         self.shared = outputs.shared_files(options.formats) if kernel else ()
 
-    def built(self, segments: bool = True) -> outputs.BuiltParts:
-        """What the formats read, resolved when a task runs (the parts have run by then). Without
-        `segments`, only the kernel side (for the task writing NAME-kernel and NAME-cmdline)."""
+    def built(self, pointers: Sequence[Path] | None = None) -> outputs.BuiltParts:
+        """What the formats read, resolved when a task runs: the segments of `pointers` (every part's
+        by default; `()` for the kernel side alone). A task passes exactly the pointers it declares as
+        file dependencies: a pointer it does not declare may not be written yet (issue 24's race)."""
         kernel = self.spec.kernel
         kernel_path = kernel_copy(self.store, kernel, self.state) if kernel else None
         if kernel_path is not None and self.options.decompress_kernel:
             kernel_path = decompressed_kernel(kernel_path)
         ucode = ucode_copy(self.store, kernel, self.state) if kernel else None
-        pointers = self.pointers if segments else []
-        boot_pointers = self.boot_pointers if segments else []
+        pointers = self.pointers if pointers is None else list(pointers)
+        boot_pointers = [pointer for pointer in pointers if pointer in self.boot_pointers]
         segment_keys = [pointer.read_text().strip() for pointer in pointers]
         names = [p.name if p else None for p in (kernel_path, ucode)]
         key = xxh_value([MEDIA_VERSION, segment_keys, names, self.cmdline, self.options.size, self.epoch])
@@ -173,20 +174,30 @@ class Media:
             **fields,
         }
 
+    def root_records(self) -> list[str]:
+        """The records of every part's images: what a stage merging the root reads them by."""
+        refs = dict.fromkeys(ref for part in self.parts for ref in part.images)
+        return [str(record_path(self.store, ref)) for ref in refs]
+
+    def stage_pointers(self, name: str) -> list[Path]:
+        """The pointers a stage reads: the boot initrd mounts the root, so it holds the boot parts alone."""
+        return self.boot_pointers if name == "boot-initrd" else self.pointers
+
     def stage_task(self, name: str) -> dict[str, Any]:
         stage = STAGES[name]
-        pointers = self.boot_pointers if name == "boot-initrd" else self.pointers
+        pointers = self.stage_pointers(name)
         stage_deps = [str(key_path(self.stage_dir, need)) for need in stage.needs]
+        records = self.root_records() if stage.uses_root else []
 
         def write() -> None:
-            built = self.built()
+            built = self.built(pointers)
             run_stage(name, built, xxh_value([name, built.key]))
 
         return self._task(
             f"stage-{name}",
             f"write the {name} stage of {self.options.name}",
             write,
-            file_dep=[str(p) for p in pointers] + self.kernel_record + stage_deps,
+            file_dep=[str(p) for p in pointers] + self.kernel_record + list(dict.fromkeys(records + stage_deps)),
             targets=[str(key_path(self.stage_dir, name)), str(stage_path(self.stage_dir, name))],
             uptodate=[self.keys(disk=stage.disk, cmdline=stage.disk, stage=name)],
         )
@@ -197,16 +208,16 @@ class Media:
         return self._task(
             "boot",
             f"write {', '.join(suffixes)} for {self.options.name}",
-            lambda: outputs.write_shared_files(self.built(segments=False), self.prefix, suffixes),
+            lambda: outputs.write_shared_files(self.built(()), self.prefix, suffixes),
             file_dep=deps,
             targets=[str(self.prefix.with_name(self.prefix.name + suffix)) for suffix in suffixes],
             uptodate=[self.keys(files=list(suffixes))],
         )
 
     def format_task(self, fmt: outputs.Format) -> dict[str, Any]:
-        deps = [str(key_path(self.stage_dir, name)) for name in fmt.stages]
-        if not fmt.stages:  # written from the segments themselves
-            deps = [str(p) for p in self.pointers] + self.kernel_record
+        # the pointers too when it reads stages: its ids derive from every segment's key (built().key)
+        deps = [str(p) for p in self.pointers] + self.kernel_record
+        deps += [str(key_path(self.stage_dir, name)) for name in fmt.stages]
 
         targets = list(fmt.own_targets(self.prefix))
         written = state_dir(self.store, self.state) / f"{fmt.name}-{OUTPUT_STATS}"
@@ -235,12 +246,13 @@ class Media:
     def write_everything(self, prefix: Path, stage_dir: Path) -> None:
         """Every requested format's files at `prefix`, the stages they read under `stage_dir`: the
         whole output side again, in one go and somewhere else (the audit's clean computation)."""
-        built = dataclasses.replace(self.built(), stage_dir=stage_dir)
         for name in self.needed_stages():
-            run_stage(name, built, xxh_value([name, built.key]))
+            staged = dataclasses.replace(self.built(self.stage_pointers(name)), stage_dir=stage_dir)
+            run_stage(name, staged, xxh_value([name, staged.key]))
+        built = dataclasses.replace(self.built(), stage_dir=stage_dir)
         prefix.parent.mkdir(parents=True, exist_ok=True)
         if self.shared:  # from the kernel side alone, as the shared task writes them
-            kernel_side = dataclasses.replace(self.built(segments=False), stage_dir=stage_dir)
+            kernel_side = dataclasses.replace(self.built(()), stage_dir=stage_dir)
             outputs.write_shared_files(kernel_side, prefix, self.shared)
         for fmt in self.formats:
             fmt.write(built, prefix)

@@ -16,7 +16,7 @@ from ..debian import recipes
 from ..outputs.initrd import segment_path
 from ..rootfs import layers
 from ..rootfs import parts as rootfs
-from ..spec.model import Spec
+from ..spec.model import Kernel, Spec
 from ..store import usage
 from ..store.images import Store
 from . import audit
@@ -36,6 +36,7 @@ from .families import (
     part_recheck,
     part_task,
     pointer_path,
+    remember_kernel,
     state_dir,
 )
 from .identity import spec_state_id
@@ -83,6 +84,7 @@ class SpecUse:
     files: tuple[str, ...]
     refs: tuple[str, ...]
     parts: tuple[str, ...]
+    kernel: Kernel | None = None
 
 
 def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRecord, list[Path]]:
@@ -150,7 +152,7 @@ class Plan:
         self.rechecks.extend(part_recheck(self.store, spec, part, options, state) for part in parts)
         self.rechecks.append(output_recheck(self.store, spec, parts, options, state))
         self.audit = self.audit or options.audit
-        use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts))
+        use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts), spec.kernel)
         self.uses.append(use)
 
     def layer_tasks(self) -> Iterator[dict[str, Any]]:
@@ -162,6 +164,8 @@ class Plan:
         for use in self.uses:
             record, blob_paths = usage_record(self.store, use, now)
             usage.write_usage(self.store.root, record, blob_paths)
+            if use.kernel is not None:
+                remember_kernel(self.store, use.kernel, use.state)
 
     def audit_up_to_date(self, up_to_date: Sequence[str]) -> None:
         """Audit mode: compute every up-to-date part and output again; raise AuditError if bytes differ."""
