@@ -48,9 +48,10 @@ class OutputSet:
             return self.state_dir / STAGED_IN_STORE / self.run
         return self.out_dir / f".{self.name}.staged-{self.run}"
 
-    @property
     def prefix(self) -> Path:
-        """What the writers take as their output prefix: NAME in the staging folder."""
+        """What the writers take as their output prefix: NAME in the staging folder (made here: some
+        writers make their scratch folders beside their output)."""
+        self.staging.mkdir(parents=True, exist_ok=True)
         return self.staging / self.name
 
     def final(self, staged: Path) -> Path:

@@ -198,11 +198,10 @@ class Media:
     def shared_task(self, suffixes: tuple[str, ...]) -> dict[str, Any]:
         boot_initrd = outputs.BOOT_INITRD_SUFFIX in suffixes
         deps = self.kernel_record + ([str(key_path(self.stage_dir, "boot-initrd"))] if boot_initrd else [])
-        staged = self.output_set.prefix
         finals = [self.final(suffix) for suffix in suffixes]
 
         def write() -> None:
-            outputs.write_shared_files(self.built(segments=False), staged, suffixes)
+            outputs.write_shared_files(self.built(segments=False), self.output_set.prefix(), suffixes)
             self.record("boot", finals, {})
 
         return self._task(
@@ -221,7 +220,7 @@ class Media:
 
         def write() -> None:
             built = self.built()
-            fmt.write(built, self.output_set.prefix)
+            fmt.write(built, self.output_set.prefix())
             self.record(fmt.name, finals, _known_pieces(fmt, built, self.prefix))
 
         return self._task(
