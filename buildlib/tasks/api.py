@@ -16,7 +16,9 @@ monorepo's own tasks. Edges work both ways:
   the generating task lists that path in its `targets`, doit runs it first; when the file changes,
   only the files part and the outputs of the specs that take it run again.
 - Other tasks depend on distrokit's outputs by naming the output files (`out/web-initrd.img`) in
-  their `file_dep`, or `os-output:web` in their `task_dep`. `output_files()` lists them.
+  their `file_dep`, or `os-output:web` in their `task_dep`. `output_files()` lists them. Both wait
+  for `os-output:web`, the task that renames web's new files into `out_dir` once every one of web's
+  output tasks succeeded (they write into a staging folder): a failed build changes none of them.
 
 Each spec also gets a `usage` task that writes the same usage record `distrokit build` writes, so
 `distrokit cache gc` keeps what doit-driven builds use. It runs when a part or an image of the spec

@@ -15,9 +15,10 @@ from doit.dependency import Dependency, SqliteDB
 from doit.loader import generate_tasks
 from doit.task import Task
 
+from ..outputs.staging import WrittenOutputs
 from ..spec.refs import ImageRef
 from .families import record_path
-from .identity import public_task_name
+from .identity import is_publish, public_task_name
 from .keys import InputKeys, XXHashChecker
 from .plan import Plan
 from .portable import store_codec
@@ -45,7 +46,8 @@ UNMET = {
 
 def explain(plan: Plan) -> list[Explanation]:
     """For every task of the plan, whether it will run and why (layer tasks appear once images are recorded)."""
-    tasks = [task for task in plan_tasks(plan) if not task.loader] + list(_layer_tasks(plan))
+    tasks = [task for task in plan_tasks(plan) if not task.loader and not is_publish(task)]
+    tasks += list(_layer_tasks(plan))
     tasks.sort(key=lambda task: FAMILIES.index(task.name.split(":", 1)[0]))
     by_name = {task.name: task for task in tasks}
     records = {str(record_path(plan.store, ref)): ImageRef.parse(ref).familiar() for ref in plan.refs}
@@ -156,6 +158,9 @@ def _describe_uptodate(utd: Any, values: dict[str, Any], family: str) -> list[st
         if not values:
             return ["never built"]
         return [f"key {name!r} changed: {old or 'none'} -> {new or 'none'}" for name, old, new in changes]
+    if isinstance(utd, WrittenOutputs):
+        problem = utd.problem()
+        return [problem] if problem else []
     return [UNMET.get(family, "a check of the store failed")]
 
 

@@ -9,7 +9,6 @@ does only what is missing.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -399,16 +398,6 @@ def output_probes(
 
 OUTPUT_PROBES = "output"
 OUTPUT_STATS = "outputs.json"
-
-
-def output_stats(targets: Sequence[Path]) -> dict[str, list[int]]:
-    """Each output file's size and mtime (the output folder belongs to the user, who may edit it)."""
-    stats = {}
-    for path in targets:
-        with contextlib.suppress(FileNotFoundError):
-            st = path.stat()
-            stats[str(path)] = [st.st_size, st.st_mtime_ns, st.st_ino]
-    return stats
 
 
 def decompressed_kernel(binary: Path) -> Path:

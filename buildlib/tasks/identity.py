@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..fsutil import xxh_value
 
 STATE_SEPARATOR = "@"
 SPEC_FAMILIES = ("part", "output", "usage")  # families whose task names carry a spec's state id (or prefix+family)
+PUBLISH_META = "distrokit-publish"  # in the `meta` of the task that puts a spec's new outputs in place
 
 
 def spec_state_id(name: str, spec_files: Sequence[str], store_root: Path) -> str:
@@ -40,3 +42,9 @@ def public_task_name(task: str) -> str:
         return task
     state, slash, part = rest.partition("/")
     return f"{family}:{state.rsplit(STATE_SEPARATOR, 1)[0]}{slash}{part}"
+
+
+def is_publish(task: Any) -> bool:
+    """The task that renames a spec's staged outputs into place: bookkeeping that runs exactly when an
+    output task ran, so reports and `explain` leave it out."""
+    return bool((getattr(task, "meta", None) or {}).get(PUBLISH_META))

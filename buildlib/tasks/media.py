@@ -5,6 +5,10 @@
 - `output:NAME/FORMAT`: one format's own files, from the segments or the stages.
 - `output:NAME/boot`: NAME-kernel, NAME-cmdline (and NAME-boot-initrd.img), shared by the formats
   that have them.
+- `output:NAME`: publishes the set. The tasks above write into a staging folder (outputs.staging);
+  this one, after every one of them succeeded, renames what they wrote into the output folder. It
+  names the output files as its targets, so a task of a monorepo's dodo.py that reads them runs after
+  it; reports leave it out (it runs exactly when an output task ran).
 
 After a one-service change only that service's part reruns; every stage and format reruns from the
 segments already in the store, never reading an unchanged layer again (the root stage reads the layer
@@ -14,6 +18,7 @@ indexes and streams file data from the stored layers, as the tar output always d
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,11 +26,12 @@ from typing import Any
 from .. import outputs
 from ..epoch import build_epoch
 from ..errors import BuildError
-from ..fsutil import read_json, write_json_atomic, xxh_value
+from ..fsutil import xxh_file, xxh_value
 from ..guest import machines
 from ..outputs import grub_modules
 from ..outputs.formats import STAGES, key_path, run_stage, stage_path, stages_for
-from ..outputs.initrd import write_entry
+from ..outputs.initrd import seal_path, write_entry
+from ..outputs.staging import OutputSet, Piece, WrittenOutputs, record_written
 from ..rootfs import parts as rootfs
 from ..rootfs.tree import merged_image_tree
 from ..spec.model import Kernel, Spec
@@ -39,7 +45,6 @@ from .families import (
     kernel_copy,
     load_images,
     output_inputs,
-    output_stats,
     part_origins,
     part_tree,
     pointer_path,
@@ -47,6 +52,7 @@ from .families import (
     record_path,
     state_dir,
 )
+from .identity import PUBLISH_META
 from .keys import InputKeys, tool_versions
 
 BOOT_FAMILIES = (rootfs.KERNEL_PART, rootfs.INIT_PART)
@@ -101,6 +107,9 @@ class Media:
         self.kernel_record = [str(record_path(store, kernel.image))] if kernel else []
         # NAME-kernel, NAME-cmdline (and NAME-boot-initrd.img): written once for every format that has them
         self.shared = outputs.shared_files(options.formats) if kernel else ()
+        # written beside the output folder, renamed into it by the publish task (a run id of its own:
+        # what a killed run staged is never published by a later one)
+        self.output_set = OutputSet(options.out_dir, options.name, state_dir(store, state), secrets.token_hex(6))
 
     def built(self, pointers: Sequence[Path] | None = None) -> outputs.BuiltParts:
         """What the formats read, resolved when a task runs: the segments of `pointers` (every part's
@@ -162,12 +171,13 @@ class Media:
         if self.shared:
             tasks.append(self.shared_task(self.shared))
         tasks.extend(self.format_task(fmt) for fmt in self.formats)
+        tasks.append(self.publish_task([f"output:{task['name']}" for task in tasks]))
         return tasks
 
     def _task(self, name: str, doc: str, action: Callable[[], None], **fields: Any) -> dict[str, Any]:
         return {
             "basename": "output",
-            "name": f"{self.state}/{name}",
+            "name": f"{self.state}/{name}" if name else self.state,
             "doc": doc,
             "actions": [self.sink.guard(action)],
             "verbosity": 0,
@@ -205,43 +215,68 @@ class Media:
     def shared_task(self, suffixes: tuple[str, ...]) -> dict[str, Any]:
         boot_initrd = outputs.BOOT_INITRD_SUFFIX in suffixes
         deps = self.kernel_record + ([str(key_path(self.stage_dir, "boot-initrd"))] if boot_initrd else [])
+        finals = [self.final(suffix) for suffix in suffixes]
+
+        def write() -> None:
+            outputs.write_shared_files(self.built(()), self.output_set.prefix(), suffixes)
+            self.record("boot", finals, {})
+
         return self._task(
             "boot",
             f"write {', '.join(suffixes)} for {self.options.name}",
-            lambda: outputs.write_shared_files(self.built(()), self.prefix, suffixes),
+            write,
             file_dep=deps,
-            targets=[str(self.prefix.with_name(self.prefix.name + suffix)) for suffix in suffixes],
-            uptodate=[self.keys(files=list(suffixes))],
+            uptodate=[self.keys(files=list(suffixes)), self.as_written("boot", finals)],
         )
 
     def format_task(self, fmt: outputs.Format) -> dict[str, Any]:
         # the pointers too when it reads stages: its ids derive from every segment's key (built().key)
         deps = [str(p) for p in self.pointers] + self.kernel_record
         deps += [str(key_path(self.stage_dir, name)) for name in fmt.stages]
-
-        targets = list(fmt.own_targets(self.prefix))
-        written = state_dir(self.store, self.state) / f"{fmt.name}-{OUTPUT_STATS}"
+        finals = fmt.own_targets(self.prefix)
 
         def write() -> None:
-            self.options.out_dir.mkdir(parents=True, exist_ok=True)
-            fmt.write(self.built(), self.prefix)
-            write_json_atomic(written, output_stats(targets))
-
-        def untouched() -> bool:
-            """the output files are as this task wrote them (nobody edited or replaced one since)"""
-            if not written.is_file():
-                return False
-            saved = read_json(written)  # a missing file is doit's own "missing target", not ours to say
-            return all(saved.get(path) == stat for path, stat in output_stats(targets).items())
+            built = self.built()
+            fmt.write(built, self.output_set.prefix())
+            self.record(fmt.name, finals, _known_pieces(fmt, built, self.prefix))
 
         return self._task(
             fmt.name,
             f"write {fmt.name} for {self.options.name}",
             write,
             file_dep=deps,
-            targets=[str(path) for path in targets],
-            uptodate=[self.keys(disk=fmt.disk, cmdline=fmt.uses_cmdline, format=fmt.name), untouched],
+            uptodate=[
+                self.keys(disk=fmt.disk, cmdline=fmt.uses_cmdline, format=fmt.name),
+                self.as_written(fmt.name, finals),
+            ],
         )
+
+    def publish_task(self, output_tasks: list[str]) -> dict[str, Any]:
+        """`output:NAME`: after every output task succeeded, what they staged renamed into the output folder."""
+        finals = dict.fromkeys(path for fmt in self.formats for path in fmt.targets(self.prefix))
+        return self._task(
+            "",
+            f"put the new files of {self.options.name} in place, all at once",
+            self.output_set.publish,
+            task_dep=output_tasks,
+            targets=[str(path) for path in finals],
+            uptodate=[lambda: not self.output_set.pending()],
+            meta={PUBLISH_META: True},
+        )
+
+    def final(self, suffix: str) -> Path:
+        return self.prefix.with_name(self.prefix.name + suffix)
+
+    def record(self, label: str, finals: Sequence[Path], pieces: dict[Path, list[Piece]]) -> None:
+        """What the task wrote (see outputs.staging), keyed by the files' places in the output folder."""
+        staged = {final: self.output_set.staging / final.name for final in finals}
+        record_written(self.record_path(label), staged, pieces)
+
+    def record_path(self, label: str) -> Path:
+        return state_dir(self.store, self.state) / f"{label}-{OUTPUT_STATS}"
+
+    def as_written(self, label: str, finals: Sequence[Path]) -> WrittenOutputs:
+        return WrittenOutputs(self.record_path(label), tuple(finals))
 
     def write_everything(self, prefix: Path, stage_dir: Path) -> None:
         """Every requested format's files at `prefix`, the stages they read under `stage_dir`: the
@@ -256,3 +291,14 @@ class Media:
             outputs.write_shared_files(kernel_side, prefix, self.shared)
         for fmt in self.formats:
             fmt.write(built, prefix)
+
+
+def _known_pieces(fmt: outputs.Format, built: outputs.BuiltParts, prefix: Path) -> dict[Path, list[Piece]]:
+    """The initrd's content key without reading it again: the join checked every segment against its key
+    as it copied it, so the initrd is the ucode's bytes followed by the segments' keyed bytes."""
+    if fmt.name != outputs.DEFAULT_FORMAT:
+        return {}
+    heads: list[Piece] = [(built.ucode.stat().st_size, xxh_file(built.ucode))] if built.ucode else []
+    segments = [(path.stat().st_size, seal_path(path).read_text().strip()) for path in built.segments]
+    (initrd,) = fmt.own_targets(prefix)
+    return {initrd: heads + segments}

@@ -14,6 +14,7 @@ from typing import Any
 from .. import outputs
 from ..debian import recipes
 from ..outputs.initrd import segment_path
+from ..outputs.staging import OutputSet
 from ..rootfs import layers
 from ..rootfs import parts as rootfs
 from ..spec.model import Kernel, Spec
@@ -127,6 +128,7 @@ class Plan:
     refs: list[str] = field(default_factory=list)
     uses: list[SpecUse] = field(default_factory=list)
     rechecks: list[audit.Recheck] = field(default_factory=list)
+    output_sets: list[OutputSet] = field(default_factory=list)  # each spec's outputs, staged until published
     audit: bool = False
     warnings: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
@@ -148,12 +150,19 @@ class Plan:
         parts = rootfs.plan_parts(spec)
         state = spec_state_id(options.name, spec.files_read, self.store.root)
         self.tasks.extend(part_task(self.store, spec, part, options, self.sink, state) for part in parts)
-        self.tasks.extend(Media(self.store, spec, parts, options, self.sink, state).tasks())
+        media = Media(self.store, spec, parts, options, self.sink, state)
+        self.tasks.extend(media.tasks())
+        self.output_sets.append(media.output_set)
         self.rechecks.extend(part_recheck(self.store, spec, part, options, state) for part in parts)
         self.rechecks.append(output_recheck(self.store, spec, parts, options, state))
         self.audit = self.audit or options.audit
         use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts), spec.kernel)
         self.uses.append(use)
+
+    def discard_staged(self) -> None:
+        """After a failed build: what its output tasks staged goes, so the output folders stay as they were."""
+        for output_set in self.output_sets:
+            output_set.discard()
 
     def layer_tasks(self) -> Iterator[dict[str, Any]]:
         return layer_tasks(self.store, self.refs, self.sink)

@@ -18,7 +18,7 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.reporter import ConsoleReporter
 
-from .identity import public_task_name
+from .identity import is_publish, public_task_name
 
 
 class HandledFailure(TaskFailed):  # type: ignore[misc]
@@ -43,6 +43,11 @@ class TaskEvent:
 TaskListener = Callable[[TaskEvent], None]
 
 
+def _counted(task: Any) -> bool:
+    """A task a report names: one with actions, other than the publishing of a spec's outputs."""
+    return bool(task.actions) and not is_publish(task)
+
+
 class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
     """doit's console report, also kept as lists and told to `listener`.
 
@@ -64,7 +69,7 @@ class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
         RecordingReporter.last = self
 
     def _tell(self, kind: TaskEventKind, task: Any, seconds: float = 0.0, message: str = "") -> None:
-        if self.listener is not None and task.actions:
+        if self.listener is not None and _counted(task):
             self.listener(TaskEvent(kind, public_task_name(task.name), seconds, message))
 
     def _elapsed(self, task: Any) -> float:
@@ -73,7 +78,7 @@ class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
         return seconds
 
     def execute_task(self, task: Any) -> None:
-        if task.actions:
+        if _counted(task):
             self.executed.append(task.name)
             self._started[task.name] = time.monotonic()
         self._tell(TaskEventKind.START, task)
@@ -84,7 +89,7 @@ class RecordingReporter(ConsoleReporter):  # type: ignore[misc]
         self._tell(TaskEventKind.DONE, task, self._elapsed(task))
 
     def skip_uptodate(self, task: Any) -> None:
-        if task.actions:
+        if _counted(task):
             self.skipped.append(task.name)
         self._tell(TaskEventKind.UP_TO_DATE, task)
         if self.listener is None:

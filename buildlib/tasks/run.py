@@ -136,7 +136,12 @@ def run_plan(
     main = DoitMain(_Loader(plan, config), config_filenames=(), extra_config={"GLOBAL": config})
     started = time.monotonic()
     with store_lock(cache), _std_streams_kept(), _replaced_files_released():
-        code = main.run(["run", *args])
+        code = 1  # unless doit returns: an interrupt fails the build too
+        try:
+            code = main.run(["run", *args])
+        finally:  # a failure leaves the output folders with the last good build's files, all of them
+            if plan.sink.errors or code != 0:
+                plan.discard_staged()
         if plan.sink.errors:
             raise plan.sink.errors[0]
         if code != 0:

@@ -53,8 +53,9 @@ def test_monorepo_example_builds_then_runs_nothing_then_only_the_changed_part(
 
     ran, _ = run_doit(monorepo, store)
     web, db = "os-output:web/kernel+initrd", "os-output:db/kernel+initrd"  # each format is its own task
-    assert {"motd", web, db, "os-usage:web", "os-usage:db", "checksums"} <= set(ran)
-    assert ran.index("motd") < ran.index("os-part:web/files") < ran.index(web) < ran.index("checksums")
+    put = "os-output:web"  # puts web's staged files in place, after every output task of web
+    assert {"motd", web, db, put, "os-usage:web", "os-usage:db", "checksums"} <= set(ran)
+    assert ran.index("motd") < ran.index("os-part:web/files") < ran.index(web) < ran.index(put) < ran.index("checksums")
     assert (monorepo / "out" / "web-initrd.img").is_file() and (monorepo / "out" / "db-initrd.img").is_file()
     sums = (monorepo / "out" / "SHA256SUMS").read_text()
     assert "web-initrd.img" in sums and "db-kernel" in sums
@@ -65,7 +66,7 @@ def test_monorepo_example_builds_then_runs_nothing_then_only_the_changed_part(
 
     (monorepo / "motd.in").write_text("Changed on {host}.\n")
     ran, _ = run_doit(monorepo, store)
-    assert sorted(ran) == sorted(["motd", "os-part:web/files", web, "os-usage:web", "checksums"])
+    assert sorted(ran) == sorted(["motd", "os-part:web/files", web, put, "os-usage:web", "checksums"])
 
 
 def test_doit_driven_builds_write_usage_records_that_gc_keeps(
@@ -104,8 +105,8 @@ def test_task_names_are_prefixed_and_dependencies_follow(minimal_build: Built, t
         assert all(dep.startswith("mono-") for dep in task.get("task_dep", ())), task
     files_part = next(task for task in dicts if public_task_name(f"part:{task['name']}") == "part:a/files")
     assert "gen/x" in files_part["file_dep"], "a source not written yet is still a file_dep"
-    outputs = [task for task in dicts if task["basename"] == "mono-output"]  # boot files and each format
-    written = sorted(target for task in outputs for target in task["targets"] if "/out/" in target)
+    outputs = [task for task in dicts if task["basename"] == "mono-output"]  # stages, boot files, formats, publish
+    written = sorted(target for task in outputs for target in task.get("targets", ()) if "/out/" in target)
     assert written == sorted(output_files(tmp_path / "out", "a"))
 
 
