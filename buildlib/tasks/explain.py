@@ -16,7 +16,7 @@ from doit.loader import generate_tasks
 from doit.task import Task
 
 from ..spec.refs import ImageRef
-from .families import record_path
+from .families import StoreCheck, record_path
 from .identity import public_task_name
 from .keys import InputKeys, XXHashChecker
 from .plan import Plan
@@ -71,8 +71,9 @@ def _direct_reasons(
     if status.status == "up-to-date":
         return None
     family = task.name.split(":", 1)[0]
-    if not known:
-        return (FORGOTTEN if _looks_built(task) else _never_built(family) + _new_container(task),)
+    if not known:  # a task that failed last has no record either: what the store holds may say why
+        found = [line for check, _, _ in task.uptodate if isinstance(check, StoreCheck) for line in check.unmet()]
+        return tuple(found) or (FORGOTTEN if _looks_built(task) else _never_built(family) + _new_container(task),)
     values = dependency.get_values(task.name)
     said = [line for check, _, _ in task.uptodate if isinstance(check, Terms) for line in check.changes(values)]
     reasons: list[str] = []
@@ -156,6 +157,8 @@ def _describe_uptodate(utd: Any, values: dict[str, Any], family: str) -> list[st
         if not values:
             return ["never built"]
         return [f"key {name!r} changed: {old or 'none'} -> {new or 'none'}" for name, old, new in changes]
+    if isinstance(utd, StoreCheck) and (found := utd.unmet()):
+        return found
     return [UNMET.get(family, "a check of the store failed")]
 
 

@@ -98,6 +98,17 @@ class ErrorSink:
         return run
 
 
+@dataclass(frozen=True)
+class StoreCheck:
+    """An up-to-date check of the store (doit calls it), and what it found wrong in words, for `explain`."""
+
+    check: Callable[[], bool]
+    unmet: Callable[[], list[str]]
+
+    def __call__(self) -> bool:
+        return self.check()
+
+
 # paths --------------------------------------------------------------------------------------
 def record_path(store: Store, ref: str) -> Path:
     """The record of what `ref` is for the store's architecture (one per platform the name holds)."""
@@ -176,7 +187,14 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
 
     def built() -> bool:
         """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
-        return component_builds.up_to_date(store, recipe, packages)
+        return component_builds.up_to_date(store, recipe, packages) and not against_lock()
+
+    def against_lock() -> list[str]:
+        """With a lock, the store's image must record exactly the pinned .debs: its build record names
+        only their files and hashes, and an image imported or built elsewhere may hold others."""
+        if locked is None:
+            return []
+        return component_builds.stored_differences(store, recipe, locked) or []
 
     # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
@@ -184,7 +202,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
         "name": recipe.build_name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
-        "uptodate": [built],
+        "uptodate": [StoreCheck(built, against_lock)],
         "verbosity": 0,
     }
 
