@@ -228,7 +228,19 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
 
     def in_store() -> bool:
         """the image is in the store, recorded, and no --pull was asked for"""
-        return not force and target.is_file() and read_json(target)["manifest"] == store.lookup(parsed)
+        return (
+            not force
+            and target.is_file()
+            and not against_lock()
+            and read_json(target)["manifest"] == store.lookup(parsed)
+        )
+
+    def against_lock() -> list[str]:
+        """With a pin, the record must name the pinned manifest: the name in the store may have moved."""
+        recorded = read_json(target)["manifest"] if pin is not None and target.is_file() else None
+        if recorded is None or recorded == pulls.pinned_in_store(store, pin or ""):
+            return []
+        return [f"image {parsed.familiar()}: the store records {recorded}, the lock pins {pin}"]
 
     keys = InputKeys({"arch": options.arch, **({"pin": pin} if pin else {})})
 
@@ -238,7 +250,7 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
         "doc": f"make sure {parsed.familiar()} is in the store",
         "actions": [sink.guard(fetch)],
         "targets": [str(target)],
-        "uptodate": [in_store, keys],
+        "uptodate": [StoreCheck(in_store, against_lock), keys],
         "task_dep": [f"component:{component}"] if component else [],
         "verbosity": 0,
     }
