@@ -136,3 +136,33 @@ def test_a_build_killed_while_another_waits_on_the_store_lock(tmp_path: Path, de
     assert (tmp_path / "out" / "busy.tar").read_bytes() == expected
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["busy.tar"]
     check_clean(cache)
+
+
+def waits_on_a_lock(pid: int) -> bool:
+    """Whether process `pid` is blocked in flock: the kernel lists each waiter in /proc/locks as
+    `N: -> FLOCK ADVISORY WRITE PID ...`."""
+    waiters = (line.split() for line in Path("/proc/locks").read_text().splitlines() if " -> " in line)
+    return any(fields[5] == str(pid) for fields in waiters)
+
+
+def store_files(cache: Path) -> list[str]:
+    return sorted(str(p.relative_to(cache)) for p in cache.rglob("*") if p.name != LOCK_NAME and "debs" not in p.parts)
+
+
+def test_a_build_writes_nothing_in_the_store_while_another_holds_its_lock(tmp_path: Path, debs_dir: Path) -> None:
+    # gc removes every `.*.tmp` it finds, trusting that nothing writes while it holds the lock: a build
+    # that planned (and pinned its .debs) meanwhile would lose its half-written file under it.
+    spec, cache = spec_file(tmp_path), new_cache(tmp_path / "cache", debs_dir)
+    cache.joinpath(LOCK_NAME).touch()
+    with open(cache / LOCK_NAME, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # as `cache gc` holds it
+        waiting = build(cache, spec, tmp_path / "out")
+        deadline = time.monotonic() + 120
+        while not waits_on_a_lock(waiting.pid) and not store_files(cache):
+            assert waiting.poll() is None and time.monotonic() < deadline, waiting.communicate()
+            time.sleep(0.05)
+        written = store_files(cache)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    assert written == []
+    assert finished(waiting) == (0, "")
+    check_clean(cache)
