@@ -288,17 +288,31 @@ LOCK_NAME = "lock"
 SCRATCH_NAME = "tmp"  # the store's scratch folder (images.Store.tmp)
 
 
+# The stores this thread holds the lock of: a command that holds it (planning a build, `lock`) may call
+# one that takes it again, and a second flock on another open file would wait for itself forever. Another
+# thread still waits, as another process does.
+_HELD_STORES = threading.local()
+
+
 @contextlib.contextmanager
 def store_lock(cache: Path) -> Iterator[None]:
     """One writer at a time per store: a second build (or a gc) waits here instead of racing the first.
 
     While the lock is held nothing else writes the store, so what a killed process left in tmp/ is garbage.
+    Taken again inside itself (in the same thread), it is already held: nothing more happens.
     """
     cache.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(cache)
+    held: set[str] = _HELD_STORES.__dict__.setdefault("stores", set())
+    if key in held:
+        yield
+        return
     with open(cache / LOCK_NAME, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         shutil.rmtree(cache / SCRATCH_NAME, ignore_errors=True)
+        held.add(key)
         try:
             yield
         finally:
+            held.discard(key)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

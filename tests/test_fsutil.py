@@ -104,3 +104,24 @@ def test_a_failed_write_keeps_the_old_big_file_whole(tmp_path: Path, monkeypatch
     fsutil.released()
     assert target.read_bytes() == b"old" * 1000
     assert _hidden(tmp_path) == []
+
+
+def test_the_store_lock_taken_again_in_one_thread_is_held_and_another_thread_waits(tmp_path: Path) -> None:
+    import threading
+
+    from buildlib.fsutil import store_lock
+
+    order: list[str] = []
+
+    def other() -> None:
+        with store_lock(tmp_path):
+            order.append("other")
+
+    with store_lock(tmp_path), store_lock(tmp_path):  # nested: it does not wait for itself
+        waiting = threading.Thread(target=other)
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive()  # the other thread waits, as another process would
+        order.append("first done")
+    waiting.join(timeout=10)
+    assert order == ["first done", "other"]

@@ -164,15 +164,17 @@ def describe_pinned(recipe: Recipe, pinned: list[Package]) -> list[Package]:
         if now is None or now.version != package.version:
             raise drift_error(recipe, package, "no longer serves")
         if now.sha256 != package.sha256:
-            raise drift_error(recipe, package, f"serves other bytes (sha256 {now.sha256[:16]}) for")
+            raise drift_error(recipe, package, f"serves other bytes (sha256 {now.sha256}) for")
     return [served[p.name] for p in pinned]
 
 
-def drift_error(recipe: Recipe, package: Package, what: str) -> ArchiveDrift:
-    """The error for a pinned .deb the archive cannot give: what, and the two ways forward."""
+def drift_error(recipe: Recipe, package: Package, what: str, stored: str = "") -> ArchiveDrift:
+    """The error for a pinned .deb the archive cannot give: what (hashes in full: two cut alike read the
+    same), how the store's image differs from the pins when it has one (`stored`), and the two ways forward."""
+    besides = f"; the store's image does not stand in ({stored})" if stored else ""
     return ArchiveDrift(
         f"component {recipe.build_name}: the Debian archive {what} {package.name} {package.version} "
-        f"(pinned sha256 {package.sha256[:16]}): import the component image built from it "
+        f"(pinned sha256 {package.sha256}){besides}: import the component image built from it "
         f"(`distrokit cache import FILE {recipe.ref.familiar()}`, FILE from `distrokit cache export` "
         f"where it was built or pulled), or pin what the archive has now with "
         f"`distrokit lock --update {recipe.build_name}`"
@@ -212,7 +214,7 @@ def fetch_package(store: Store, package: Package, listener: Listener = ignore, a
             raise PackageUnavailable(package, "no longer serves")
         actual = sha256_file(downloaded).removeprefix("sha256:")
         if actual != package.sha256:
-            raise PackageUnavailable(package, f"serves other bytes (sha256 {actual[:16]}) for")
+            raise PackageUnavailable(package, f"serves other bytes (sha256 {actual}) for")
         target.parent.mkdir(parents=True, exist_ok=True)
         size = downloaded.stat().st_size
         downloaded.replace(target)

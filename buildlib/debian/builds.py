@@ -108,6 +108,11 @@ def up_to_date(store: Store, recipe: recipes.Recipe, packages: list[recipes.Pack
     return bool(built.get("manifest")) and store.lookup(recipe.ref) == built["manifest"]
 
 
+def stored_differences(store: Store, recipe: recipes.Recipe, packages: list[recipes.Package]) -> list[str] | None:
+    """How the store's image for `recipe` differs from the pinned `packages` (see components); None: no image."""
+    return components.stored_differences(store, recipe, packages)
+
+
 def build(store: Store, recipe: recipes.Recipe, packages: list[recipes.Package], listener: Listener = ignore) -> str:
     """Build the image (`listener` hears the .deb downloads) and record what it was built from; returns
     its manifest digest."""

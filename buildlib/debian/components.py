@@ -26,7 +26,7 @@ from ..store.images import MEDIA_LAYER_TAR, Store
 from ..store.transport import Listener, ignore
 from . import elfdeps, kmodules
 from .archive import PackageUnavailable, drift_error, fetch_package, library_provider
-from .recipes import MOBY_LABEL, PACKAGES_LABEL, RECIPE, Package, Recipe, RecipeFile, deb_arch, recorded_packages
+from .recipes import MOBY_LABEL, PACKAGES_LABEL, RECIPE, Package, Recipe, RecipeFile, deb_arch, pin_differences
 
 
 # image assembly -----------------------------------------------------------------------------
@@ -38,10 +38,12 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
     try:
         debs = [fetch_package(store, package, listener, recipe.arch) for package in packages]
     except PackageUnavailable as exc:
-        imported = _imported_image(store, recipe, packages)
-        if imported is not None:
-            return imported
-        raise drift_error(recipe, exc.package, exc.what) from None
+        differences = stored_differences(store, recipe, packages)
+        if differences is not None and not differences:
+            return _stored_digest(store, recipe)  # imported, built from exactly the pins: it stands in
+        raise drift_error(recipe, exc.package, exc.what, "; ".join(differences or [])) from None
+    for package, deb in zip(packages, debs, strict=True):
+        _check_control(recipe, package, deb)
     with store.tempdir(f"component-{recipe.name}-") as work:
         root = work / "root"
         root.mkdir()
@@ -98,14 +100,39 @@ def _deb_files(deb: Path) -> list[str]:
     return [p for p in entries if p not in folders]
 
 
-def _imported_image(store: Store, recipe: Recipe, packages: list[Package]) -> str | None:
-    """The component image already in the store (imported from a teammate) when it records exactly
-    `packages`: what a build uses when the archive no longer serves them."""
+def stored_differences(store: Store, recipe: Recipe, packages: list[Package]) -> list[str] | None:
+    """How the image the store names for `recipe` differs from the .debs `packages` pins (one line per
+    package and field, both values in full; empty when it records exactly them), or None when the store
+    names no image for it. An image imported from a teammate stands in for .debs the archive lost only
+    when it records exactly the pins."""
     digest = store.lookup(recipe.ref)
     if digest is None:
         return None
     labels = store.image_by_digest(str(recipe.ref), digest).labels
-    return digest if recorded_packages(labels) == [(p.name, p.version) for p in packages] else None
+    return pin_differences(f"the store's {recipe.ref.familiar()}", packages, labels)
+
+
+def _stored_digest(store: Store, recipe: Recipe) -> str:
+    digest = store.lookup(recipe.ref)
+    assert digest is not None
+    return digest
+
+
+def _check_control(recipe: Recipe, package: Package, deb: Path) -> None:
+    """The .deb's own control fields against its pin: the sha256 pins the bytes, so a version or an
+    architecture edited in a lock by hand would otherwise be recorded in the image as if it were true."""
+    import sh
+
+    fields = str(sh.Command("dpkg-deb")("-f", str(deb), "Package", "Version", "Architecture")).splitlines()
+    control = dict(line.split(": ", 1) for line in fields if ": " in line)
+    pinned = {"Package": package.name, "Version": package.version, "Architecture": deb_arch(package)}
+    for name, want in pinned.items():
+        if control.get(name, "") != want:
+            raise ComponentError(
+                f"component {recipe.build_name}: {package.name} is pinned with {name.lower()} {want}, but the .deb "
+                f"of the pinned sha256 {package.sha256} says {control.get(name, 'nothing')}: pin what the "
+                f"archive serves with `distrokit lock --update {recipe.build_name}`"
+            )
 
 
 def _remove(path: Path) -> None:

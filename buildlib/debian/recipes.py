@@ -271,6 +271,36 @@ def recorded_architectures(labels: Mapping[str, str], default: str) -> dict[str,
     return {item[0]: item[3] if len(item) > 3 else default for item in items}
 
 
+PIN_FIELDS = ("version", "sha256", "architecture")
+
+
+def pin_differences(image: str, packages: list[Package], labels: Mapping[str, str]) -> list[str]:
+    """How the .deb files an image records in its labels differ from `packages` (a lock's pins): one line
+    per package and field, both values in full, so two hashes alike in their first digits never read the
+    same; empty when the image records exactly these. An image that records no sha256 or architecture (an
+    older builder's) cannot prove it was built from the pins, so it differs too."""
+    recorded = {
+        str(item[0]): [str(value) for value in item[1:4]] for item in json.loads(labels.get(PACKAGES_LABEL, "[]"))
+    }
+    lines = []
+    for package in packages:
+        stored = recorded.pop(package.name, None)
+        if stored is None:
+            lines.append(f"{package.name}: pinned at {package.version}, but {image} was not built from it")
+            continue
+        pinned = (package.version, package.sha256, deb_arch(package))
+        for what, want, have in zip(PIN_FIELDS, pinned, [*stored, "", ""][:3], strict=True):
+            if want != have:
+                lines.append(
+                    f"{package.name} {what}: pinned {want}, but {image} was built from {have or 'none recorded'}"
+                )
+    lines.extend(
+        f"{name}: {image} was built from it ({stored[0]}), but it is not pinned"
+        for name, stored in sorted(recorded.items())
+    )
+    return lines
+
+
 def recipe_input_key(recipe: Recipe, packages: list[Package]) -> dict[str, Any]:
     """Everything the image bytes depend on: the recipe, the exact .deb files, this builder."""
     return {

@@ -185,5 +185,5 @@ def _describe(a: Member, b: Member) -> str:
         return f"different entries at the same place: {a.path!r} != {b.path!r}"
     changed = [f"{name} {x!r} != {y!r}" for (name, x), (_, y) in zip(a.header, b.header, strict=True) if x != y]
     if a.data != b.data:
-        changed.append(f"data sha256 {a.data[:16]} != {b.data[:16]}")
+        changed.append(f"data sha256 {a.data} != {b.data}")  # in full: a cut pair may read alike
     return ", ".join(changed)

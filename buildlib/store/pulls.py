@@ -393,6 +393,12 @@ def _inspect_raw(endpoint: Endpoint, network: Network) -> bytes:
     return output.encode()  # skopeo writes the manifest's bytes as they are: UTF-8 JSON, no newline added
 
 
+def pinned_in_store(store: Store, manifest_digest: str) -> str:
+    """The stored manifest a pinned digest became (skopeo may convert a Docker v2 manifest to OCI)."""
+    alias = store.root / "pinned" / manifest_digest.replace(":", "-")
+    return alias.read_text().strip() if alias.is_file() else manifest_digest
+
+
 def ensure_pinned(
     store: Store,
     ref: ImageRef,
@@ -408,7 +414,7 @@ def ensure_pinned(
     manifest into an OCI one on the way in (another digest for the same content, fetched by the pinned
     digest and checked against it): the store remembers which stored manifest a pinned digest became."""
     alias = store.root / "pinned" / manifest_digest.replace(":", "-")
-    stored = alias.read_text().strip() if alias.is_file() else manifest_digest
+    stored = pinned_in_store(store, manifest_digest)
     if store.lookup(ImageRef(ref.domain, ref.path, None, stored)) is None:
         network = network or Network.from_env()
         source = transport.resolve(ImageRef(ref.domain, ref.path, None, manifest_digest), network)

@@ -17,7 +17,7 @@ from doit.task import Task
 
 from ..outputs.staging import WrittenOutputs
 from ..spec.refs import ImageRef
-from .families import record_path
+from .families import StoreCheck, record_path
 from .identity import is_publish, public_task_name
 from .keys import InputKeys, XXHashChecker
 from .plan import Plan
@@ -73,8 +73,9 @@ def _direct_reasons(
     if status.status == "up-to-date":
         return None
     family = task.name.split(":", 1)[0]
-    if not known:
-        return (FORGOTTEN if _looks_built(task) else _never_built(family) + _new_container(task),)
+    if not known:  # a task that failed last has no record either: what the store holds may say why
+        found = [line for check, _, _ in task.uptodate if isinstance(check, StoreCheck) for line in check.unmet()]
+        return tuple(found) or (FORGOTTEN if _looks_built(task) else _never_built(family) + _new_container(task),)
     values = dependency.get_values(task.name)
     said = [line for check, _, _ in task.uptodate if isinstance(check, Terms) for line in check.changes(values)]
     reasons: list[str] = []
@@ -161,6 +162,8 @@ def _describe_uptodate(utd: Any, values: dict[str, Any], family: str) -> list[st
     if isinstance(utd, WrittenOutputs):
         problem = utd.problem()
         return [problem] if problem else []
+    if isinstance(utd, StoreCheck) and (found := utd.unmet()):
+        return found
     return [UNMET.get(family, "a check of the store failed")]
 
 

@@ -97,6 +97,17 @@ class ErrorSink:
         return run
 
 
+@dataclass(frozen=True)
+class StoreCheck:
+    """An up-to-date check of the store (doit calls it), and what it found wrong in words, for `explain`."""
+
+    check: Callable[[], bool]
+    unmet: Callable[[], list[str]]
+
+    def __call__(self) -> bool:
+        return self.check()
+
+
 # paths --------------------------------------------------------------------------------------
 def record_path(store: Store, ref: str) -> Path:
     """The record of what `ref` is for the store's architecture (one per platform the name holds)."""
@@ -175,7 +186,14 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
 
     def built() -> bool:
         """the store holds the image built from this recipe and these .deb files (by `build` or `pkg build`)"""
-        return component_builds.up_to_date(store, recipe, packages)
+        return component_builds.up_to_date(store, recipe, packages) and not against_lock()
+
+    def against_lock() -> list[str]:
+        """With a lock, the store's image must record exactly the pinned .debs: its build record names
+        only their files and hashes, and an image imported or built elsewhere may hold others."""
+        if locked is None:
+            return []
+        return component_builds.stored_differences(store, recipe, locked) or []
 
     # Up to date by the store's own record, not doit's: `pkg build` builds outside doit.
     return {
@@ -183,7 +201,7 @@ def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOp
         "name": recipe.build_name,
         "doc": f"build the {recipe.name} image from Debian packages",
         "actions": [sink.guard(build)],
-        "uptodate": [built],
+        "uptodate": [StoreCheck(built, against_lock)],
         "verbosity": 0,
     }
 
@@ -209,7 +227,19 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
 
     def in_store() -> bool:
         """the image is in the store, recorded, and no --pull was asked for"""
-        return not force and target.is_file() and read_json(target)["manifest"] == store.lookup(parsed)
+        return (
+            not force
+            and target.is_file()
+            and not against_lock()
+            and read_json(target)["manifest"] == store.lookup(parsed)
+        )
+
+    def against_lock() -> list[str]:
+        """With a pin, the record must name the pinned manifest: the name in the store may have moved."""
+        recorded = read_json(target)["manifest"] if pin is not None and target.is_file() else None
+        if recorded is None or recorded == pulls.pinned_in_store(store, pin or ""):
+            return []
+        return [f"image {parsed.familiar()}: the store records {recorded}, the lock pins {pin}"]
 
     keys = InputKeys({"arch": options.arch, **({"pin": pin} if pin else {})})
 
@@ -219,7 +249,7 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
         "doc": f"make sure {parsed.familiar()} is in the store",
         "actions": [sink.guard(fetch)],
         "targets": [str(target)],
-        "uptodate": [in_store, keys],
+        "uptodate": [StoreCheck(in_store, against_lock), keys],
         "task_dep": [f"component:{component}"] if component else [],
         "verbosity": 0,
     }

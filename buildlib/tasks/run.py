@@ -181,9 +181,12 @@ def family_groups() -> list[dict[str, Any]]:
 
 
 def plan_build(spec_paths: Sequence[Path], options: BuildOptions, component_root: Path) -> Plan:
+    """The plan of a build. Planning writes the store too (a recipe's first .deb pins), so it holds the
+    store lock: a `cache gc` meanwhile would take a pin's half-written file for a killed write's."""
     plan = Plan(Store(options.cache, options.arch), components=component_root)
-    spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
-    add_spec(plan, spec, options, component_root)
+    with store_lock(options.cache):
+        spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
+        add_spec(plan, spec, options, component_root)
     return plan
 
 
@@ -214,8 +217,9 @@ def ensure_images(
     """Only the component and image tasks of a spec: every image in the store, loaded (for `sbom`)."""
     options = dataclasses.replace(options, formats=())  # it writes no output: no format's needs apply
     plan = Plan(Store(options.cache, options.arch), components=component_root)
-    spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
-    add_spec(plan, spec, options, component_root)
+    with store_lock(options.cache):  # planning may pin .debs: see plan_build
+        spec = load_spec(spec_paths, resolve_pkg=plan.resolver)
+        add_spec(plan, spec, options, component_root)
     plan.tasks = [task for task in plan.tasks if task["basename"] in ("component", "image")]
     plan.refs, plan.uses = [], []  # no layers to index, and no build to record for gc
     run_plan(plan, (), outstream)

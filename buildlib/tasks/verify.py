@@ -48,7 +48,9 @@ class FileResult:
             return "missing from the release folder"
         if self.member:
             return f"first differing member {self.member}: {self.detail}"
-        return self.detail or f"sha256 {self.expected[7:23]} != rebuilt {self.rebuilt[7:23]}"
+        return (
+            self.detail or f"sha256 {self.expected[7:]} != rebuilt {self.rebuilt[7:]}"
+        )  # in full: a cut pair may read alike
 
 
 @dataclass(frozen=True)

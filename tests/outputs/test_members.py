@@ -72,3 +72,11 @@ def test_a_file_without_members_has_no_member_difference(tmp_path: Path) -> None
     (tmp_path / "k1").write_bytes(b"\x7fELF one")
     (tmp_path / "k2").write_bytes(b"\x7fELF two")
     assert kind_of(tmp_path / "k1") is None and first_difference(tmp_path / "k1", tmp_path / "k2") is None
+
+
+def test_differing_data_is_named_with_both_hashes_in_full(tmp_path: Path) -> None:
+    write_segment(tree(b"hi\n").entries(), tmp_path / "a", Compression.GZIP)
+    write_segment(tree(b"HI\n").entries(), tmp_path / "b", Compression.GZIP)
+    left, right = ({m.path: m.data for m in members(tmp_path / name)}["etc/motd"] for name in "ab")
+    found = first_difference(tmp_path / "a", tmp_path / "b")
+    assert found is not None and found.detail == f"data sha256 {left} != {right}" and len(left) == 64

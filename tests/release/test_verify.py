@@ -47,3 +47,10 @@ def test_verify_names_the_member_a_release_differs_in(
     err = capsys.readouterr().err
     assert "DIFFERS  release-initrd.img: first differing member etc/distrokit/boot.d/90-report" in err
     assert "do NOT rebuild bit for bit" in err
+
+
+def test_a_file_that_differs_with_no_member_named_shows_both_hashes_in_full() -> None:
+    # two hashes alike in their first 16 digits: cut short, they would print the same
+    expected, rebuilt = "sha256:" + "a" * 63 + "1", "sha256:" + "a" * 63 + "2"
+    result = verify.FileResult("x-kernel", expected, rebuilt)
+    assert result.reason == f"sha256 {expected[7:]} != rebuilt {rebuilt[7:]}"
