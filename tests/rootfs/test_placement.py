@@ -151,7 +151,7 @@ def test_bundles_volumes_and_files_are_placed_as_linuxkit_places_them(many: tupl
         "etc/app/app.conf": Item(F, 0o640, WEB, WEB),
         "var/lib": Item(D, 0o755),  # the init image has /var/lib: it keeps its mode
         "var/lib/app": Item(D, 0o700),
-        "usr/local": Item(D, 0o700),
+        "usr/local": Item(D, 0o755),  # so has /usr/local (LinuxKit's root layout): it keeps its mode
         "usr/local/bin/app": Item(L, 0o777, link="/bin/busybox"),
         "etc/distrokit/spec.yml": Item(F, 0o600),
         "root": Item(D, 0o700),
