@@ -28,6 +28,8 @@ from . import elfdeps, kmodules
 from .archive import PackageUnavailable, drift_error, fetch_package, library_provider
 from .recipes import MOBY_LABEL, PACKAGES_LABEL, RECIPE, Package, Recipe, RecipeFile, deb_arch, pin_differences
 
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 # image assembly -----------------------------------------------------------------------------
 def build(store: Store, recipe: Recipe, packages: list[Package], listener: Listener = ignore) -> str:
@@ -284,6 +286,14 @@ def _walk_dir(folder: Path) -> Iterator[Path]:
             yield from _walk_dir(child)
 
 
+def with_default_path(env: list[str]) -> list[str]:
+    """The recipe's environment with Docker's default PATH first unless it sets one: images on Docker
+    Hub carry it, and a spec's `command: ["sh", "-c", ...]` relies on it (runc finds `sh` through it)."""
+    if any(item.startswith("PATH=") for item in env):
+        return list(env)
+    return [DEFAULT_PATH, *env]
+
+
 def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict[str, Any]:
     wanted = recipe.config
     labels = {str(k): str(v) for k, v in (wanted.get("labels") or {}).items()}
@@ -291,8 +301,8 @@ def _image_config(recipe: Recipe, packages: list[Package], diff_id: str) -> dict
     labels[PACKAGES_LABEL] = json.dumps(recorded, separators=(",", ":"))
     if wanted.get("moby") is not None:
         labels[MOBY_LABEL] = json.dumps(wanted["moby"], sort_keys=True, separators=(",", ":"))
-    runtime: dict[str, Any] = {"Labels": labels}
-    for ours, theirs in (("entrypoint", "Entrypoint"), ("cmd", "Cmd"), ("env", "Env"), ("workdir", "WorkingDir")):
+    runtime: dict[str, Any] = {"Labels": labels, "Env": with_default_path(wanted.get("env") or [])}
+    for ours, theirs in (("entrypoint", "Entrypoint"), ("cmd", "Cmd"), ("workdir", "WorkingDir")):
         if wanted.get(ours) is not None:
             runtime[theirs] = wanted[ours]
     return {

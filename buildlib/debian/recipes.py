@@ -28,7 +28,7 @@ RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
-BUILDER_VERSION = "3"  # 2: the packages label names each .deb's sha256; 3: and its architecture
+BUILDER_VERSION = "4"  # 2: the packages label names each .deb's sha256; 3: and its architecture; 4: a default PATH
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@
   The image tree is its own part, apart from the bundle, so changing a container's settings rewrites
   only its few small files, and changing its image only that image's part and the bundles using it.
 - A volume is containers/volumes/NAME with lower/ (empty, the image's files, or with `format: oci` the
-  image as an OCI layout), tmp/ and merged/.
+  image as an OCI layout), merged/ and, unless the volume is `readonly`, tmp/: LinuxKit's sign for the
+  init, which at boot mounts merged/ as an overlay of lower/ with a tmpfs upper in tmp/, or, without
+  tmp/, as lower/ read-only (components/init/libexec/volumes).
 
 Container images get LinuxKit's touches: /dev, /dev/pts, /dev/shm, /etc, /proc and /sys exist, /etc/mtab
 links to /proc/mounts, /etc/hosts and /etc/resolv.conf have fixed contents, and /etc/hostname,
@@ -172,7 +174,8 @@ def bundle_tree(spec: Spec, key: str, images: Mapping[str, Image]) -> Tree:
 
 
 def volume_tree(store: Store, spec: Spec, name: str, images: Mapping[str, Image]) -> Tree:
-    """A volume: lower/ (empty, or the image's files as they are), tmp/ and merged/ for the overlay."""
+    """A volume: lower/ (empty, or the image's files as they are), merged/, and tmp/ for the writable
+    overlay unless the volume is read-only."""
     volume = find_volume(spec, name)
     base = volume_dir(volume)
     lower = posixpath.join(base, "lower")
@@ -184,7 +187,10 @@ def volume_tree(store: Store, spec: Spec, name: str, images: Mapping[str, Image]
         image = images[volume.image]
         touched = container_image_tree(store, image, resolv_link=RESOLV_CONF_LINK)
         tree = touched.relocated(lower, f"volume-{name}")
-    for path in (base, lower, posixpath.join(base, "tmp"), posixpath.join(base, "merged")):
+    folders = [base, lower, posixpath.join(base, "merged")]
+    if not volume.readonly:
+        folders.append(posixpath.join(base, "tmp"))
+    for path in folders:
         tree.add(dir_entry(path))
     return tree
 

@@ -24,7 +24,7 @@ from ..fsutil import xxh_file, xxh_value
 
 SAVED_KEYS = "_distrokit_inputs"
 # Bump when a change to distrokit changes the bytes a task writes for the same inputs.
-BUILDER_VERSION = "4"
+BUILDER_VERSION = "5"  # 4: the tar's LINUXKIT.* headers; 5: a read-only volume has no tmp/
 # A file whose mtime is this close to the moment its state was taken (or to now) may have changed
 # again within the same timestamp tick: its (mtime, size) proves nothing, its content decides.
 RACY_NS = 2_000_000_000

@@ -123,6 +123,18 @@ def test_every_component_recipe_of_ours_passes_the_schema() -> None:
         recipes.load_recipe(folder)
 
 
+def test_every_component_image_config_has_a_path() -> None:
+    """A spec's `command: ["sh", "-c", ...]` needs PATH in the image's Env, as Docker Hub's images have it:
+    the config each of our recipes gets, and a recipe's own PATH or other variables kept as given."""
+    for folder in sorted(p for p in COMPONENTS.iterdir() if (p / "component.yml").is_file()):
+        recipe = recipes.load_recipe(folder)
+        env = components._image_config(recipe, [], diff_id="sha256:" + "0" * 64)["config"]["Env"]
+        paths = [item for item in env if item.startswith("PATH=")]
+        assert len(paths) == 1 and "/bin" in paths[0].split("=", 1)[1].split(":"), (folder.name, env)
+    assert components.with_default_path(["A=1"]) == [components.DEFAULT_PATH, "A=1"]
+    assert components.with_default_path(["PATH=/opt", "A=1"]) == ["PATH=/opt", "A=1"]
+
+
 def test_a_misspelled_moby_field_fails_validate_naming_the_recipe(tmp_path: Path) -> None:
     from buildlib.spec.model import load_spec
 

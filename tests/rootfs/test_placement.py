@@ -135,6 +135,7 @@ def test_bundles_volumes_and_files_are_placed_as_linuxkit_places_them(many: tupl
         "containers/volumes/data/lower": Item(D, 0o755),
         "containers/volumes/data/tmp": Item(D, 0o755),
         "containers/volumes/data/merged": Item(D, 0o755),
+        "containers/volumes/seed/merged": Item(D, 0o755),
         "containers/volumes/seed/lower/bin/busybox": Item(F, 0o755),
         # a volume's image gets the touches LinuxKit gives init and volume images
         "containers/volumes/seed/lower/etc/hosts": Item(F, 0o644),
@@ -150,7 +151,7 @@ def test_bundles_volumes_and_files_are_placed_as_linuxkit_places_them(many: tupl
         "etc/app/app.conf": Item(F, 0o640, WEB, WEB),
         "var/lib": Item(D, 0o755),  # the init image has /var/lib: it keeps its mode
         "var/lib/app": Item(D, 0o700),
-        "usr/local": Item(D, 0o700),
+        "usr/local": Item(D, 0o755),  # so has /usr/local (LinuxKit's root layout): it keeps its mode
         "usr/local/bin/app": Item(L, 0o777, link="/bin/busybox"),
         "etc/distrokit/spec.yml": Item(F, 0o600),
         "root": Item(D, 0o700),
@@ -159,6 +160,8 @@ def test_bundles_volumes_and_files_are_placed_as_linuxkit_places_them(many: tupl
     assert {path: items.get(path) for path in expected} == expected
     absent = [f"{first}/lower/etc/hostname", f"{second}/lower", f"{second}/tmp", "etc/missing", "boot"]
     absent += ["containers/volumes/seed/lower/etc/hostname", "containers/volumes/data/lower/etc"]
+    # no tmp/ is LinuxKit's sign of a read-only volume: the init binds lower/ read-only, no overlay
+    absent += ["containers/volumes/seed/tmp"]
     assert [path for path in absent if path in items] == []
     assert [
         p for p in items if p.startswith(f"{second}/rootfs/") or p.startswith("containers/services/web/rootfs/")
