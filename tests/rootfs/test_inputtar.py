@@ -118,9 +118,9 @@ def test_a_tar_built_from_the_input_tar_with_no_registry_equals_a_normal_build(w
         input_tar=world.first.prefix.with_suffix(".tar"),
     )
     assert again.prefix.with_suffix(".tar").read_bytes() == world.first.prefix.with_suffix(".tar").read_bytes()
-    assert not list((tmp_path / "fresh" / "blobs").rglob("*")) or not any(
-        p.is_file() for p in (tmp_path / "fresh" / "blobs").rglob("*")
-    ), "nothing was pulled into the store"
+    fresh = Store(tmp_path / "fresh")
+    for name in ("app", "base"):
+        assert fresh.lookup(ImageRef.parse(f"{world.host}/lk/{name}:v1")) is None, "nothing was pulled"
 
 
 def test_an_image_the_input_tar_lacks_is_pulled_and_the_rest_taken_from_it(world: World) -> None:
@@ -150,3 +150,5 @@ def test_the_input_tar_cannot_be_the_output(world: World, tmp_path: Path) -> Non
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "--input-tar" in lines[0] and "is also the output file" in lines[0], lines
     assert given.read_bytes() == before, "nothing lost"
+    result = _cli("build", "--cache", str(tmp_path / "c"), "--input-tar", str(given), "--pull", str(spec), cwd=tmp_path)
+    assert result.returncode == 2 and "--input-tar and --pull cannot be used together" in result.stderr
