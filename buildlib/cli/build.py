@@ -76,6 +76,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         sbom=not args.no_sbom,
         decompress_kernel=args.decompress_kernel,
         audit=getattr(args, "audit", False),  # `explain` has no --audit
+        input_tar=Path(args.input_tar) if getattr(args, "input_tar", None) else None,
     )
 
 
@@ -113,7 +114,7 @@ def _lock_path(args: argparse.Namespace) -> str:
 
 def _nothing_to_do(args: argparse.Namespace) -> bool:
     """A build whose stamp matches: say so without loading doit, the spec parser or the store."""
-    if args.pull or args.explain or args.dry_run or args.audit:
+    if args.pull or args.explain or args.dry_run or args.audit or args.input_tar:
         return False
     # these print or write more than the stamp knows of; a spec from stdin has no file to watch
     if jsonout.wanted(args) or args.output_file is not None or args.sbom_output or habits.STDIN_SPEC in args.spec:
@@ -140,6 +141,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         return 0
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
+    if args.input_tar:
+        habits.check_input_tar(args.input_tar, _output_paths(args, options))
     if args.output_file is not None:
         options = dataclasses.replace(options, out_dir=habits.output_folder(options.cache, options.name))
     shared = shared_cache.SharedCache.from_flags(args.cache_from or (), args.cache_to or (), options.network)
@@ -158,7 +161,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         else:
             print(spec.to_yaml(), end="")
         return 0
-    stamp = _stamp_context(args) if not (args.pull or args.explain or "-" in args.spec) else None
+    stamp = _stamp_context(args) if not (args.pull or args.explain or args.input_tar or "-" in args.spec) else None
     build_stamp.forget(options.cache, options.name)
     try:
         report, plan = _watched_build(specs, options, args)
@@ -181,6 +184,14 @@ def cmd_build(args: argparse.Namespace) -> int:
         write_bytes_atomic(Path(args.sbom_output), sbom.render(spec.images(), loaded))
     _report_build(args, options, report, explained)
     return 0
+
+
+def _output_paths(args: argparse.Namespace, options: tasks.BuildOptions) -> list[Path]:
+    """The files this build writes for the user: -o FILE, or every format's files in --dir."""
+    if args.output_file is not None:
+        return [Path(args.output_file)] if args.output_file != "-" else []
+    prefix = options.out_dir / options.name
+    return [path for name in options.formats for path in outputs.get_format(name).targets(prefix)]
 
 
 def _report_build(

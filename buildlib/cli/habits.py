@@ -195,6 +195,11 @@ def add_build_flags(build: argparse.ArgumentParser) -> None:
     build.add_argument(
         "--docker", action="store_true", help="accepted for LinuxKit compatibility: no Docker daemon is needed"
     )
+    build.add_argument(
+        "--input-tar",
+        metavar="FILE",
+        help="a previous build's tar: images whose entries it holds are taken from it, not pulled",
+    )
 
 
 def check_build_args(args: argparse.Namespace) -> list[str]:
@@ -212,7 +217,18 @@ def check_build_args(args: argparse.Namespace) -> list[str]:
             raise BadInput(f"-o writes one file: give one format that makes one file (such as tar), not {args.format}")
         if args.output_file == "-" and getattr(args, "json", False):
             raise BadInput("-o - writes the output to stdout: it cannot be combined with --json")
+    if getattr(args, "input_tar", None) and args.pull:
+        raise BadInput("--input-tar and --pull cannot be used together: --pull asks for every image afresh")
     return notes
+
+
+def check_input_tar(input_tar: str, outputs: list[Path]) -> None:
+    """The input tar is read while the output is written: the two must be different files."""
+    given = Path(input_tar)
+    for output in outputs:
+        same = given.resolve() == output.resolve() or (given.exists() and output.exists() and given.samefile(output))
+        if same:
+            raise BadInput(f"--input-tar {input_tar} is also the output file of this build: write the output elsewhere")
 
 
 def output_folder(cache: Path, name: str) -> Path:

@@ -375,6 +375,11 @@ def _check_end(handle: IO[bytes], offset: int, end: int, where: str) -> None:
         raise HostileLayer(f"{where}: truncated or corrupt tar at byte {offset}; refusing this layer")
 
 
+def tar_member_entry(member: tarfile.TarInfo, source: str, where: str) -> Entry | None:
+    """One member of a tar read whole (a previous build's output), as an index holds it."""
+    return _entry(member, source, where, member.offset_data + member.size)
+
+
 def _entry(member: tarfile.TarInfo, source: str, where: str, end: int) -> Entry | None:
     path = clean_path(member.name, where)
     if not path:

@@ -35,7 +35,7 @@ from ..outputs.initrd import (
 from ..release import pinning
 from ..release.lock import Lock, platform_of
 from ..release.lock import disagreements as lock_disagreements
-from ..rootfs import layers
+from ..rootfs import inputtar, layers
 from ..rootfs import parts as rootfs
 from ..spec.model import Kernel, Spec
 from ..spec.refs import ImageRef
@@ -68,6 +68,8 @@ class BuildOptions:
     decompress_kernel: bool = False
     # a missing `files` source may be a target of another task (a monorepo's dodo.py): doit orders them
     sources_from_tasks: bool = False
+    # `--input-tar FILE`: a previous build's tar, whose entries stand in for the images it holds
+    input_tar: Path | None = None
 
     def habits(self) -> dict[str, bool]:
         """The LinuxKit flags that change bytes, as input keys only when set: stores stay warm for the rest."""
@@ -143,8 +145,30 @@ def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:
     loaded = {}
     for ref in refs:
         record = read_json(record_path(store, ref))
-        loaded[ref] = store.image_by_digest(ref, record["manifest"])
+        from_tar = record.get("input_tar")
+        if from_tar is not None:  # taken from --input-tar: no blob in the store, no layer
+            loaded[ref] = Image(ref, record["manifest"], "", from_tar["config"], ())
+        else:
+            loaded[ref] = store.image_by_digest(ref, record["manifest"])
     return loaded
+
+
+def tar_sources(store: Store, refs: Sequence[str]) -> list[dict[str, Any]]:
+    """What the records of `refs` taken from --input-tar say of the tar (none for pulled images)."""
+    records = (read_json(record_path(store, ref)) for ref in refs)
+    return [record["input_tar"] for record in records if "input_tar" in record]
+
+
+_INPUT_TARS: dict[tuple[str, int, int], inputtar.InputTar] = {}
+
+
+def read_input_tar(path: Path) -> inputtar.InputTar:
+    """The input tar read once per build (every part taken from it reads it)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _INPUT_TARS:
+        _INPUT_TARS[key] = inputtar.read_input_tar(path)
+    return _INPUT_TARS[key]
 
 
 # components ---------------------------------------------------------------------------------
@@ -227,12 +251,10 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
 
     def in_store() -> bool:
         """the image is in the store, recorded, and no --pull was asked for"""
-        return (
-            not force
-            and target.is_file()
-            and not against_lock()
-            and read_json(target)["manifest"] == store.lookup(parsed)
-        )
+        if force or not target.is_file() or against_lock():
+            return False
+        record = read_json(target)  # a record taken from --input-tar stands for no image of the store
+        return "input_tar" not in record and record["manifest"] == store.lookup(parsed)
 
     def against_lock() -> list[str]:
         """With a pin, the record must name the pinned manifest: the name in the store may have moved."""
@@ -253,6 +275,44 @@ def image_task(store: Store, ref: str, options: BuildOptions, sink: ErrorSink, c
         "task_dep": [f"component:{component}"] if component else [],
         "verbosity": 0,
     }
+
+
+def tar_image_task(store: Store, ref: str, record: dict[str, Any], sink: ErrorSink) -> dict[str, Any]:
+    """An image taken from --input-tar: its record, written from what the tar says (nothing pulled)."""
+    target = record_path(store, ref)
+
+    def write() -> None:
+        write_json_atomic(target, record)
+
+    return {
+        "basename": "image",
+        "name": ref,
+        "doc": f"take {ImageRef.parse(ref).familiar()} from the input tar",
+        "actions": [sink.guard(write)],
+        "targets": [str(target)],
+        "uptodate": [lambda: target.is_file() and read_json(target) == record],
+        "verbosity": 0,
+    }
+
+
+def tar_records(store: Store, spec: Spec, options: BuildOptions) -> dict[str, dict[str, Any]]:
+    """The records of the images --input-tar stands in for (none without the flag): an image the store
+    already holds is read from the store, and a digest the lock pins must be the tar's."""
+    if options.input_tar is None:
+        return {}
+    tar = read_input_tar(options.input_tar)
+
+    def known_digest(ref: str) -> str | None:
+        return pinned_manifest(options, ref)
+
+    records = {}
+    for ref in spec.images():
+        if store.lookup(ImageRef.parse(ref)) is not None:
+            continue
+        record = inputtar.tar_record(spec, tar, ref, options.arch, known_digest)
+        if record is not None:
+            records[ref] = record
+    return records
 
 
 def pinned_manifest(options: BuildOptions, ref: str) -> str | None:
@@ -285,6 +345,10 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
 
 # parts and outputs --------------------------------------------------------------------------
 def part_tree(store: Store, spec: Spec, part: rootfs.Part, sbom: bool = True) -> rootfs.Tree:
+    if part.family != rootfs.FILES_PART:  # the files part reads every image, and only their records
+        for source in tar_sources(store, part.images):
+            tar = read_input_tar(Path(source["path"]))
+            return inputtar.part_tree(tar, spec, part, source["places"][inputtar.part_place(spec, part)[1]])
     return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)), sbom=sbom)
 
 
@@ -312,7 +376,11 @@ def segment_key(store: Store, part: rootfs.Part, inputs: dict[str, Any], sources
     """The content key of a part's segment: its inputs, its images' digests, its sources' content."""
     loaded = load_images(store, list(part.images))
     digests = [loaded[ref].manifest_digest for ref in part.images]
-    return xxh_value([inputs, digests, [xxh_file(Path(source)) for source in sources]])
+    key: list[Any] = [inputs, digests, [xxh_file(Path(source)) for source in sources]]
+    from_tar = (
+        [source["places"] for source in tar_sources(store, part.images)] if part.family != rootfs.FILES_PART else []
+    )
+    return xxh_value(key + [from_tar] if from_tar else key)  # a pulled part keeps the key it always had
 
 
 def write_part(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, target: Path) -> None:
@@ -338,6 +406,7 @@ def part_task(
     sources = rootfs.part_sources(spec, part)
     inputs = part_inputs(spec, part, options)
     shared, task = options.shared, f"part:{options.name}/{part.name}"
+    input_tar = [str(options.input_tar.resolve())] if options.input_tar and part.family != rootfs.FILES_PART else []
 
     def write() -> None:
         # the spec fragment and the sources as they are now: another task may have written a source since
@@ -359,7 +428,7 @@ def part_task(
         "name": f"{state}/{part.name}",
         "doc": f"write the {part.name} segment of {options.name}",
         "actions": [sink.guard(write)],
-        "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources,
+        "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources + input_tar,
         "targets": [str(target)],
         "task_dep": ["layer"],
         "uptodate": [InputKeys(inputs), partial(_segment_sealed, store, target)],

@@ -39,6 +39,8 @@ from .families import (
     pointer_path,
     remember_kernel,
     state_dir,
+    tar_image_task,
+    tar_records,
 )
 from .identity import spec_state_id
 from .media import Media
@@ -94,6 +96,8 @@ def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRec
     blobs: dict[str, None] = {}
     files: dict[Path, None] = {}
     for image in loaded.values():
+        if not image.config_digest:  # taken from --input-tar: nothing of it in the store
+            continue
         blobs.update(dict.fromkeys([image.manifest_digest, image.config_digest]))
         for layer in image.layers:
             blobs[layer.digest] = None
@@ -139,7 +143,13 @@ class Plan:
     def add_spec(self, spec: Spec, options: BuildOptions, component_root: Path) -> None:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
         check_buildable(spec, options)  # what needs no image: reported before any pull
+        from_tar = tar_records(self.store, spec, options)
         for ref in spec.images():
+            if ref in from_tar:
+                if self._first(f"image:{ref}"):
+                    self.refs.append(ref)
+                    self.tasks.append(tar_image_task(self.store, ref, from_tar[ref], self.sink))
+                continue
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
                 self.tasks.append(component_task(self.store, folder, self.sink, options))
