@@ -31,7 +31,7 @@ GROUP_OF = {
     "run": "run",
     **dict.fromkeys(("pull", "push", "pkg"), "transfer"),
     "cache": "store",
-    **dict.fromkeys(("lock", "verify"), "release"),
+    **dict.fromkeys(("lock", "verify", "attest"), "release"),
     **dict.fromkeys(("components", "init", "doctor"), "project"),
 }
 

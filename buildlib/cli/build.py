@@ -33,9 +33,10 @@ if TYPE_CHECKING:  # the modules below load when a command runs, not when the pa
     from .. import outputs, tasks
     from ..debian import components, recipes
     from ..outputs import compress, preflight
+    from ..release import provenance
     from ..rootfs import sbom
     from ..spec import model as speclib
-    from ..tasks import explain
+    from ..tasks import attest, explain
     from ..tasks import shared as shared_cache
     from ..tasks import stamp as tasks_stamp
     from ..tasks.shared import SharedCache
@@ -55,6 +56,7 @@ else:
     tasks_stamp = lazy_module("buildlib.tasks.stamp")
     shared_cache = lazy_module("buildlib.tasks.shared")
     recipes = lazy_module("buildlib.debian.recipes")
+    attest, provenance = lazy_module("buildlib.tasks.attest"), lazy_module("buildlib.release.provenance")
 
 
 def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
@@ -119,6 +121,8 @@ def _nothing_to_do(args: argparse.Namespace) -> bool:
     # these print or write more than the stamp knows of; a spec from stdin has no file to watch
     if jsonout.wanted(args) or args.output_file is not None or args.sbom_output or habits.STDIN_SPEC in args.spec:
         return False
+    if args.provenance:  # the statement is written from the build's plan, every time
+        return False
     if os.environ.get("DISTROKIT_AUDIT"):  # imported only then: this check must stay light
         from ..tasks.audit import audit_enabled
 
@@ -135,6 +139,8 @@ def _nothing_to_do(args: argparse.Namespace) -> bool:
 
 def cmd_build(args: argparse.Namespace) -> int:
     apply_layer_limit(args)
+    if args.provenance:
+        _check_provenance_args(args)
     for note in habits.check_build_args(args):
         err_console.print(f"note: {note}", markup=False)
     if _nothing_to_do(args):
@@ -175,6 +181,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         watched = [*tasks_stamp.watched_paths(plan), _lock_path(args)]
         with contextlib.suppress(DistrokitError, OSError):  # without a stamp the next build only takes longer
             build_stamp.write(options.cache, options.name, stamp, watched)
+    if args.provenance:
+        lock_file = Path(_lock_path(args))
+        written = attest.write_provenance(
+            plan, specs, options, lock_file if lock_file.is_file() else None, Path(args.provenance)
+        )
+        if not args.quiet:
+            err_console.print(f"provenance signed in {written}", markup=False)
     if args.output_file is not None:
         habits.deliver(args, options.out_dir, options.name)
     if args.sbom_output:
@@ -192,6 +205,13 @@ def _output_paths(args: argparse.Namespace, options: tasks.BuildOptions) -> list
         return [Path(args.output_file)] if args.output_file != "-" else []
     prefix = options.out_dir / options.name
     return [path for name in options.formats for path in outputs.get_format(name).targets(prefix)]
+
+
+def _check_provenance_args(args: argparse.Namespace) -> None:
+    """Before anything is built: a key that signs, and spec files to name."""
+    if habits.STDIN_SPEC in args.spec:
+        raise BadInput("--provenance names the spec files by their digests: give the spec as a file, not -")
+    provenance.check_signing_key(Path(args.provenance))
 
 
 def _report_build(
@@ -370,6 +390,11 @@ def register(sub: Subparsers) -> None:
     layer_limit_flag(build)
     build.add_argument("--dry-run", action="store_true", help="print the merged, normalised spec and stop")
     build.add_argument("--explain", action="store_true", help="say which tasks will run and why, then build")
+    build.add_argument(
+        "--provenance",
+        metavar="KEY.pem",
+        help="write NAME.intoto.jsonl beside the outputs: SLSA provenance signed with this ed25519 or P-256 key",
+    )
     build.add_argument(
         "--audit",
         action="store_true",

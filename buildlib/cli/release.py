@@ -90,7 +90,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 err_console.print(f"DIFFERS  {result.name}: {result.reason}", markup=False)
         verdict = "every output rebuilds bit for bit" if report.ok else "the outputs do NOT rebuild bit for bit"
         err_console.print(f"{verdict} ({len(report.files)} files)", markup=False)
+    if args.provenance and report.ok:
+        from ..release import provenance
+
+        attestation = options.out_dir / f"{options.name}{provenance.SUFFIX}"
+        provenance.verify(attestation, Path(args.provenance), options.out_dir)
+        err_console.print(f"{attestation}: signature verified; it names these outputs", markup=False)
     return 0 if report.ok else 1
+
+
+def cmd_attest_verify(args: argparse.Namespace) -> int:
+    from ..release import provenance
+
+    folder = Path(args.dir) if args.dir else Path(args.attestation).parent
+    document = provenance.verify(Path(args.attestation), Path(args.key), folder)
+    subjects = document["subject"]
+    err_console.print(
+        f"{args.attestation}: signature verified; {len(subjects)} output files match ({folder})", markup=False
+    )
+    return 0
 
 
 def register(sub: Subparsers) -> None:
@@ -131,5 +149,24 @@ def register(sub: Subparsers) -> None:
     )
     _build_flags(verify_cmd)
     verify_cmd.add_argument("--work", metavar="DIR", help="where the fresh cache goes (default: a temp folder)")
+    verify_cmd.add_argument(
+        "--provenance",
+        metavar="KEY.pem",
+        help="also check NAME.intoto.jsonl in --dir: signed with KEY, naming these files",
+    )
     verify_cmd.add_argument("--json", action="store_true", help="print the result as one JSON object")
     verify_cmd.set_defaults(func=cmd_verify)
+
+    attest = sub.add_parser("attest", help="check signed provenance (NAME.intoto.jsonl from build --provenance)")
+    attest_commands = attest.add_subparsers(dest="attest_command", required=True)
+    check = attest_commands.add_parser(
+        "verify",
+        help="check the signature with a public key and every output file against its sha256",
+        description="Check a NAME.intoto.jsonl written by `build --provenance`: a signature on it verifies "
+        "with KEY (a PEM public key, or the private key), and every output file it names is in DIR with the "
+        "sha256 it names. Exit 0 when both hold; 1 naming the first file or signature that does not.",
+    )
+    check.add_argument("attestation", help="the NAME.intoto.jsonl file")
+    check.add_argument("--key", required=True, metavar="PUB.pem", help="the public key (or private key) to check with")
+    check.add_argument("--dir", metavar="DIR", help="where the outputs are (default: the attestation's folder)")
+    check.set_defaults(func=cmd_attest_verify)
