@@ -95,7 +95,7 @@ class Keys:
 @contextlib.contextmanager
 def _raw(terminal: int) -> Iterator[None]:
     saved = termios.tcgetattr(terminal)
-    tty.setraw(terminal)
+    tty.setraw(terminal, termios.TCSANOW)  # not TCSAFLUSH: keys typed before the attach still go
     try:
         yield
     finally:
