@@ -19,6 +19,7 @@ from .common import err_console
 COMMAND_GROUPS = (
     "build",
     "run",
+    "instances",
     "transfer",
     "store",
     "release",
@@ -29,6 +30,7 @@ COMMAND_GROUPS = (
 GROUP_OF = {
     **dict.fromkeys(("build", "explain", "graph", "validate", "sbom"), "build"),
     "run": "run",
+    **dict.fromkeys(("ps", "console"), "instances"),
     **dict.fromkeys(("pull", "push", "pkg"), "transfer"),
     "cache": "store",
     **dict.fromkeys(("lock", "verify", "attest"), "release"),

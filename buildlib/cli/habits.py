@@ -34,6 +34,8 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     (
         "run",
     ): "examples:\n  distrokit run out/minimal\n  distrokit run out/sshd --publish 2222:22 --disk data.img,size=256M",
+    ("ps",): "example:\n  distrokit ps",
+    ("console",): "example:\n  distrokit run out/sshd --detached --state vm1 && distrokit console vm1",
     ("pull",): "examples:\n  distrokit pull redis:7 --arch arm64\n  distrokit pull oci-archive:app.tar --name app:1",
     ("push",): "example:\n  distrokit push redis:7 127.0.0.1:5000/redis:7",
     ("pkg",): "example:\n  distrokit pkg build components/init",

@@ -16,20 +16,22 @@ from . import habits
 from .common import Subparsers, err_console, print_table
 
 if TYPE_CHECKING:  # loaded when `run` runs, not when the parser is made for another command
-    from ..guest import bootmode, instance, metadata, runner, timeline
+    from ..guest import bootmode, instance, metadata, roster, runner, timeline
 else:
-    bootmode, instance, metadata, runner, timeline = (
+    bootmode, instance, metadata, roster, runner, timeline = (
         lazy_module(name)
         for name in (
             "buildlib.guest.bootmode",
             "buildlib.guest.instance",
             "buildlib.guest.metadata",
+            "buildlib.guest.roster",
             "buildlib.guest.runner",
             "buildlib.guest.timeline",
         )
     )
 
 PIPE_TIMEOUT = 300.0
+DEFAULT_MEM = "512M"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -43,19 +45,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     prefix = output_prefix(Path(given))
     if args.detached and state is None:
         state = instance.StateDir(Path(f"{prefix}-state").resolve())  # LinuxKit's default state folder
-    publish = tuple(args.publish) if args.publish is not None else recorded.publish
-    disks = tuple(args.disk) if args.disk is not None else recorded.disks
-    if state is not None:
-        disks = instance.place_disks(disks, state)
+    settings = instance_settings(args, recorded, prefix, state)
     console = _console_mode(args.detached)
-    options = _run_options(args, prefix, state, console, publish, disks)
+    options = _run_options(args, settings, state, console)
     clock = timeline.ConsoleClock() if args.timeline else None
     if clock is not None:
         options = dataclasses.replace(options, extra_cmdline=timeline.CMDLINE_FLAG)
     if state is not None:
         state.create()
         instance.refuse_if_running(state)  # before the record changes under a running instance
-        instance.remember(state, instance.Recorded(str(prefix.resolve()), publish, disks))
+        runner.refuse_taken_ports(options)  # and before it records a port another holds
+        instance.remember(state, settings)
+        roster.enlist(state)
     if console is Console.TERMINAL:
         err_console.print(f"console on this terminal: {ESCAPES}")
 
@@ -67,6 +68,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _report(runner.run(options, on_output=show), console, state, clock)
 
 
+def instance_settings(
+    args: argparse.Namespace, recorded: instance.Recorded, prefix: Path, state: instance.StateDir | None
+) -> instance.Recorded:
+    """This run's instance: the options given, and for those not given, what the state folder's record
+    says. The boot mode, firmware and architecture are the recorded artefact's: another PATH drops them."""
+    if recorded.prefix is None or Path(recorded.prefix) != prefix.resolve():
+        recorded = dataclasses.replace(recorded, boot=(), firmware=None, arch=None)
+    forced = tuple(flag for flag in ("iso", "kernel", "squashfs") if getattr(args, flag))
+    mode = forced or tuple(flag for flag in recorded.boot if flag != "uefi")
+    uefi = ("uefi",) if args.uefi or "uefi" in recorded.boot else ()
+    networking = args.networking or recorded.networking or "user"
+    publish = tuple(args.publish) if args.publish is not None else recorded.publish
+    if args.networking == "none" and args.publish is None:
+        publish = ()  # no network this time: the recorded ports have nothing to forward to
+    disks = tuple(args.disk) if args.disk is not None else recorded.disks
+    return instance.Recorded(
+        prefix=str(prefix.resolve()),
+        publish=publish,
+        disks=instance.place_disks(disks, state) if state is not None else disks,
+        data=args.data is not None or args.data_file is not None or (recorded.data and state is not None),
+        boot=(*mode, *uefi),
+        firmware=args.fw or recorded.firmware,
+        arch=args.arch or recorded.arch,
+        mem=args.mem or recorded.mem or DEFAULT_MEM,
+        cpus=args.cpus if args.cpus is not None else (recorded.cpus or 1),
+        networking=networking,
+    )
+
+
 def _stop(state: instance.StateDir | None) -> int:
     if state is None:
         raise BadInput("--stop needs the instance's state folder: give --state DIR")
@@ -76,32 +106,37 @@ def _stop(state: instance.StateDir | None) -> int:
 
 
 def _run_options(
-    args: argparse.Namespace,
-    prefix: Path,
-    state: instance.StateDir | None,
-    console: Console,
-    publish: tuple[str, ...],
-    disks: tuple[str, ...],
+    args: argparse.Namespace, settings: instance.Recorded, state: instance.StateDir | None, console: Console
 ) -> runner.RunOptions:
     timeout = args.timeout if args.timeout is not None else (PIPE_TIMEOUT if console is Console.PIPE else None)
+    data = metadata.read_data(args.data, Path(args.data_file) if args.data_file else None)
+    reused_iso = state.data_iso if state is not None and settings.data and data is None else None
+    assert settings.prefix is not None and settings.mem is not None and settings.cpus is not None
     return runner.RunOptions(
-        prefix=prefix,
-        mem=args.mem,
-        cpus=args.cpus,
+        prefix=Path(settings.prefix),
+        mem=settings.mem,
+        cpus=settings.cpus,
         timeout=timeout,
         accel=args.accel,
-        networking=args.networking,
-        publish=tuple(runner.Publish.parse(text) for text in publish),
-        disks=tuple(runner.Disk.parse(text) for text in disks),
+        networking=settings.networking or "user",
+        publish=tuple(runner.Publish.parse(text) for text in settings.publish),
+        disks=tuple(runner.Disk.parse(text) for text in settings.disks),
         instance=runner.Instance(
             console=console,
-            data=metadata.read_data(args.data, Path(args.data_file) if args.data_file else None),
+            data=data,
+            data_iso=reused_iso,
             state=state.path if state else None,
             qemu=args.qemu,
             virtiofs=tuple(Path(folder) for folder in args.virtiofs or ()),
         ),
-        boot=boot_request(args),
-        arch=args.arch,
+        boot=bootmode.BootRequest(
+            iso="iso" in settings.boot,
+            kernel="kernel" in settings.boot,
+            squashfs="squashfs" in settings.boot,
+            uefi="uefi" in settings.boot,
+            firmware=Path(settings.firmware) if settings.firmware else None,
+        ),
+        arch=settings.arch,
     )
 
 
@@ -141,16 +176,6 @@ def output_prefix(path: Path) -> Path:
         if path.name.endswith(suffix) and path.is_file() and len(path.name) > len(suffix):
             return path.with_name(path.name[: -len(suffix)])
     return path
-
-
-def boot_request(args: argparse.Namespace) -> bootmode.BootRequest:
-    return bootmode.BootRequest(
-        iso=args.iso,
-        kernel=args.kernel,
-        squashfs=args.squashfs,
-        uefi=args.uefi,
-        firmware=Path(args.fw) if args.fw else None,
-    )
 
 
 def boot_flags(run: argparse.ArgumentParser) -> None:
@@ -207,11 +232,10 @@ def _machine_flags(run: argparse.ArgumentParser) -> None:
     """The virtual machine: memory, CPUs, accelerator, network, disks."""
     run.add_argument(
         "--mem",
-        default="512M",
         type=habits.mebibytes,
         help="guest memory, with a unit: 512M, 2G (default 512M); a bare number is MiB, as in LinuxKit",
     )
-    run.add_argument("--cpus", type=int, default=1, help="virtual CPUs (default 1)")
+    run.add_argument("--cpus", type=int, help="virtual CPUs (default 1)")
     run.add_argument(
         "--timeout",
         type=float,
@@ -220,7 +244,7 @@ def _machine_flags(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto", help="accelerator (default auto)")
     run.add_argument(
-        "--networking", default="user", metavar="{user,none}", help="user-mode (default) or none"
+        "--networking", metavar="{user,none}", help="user-mode (default) or none"
     )  # checked by the runner, which is not loaded to make the parser
     run.add_argument(
         "--publish", action="append", metavar="HOST:GUEST[/udp]", help="forward 127.0.0.1:HOST to the guest's port"

@@ -20,6 +20,8 @@ from typing import Any
 from ..errors import BootError
 
 ESCAPES = "Ctrl-A X ends the VM, Ctrl-A H lists the escapes"
+# `distrokit console DIR` (guest/reattach.py) leaves a detached instance running: its Ctrl-A X detaches.
+ATTACH_ESCAPES = "Ctrl-A X detaches (the instance keeps running), Ctrl-A Ctrl-A sends Ctrl-A"
 CHARDEV_ID = "con0"
 
 

@@ -2,8 +2,9 @@
 
 The folder holds the instance's disks (`--disk size=N` without a file becomes diskN.qcow2 here),
 its config ISO, the console log, QEMU's pid file and QMP socket, and `instance.json`: the output it
-boots and the ports it forwards, so `distrokit run --state DIR` alone starts the same instance
-again. A detached QEMU (`--detached`) writes its console here; `--stop` ends it as a user would:
+boots, its boot mode, memory, CPUs, network, ports, disks and whether it had data, so `distrokit run
+--state DIR` alone starts the same instance again. A detached QEMU (`--detached`) writes its console
+here and serves it on console.sock (`distrokit console DIR`); `--stop` ends it as a user would:
 Ctrl-Alt-Del through QMP (busybox init runs the shutdown hooks and reboots, which -no-reboot turns
 into QEMU's exit), and only if the guest does not go within the grace period, QEMU's `quit`.
 """
@@ -11,6 +12,7 @@ into QEMU's exit), and only if the guest does not go within the grace period, QE
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -64,11 +66,23 @@ class StateDir:
 
 @dataclass(frozen=True)
 class Recorded:
-    """What `instance.json` remembers of the last run: reused when a later run does not say otherwise."""
+    """What `instance.json` remembers of the last run: everything that makes the instance what it is, so
+    `run --state DIR` alone starts it again as it was; options given again replace their part."""
 
     prefix: str | None = None
     publish: tuple[str, ...] = ()
     disks: tuple[str, ...] = ()
+    data: bool = False  # a config ISO (--data/--data-file) was attached: the folder's data.iso is again
+    boot: tuple[str, ...] = ()  # the boot flags given: any of "iso", "kernel", "squashfs", "uefi"
+    firmware: str | None = None  # --fw
+    arch: str | None = None
+    mem: str | None = None
+    cpus: int | None = None
+    networking: str | None = None
+
+
+BOOT_FLAGS = ("iso", "kernel", "squashfs", "uefi")
+RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(Recorded))
 
 
 def recall(state: StateDir) -> Recorded:
@@ -76,14 +90,19 @@ def recall(state: StateDir) -> Recorded:
         return Recorded()
     try:
         data: dict[str, Any] = read_json(state.record)
-        return Recorded(data.get("prefix"), tuple(data.get("publish", ())), tuple(data.get("disks", ())))
+        known = {name: data[name] for name in RECORD_FIELDS if data.get(name) is not None}
+        for name in ("publish", "disks", "boot"):
+            known[name] = tuple(str(item) for item in known.get(name, ()))
+        unknown = set(known["boot"]) - set(BOOT_FLAGS)
+        if unknown:
+            raise ValueError(f"unknown boot flags {', '.join(sorted(unknown))}")
+        return Recorded(**known)
     except (OSError, ValueError, TypeError) as error:
         raise BadInput(f"{state.record} is unreadable ({error}): remove it and give the options again") from None
 
 
 def remember(state: StateDir, recorded: Recorded) -> None:
-    value = {"prefix": recorded.prefix, "publish": list(recorded.publish), "disks": list(recorded.disks)}
-    write_json_atomic(state.record, value)
+    write_json_atomic(state.record, dataclasses.asdict(recorded))
 
 
 def place_disks(texts: tuple[str, ...], state: StateDir) -> tuple[str, ...]:

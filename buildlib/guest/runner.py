@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, BootError
-from . import bootmode, instance, machines, metadata, virtiofs
+from . import bootmode, instance, machines, metadata, ports, virtiofs
 from .console import Console, attach, serial_args
 
 QEMU = "qemu-system-x86_64"
@@ -117,6 +117,7 @@ class Instance:
 
     console: Console = Console.PIPE
     data: bytes | None = None  # --data/--data-file: attached as a config ISO
+    data_iso: Path | None = None  # a config ISO made by an earlier run (the state folder's): attached as it is
     state: Path | None = None  # --state: disks, console log, pid, QMP socket, data ISO
     qemu: str | None = None  # --qemu: the emulator to run instead of the default
     virtiofs: tuple[Path, ...] = ()  # --virtiofs: host folders shared with the guest
@@ -321,6 +322,7 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     accel = options.accel if options.accel != "auto" else ("kvm" if machine.native and kvm_usable() else "tcg")
     command = qemu_command(options, accel)
     prepare_instance(options.instance)
+    refuse_taken_ports(options)
     create_disks(options.disks)
     efi_vars = prepare_firmware(boot, machine, options.instance)
     started = time.monotonic()
@@ -341,6 +343,12 @@ def run(options: RunOptions, on_output: Callable[[bytes], None] = lambda _: None
     finally:
         if efi_vars is not None:
             efi_vars.unlink(missing_ok=True)
+
+
+def refuse_taken_ports(options: RunOptions) -> None:
+    """One line naming a published host port that is in use, and who holds it, before QEMU is started."""
+    if options.networking != "none":
+        ports.refuse_taken([(publish.host, publish.protocol) for publish in options.publish])
 
 
 def _run_here(
@@ -387,6 +395,8 @@ def instance_args(settings: Instance, mem: str = "512M") -> list[str]:
         args += instance.control_args(state)
     if settings.data is not None:
         args += metadata.cdrom_args(config_iso_path(settings))
+    elif settings.data_iso is not None:
+        args += metadata.cdrom_args(settings.data_iso)
     return args + virtiofs.qemu_args(shares(settings), mem)
 
 
@@ -414,6 +424,8 @@ def prepare_instance(settings: Instance) -> None:
         instance.refuse_if_running(state)
     if settings.data is not None:
         metadata.write_config_iso(settings.data, config_iso_path(settings))
+    elif settings.data_iso is not None and not settings.data_iso.is_file():
+        raise BadInput(f"{settings.data_iso} is gone: give the instance's --data or --data-file again")
 
 
 def _pump(

@@ -17,7 +17,7 @@ from buildlib.cli import main
 GOLDEN = Path(__file__).parent / "golden"
 COMMANDS = (
     *("build", "explain", "graph", "validate", "sbom", "run", "pull", "push", "lock", "verify", "pkg", "cache"),
-    *("components", "init", "doctor"),
+    *("ps", "console", "components", "init", "doctor"),
 )
 CACHE_COMMANDS = ("ls", "du", "gc", "rm", "export", "import", "check")
 

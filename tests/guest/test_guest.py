@@ -1,23 +1,26 @@
 """The guest runtime, booted for real in QEMU (TCG): onboot containers in order, services, onshutdown
 at power-off, ssh from the host through a published port, and a disk that keeps its data.
 
-Four boots in all; each spec is built once into the shared store. The ssh boot is a detached instance
-of specs/sshd.yml whose key comes as metadata (--data-file), stopped with --stop.
+Five boots in all; each spec is built once into the shared store. The ssh boots are one instance of
+specs/sshd.yml whose key comes as metadata (--data-file): detached, stopped with --stop, and started
+again from its state folder alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from bootkit import BOOT_TIMEOUT, boot_path, distrokit
+from bootkit import BOOT_TIMEOUT, Terminal, boot_path, distrokit
 from conftest import SPECS, Built, build
 
 TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -70,8 +73,11 @@ def _ssh(key: Path, port: int, command: str, timeout: float = 60) -> subprocess.
 
 @pytest.mark.boot
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="needs openssh-client (scripts/setup.sh installs it)")
-def test_detached_sshd_takes_its_key_from_metadata_and_stops_cleanly(sshd_build: Built, tmp_path: Path) -> None:
-    """specs/sshd.yml bakes no key: the instance's own, in LinuxKit's JSON, comes in with --data-file."""
+def test_detached_sshd_stops_and_starts_again_as_it_was(sshd_build: Built, tmp_path: Path) -> None:
+    """specs/sshd.yml bakes no key: the instance's own, in LinuxKit's JSON, comes in with --data-file.
+    One instance, booted twice: detached with a port, data and a disk; listed by `ps`; its console
+    attached and detached; its port refused to a second instance; stopped; then `run --state DIR`
+    alone brings it back with the same key, port and disk."""
     key, other = tmp_path / "id_ed25519", tmp_path / "other"
     for path in (key, other):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
@@ -81,22 +87,16 @@ def test_detached_sshd_takes_its_key_from_metadata_and_stops_cleanly(sshd_build:
         json.dumps({"hostname": {"content": "instance-one"}, "ssh": {"entries": {"authorized_keys": authorized}}})
     )
     state, port = tmp_path / "state", _free_port()
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))  # this test's own roster of instances
     started = distrokit(
         sshd_build.cache, "run", str(sshd_build.prefix), "--detached", "--state", str(state),
-        "--publish", f"{port}:22", "--data-file", str(meta), timeout=120,
+        "--publish", f"{port}:22", "--data-file", str(meta), "--disk", "size=64M", timeout=120, env=env,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     assert "--stop" in started.stderr and (state / "qemu.pid").is_file()
     try:
-        result = _wait_for_ssh(key, port, lambda: (state / "qemu.pid").is_file())
-        console = (state / "console.log").read_text(errors="replace")
-        assert result.returncode == 0, f"{result.stderr}\n{console[-3000:]}"
-        assert 'NAME="distrokit"' in result.stdout
-        assert "instance-one" in _ssh(key, port, "hostname").stdout  # the hostname entry
-        modes = _ssh(key, port, "stat -c %a /run/config/ssh/authorized_keys").stdout
-        assert modes.strip() == "600"
-        refused = _ssh(other, port, "true")
-        assert refused.returncode != 0 and "Permission denied" in refused.stderr
+        _first_run_checks(key, other, port, state)
+        _listed_attached_and_port_refused(sshd_build, state, port, env)
     finally:
         stopped = distrokit(sshd_build.cache, "run", "--state", str(state), "--stop", timeout=120)
     assert stopped.returncode == 0, stopped.stderr
@@ -107,8 +107,72 @@ def test_detached_sshd_takes_its_key_from_metadata_and_stops_cleanly(sshd_build:
         "metadata: userdata from CDROM /dev/sr0",
         "metadata: hostname set to instance-one",
         "sshd:",
+        "attached-42",
         "distrokit: system going down",
     )
+    _started_again_by_its_state_folder(sshd_build, key, port, state, env)
+
+
+def _first_run_checks(key: Path, other: Path, port: int, state: Path) -> None:
+    result = _wait_for_ssh(key, port, lambda: (state / "qemu.pid").is_file())
+    console = (state / "console.log").read_text(errors="replace")
+    assert result.returncode == 0, f"{result.stderr}\n{console[-3000:]}"
+    assert 'NAME="distrokit"' in result.stdout
+    assert "instance-one" in _ssh(key, port, "hostname").stdout  # the hostname entry
+    modes = _ssh(key, port, "stat -c %a /run/config/ssh/authorized_keys").stdout
+    assert modes.strip() == "600"
+    refused = _ssh(other, port, "true")
+    assert refused.returncode != 0 and "Permission denied" in refused.stderr
+    wrote = _ssh(key, port, f"printf {DISK_MARK} | dd of=/dev/vda conv=fsync")  # the --disk, raw
+    assert wrote.returncode == 0, wrote.stderr
+
+
+DISK_MARK = "kept-across-restart"
+
+
+def _listed_attached_and_port_refused(built: Built, state: Path, port: int, env: dict[str, str]) -> None:
+    listed = distrokit(built.cache, "ps", env=env)
+    assert listed.returncode == 0, listed.stderr
+    pid = (state / "qemu.pid").read_text().strip()
+    assert f"{state}\trunning\t{pid}\t{built.prefix}\t{port}:22" in listed.stdout.splitlines()
+    command = [sys.executable, "-m", "buildlib.cli", "console", str(state)]
+    terminal = Terminal(command, env=dict(env, COLUMNS="400"))  # no wrapped lines to look for
+    try:
+        terminal.expect(b"Ctrl-A X detaches", timeout=30)
+        terminal.type(b"\recho attached-$((6*7))\r")
+        terminal.expect(b"attached-42", timeout=60)  # the guest's shell answered through the socket
+        terminal.type(b"\x01x")
+        terminal.expect(b"detached; the instance runs on", timeout=30)
+        assert terminal.process.wait(timeout=30) == 0
+    finally:
+        terminal.close()
+    assert (state / "qemu.pid").read_text().strip() == pid  # detaching left it running
+    second = distrokit(
+        built.cache, "run", str(built.prefix), "--detached", "--state", str(state.parent / "second"),
+        "--publish", f"{port}:22", timeout=60, env=env,
+    )  # fmt: skip
+    assert second.returncode == 2
+    assert second.stderr.strip().splitlines() == [
+        f"distrokit: error: --publish: port {port}/tcp on 127.0.0.1 is in use by the instance in {state} "
+        f"(QEMU pid {pid}); stop it with --stop or publish another"
+    ]
+
+
+def _started_again_by_its_state_folder(built: Built, key: Path, port: int, state: Path, env: dict[str, str]) -> None:
+    """`run --state DIR` alone, in the foreground: the same data ISO, port and disk as the first run."""
+    command = [sys.executable, "-m", "buildlib.cli", "--cache", str(built.cache), "run", "--state", str(state)]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as again:
+        try:
+            result = _wait_for_ssh(key, port, lambda: again.poll() is None)
+            assert result.returncode == 0, f"{result.stderr}\n{(state / 'console.log').read_text()[-3000:]}"
+            read = _ssh(key, port, f"dd if=/dev/vda bs={len(DISK_MARK)} count=1 2>/dev/null")
+            assert read.stdout == DISK_MARK, read.stderr
+        finally:
+            stopped = distrokit(built.cache, "run", "--state", str(state), "--stop", timeout=120)
+            out, err = again.communicate(timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert again.returncode == 0, err
+    assert b"metadata: userdata from CDROM /dev/sr0" in out  # the recorded data ISO, attached again
 
 
 def _wait_for_ssh(key: Path, port: int, running: Callable[[], bool]) -> subprocess.CompletedProcess[str]:
