@@ -17,7 +17,7 @@ from buildlib.cli import main
 GOLDEN = Path(__file__).parent / "golden"
 COMMANDS = (
     *("build", "explain", "graph", "validate", "sbom", "run", "pull", "push", "lock", "verify", "pkg", "cache"),
-    *("ps", "console", "components", "init", "doctor"),
+    *("ps", "console", "components", "init", "doctor", "attest"),
 )
 CACHE_COMMANDS = ("ls", "du", "gc", "rm", "export", "import", "check")
 
@@ -27,6 +27,7 @@ CASES: dict[str, tuple[tuple[str, ...], int]] = {
     **{command: ((command, "--help"), 0) for command in COMMANDS},
     "pkg_build": (("pkg", "build", "--help"), 0),
     "pkg_push": (("pkg", "push", "--help"), 0),
+    "attest_verify": (("attest", "verify", "--help"), 0),
     **{f"cache_{command}": (("cache", command, "--help"), 0) for command in CACHE_COMMANDS},
     "nosuch": (("nosuch",), 2),
     "none": ((), 2),
