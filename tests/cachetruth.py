@@ -15,7 +15,8 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from buildlib.spec.refs import ImageRef
 from buildlib.store import pulls
 from buildlib.store.images import Store
 from buildlib.store.transport import Network
+from buildlib.tasks.order import SHUFFLE_ENV
 from buildlib.upkeep import cache
 
 APPS = ("alpha", "beta", "gamma")
@@ -264,29 +266,73 @@ class Outcome:
     error: str | None = None
 
 
-def build_outputs(spec: Path, cache: Path, out: Path, model: SpecModel, components: Path, audit: bool) -> Outcome:
-    """Build `model`; with `audit`, every up-to-date part and output is computed again and compared."""
-    options = tasks.BuildOptions(
-        cache=cache,
-        out_dir=out,
-        name="truth",
-        formats=(model.format,),
-        compression=Compression.parse(model.compression),
-        audit=audit,
-    )
-    saved = os.environ.pop("SOURCE_DATE_EPOCH", None)
-    if model.epoch is not None:
-        os.environ["SOURCE_DATE_EPOCH"] = model.epoch
+# Formats a spec may be built as: every kind of writer (an initrd, a tar, a squashfs, erofs or ISO root
+# beside a boot initrd, a BIOS disk).
+FORMATS = ("kernel+initrd", "tar", "kernel+squashfs", "kernel+erofs", "kernel+iso", "raw-bios")
+DISK_SIZE = 32 << 20  # raw-bios: LinuxKit's 1024M default is 32 times more bytes to write and hash
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How each build runs: `jobs` tasks at once, doit's task order shuffled from `shuffle` plus the
+    build's number (each build its own order; see buildlib/tasks/order.py), a new output name for
+    every build when `fresh_names` (so no output task has run before: the -j 2 race of issue 24)."""
+
+    jobs: int = 1
+    shuffle: int | None = None
+    fresh_names: bool = False
+
+    def describe(self) -> str:
+        order = "declared order" if self.shuffle is None else f"shuffled from seed {self.shuffle}"
+        return f"-j {self.jobs}, {order}" + (", fresh names" if self.fresh_names else "")
+
+
+@contextmanager
+def build_environment(model: SpecModel, shuffle: int | None) -> Iterator[None]:
+    """SOURCE_DATE_EPOCH as the model says and the shuffle seed for one build; both put back after."""
+    values = {"SOURCE_DATE_EPOCH": model.epoch, SHUFFLE_ENV: None if shuffle is None else str(shuffle)}
+    saved = {key: os.environ.pop(key, None) for key in values}
+    os.environ.update({key: value for key, value in values.items() if value is not None})
     try:
-        tasks.build_spec([spec], options, components, outstream=io.StringIO())
+        yield
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None)
+            if value is not None:
+                os.environ[key] = value
+
+
+@dataclass(frozen=True)
+class BuildRun:
+    """One build: the store, the output folder and name, the audit, and how doit runs it."""
+
+    cache: Path
+    out: Path
+    name: str = "truth"
+    audit: bool = False
+    jobs: int = 1
+    shuffle: int | None = None
+
+
+def build_outputs(spec: Path, run: BuildRun, model: SpecModel, components: Path) -> Outcome:
+    """Build `model`; with `audit`, every up-to-date part and output is computed again and compared.
+    Outputs are keyed by what follows the output name, so builds under other names compare."""
+    options = tasks.BuildOptions(
+        cache=run.cache,
+        out_dir=run.out,
+        name=run.name,
+        formats=(model.format,),
+        size=DISK_SIZE,
+        compression=Compression.parse(model.compression),
+        audit=run.audit,
+    )
+    try:
+        with build_environment(model, run.shuffle):
+            tasks.build_spec([spec], options, components, jobs=run.jobs, outstream=io.StringIO())
     except DistrokitError as error:
         return Outcome(error=f"{type(error).__name__}: {error}")
-    finally:
-        os.environ.pop("SOURCE_DATE_EPOCH", None)
-        if saved is not None:
-            os.environ["SOURCE_DATE_EPOCH"] = saved
-    targets = get_format(model.format).targets(out / options.name)
-    return Outcome({path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in targets})
+    targets = get_format(model.format).targets(run.out / run.name)
+    return Outcome({path.name[len(run.name) :]: hashlib.sha256(path.read_bytes()).hexdigest() for path in targets})
 
 
 @dataclass
@@ -298,6 +344,7 @@ class Truth:
     workdir: Path
     components: Path
     debs: Path | None = None
+    schedule: Schedule = Schedule()
     builds: int = 0
     clean_count: int = 0
     on_build: Callable[[SpecModel], None] | None = None
@@ -306,24 +353,34 @@ class Truth:
     def store(self) -> Path:
         return self.workdir / "incremental-store"
 
+    def next_run(self, cache: Path, out: Path, name: str, audit: bool) -> BuildRun:
+        """A build as the schedule says; every build draws its own task order."""
+        seed = None if self.schedule.shuffle is None else self.schedule.shuffle + self.builds
+        self.builds += 1
+        return BuildRun(cache, out, name, audit, self.schedule.jobs, seed)
+
     def check(self, model: SpecModel, history: list[str]) -> None:
         """Build `model` incrementally and cleanly; fail naming the edit sequence when bytes differ."""
         if not self.store.exists():
             copy_store(self.pulled, self.store, self.debs)
         spec = write_world(model, self.host, self.workdir / "project")
-        incremental = build_outputs(spec, self.store, self.workdir / "out", model, self.components, audit=True)
+        name = f"truth-{self.clean_count}" if self.schedule.fresh_names else "truth"
+        incremental_run = self.next_run(self.store, self.workdir / "out", name, audit=True)
+        incremental = build_outputs(spec, incremental_run, model, self.components)
         self.clean_count += 1
         clean_store = copy_store(self.pulled, self.workdir / f"clean-{self.clean_count}", self.debs)
         clean_out = self.workdir / f"clean-out-{self.clean_count}"
-        clean = build_outputs(spec, clean_store, clean_out, model, self.components, audit=False)
+        clean = build_outputs(spec, self.next_run(clean_store, clean_out, name, audit=False), model, self.components)
         shutil.rmtree(clean_store)
-        shutil.rmtree(self.workdir / f"clean-out-{self.clean_count}", ignore_errors=True)
-        self.builds += 2
+        shutil.rmtree(clean_out, ignore_errors=True)
         edits = " -> ".join(history) or "the base spec"
-        assert incremental.error == clean.error, (
-            f"after {edits}: incremental {incremental.error!r}, clean {clean.error!r}"
+        how = (
+            "" if incremental_run.shuffle is None else f" ({self.schedule.describe()}; seed {incremental_run.shuffle})"
         )
-        assert incremental.hashes == clean.hashes, f"after {edits}: incremental and clean outputs differ"
+        assert incremental.error == clean.error, (
+            f"after {edits}{how}: incremental {incremental.error!r}, clean {clean.error!r}"
+        )
+        assert incremental.hashes == clean.hashes, f"after {edits}{how}: incremental and clean outputs differ"
 
     def disturb(self, op: str, model: SpecModel) -> None:
         """What happens to the store between two builds: a gc, or a build of another spec of the same
@@ -333,13 +390,13 @@ class Truth:
         elif op == "neighbour":
             other = replace(model, files=(*model.files, FileItem("etc/neighbour", contents="next door\n")))
             spec = write_world(other, self.host, self.workdir / "neighbour")
-            outcome = build_outputs(spec, self.store, self.workdir / "neighbour-out", other, self.components, True)
-            self.builds += 1
+            run = self.next_run(self.store, self.workdir / "neighbour-out", "truth", audit=True)
+            outcome = build_outputs(spec, run, other, self.components)
             assert "AuditError" not in (outcome.error or ""), f"building a neighbour spec: {outcome.error}"
 
-    def run(self, sequence: list[Edit]) -> None:
-        """The base spec, then every edit of `sequence`, each checked."""
-        model = base_spec()
+    def run(self, sequence: list[Edit], start: SpecModel | None = None) -> None:
+        """The base spec (or `start`), then every edit of `sequence`, each checked."""
+        model = base_spec() if start is None else start
         models, names = [model], []
         self.check(model, names)
         for edit in sequence:
@@ -517,7 +574,7 @@ def apply_edit(model: SpecModel, edit: Edit, history: list[SpecModel]) -> SpecMo
     if op == "compression":
         return replace(model, compression=str(_pick(("zstd", "gzip", "none"), a)))
     if op == "format":
-        return replace(model, format=str(_pick(("kernel+initrd", "tar"), a)))
+        return replace(model, format=str(_pick(FORMATS, a)))
     return history[a % len(history)]  # back to an earlier spec
 
 

@@ -22,7 +22,7 @@ from ..fsutil import released, store_lock
 from ..release import lock
 from ..spec.model import Spec, load_spec
 from ..store.images import Image, Store
-from . import reads, terms
+from . import order, reads, terms
 from .audit import audit_enabled
 from .families import BuildOptions, load_images
 from .identity import public_task_name
@@ -50,21 +50,22 @@ def plan_tasks(plan: Plan) -> list[Task]:
     """doit Task objects for a plan, the layer family created only once the images are recorded. In
     audit mode every action runs watched: an undeclared read fails it (see `reads`)."""
     dicts = [dict(task) for task in plan.tasks]  # doit pops keys: copies
-    layer_tasks = plan.layer_tasks
-    if plan.audit or audit_enabled():
+    seed = order.shuffle_seed()
+    audit = plan.audit or audit_enabled()
+    if audit:
         dicts = reads.watched(dicts, plan.store.root, plan.sink.errors)
 
-        def layer_tasks() -> Iterator[dict[str, Any]]:
-            found = [{"basename": "layer", **task} for task in plan.layer_tasks()]
-            for task in reads.watched(found, plan.store.root, plan.sink.errors):
-                yield {key: value for key, value in task.items() if key != "basename"}
+    def layer_tasks() -> Iterator[dict[str, Any]]:
+        found = [{"basename": "layer", **task} for task in order.shuffled_dicts(plan.layer_tasks(), seed)]
+        for task in reads.watched(found, plan.store.root, plan.sink.errors) if audit else found:
+            yield {key: value for key, value in task.items() if key != "basename"}
 
     tasks = list(generate_tasks("distrokit", (task for task in dicts)))
     if plan.refs:
         tasks.append(Task("layer", None, loader=DelayedLoader(layer_tasks, executed="image")))
     else:  # no image, no layer: parts still name the (empty) family as a dependency
         tasks.append(Task("layer", None))
-    return tasks
+    return order.shuffled_tasks(tasks, seed)
 
 
 class _Loader(TaskLoader2):  # type: ignore[misc]

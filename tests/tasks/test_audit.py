@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cachetruth import Truth, base_spec, build_outputs, copy_store, write_world
+from cachetruth import BuildRun, Truth, base_spec, build_outputs, copy_store, write_world
 from conftest import COMPONENTS
 from registry import Registry
 
@@ -57,10 +57,10 @@ def test_a_key_blind_to_image_order_is_caught_and_named(
     store = copy_store(truth_images, tmp_path / "store")
     base = base_spec()
     spec = write_world(base, registry.host, tmp_path / "project")
-    assert build_outputs(spec, store, tmp_path / "out", base, COMPONENTS, audit=True).error is None
+    assert build_outputs(spec, BuildRun(store, tmp_path / "out", audit=True), base, COMPONENTS).error is None
     swapped = replace(base, onboot=base.onboot[::-1])
     spec = write_world(swapped, registry.host, tmp_path / "project")
-    outcome = build_outputs(spec, store, tmp_path / "out", swapped, COMPONENTS, audit=True)
+    outcome = build_outputs(spec, BuildRun(store, tmp_path / "out", audit=True), swapped, COMPONENTS)
     assert outcome.error is not None and outcome.error.startswith(AuditError.__name__)
     assert "part:truth/files was up to date" in outcome.error
     assert "spec onboot" in outcome.error
@@ -71,11 +71,11 @@ def test_a_segment_changed_behind_the_key_is_caught(truth_images: Path, registry
     store = copy_store(truth_images, tmp_path / "store")
     base = base_spec()
     spec = write_world(base, registry.host, tmp_path / "project")
-    assert build_outputs(spec, store, tmp_path / "out", base, COMPONENTS, audit=False).error is None
+    assert build_outputs(spec, BuildRun(store, tmp_path / "out", audit=False), base, COMPONENTS).error is None
     (pointer,) = (store / "build").glob("*/files.segment")
     segment = store / "segments" / f"{pointer.read_text().strip()}.cpio.z"
     reseal(segment, segment.read_bytes() + b"\0")
-    outcome = build_outputs(spec, store, tmp_path / "out", base, COMPONENTS, audit=True)
+    outcome = build_outputs(spec, BuildRun(store, tmp_path / "out", audit=True), base, COMPONENTS)
     assert outcome.error is not None and "no probed input changed" in outcome.error
 
 

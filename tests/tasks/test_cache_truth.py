@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cachetruth import Box, FileItem, SpecModel, Truth, base_spec, edits
+from cachetruth import FORMATS, Box, FileItem, Schedule, SpecModel, Truth, base_spec, edits
 from conftest import COMPONENTS, build
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -128,6 +128,47 @@ def test_random_edit_sequences_build_what_a_clean_store_builds(
     Truth(registry.host, truth_images, tmp_path_factory.mktemp("truth"), COMPONENTS).run(sequence)
 
 
+# Each setting a few examples (CI time matters); benchmarks/cache_truth.py --jobs 4 --shuffle runs long.
+SCHEDULES = {
+    "j2-shuffled": Schedule(jobs=2, shuffle=0),
+    "j4-shuffled-fresh-names": Schedule(jobs=4, shuffle=0, fresh_names=True),
+}
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES.values(), ids=list(SCHEDULES))
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(FORMATS), st.integers(0, 1 << 16), st.lists(edits(), min_size=1, max_size=3))
+def test_random_edit_sequences_in_any_order_and_format(
+    truth_images: Path,
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+    schedule: Schedule,
+    fmt: str,
+    seed: int,
+    sequence: list,
+) -> None:
+    """The property under threads and shuffled task orders, from a base spec in any format."""
+    workdir = tmp_path_factory.mktemp("truth")
+    truth = Truth(registry.host, truth_images, workdir, COMPONENTS, schedule=replace(schedule, shuffle=seed))
+    truth.run(sequence, start=replace(base_spec(), format=fmt))
+
+
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(FORMATS), st.integers(0, 1 << 16), st.lists(edits(), min_size=1, max_size=6))
+def test_random_edit_sequences_in_any_order_and_format_longer(
+    truth_images: Path,
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+    fmt: str,
+    seed: int,
+    sequence: list,
+) -> None:
+    schedule = Schedule(jobs=4, shuffle=seed, fresh_names=seed % 2 == 0)
+    truth = Truth(registry.host, truth_images, tmp_path_factory.mktemp("truth"), COMPONENTS, schedule=schedule)
+    truth.run(sequence, start=replace(base_spec(), format=fmt))
+
+
 def test_an_output_edited_by_hand_is_written_again(truth: Truth) -> None:
     """The output folder is the user's: a build after an edit there gives the clean bytes back."""
     base = base_spec()
@@ -137,3 +178,24 @@ def test_an_output_edited_by_hand_is_written_again(truth: Truth) -> None:
     data[100] ^= 0xFF
     initrd.write_bytes(bytes(data))
     truth.check(base, ["one byte of the initrd flipped by hand"])
+
+
+# Order does not matter (issue 24): every format, several jobs, doit's task order shuffled, fresh names.
+ANY_ORDER = Schedule(jobs=4, shuffle=24, fresh_names=True)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_builds_what_a_clean_store_builds_in_any_order(
+    truth_images: Path, registry: Registry, tmp_path: Path, fmt: str
+) -> None:
+    """The edits of order and content the property test draws most, on each kind of writer, under -j 4
+    with a shuffled task order and a new output name per build."""
+    truth = Truth(registry.host, truth_images, tmp_path, COMPONENTS, schedule=ANY_ORDER)
+    base = replace(base_spec(), format=fmt)
+    (source,) = base.sources
+    steps = [
+        ("swap onboot", replace(base, onboot=base.onboot[::-1])),
+        ("source data", replace(base, sources=(replace(source, data=b"secret-2\n"),))),
+        ("a second service", replace(base, services=(*base.services, Box("db", "beta", tag="v2")))),
+    ]
+    run_edits(truth, base, steps)
