@@ -148,3 +148,9 @@ def transfer_flags(command: argparse.ArgumentParser) -> None:
         "--stall", type=float, default=default.stall, help="seconds without a new byte before an attempt is retried"
     )
     command.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors and warnings")
+
+
+def show_console(chunk: bytes) -> None:
+    """The guest's console bytes on stdout, as they come (not through rich: they are the guest's own)."""
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()

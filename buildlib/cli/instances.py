@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..guest.console import ATTACH_ESCAPES
 from ..lazy import lazy_module
-from .common import Subparsers, err_console, print_table
+from .common import Subparsers, err_console, print_table, show_console
 
 if TYPE_CHECKING:  # loaded when the command runs, not when the parser is made for another one
     from ..guest import instance, reattach, roster
@@ -38,17 +38,12 @@ def cmd_console(args: argparse.Namespace) -> int:
     if terminal:
         err_console.print(f"console of {state.path}: {ATTACH_ESCAPES}")
     with connection:
-        ended = reattach.attach(connection, sys.stdin.fileno(), _show, terminal)
+        ended = reattach.attach(connection, sys.stdin.fileno(), show_console, terminal)
     if ended == "detached":
         err_console.print(f"detached; the instance runs on (stop it with: distrokit run --state {state.path} --stop)")
     else:
         err_console.print(f"the instance in {state.path} ended")
     return 0
-
-
-def _show(chunk: bytes) -> None:
-    sys.stdout.buffer.write(chunk)
-    sys.stdout.buffer.flush()
 
 
 def register(sub: Subparsers) -> None:

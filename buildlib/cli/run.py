@@ -13,7 +13,7 @@ from ..errors import BadInput
 from ..guest.console import ESCAPES, Console
 from ..lazy import lazy_module
 from . import habits
-from .common import Subparsers, err_console, print_table
+from .common import Subparsers, err_console, print_table, show_console
 
 if TYPE_CHECKING:  # loaded when `run` runs, not when the parser is made for another command
     from ..guest import bootmode, instance, metadata, roster, runner, timeline
@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     def show(chunk: bytes) -> None:
         if clock is not None:
             clock.feed(chunk)
-        _show(chunk)
+        show_console(chunk)
 
     return _report(runner.run(options, on_output=show), console, state, clock)
 
@@ -201,11 +201,6 @@ def _console_mode(detached: bool) -> Console:
     if sys.stdin.isatty() and sys.stdout.isatty():
         return Console.TERMINAL
     return Console.PIPE
-
-
-def _show(chunk: bytes) -> None:
-    sys.stdout.buffer.write(chunk)
-    sys.stdout.buffer.flush()
 
 
 def register(sub: Subparsers) -> None:
