@@ -25,18 +25,18 @@ from ..fsutil import atomic_writer, sha256_file
 from ..store.images import MEDIA_LAYER_TAR, Store
 from ..store.transport import Listener, ignore
 from . import elfdeps, kmodules
-from .archive import PackageUnavailable, drift_error, fetch_package, library_provider
+from .archive import PackageUnavailable, drift_error, fetch_packages, library_provider
 from .recipes import MOBY_LABEL, PACKAGES_LABEL, RECIPE, Package, Recipe, RecipeFile, deb_arch, recorded_packages
+from .unpack import unpack_all
 
 
 # image assembly -----------------------------------------------------------------------------
 def build(store: Store, recipe: Recipe, packages: list[Package], listener: Listener = ignore) -> str:
     """Build the component image into the store under `recipe.ref`; return its manifest digest.
     `listener` hears the .deb downloads."""
-    import sh
 
     try:
-        debs = [fetch_package(store, package, listener, recipe.arch) for package in packages]
+        debs = fetch_packages(store, packages, listener, recipe.arch)
     except PackageUnavailable as exc:
         imported = _imported_image(store, recipe, packages)
         if imported is not None:
@@ -45,8 +45,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
     with store.tempdir(f"component-{recipe.name}-") as work:
         root = work / "root"
         root.mkdir()
-        for deb in debs:
-            sh.Command("dpkg-deb")("-x", str(deb), str(root), _preexec_fn=_fixed_umask)
+        unpack_all(debs, root, work / "unpacked", preexec=_fixed_umask)
         keep = _kept_paths(recipe, root, packages, debs)
         if keep is not None:
             elfdeps.prune(root, keep)
