@@ -65,11 +65,11 @@ def resolve_packages(recipe: Recipe) -> list[Package]:
     architecture (see debarch)."""
     names = list(recipe.packages)
     if names and recipe.depends:
-        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {names}", recipe.arch)
+        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {' '.join(names)}", recipe.arch)
     names += [dep for meta in recipe.follow for dep in _depends(meta, recipe.arch)]
     if not names:
         return []
-    return print_uris(names, f"{recipe.folder}: apt cannot find {names}", recipe.arch)
+    return print_uris(names, f"{recipe.folder}: apt cannot find {' '.join(names)}", recipe.arch)
 
 
 def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[str]:
@@ -91,8 +91,7 @@ def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH)
         try:
             output = str(sh.Command("apt-get")(*options, "install", "--print-uris", "-qq", *names))
         except sh.ErrorReturnCode as exc:
-            detail = exc.stderr.decode(errors="replace").strip().splitlines()
-            raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
+            raise ComponentError(apt_failure(failure, exc.stderr.decode(errors="replace"), arch)) from exc
     requests = []
     for line in output.splitlines():
         parts = line.split()
@@ -100,6 +99,32 @@ def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH)
             name, version, _ = parts[1].removesuffix(".deb").split("_", 2)
             requests.append(f"{name}={unquote(version)}")
     return sorted(set(requests))
+
+
+# apt's ways of saying that it knows no such package (or no such version of it) for the architecture
+_NOT_IN_ARCHIVE = (
+    re.compile(r"Unable to locate package (?P<name>\S+)"),
+    re.compile(r"Package '?(?P<name>[^' ]+)'? has no installation candidate"),
+    re.compile(r"Version '(?P<version>[^']+)' for '(?P<name>[^']+)' was not found"),
+    re.compile(r"Can't find a source to download version '(?P<version>[^']+)' of '(?P<name>[^':]+)"),
+    re.compile(r"No packages found"),
+)
+
+
+def apt_failure(failure: str, stderr: str, arch: str, subject: str = "the package") -> str:
+    """One line for an apt error: a name (or version) the archive does not have is said so, since
+    `apt-get update` cannot help with a misspelt name; anything else is apt's last line and the update hint."""
+    for pattern in _NOT_IN_ARCHIVE:
+        match = pattern.search(stderr)
+        if match is None:
+            continue
+        found = match.groupdict()
+        what = found.get("name") or subject
+        if found.get("version"):
+            what = f"{what} {found['version']}"
+        return f"{failure}: {what} is not in Debian's archive for {arch} (check the name with `apt-cache search`)"
+    lines = stderr.strip().splitlines()
+    return f"{failure}: {lines[-1] if lines else 'apt failed'} (run `apt-get update` first)"
 
 
 def library_provider(soname: str) -> str | None:
@@ -131,8 +156,7 @@ def print_uris(requests: list[str], failure: str, arch: str = DEFAULT_ARCH) -> l
     try:
         output = sh.Command("apt-get")(*debarch.apt_options(arch), "download", "--print-uris", *requests)
     except sh.ErrorReturnCode as exc:
-        detail = exc.stderr.decode(errors="replace").strip().splitlines()
-        raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
+        raise ComponentError(apt_failure(failure, exc.stderr.decode(errors="replace"), arch)) from exc
     packages = []
     for line in str(output).splitlines():
         match = _URI_LINE.match(line.strip())
@@ -150,7 +174,7 @@ def describe_pinned(recipe: Recipe, pinned: list[Package]) -> list[Package]:
         return []
     requests = [f"{p.name}={p.version}" for p in pinned]
     try:
-        failure = f"{recipe.folder}: apt cannot find {requests}"
+        failure = f"{recipe.folder}: apt cannot find {' '.join(requests)}"
         served = {p.name: p for p in print_uris(requests, failure, recipe.arch)}
     except ComponentError as exc:
         missing = pinned[0]
@@ -185,7 +209,8 @@ def _depends(meta: str, arch: str = DEFAULT_ARCH) -> list[str]:
     try:
         output = str(sh.Command("apt-cache")(*debarch.apt_options(arch), "depends", "--important", meta))
     except sh.ErrorReturnCode as exc:
-        raise ComponentError(f"apt-cache knows no package {meta!r} (run `apt-get update` first)") from exc
+        stderr = exc.stderr.decode(errors="replace")
+        raise ComponentError(apt_failure(f"follow: {meta}", stderr, arch, subject=meta)) from exc
     return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
 
 
