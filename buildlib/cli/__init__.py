@@ -8,6 +8,8 @@ import argparse
 import contextlib
 import gc
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -101,3 +103,14 @@ def _main(argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         err_console.print("distrokit: interrupted")
         return 130
+    except BrokenPipeError:
+        return _pipe_closed()
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away (`build -o - | head`): stop quietly, as a command killed by SIGPIPE
+    would, with its exit status. Python's own flush of stdout at exit would fail again: point it at null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE

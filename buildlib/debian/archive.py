@@ -65,11 +65,11 @@ def resolve_packages(recipe: Recipe) -> list[Package]:
     architecture (see debarch)."""
     names = list(recipe.packages)
     if names and recipe.depends:
-        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {names}", recipe.arch)
+        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {' '.join(names)}", recipe.arch)
     names += [dep for meta in recipe.follow for dep in _depends(meta, recipe.arch)]
     if not names:
         return []
-    return print_uris(names, f"{recipe.folder}: apt cannot find {names}", recipe.arch)
+    return print_uris(names, f"{recipe.folder}: apt cannot find {' '.join(names)}", recipe.arch)
 
 
 def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[str]:
@@ -91,8 +91,7 @@ def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH)
         try:
             output = str(sh.Command("apt-get")(*options, "install", "--print-uris", "-qq", *names))
         except sh.ErrorReturnCode as exc:
-            detail = exc.stderr.decode(errors="replace").strip().splitlines()
-            raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
+            raise ComponentError(apt_failure(failure, exc.stderr.decode(errors="replace"), arch)) from exc
     requests = []
     for line in output.splitlines():
         parts = line.split()
@@ -100,6 +99,32 @@ def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH)
             name, version, _ = parts[1].removesuffix(".deb").split("_", 2)
             requests.append(f"{name}={unquote(version)}")
     return sorted(set(requests))
+
+
+# apt's ways of saying that it knows no such package (or no such version of it) for the architecture
+_NOT_IN_ARCHIVE = (
+    re.compile(r"Unable to locate package (?P<name>\S+)"),
+    re.compile(r"Package '?(?P<name>[^' ]+)'? has no installation candidate"),
+    re.compile(r"Version '(?P<version>[^']+)' for '(?P<name>[^']+)' was not found"),
+    re.compile(r"Can't find a source to download version '(?P<version>[^']+)' of '(?P<name>[^':]+)"),
+    re.compile(r"No packages found"),
+)
+
+
+def apt_failure(failure: str, stderr: str, arch: str, subject: str = "the package") -> str:
+    """One line for an apt error: a name (or version) the archive does not have is said so, since
+    `apt-get update` cannot help with a misspelt name; anything else is apt's last line and the update hint."""
+    for pattern in _NOT_IN_ARCHIVE:
+        match = pattern.search(stderr)
+        if match is None:
+            continue
+        found = match.groupdict()
+        what = found.get("name") or subject
+        if found.get("version"):
+            what = f"{what} {found['version']}"
+        return f"{failure}: {what} is not in Debian's archive for {arch} (check the name with `apt-cache search`)"
+    lines = stderr.strip().splitlines()
+    return f"{failure}: {lines[-1] if lines else 'apt failed'} (run `apt-get update` first)"
 
 
 def library_provider(soname: str) -> str | None:
@@ -131,8 +156,7 @@ def print_uris(requests: list[str], failure: str, arch: str = DEFAULT_ARCH) -> l
     try:
         output = sh.Command("apt-get")(*debarch.apt_options(arch), "download", "--print-uris", *requests)
     except sh.ErrorReturnCode as exc:
-        detail = exc.stderr.decode(errors="replace").strip().splitlines()
-        raise ComponentError(f"{failure}: {detail[-1] if detail else exc} (run `apt-get update` first)") from exc
+        raise ComponentError(apt_failure(failure, exc.stderr.decode(errors="replace"), arch)) from exc
     packages = []
     for line in str(output).splitlines():
         match = _URI_LINE.match(line.strip())
@@ -150,7 +174,7 @@ def describe_pinned(recipe: Recipe, pinned: list[Package]) -> list[Package]:
         return []
     requests = [f"{p.name}={p.version}" for p in pinned]
     try:
-        failure = f"{recipe.folder}: apt cannot find {requests}"
+        failure = f"{recipe.folder}: apt cannot find {' '.join(requests)}"
         served = {p.name: p for p in print_uris(requests, failure, recipe.arch)}
     except ComponentError as exc:
         missing = pinned[0]
@@ -187,8 +211,67 @@ def _depends(meta: str, arch: str = DEFAULT_ARCH) -> list[str]:
     try:
         output = str(sh.Command("apt-cache")(*debarch.apt_options(arch), "depends", "--important", meta))
     except sh.ErrorReturnCode as exc:
-        raise ComponentError(f"apt-cache knows no package {meta!r} (run `apt-get update` first)") from exc
+        stderr = exc.stderr.decode(errors="replace")
+        raise ComponentError(apt_failure(f"follow: {meta}", stderr, arch, subject=meta)) from exc
     return [line.split(":", 1)[1].strip() for line in output.splitlines() if line.strip().startswith("Depends:")]
+
+
+def fetch_packages(
+    store: Store, packages: list[Package], listener: Listener = ignore, arch: str = DEFAULT_ARCH
+) -> list[Path]:
+    """The .deb files of `packages` in the store, in their order: those missing come from one
+    `apt-get download` of them all (one apt process resolves once and keeps its connection to the mirror
+    busy; an apt process per .deb spent about 2 s each starting up), each checked against its pinned
+    SHA256 before it lands. When that download fails, the missing ones are fetched one by one, so the
+    error names the .deb the archive cannot give."""
+    missing = [package for package in packages if not _in_store(store, package)]
+    if len(missing) > 1:
+        with contextlib.suppress(PackageUnavailable):
+            _download_together(store, missing, listener, arch)
+    return [fetch_package(store, package, listener, arch) for package in packages]
+
+
+def _in_store(store: Store, package: Package) -> bool:
+    target = _store_path(store, package)
+    return target.is_file() and sha256_file(target) == "sha256:" + package.sha256
+
+
+def _store_path(store: Store, package: Package) -> Path:
+    return store.root / "debs" / package.filename
+
+
+def _download_together(store: Store, packages: list[Package], listener: Listener, arch: str) -> None:
+    """`packages` downloaded by one apt-get and moved into the store; PackageUnavailable when apt fails or
+    a .deb is missing or has other bytes (then none of the unchecked ones land)."""
+    import sh
+
+    with store.tempdir("debs-") as workdir:
+        started = time.monotonic()
+        for package in packages:
+            listener(Event(EventKind.START, package.filename))
+        requests = [f"{package.name}={package.version}" for package in packages]
+        try:
+            with _reporting_size(workdir, [p.filename for p in packages], listener):
+                sh.Command("apt-get")(*debarch.apt_options(arch), "download", *requests, _cwd=str(workdir))
+        except sh.ErrorReturnCode as exc:
+            raise PackageUnavailable(packages[0], "no longer serves") from exc
+        for package in packages:
+            size = _land(store, package, workdir / package.filename)
+            listener(Event(EventKind.DONE, package.filename, size, seconds=time.monotonic() - started))
+
+
+def _land(store: Store, package: Package, downloaded: Path) -> int:
+    """Move a downloaded .deb into the store's debs/ once its bytes are the pinned ones; its size."""
+    if not downloaded.is_file():
+        raise PackageUnavailable(package, "no longer serves")
+    actual = sha256_file(downloaded).removeprefix("sha256:")
+    if actual != package.sha256:
+        raise PackageUnavailable(package, f"serves other bytes (sha256 {actual}) for")
+    target = _store_path(store, package)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    size = downloaded.stat().st_size
+    downloaded.replace(target)  # same file system as the store: atomic
+    return size
 
 
 def fetch_package(store: Store, package: Package, listener: Listener = ignore, arch: str = DEFAULT_ARCH) -> Path:
@@ -197,34 +280,27 @@ def fetch_package(store: Store, package: Package, listener: Listener = ignore, a
     the download's start, the bytes so far and its end, as it hears a pull's."""
     import sh
 
-    target = store.root / "debs" / package.filename
-    if target.is_file() and sha256_file(target) == "sha256:" + package.sha256:
+    target = _store_path(store, package)
+    if _in_store(store, package):
         return target
     with store.tempdir(f"deb-{package.name}-") as workdir:
         started = time.monotonic()
         listener(Event(EventKind.START, package.filename))
         try:
             options = debarch.apt_options(arch)
-            with _reporting_size(workdir, package.filename, listener):
+            with _reporting_size(workdir, [package.filename], listener):
                 sh.Command("apt-get")(*options, "download", f"{package.name}={package.version}", _cwd=str(workdir))
         except sh.ErrorReturnCode as exc:
             raise PackageUnavailable(package, "no longer serves") from exc
-        downloaded = workdir / package.filename
-        if not downloaded.is_file():
-            raise PackageUnavailable(package, "no longer serves")
-        actual = sha256_file(downloaded).removeprefix("sha256:")
-        if actual != package.sha256:
-            raise PackageUnavailable(package, f"serves other bytes (sha256 {actual}) for")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        size = downloaded.stat().st_size
-        downloaded.replace(target)
+        size = _land(store, package, workdir / package.filename)
     listener(Event(EventKind.DONE, package.filename, size, seconds=time.monotonic() - started))
     return target
 
 
 @contextlib.contextmanager
-def _reporting_size(folder: Path, name: str, listener: Listener) -> Iterator[None]:
-    """While the block runs, tell `listener` every quarter second how many bytes `folder` holds."""
+def _reporting_size(folder: Path, names: list[str], listener: Listener) -> Iterator[None]:
+    """While the block runs, tell `listener` every quarter second how many bytes of each named file
+    `folder` holds (apt writes a .deb under its own name as it arrives)."""
     if listener is ignore:
         yield
         return
@@ -232,11 +308,12 @@ def _reporting_size(folder: Path, name: str, listener: Listener) -> Iterator[Non
 
     def watch() -> None:
         while not done.wait(0.25):
-            try:
-                landed = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-            except OSError:  # apt renamed a file between the listing and the stat
-                continue
-            listener(Event(EventKind.PROGRESS, name, landed))
+            for name in names:
+                try:
+                    landed = (folder / name).stat().st_size
+                except OSError:  # not started yet, or apt renamed it between the check and the stat
+                    continue
+                listener(Event(EventKind.PROGRESS, name, landed))
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()

@@ -25,8 +25,9 @@ from ..fsutil import atomic_writer, sha256_file
 from ..store.images import MEDIA_LAYER_TAR, Store
 from ..store.transport import Listener, ignore
 from . import elfdeps, kmodules
-from .archive import PackageUnavailable, drift_error, fetch_package, library_provider
+from .archive import PackageUnavailable, drift_error, fetch_packages, library_provider
 from .recipes import MOBY_LABEL, PACKAGES_LABEL, RECIPE, Package, Recipe, RecipeFile, deb_arch, pin_differences
+from .unpack import unpack_all
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -35,10 +36,9 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 def build(store: Store, recipe: Recipe, packages: list[Package], listener: Listener = ignore) -> str:
     """Build the component image into the store under `recipe.ref`; return its manifest digest.
     `listener` hears the .deb downloads."""
-    import sh
 
     try:
-        debs = [fetch_package(store, package, listener, recipe.arch) for package in packages]
+        debs = fetch_packages(store, packages, listener, recipe.arch)
     except PackageUnavailable as exc:
         differences = stored_differences(store, recipe, packages)
         if differences is not None and not differences:
@@ -49,8 +49,7 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
     with store.tempdir(f"component-{recipe.name}-") as work:
         root = work / "root"
         root.mkdir()
-        for deb in debs:
-            sh.Command("dpkg-deb")("-x", str(deb), str(root), _preexec_fn=_fixed_umask)
+        unpack_all(debs, root, work / "unpacked", preexec=_fixed_umask)
         keep = _kept_paths(recipe, root, packages, debs)
         if keep is not None:
             elfdeps.prune(root, keep)

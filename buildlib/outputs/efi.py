@@ -17,7 +17,12 @@ from ..errors import BadInput
 from .tools import run_tool
 
 GRUB_LIB = Path("/usr/lib/grub")
-GRUB_EFI_MODULES = ("part_gpt", "part_msdos", "fat", "iso9660", "search", "search_fs_file", "linux", "boot", "echo")
+# efi_gop: on EFI, GRUB's `linux` must hand the kernel a graphics mode (plain text is not one it accepts
+# there); without a video driver it finds none and prints "no suitable video mode found" on every boot.
+GRUB_EFI_MODULES = (
+    *("part_gpt", "part_msdos", "fat", "iso9660", "search", "search_fs_file", "linux", "boot", "echo"),
+    "efi_gop",
+)
 
 
 @dataclass(frozen=True)

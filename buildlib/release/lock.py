@@ -144,7 +144,8 @@ def read(path: Path) -> Lock:
             for name, entry in (document.get("components") or {}).items()
         }
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise BadInput(f"{path}: a malformed entry ({exc!r}): write it again with `distrokit lock --update`") from exc
+        what = f"no {exc.args[0]}" if isinstance(exc, KeyError) and exc.args else str(exc)
+        raise BadInput(f"{path}: a malformed entry ({what}): write it again with `distrokit lock --update`") from exc
     return Lock(images, components)
 
 

@@ -85,8 +85,9 @@ def image_arch(image: Image) -> str:
     return str(image.config.get("architecture") or "amd64")
 
 
-def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, Any]:
-    """The SPDX document of a system made of `refs` (a spec's images, in spec order)."""
+def document(refs: tuple[str, ...], images: Mapping[str, Image], system_name: str = DOCUMENT_NAME) -> dict[str, Any]:
+    """The SPDX document of a system made of `refs` (a spec's images, in spec order), named `system_name` (the
+    spec's build name: the document says which system it describes)."""
     system_id = "SPDXRef-System"
     packages: dict[str, dict[str, Any]] = {}
     relationships = [_relation("SPDXRef-DOCUMENT", "DESCRIBES", system_id)]
@@ -105,7 +106,7 @@ def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, An
             relationships.append(_relation(package["SPDXID"], "CONTAINS", deb["SPDXID"]))
     system = {
         "SPDXID": system_id,
-        "name": DOCUMENT_NAME,
+        "name": system_name,
         "downloadLocation": NOASSERTION,
         "filesAnalyzed": False,
         "primaryPackagePurpose": "OPERATING-SYSTEM",
@@ -117,13 +118,13 @@ def document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, An
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
-        "name": DOCUMENT_NAME,
+        "name": system_name,
         "creationInfo": {"created": iso_time(build_epoch()), "creators": [f"Tool: distrokit-{__version__}"]},
         "packages": [system, *packages.values()],
         "relationships": _unique(relationships),
     }
     content = hashlib.sha256(canonical_json(body)).hexdigest()
-    return {**body, "documentNamespace": f"{NAMESPACE_BASE}/{DOCUMENT_NAME}-{content}"}
+    return {**body, "documentNamespace": f"{NAMESPACE_BASE}/{quote(system_name, safe='')}-{content}"}
 
 
 def _relation(element: str, kind: str, related: str) -> dict[str, str]:
@@ -161,6 +162,6 @@ def render_linuxkit(refs: tuple[str, ...], images: Mapping[str, Image]) -> bytes
     return json.dumps(linuxkit_document(refs, images), sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
-def render(refs: tuple[str, ...], images: Mapping[str, Image]) -> bytes:
+def render(refs: tuple[str, ...], images: Mapping[str, Image], name: str = DOCUMENT_NAME) -> bytes:
     """The document as the bytes the image carries and `distrokit sbom` prints."""
-    return json.dumps(document(refs, images), indent=2, sort_keys=True).encode() + b"\n"
+    return json.dumps(document(refs, images, name), indent=2, sort_keys=True).encode() + b"\n"

@@ -344,12 +344,13 @@ def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[
 
 
 # parts and outputs --------------------------------------------------------------------------
-def part_tree(store: Store, spec: Spec, part: rootfs.Part, sbom: bool = True) -> rootfs.Tree:
+def part_tree(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions) -> rootfs.Tree:
     if part.family != rootfs.FILES_PART:  # the files part reads every image, and only their records
         for source in tar_sources(store, part.images):
             tar = read_input_tar(Path(source["path"]))
             return inputtar.part_tree(tar, spec, part, source["places"][inputtar.part_place(spec, part)[1]])
-    return rootfs.part_tree(store, spec, part, load_images(store, list(part.images)), sbom=sbom)
+    images = load_images(store, list(part.images))
+    return rootfs.part_tree(store, spec, part, images, sbom=options.sbom, name=options.name)
 
 
 def part_origins(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.PartOrigins:
@@ -369,6 +370,7 @@ def part_inputs(spec: Spec, part: rootfs.Part, options: BuildOptions) -> dict[st
         **tool_versions(),
         **epoch_key(),  # generated entries carry SOURCE_DATE_EPOCH when it is set
         **(options.habits() if part.family == rootfs.FILES_PART else {}),  # --no-sbom
+        **({"sbom-name": options.name} if part.family == rootfs.FILES_PART and options.sbom else {}),
     }
 
 
@@ -385,7 +387,7 @@ def segment_key(store: Store, part: rootfs.Part, inputs: dict[str, Any], sources
 
 def write_part(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions, target: Path) -> None:
     """The part's segment, computed from the spec and the images' layers, written to `target`."""
-    write_segment(part_tree(store, spec, part, options.sbom).entries(), target, options.compression)
+    write_segment(part_tree(store, spec, part, options).entries(), target, options.compression)
 
 
 def part_probes(

@@ -132,7 +132,7 @@ class Media:
             read_segments(store, pointers),
             root=lambda: rootfs.merged_root(
                 parts,
-                lambda part: part_tree(store, spec, part, self.options.sbom),
+                lambda part: part_tree(store, spec, part, self.options),
                 lambda part: part_origins(store, spec, part),
             ),
             ucode=ucode,

@@ -122,8 +122,14 @@ def _walk(path: Path, seen: set[tuple[int, int]]) -> tuple[int, int, float]:
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
-        size, files = size + st.st_size, files + 1
+        size, files = size + on_disk(st), files + 1
     return size, files, newest
+
+
+def on_disk(st: os.stat_result) -> int:
+    """The bytes a file takes on the disk: its allocated blocks, so a sparse disk image of 1 GiB with 3 MB
+    written counts 3 MB (as `du` says; st_size would say 1 GiB)."""
+    return st.st_blocks * 512
 
 
 def du(cache: Path) -> DiskUsage:
@@ -219,7 +225,7 @@ def _remove_stale_pins(cache: Path, recipes: Collection[str]) -> list[Removed]:
         if pin.name.removesuffix(".json").removesuffix(".built") not in recipes:
             st = pin.stat()
             pin.unlink()
-            removed.append(Removed(pin.relative_to(cache).as_posix(), st.st_size, st.st_mtime))
+            removed.append(Removed(pin.relative_to(cache).as_posix(), on_disk(st), st.st_mtime))
     return removed
 
 
@@ -267,7 +273,7 @@ def _remove_temp_files(cache: Path) -> list[Removed]:
                 path = Path(folder, name)
                 st = path.lstat()
                 path.unlink()
-                removed.append(Removed(path.relative_to(cache).as_posix(), st.st_size, st.st_mtime))
+                removed.append(Removed(path.relative_to(cache).as_posix(), on_disk(st), st.st_mtime))
     return removed
 
 
@@ -327,7 +333,7 @@ def _sweep(store: Store) -> list[Removed]:
     for path in dangling:
         st = path.stat()
         path.unlink()
-        removed.append(Removed(path.relative_to(store.root).as_posix(), st.st_size, st.st_mtime))
+        removed.append(Removed(path.relative_to(store.root).as_posix(), on_disk(st), st.st_mtime))
     return removed
 
 

@@ -138,6 +138,21 @@ def test_spec_from_stdin_to_stdout(minimal_build: Built, tmp_path: Path) -> None
     assert (minimal_build.cache / "outputs" / "moby").is_dir(), "a spec from stdin is named moby, as in LinuxKit"
 
 
+def test_output_to_a_pipe_closed_early_ends_quietly(minimal_build: Built, tmp_path: Path) -> None:
+    """`build -o - | head -c 512`: a real pipe whose reader stops after 512 bytes of a tar of megabytes."""
+    command = [sys.executable, "-m", "buildlib.cli", "build", "--cache", str(minimal_build.cache), "-o", "-", "-q"]
+    writer = subprocess.Popen(
+        [*command, str(SPECS / "minimal.yml")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+    assert writer.stdout is not None and writer.stderr is not None
+    reader = subprocess.run(["head", "-c", "512"], stdin=writer.stdout, capture_output=True, timeout=600, check=True)
+    writer.stdout.close()  # only head holds the pipe's read end now: it closes it on exit
+    errors = writer.stderr.read().decode()
+    assert writer.wait(timeout=600) == 128 + 13, errors  # as a command that SIGPIPE ended
+    assert len(reader.stdout) == 512
+    assert "Traceback" not in errors and "BrokenPipe" not in errors and errors == ""
+
+
 def test_decompress_kernel_writes_an_elf(minimal_build: Built, tmp_path: Path) -> None:
     code = main(
         [

@@ -168,3 +168,20 @@ def test_a_one_line_recipe_takes_the_dependency_closure_from_apt(tmp_path: Path)
     (tmp_path / "component.yml").write_text("name: t\npackages: [htop]\n")
     names = {package.name for package in archive.resolve_packages(recipes.load_recipe(tmp_path))}
     assert {"htop", "libncursesw6", "libtinfo6", "libc6", "libnl-3-200"} <= names
+
+
+@pytest.mark.parametrize("depends", ["", "depends: false\n"])
+def test_a_name_debian_lacks_is_said_so_in_words(tmp_path: Path, depends: str) -> None:
+    (tmp_path / "component.yml").write_text(f"name: t\npackages: [bash, no-such-package-xyz]\n{depends}")
+    with pytest.raises(ComponentError) as raised:
+        archive.resolve_packages(recipes.load_recipe(tmp_path))
+    message = str(raised.value).removeprefix(str(tmp_path))
+    assert "no-such-package-xyz is not in Debian's archive for amd64" in message
+    assert "['" not in message  # no Python list
+    assert "apt-get update" not in message  # an update cannot fix a wrong name
+
+
+def test_a_meta_package_debian_lacks_is_named(tmp_path: Path) -> None:
+    (tmp_path / "component.yml").write_text("name: t\npackages: [bash]\nfollow: [no-such-meta-xyz]\n")
+    with pytest.raises(ComponentError, match=r"follow: no-such-meta-xyz: no-such-meta-xyz is not in Debian's archive"):
+        archive.resolve_packages(recipes.load_recipe(tmp_path))

@@ -46,6 +46,8 @@ def test_console_is_a_serial_line_with_escapes(sshd_build: Built) -> None:
         terminal.expect(b'PRETTY_NAME="distrokit minimal Linux"', 60)  # the system's, not the getty image's
         terminal.expect(b"plain words, not JSON", 30)  # --data as a plain string lands in /run/config/userdata
         terminal.expect(b"distrokit/kernel:", 30)  # the installed list is one command away
+        terminal.type(b"cat /etc/motd\n")  # the system's /etc, not only the getty image's
+        terminal.expect(b"Welcome to the distrokit sshd example.", 30)  # the spec's file
         terminal.type(b"echo sleeping-$((1 + 1)); sleep 1000\n")
         terminal.expect(b"sleeping-2", 60)
         time.sleep(3)  # under load the shell may take a moment to start sleep

@@ -19,6 +19,7 @@ def booted(built: Built, suffix: str, *flags: str, root: str = "rootfs") -> None
     """An initrd boot keeps its root in the initramfs (rootfs); a root image boots onto an overlay."""
     console = boot_path(built, built.prefix.with_name(built.name + suffix), *flags)
     assert f"media: root is {root}" in console, console[-3000:]
+    assert "no suitable video mode" not in console  # GRUB boots the kernel in text mode (serial console)
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,9 @@ def test_sbom_lists_busybox_and_the_kernel_with_their_debian_versions(minimal_bu
     assert first == second  # no random UUID, no clock
     document: dict[str, Any] = json.loads(first)
     assert document["spdxVersion"] == "SPDX-2.3"
+    assert document["name"] == "minimal"  # the spec's name: the document says which system it describes
+    system = next(p for p in document["packages"] if p["SPDXID"] == "SPDXRef-System")
+    assert system["name"] == "minimal"
     assert re.fullmatch(r"https://\S+-[0-9a-f]{64}", document["documentNamespace"])
     versions = {p["name"]: p.get("versionInfo") for p in document["packages"]}
     # The versions are the Debian ones the images record (as /etc/distrokit/installed lists them).

@@ -60,6 +60,31 @@ def test_du_sums_the_areas(minimal_build: Built) -> None:
     assert usage.total == sum(sizes.values())
 
 
+def sparse_disk(path: Path, written: int) -> Path:
+    """A 1 GiB disk image with `written` bytes of data: sparse, as a stage's disk is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.truncate(1 << 30)
+        handle.write(os.urandom(written))
+    return path
+
+
+def test_du_counts_a_sparse_disk_by_what_it_holds(tmp_path: Path) -> None:
+    disk = sparse_disk(tmp_path / "store" / "build" / "state" / "disk.img", 3 << 20)
+    sizes = {area.area: area.size for area in cache.du(tmp_path / "store").areas}
+    assert disk.stat().st_size == 1 << 30
+    assert 3 << 20 <= sizes["build"] < 8 << 20  # it said 1 GiB
+
+
+def test_gc_keep_counts_a_sparse_disk_by_what_it_holds(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    sparse_disk(root / "build" / "gone" / "disk.img", 1 << 20)
+    report = cache.gc(root, keep=0)
+    removed = {item.path: item.size for item in report.removed}
+    assert 1 << 20 <= removed["build/gone"] < 4 << 20
+    assert report.size_before < 4 << 20 and report.freed >= 1 << 20
+
+
 def test_gc_keeps_what_a_build_uses_and_the_next_build_runs_nothing(own_build: Built) -> None:
     record = dict((r.spec, r) for _, r in read_usages(own_build.cache))["minimal"]
     leftover = own_build.cache / "segments" / ".half.cpio.z.x1.tmp"
