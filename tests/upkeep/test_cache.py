@@ -17,6 +17,9 @@ from buildlib.store.images import Store
 from buildlib.store.usage import read_usages, usage_path
 from buildlib.upkeep import cache
 
+# gc cleans the store of `own_build` as it likes: the tests that use it run in one xdist worker, in order
+pytestmark = pytest.mark.xdist_group("upkeep-own-store")
+
 
 def small_image(store: Store, name: str, data: bytes) -> tuple[str, list[Path]]:
     """A one-layer image named `name`; its manifest digest and its three blob paths."""
