@@ -2,23 +2,33 @@
 
 Building the kernel component is the slowest step (~10 s), so every test that needs built
 artifacts shares these instead of building its own.
+
+Under pytest-xdist (`-n 2`, scripts/test.sh) the session builds are made once per run, not once per
+worker: `once_per_run` builds them in a folder all workers share, under a file lock, and the workers
+that come later read what the first one built. A test that writes the shared store itself takes the
+store's lock (`store_lock`), as every distrokit writer does.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
+import pickle
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from registry import Registry, running_registry
 
 from buildlib import tasks
+from buildlib.fsutil import store_lock
 from buildlib.store.images import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +53,16 @@ def dodo_project(tmp_path: Path) -> Path:
     shutil.copy(SPECS / "minimal.yml", root / "specs" / "doitspec.yml")
     (root / "components").symlink_to(COMPONENTS, target_is_directory=True)
     return root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the modules that hold boots or other slow tests go first, each in its own order: the
+    workers start the long tests early and end on short ones, instead of one ending alone on a long boot.
+    A run without xdist keeps pytest's order."""
+    if not hasattr(config, "workerinput"):
+        return
+    slow = {item.path for item in items if item.get_closest_marker("boot") or item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: the order within a module stays
 
 
 @dataclass(frozen=True)
@@ -77,10 +97,61 @@ def build(spec: Path | list[Path], cache: Path, out_dir: Path, name: str | None 
     return Built(cache, out_dir, options.name, report, tuple(specs), state)
 
 
+T = TypeVar("T")
+
+
+def worker_id(request: pytest.FixtureRequest) -> str:
+    """This process's xdist worker ("gw0", "gw1", ...), or "master" when the run is not distributed."""
+    workerinput = getattr(request.config, "workerinput", None)
+    return "master" if workerinput is None else str(workerinput["workerid"])
+
+
+def once_per_run(request: pytest.FixtureRequest, name: str, make: Callable[[Path], T]) -> T:
+    """`make(folder)` run once for the whole test run, its value shared by every xdist worker.
+
+    Without xdist this is `make` in a fresh temp folder. Under xdist the folder is `name` in the run's
+    temp root (the parent of every worker's own), made under an exclusive lock on `name.lock`: the
+    first worker builds it and pickles the value to `name.done`; the others wait on the lock, then
+    read that. A build that fails leaves `name.failed` with its error, and every later user fails with
+    it too instead of using a half-written folder.
+    """
+    factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+    if worker_id(request) == "master":
+        return make(factory.mktemp(name))
+    run_root = factory.getbasetemp().parent
+    folder, done, failed = (run_root / f"{name}{suffix}" for suffix in ("", ".done", ".failed"))
+    with open(run_root / f"{name}.lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if failed.exists():
+            raise RuntimeError(f"{name}: its shared build failed in another worker:\n{failed.read_text()}")
+        if done.exists():
+            value: T = pickle.loads(done.read_bytes())
+            return value
+        shutil.rmtree(folder, ignore_errors=True)  # nothing to reuse: no build got as far as its marker
+        folder.mkdir()
+        try:
+            value = make(folder)
+        except BaseException:
+            failed.write_text(traceback.format_exc())
+            raise
+        staged = done.with_suffix(".part")
+        staged.write_bytes(pickle.dumps(value))
+        staged.replace(done)
+        return value
+
+
+def snapshot_store(cache: Path, target: Path, copy: Callable[[str, str], object] = shutil.copy2) -> Path:
+    """A copy of a store that other tests (and xdist workers) may be writing: taken under its lock, so no
+    file is copied half-written or vanishes mid-copy; its scratch folder and lock file are left out."""
+    with store_lock(cache):
+        shutil.copytree(cache, target, symlinks=True, copy_function=copy, ignore=shutil.ignore_patterns("tmp", "lock"))
+    return target
+
+
 @pytest.fixture(scope="session")
-def debs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One download folder for .deb files, shared by every store the tests make."""
-    return tmp_path_factory.mktemp("debs")
+def debs_dir(request: pytest.FixtureRequest) -> Path:
+    """One download folder for .deb files, shared by every store the tests make (and every worker)."""
+    return once_per_run(request, "debs", lambda folder: folder)
 
 
 def new_cache(root: Path, debs: Path) -> Path:
@@ -91,14 +162,14 @@ def new_cache(root: Path, debs: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory, debs_dir: Path) -> Path:
-    return new_cache(tmp_path_factory.mktemp("store") / "cache", debs_dir)
+def shared_cache(request: pytest.FixtureRequest, debs_dir: Path) -> Path:
+    return once_per_run(request, "store", lambda folder: new_cache(folder / "cache", debs_dir))
 
 
 @pytest.fixture(scope="session")
-def minimal_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+def minimal_build(request: pytest.FixtureRequest, shared_cache: Path) -> Built:
     """specs/minimal.yml built once, into the shared store."""
-    return build(SPECS / "minimal.yml", shared_cache, tmp_path_factory.mktemp("out"))
+    return once_per_run(request, "minimal", lambda out: build(SPECS / "minimal.yml", shared_cache, out))
 
 
 # Every output format, in one build of tests/specs/media.yml: formats whose files share a name
@@ -132,15 +203,15 @@ def build_media(cache: Path, out_dir: Path) -> tuple[Built, Built]:
 
 
 @pytest.fixture(scope="session")
-def media_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
+def media_build(request: pytest.FixtureRequest, shared_cache: Path) -> tuple[Built, Built]:
     """Every output format of tests/specs/media.yml, built once into the shared store."""
-    return build_media(shared_cache, tmp_path_factory.mktemp("media"))
+    return once_per_run(request, "media", lambda out: build_media(shared_cache, out))
 
 
 @pytest.fixture(scope="session")
-def sshd_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
+def sshd_build(request: pytest.FixtureRequest, shared_cache: Path) -> Built:
     """specs/sshd.yml (getty, dhcpcd, sshd, metadata) built once: the console and instance tests boot it."""
-    return build(SPECS / "sshd.yml", shared_cache, tmp_path_factory.mktemp("out"))
+    return once_per_run(request, "sshd", lambda out: build(SPECS / "sshd.yml", shared_cache, out))
 
 
 @pytest.fixture()
@@ -155,7 +226,8 @@ def spec_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """One docker-registry on a free loopback port for the whole session; stopped at the end."""
+    """One docker-registry on a free loopback port for the whole session; stopped at the end. Under xdist
+    each worker has its own (tests push into it), on its own port."""
     with running_registry(tmp_path_factory.mktemp("registry")) as running:
         yield running
 
@@ -163,7 +235,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 @pytest.fixture(scope="session")
 def truth_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The cache-truth world's images (tests/cachetruth.py), pulled from the loopback registry into a
-    store that holds nothing else: a clean store for those tests is a hard-linked copy of it."""
+    store that holds nothing else: a clean store for those tests is a hard-linked copy of it. One per
+    xdist worker: the images are named by that worker's registry (host and port)."""
     from cachetruth import pull_images, push_images
 
     from buildlib.store.images import Store

@@ -54,46 +54,79 @@ def free_port() -> int:
 
 
 def _wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 10.0) -> None:
+    """Until `process` (not some other server on the port) listens on `port`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"docker-registry exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
+        if _listening(port, process.pid):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
         time.sleep(0.05)
     raise RuntimeError(f"docker-registry did not listen on 127.0.0.1:{port} within {seconds} s")
+
+
+def _listening(port: int, pid: int) -> bool:
+    """Whether process `pid` holds a socket listening on 127.0.0.1:`port` (from /proc, no tool needed)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd).removeprefix("socket:[").removesuffix("]") in inodes:
+                    return True
+    return False
 
 
 @contextlib.contextmanager
 def running_registry(workdir: Path, htpasswd: str | None = None) -> Iterator[Registry]:
     """A docker-registry on a free loopback port, stopped (and its process reaped) on exit.
 
-    With `htpasswd` (lines `user:bcrypt-hash`) it asks for basic authentication.
+    With `htpasswd` (lines `user:bcrypt-hash`) it asks for basic authentication. A free port can be
+    taken by another process (another xdist worker's registry, a client's socket) between the probe
+    and the registry's bind: then the registry exits, and it is started again on another port.
     """
     binary = shutil.which("docker-registry")
     if binary is None:
         raise RuntimeError("docker-registry is not installed: run scripts/setup.sh")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config = workdir / "config.yml"
-    text = CONFIG.format(root=workdir / "storage", port=port)
     if htpasswd is not None:
         (workdir / "htpasswd").write_text(htpasswd)
-        text += f"auth:\n  htpasswd:\n    realm: test\n    path: {workdir / 'htpasswd'}\n"
-    config.write_text(text)
-    log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    log = open(workdir / "registry.log", "ab")  # noqa: SIM115 - closed below
     try:
-        _wait_for(port, process)
-        yield Registry(port, workdir / "storage")
-    finally:
-        process.terminate()
+        for attempt in range(1, 6):
+            port = free_port()
+            text = CONFIG.format(root=workdir / "storage", port=port)
+            if htpasswd is not None:
+                text += f"auth:\n  htpasswd:\n    realm: test\n    path: {workdir / 'htpasswd'}\n"
+            (workdir / "config.yml").write_text(text)
+            process = subprocess.Popen([binary, "serve", str(workdir / "config.yml")], stdout=log, stderr=log)
+            try:
+                _wait_for(port, process)
+                break
+            except RuntimeError:
+                exited = process.poll() is not None  # it could not bind the port: another one
+                _stop(process)
+                if not exited or attempt == 5:
+                    raise
         try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield Registry(port, workdir / "storage")
+        finally:
+            _stop(process)
+    finally:
         log.close()
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # test images --------------------------------------------------------------------------------

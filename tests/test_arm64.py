@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, REPO, SPECS, Built, build, dodo_project, doit
+from conftest import COMPONENTS, REPO, SPECS, Built, build, dodo_project, doit, once_per_run
 from registry import Registry, push_index, random_layer, stored_image
 
 from buildlib import arches
@@ -105,10 +105,10 @@ def test_switching_arch_never_pulls_again(registry: Registry, tmp_path: Path) ->
 
 # arm64 builds and boots ------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def arm64_build(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """specs/minimal.yml built for arm64 into the shared store (beside the amd64 build)."""
-    return build(
-        SPECS / "minimal.yml", shared_cache, tmp_path_factory.mktemp("out-arm64"), "minimal-arm64", arch="arm64"
+def arm64_build(request: pytest.FixtureRequest, shared_cache: Path) -> Built:
+    """specs/minimal.yml built for arm64 into the shared store (beside the amd64 build), once per run."""
+    return once_per_run(
+        request, "out-arm64", lambda out: build(SPECS / "minimal.yml", shared_cache, out, "minimal-arm64", arch="arm64")
     )
 
 
@@ -389,17 +389,21 @@ ARM64_MEDIA_SPECS = [SPECS / "minimal.yml", REPO / "tests" / "specs" / "arm64-me
 
 
 @pytest.fixture(scope="session")
-def arm64_media(arm64_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Built:
+def arm64_media(request: pytest.FixtureRequest, arm64_build: Built) -> Built:
     """specs/minimal.yml with runc and the metadata container, built for arm64 into every format that
-    applies, in one run, in the store of the arm64 build (its components are reused)."""
-    return build(
-        ARM64_MEDIA_SPECS,
-        arm64_build.cache,
-        tmp_path_factory.mktemp("out-arm64-media"),
-        "media-arm64",
-        arch="arm64",
-        formats=ARM64_FORMATS,
-        size=128 << 20,
+    applies, in one run, in the store of the arm64 build (its components are reused); once per run."""
+    return once_per_run(
+        request,
+        "out-arm64-media",
+        lambda out: build(
+            ARM64_MEDIA_SPECS,
+            arm64_build.cache,
+            out,
+            "media-arm64",
+            arch="arm64",
+            formats=ARM64_FORMATS,
+            size=128 << 20,
+        ),
     )
 
 

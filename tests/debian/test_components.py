@@ -11,6 +11,7 @@ from conftest import COMPONENTS, new_cache
 
 from buildlib.debian import archive, components, recipes
 from buildlib.errors import BadInput, ComponentError
+from buildlib.fsutil import store_lock
 from buildlib.rootfs import layers
 from buildlib.rootfs.parts import merged_image_tree
 from buildlib.store.images import Store
@@ -24,7 +25,8 @@ def init_recipe() -> recipes.Recipe:
 def build_init(cache: Path, recipe: recipes.Recipe) -> tuple[Store, str]:
     store = Store(cache)
     packages = archive.pinned_packages(cache, recipe)
-    return store, components.build(store, recipe, packages)
+    with store_lock(cache):  # the store may be the shared one: write it as distrokit does, alone
+        return store, components.build(store, recipe, packages)
 
 
 def test_same_debs_and_recipe_give_the_same_digest(tmp_path: Path, debs_dir: Path, init_recipe) -> None:

@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import SPECS, Built, build
+from conftest import SPECS, Built, build, once_per_run
 
 from buildlib import tasks
 from buildlib.outputs.tar import write_tar
@@ -24,12 +24,16 @@ TEST_SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 @pytest.fixture(scope="module")
-def two_tars(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
-    """specs/minimal.yml built twice under two names, so every part is written twice."""
-    out = tmp_path_factory.mktemp("tar-out")
-    one = build(SPECS / "minimal.yml", shared_cache, out, name="tar-one", formats=("tar",))
-    two = build(SPECS / "minimal.yml", shared_cache, out, name="tar-two", formats=("tar",))
-    return one, two
+def two_tars(request: pytest.FixtureRequest, shared_cache: Path) -> tuple[Built, Built]:
+    """specs/minimal.yml built twice under two names, so every part is written twice (once per run:
+    a second xdist worker building the same names into the shared store would find them up to date)."""
+
+    def make(out: Path) -> tuple[Built, Built]:
+        one = build(SPECS / "minimal.yml", shared_cache, out, name="tar-one", formats=("tar",))
+        two = build(SPECS / "minimal.yml", shared_cache, out, name="tar-two", formats=("tar",))
+        return one, two
+
+    return once_per_run(request, "tar-out", make)
 
 
 def test_two_builds_give_the_same_bytes(two_tars: tuple[Built, Built]) -> None:

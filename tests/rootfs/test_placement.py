@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, Built, build
+from conftest import COMPONENTS, Built, build, once_per_run
 
 from buildlib.outputs.compress import decompress
 from buildlib.outputs.initrd import segment_path
@@ -84,8 +84,13 @@ def listing(tar_path: Path) -> dict[str, Item]:
 
 
 @pytest.fixture(scope="module")
-def many(shared_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Path]:
-    root = tmp_path_factory.mktemp("many")
+def many(request: pytest.FixtureRequest, shared_cache: Path) -> tuple[Built, Path]:
+    """The spec built once per run: its state is named by the spec's path relative to the folder the build
+    runs in (specs/many.yml), so two xdist workers building their own copies would share one state."""
+    return once_per_run(request, "many", lambda root: _build_many(root, shared_cache))
+
+
+def _build_many(root: Path, shared_cache: Path) -> tuple[Built, Path]:
     (root / "specs").mkdir()
     os.symlink(COMPONENTS, root / "components")
     (root / "home").mkdir()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, REPO, Built
+from conftest import COMPONENTS, REPO, Built, snapshot_store
 
 from buildlib.tasks.api import distrokit_tasks, named_specs, output_files
 from buildlib.tasks.identity import public_task_name
@@ -20,8 +20,7 @@ EXAMPLE = REPO / "examples" / "monorepo"
 
 
 def copy_store(source: Path, dest: Path) -> Path:
-    shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns("tmp", "lock"))
-    return dest
+    return snapshot_store(source, dest)
 
 
 def run_doit(folder: Path, store: Path, *args: str) -> tuple[list[str], list[str]]:

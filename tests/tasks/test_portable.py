@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from conftest import SPECS, Built, build
+from conftest import SPECS, Built, build, snapshot_store
 
 from buildlib.tasks.portable import TOKEN, store_codec
 
@@ -13,7 +12,7 @@ from buildlib.tasks.portable import TOKEN, store_codec
 def test_a_copied_store_runs_no_task(minimal_build: Built, tmp_path: Path) -> None:
     build(SPECS / "minimal.yml", minimal_build.cache, minimal_build.out_dir)  # the state as this spec left it
     moved = tmp_path / "elsewhere" / "cache"
-    shutil.copytree(minimal_build.cache, moved, symlinks=True, ignore=shutil.ignore_patterns("tmp", "lock"))
+    snapshot_store(minimal_build.cache, moved)
 
     again = build(SPECS / "minimal.yml", moved, minimal_build.out_dir)
     assert again.report.executed == ()

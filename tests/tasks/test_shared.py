@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, SPECS, Built, build, new_cache
+from conftest import COMPONENTS, SPECS, Built, build, new_cache, snapshot_store
 from registry import Registry, free_port
 
 from buildlib.cli import main
@@ -70,7 +69,7 @@ def test_a_dead_cache_registry_is_one_warning_and_a_local_build(
     minimal_build: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = tmp_path / "store"
-    shutil.copytree(minimal_build.cache, store, symlinks=True, ignore=shutil.ignore_patterns("tmp", "lock"))
+    snapshot_store(minimal_build.cache, store)
     spec = tmp_path / "dead.yml"
     spec.write_text(
         f'kernel:\n  image: "@pkg:{COMPONENTS}/kernel"\ninit:\n  - "@pkg:{COMPONENTS}/init"\n'

@@ -28,7 +28,8 @@ def small_image(store: Store, name: str, data: bytes) -> tuple[str, list[Path]]:
 
 @pytest.fixture(scope="module")
 def own_build(tmp_path_factory: pytest.TempPathFactory, debs_dir: Path) -> Built:
-    """minimal.yml built into a store of this module's own, which gc may clean as it likes."""
+    """minimal.yml built into a store of this module's own, which gc may clean as it likes. Under xdist
+    each worker that runs these tests has its own (a module fixture, in the worker's temp folder)."""
     root = tmp_path_factory.mktemp("gc")
     return build(SPECS / "minimal.yml", new_cache(root / "cache", debs_dir), root / "out")
 
