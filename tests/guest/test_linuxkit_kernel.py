@@ -2,12 +2,14 @@
 config on any block device, booted for real: tests/specs/kernel-metadata.yml, built once and booted
 twice (the config ISO on a CD-ROM, then the same kind of ISO attached as a virtio disk). A check in
 the guest prints a PASS line per feature and the suite's PASSED line, as LinuxKit's test cases do.
-btrfs and xfs, in components/kernel-full only, get a boot of their own (tests/specs/kernel-full-fs.yml).
+btrfs and xfs (components/kernel-full only) and a FAT config disk share a third (tests/specs/filesystems.yml).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,10 +50,23 @@ def test_the_config_iso_attached_as_a_virtio_disk_is_found_by_its_label(kernel_m
     _passed(console, "/dev/vda")
 
 
+def _fat_config(path: Path, data: str) -> Path:
+    """A FAT file system labelled CIDATA holding user-data, as other tools make config disks."""
+    subprocess.run(["truncate", "-s", "8M", str(path)], check=True)
+    subprocess.run(["mkfs.fat", "-n", "CIDATA", str(path)], check=True, capture_output=True)
+    user_data = path.with_name("user-data")
+    user_data.write_text(data)
+    subprocess.run(["mcopy", "-i", str(path), str(user_data), "::user-data"], check=True)
+    return path
+
+
 @pytest.mark.boot
-def test_btrfs_and_xfs_load_on_first_mount_with_kernel_full(shared_cache: Path, tmp_path: Path) -> None:
-    built = build(SPEC.with_name("kernel-full-fs.yml"), shared_cache, tmp_path)
-    console = boot_path(built, built.prefix, "--mem", "1024", "--networking", "none")  # a 23 MB initrd
+@pytest.mark.skipif(shutil.which("mcopy") is None, reason="needs mtools and dosfstools (scripts/setup.sh)")
+def test_btrfs_xfs_on_first_mount_and_a_fat_config_disk(shared_cache: Path, tmp_path: Path) -> None:
+    built = build(SPEC.with_name("filesystems.yml"), shared_cache, tmp_path)
+    fat = _fat_config(tmp_path / "config.img", json.dumps({"check": {"content": "hello from fat\n"}}))
+    console = boot_path(built, built.prefix, "--disk", f"file={fat}", "--mem", "1024", "--networking", "none")
     assert "check: btrfs PASS" in console and "check: xfs PASS" in console, console[-3000:]
     assert "loaded before its first mount" not in console  # loaded on demand, not at boot
-    assert "kernel-full-fs test suite PASSED" in console
+    assert "metadata: userdata from CDROM /dev/vda:" in console and "check: metadata-fat PASS" in console
+    assert "filesystems test suite PASSED" in console
