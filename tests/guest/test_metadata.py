@@ -120,3 +120,58 @@ def test_data_that_is_not_linuxkit_json_writes_nothing(tmp_path: Path, data: str
     done = _write_tree(data, tmp_path)
     assert done.returncode == 3, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+LABEL = COMPONENTS / "metadata" / "volume-label"
+needs_mkfs_fat = pytest.mark.skipif(shutil.which("mkfs.fat") is None, reason="needs dosfstools (scripts/setup.sh)")
+
+
+def _label(device: Path) -> str:
+    """What the metadata container's label reader prints for a device, run by the host's busybox."""
+    done = subprocess.run(["busybox", "sh", str(LABEL), str(device)], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def _iso(tmp_path: Path, volume_id: str, *options: str) -> Path:
+    tree = tmp_path / "tree"
+    tree.mkdir(exist_ok=True)
+    (tree / "user-data").write_text("{}")
+    iso = tmp_path / f"{volume_id.replace(' ', '_')}.iso"
+    command = ["xorriso", "-as", "mkisofs", "-quiet", "-V", volume_id, *options, "-o", str(iso), str(tree)]
+    subprocess.run(command, check=True, capture_output=True)
+    return iso
+
+
+@needs_xorriso
+@needs_busybox
+@pytest.mark.parametrize(("volume_id", "options"), [("cidata", ()), ("CIDATA", ("-J", "-r")), ("my config", ())])
+def test_iso9660_labels_are_read_without_blkid(tmp_path: Path, volume_id: str, options: tuple[str, ...]) -> None:
+    assert _label(_iso(tmp_path, volume_id, *options)) == f"{volume_id}\n"
+
+
+@needs_xorriso
+@needs_busybox
+def test_the_config_iso_distrokit_attaches_reads_as_cidata(tmp_path: Path) -> None:
+    assert _label(write_config_iso(b"{}", tmp_path / "data.iso")) == "cidata\n"
+
+
+@needs_mkfs_fat
+@needs_busybox
+@pytest.mark.parametrize(("fat", "size"), [("12", "8M"), ("16", "24M"), ("32", "40M")])
+def test_fat_labels_are_read_from_the_boot_sector(tmp_path: Path, fat: str, size: str) -> None:
+    image = tmp_path / "fat.img"
+    subprocess.run(["truncate", "-s", size, str(image)], check=True)
+    subprocess.run(["mkfs.fat", "-F", fat, "-n", "CIDATA", str(image)], check=True, capture_output=True)
+    assert _label(image) == "CIDATA\n"
+
+
+@needs_mkfs_fat
+@needs_busybox
+def test_no_label_prints_nothing(tmp_path: Path) -> None:
+    unlabelled = tmp_path / "fat.img"
+    subprocess.run(["truncate", "-s", "8M", str(unlabelled)], check=True)
+    subprocess.run(["mkfs.fat", str(unlabelled)], check=True, capture_output=True)  # "NO NAME" in the boot sector
+    blank, short = tmp_path / "blank.img", tmp_path / "short.img"
+    blank.write_bytes(bytes(1 << 20))
+    short.write_bytes(b"CD001")
+    assert [_label(path) for path in (unlabelled, blank, short)] == ["", "", ""]
