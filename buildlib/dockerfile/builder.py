@@ -1,0 +1,199 @@
+"""A LinuxKit package folder built by buildah into the store, once per set of inputs.
+
+The inputs are the folder's content, the build args, the platform, the manifest digest of every FROM
+image (taken from the store, pulled into it first when missing) and buildah's version; the store keeps
+a record of them beside the manifest they gave, so `pkg build` and `build` both skip a package whose
+record matches. buildah runs with chroot isolation in a throw-away storage under the store (never
+/var/lib/containers), is handed the FROM images from the store (`--pull-never`: it reaches no
+registry), stamps every time with the build epoch, and exports uncompressed layers, so the same
+inputs give the same image digest from any clean store.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import epoch
+from ..errors import BuildError, ComponentError
+from ..fsutil import read_json, write_json_atomic, xxh_value
+from ..spec.refs import ImageRef
+from ..store import pulls
+from ..store.images import Store
+from ..store.transport import Listener, Network, ignore
+from . import instructions
+from .buildyml import DockerPackage
+
+BUILDER_VERSION = "1"
+BUILD_NAME = "localhost/distrokit-package:build"  # the name inside the throw-away storage only
+OUTPUT_LINES = 12  # of a failing step's output, in its error
+
+
+@dataclass(frozen=True)
+class Build:
+    """One package for one platform, with its build args and FROM images resolved to digests."""
+
+    package: DockerPackage
+    arch: str
+    args: tuple[tuple[str, str], ...]
+    bases: tuple[tuple[str, str], ...]  # (FROM name, manifest digest)
+
+    @property
+    def inputs(self) -> str:
+        return xxh_value(
+            {
+                "folder": self.package.key,
+                "dockerfile": self.package.dockerfile,
+                "args": [list(pair) for pair in self.args],
+                "labels": sorted(self.package.all_labels().items()),
+                "platform": f"linux/{self.arch}",
+                "bases": [list(pair) for pair in self.bases],
+                "epoch": epoch.build_epoch(),
+                "buildah": buildah_version(),
+                "builder": BUILDER_VERSION,
+            }
+        )
+
+
+def build_args(package: DockerPackage, extra: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
+    """build.yml's `buildArgs` then the command line's, each `NAME=VALUE`; a later one wins."""
+    args: dict[str, str] = {}
+    for text in (*package.build_args, *extra):
+        name, equals, value = text.partition("=")
+        if not name or not equals:
+            raise ComponentError(f"{package.folder}: build arg {text!r}: give NAME=VALUE")
+        args[name] = value
+    return tuple(sorted(args.items()))
+
+
+def resolve(
+    store: Store,
+    package: DockerPackage,
+    arch: str,
+    extra_args: tuple[str, ...] = (),
+    *,
+    pull: bool,
+    network: Network | None = None,
+    listener: Listener = ignore,
+) -> Build | None:
+    """The build, its FROM images resolved through the store: pulled when missing if `pull`, else None
+    when one is missing (nothing is up to date then)."""
+    args = build_args(package, extra_args)
+    store = store.for_arch(arch)
+    bases = []
+    for name in instructions.base_images(package.folder / package.dockerfile, dict(args)):
+        ref = ImageRef.parse(name)
+        digest = store.lookup(ref)
+        if digest is None and not pull:
+            return None
+        if digest is None:
+            digest = pulls.ensure_image(store, ref, arch=arch, network=network, listener=listener).manifest_digest
+        bases.append((name, digest))
+    return Build(package, arch, args, tuple(bases))
+
+
+def record_path(store: Store, build: Build) -> Path:
+    return store.root / "packages" / f"{build.package.build_name}-{build.arch}.built.json"
+
+
+def up_to_date(store: Store, build: Build | None) -> bool:
+    if build is None:
+        return False
+    try:
+        record = read_json(record_path(store, build))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(record, dict) or record.get("inputs") != build.inputs:
+        return False
+    return bool(record.get("manifest")) and store.for_arch(build.arch).lookup(build.package.ref) == record["manifest"]
+
+
+def ensure(store: Store, build: Build, force: bool = False, listener: Listener = ignore) -> tuple[str, bool]:
+    """The package's manifest digest in the store, and whether it had to be built now."""
+    if not force and up_to_date(store, build):
+        digest = store.for_arch(build.arch).lookup(build.package.ref)
+        assert digest is not None
+        return digest, False
+    return run_build(store, build, listener), True
+
+
+def run_build(store: Store, build: Build, listener: Listener = ignore) -> str:
+    """buildah bud in a throw-away storage, its image taken into the store: the manifest digest."""
+    package = build.package
+    with store.tempdir("buildah-") as work:
+        storage = Storage(work)
+        for name, digest in build.bases:
+            destination = f"containers-storage:[{storage.spec}]{ImageRef.parse(name)}"
+            pulls.copy_out_of_store(store, digest, destination)
+        _run_bud(storage, build)
+        archive = work / "image.tar"
+        _buildah(storage, "push", "--quiet", "--disable-compression", BUILD_NAME, f"oci-archive:{archive}")
+        digest = pulls.copy_into_store(
+            store.for_arch(build.arch), f"oci-archive:{archive}", package.ref, arch=build.arch, listener=listener
+        )
+    write_json_atomic(record_path(store, build), {"inputs": build.inputs, "manifest": digest})
+    return digest
+
+
+@dataclass(frozen=True)
+class Storage:
+    """buildah's storage for one build: vfs (no mounts to leave behind) in a folder of the store."""
+
+    work: Path
+
+    @property
+    def spec(self) -> str:
+        return f"vfs@{self.work / 'root'}+{self.work / 'run'}"
+
+    def flags(self) -> list[str]:
+        return ["--root", str(self.work / "root"), "--runroot", str(self.work / "run"), "--storage-driver", "vfs"]
+
+
+def _run_bud(storage: Storage, build: Build) -> None:
+    package = build.package
+    command = ["bud", "--pull-never", "--isolation", "chroot", "--timestamp", str(epoch.build_epoch())]
+    command += ["--platform", f"linux/{build.arch}", "-f", str(package.folder / package.dockerfile)]
+    command += [f"--build-arg={name}={value}" for name, value in build.args]
+    command += [f"--label={name}={value}" for name, value in package.all_labels().items()]
+    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(package.folder))
+    if done.returncode != 0:
+        raise step_failure(package, done.stdout)
+
+
+def step_failure(package: DockerPackage, output: str) -> BuildError:
+    """One error for a failed build: the Dockerfile's line when buildah names the step, and the last output."""
+    dockerfile = package.folder / package.dockerfile
+    lines = [line for line in output.splitlines() if line.strip()]
+    failed = next((line for line in reversed(lines) if "building at STEP" in line), "")
+    step, _, status = failed.partition('": ')
+    step = step.split('STEP "', 1)[-1]
+    found = instructions.find_step(dockerfile, step) if step else None
+    where = f"{dockerfile}:{found.line}" if found else str(dockerfile)
+    what = f"{step} failed ({status or 'see its output'})" if step else "buildah failed"
+    tail = [line for line in lines if line != failed][-OUTPUT_LINES:]
+    return BuildError(f"{where}: {what}; the last of its output:\n  " + "\n  ".join(tail))
+
+
+def _buildah(storage: Storage, *args: str) -> str:
+    done = _buildah_run(storage, *args)
+    if done.returncode != 0:
+        raise BuildError(f"buildah {args[0]} failed: {done.stdout.strip().splitlines()[-1:] or done.returncode}")
+    return done.stdout
+
+
+def _buildah_run(storage: Storage, *args: str) -> subprocess.CompletedProcess[str]:
+    if shutil.which("buildah") is None:
+        raise BuildError("buildah is not installed: `apt-get install buildah` (scripts/setup.sh installs it)")
+    command = ["buildah", *storage.flags(), *args]
+    return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
+
+
+@functools.cache
+def buildah_version() -> str:
+    if shutil.which("buildah") is None:
+        return "missing"
+    done = subprocess.run(["buildah", "--version"], capture_output=True, text=True, check=False)
+    return done.stdout.strip()
