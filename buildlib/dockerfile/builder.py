@@ -24,10 +24,10 @@ from ..spec.refs import ImageRef
 from ..store import pulls
 from ..store.images import Store
 from ..store.transport import Listener, Network, ignore
-from . import instructions
+from . import buildyml, history, instructions
 from .buildyml import DockerPackage
 
-BUILDER_VERSION = "1"
+BUILDER_VERSION = "2"  # 2: history completed for layers the base recorded none for
 BUILD_NAME = "localhost/distrokit-package:build"  # the name inside the throw-away storage only
 OUTPUT_LINES = 12  # of a failing step's output, in its error
 
@@ -58,15 +58,82 @@ class Build:
         )
 
 
+LOCAL_PACKAGE = "@lkt:pkg:"  # LinuxKit's build arg value naming another package folder: its tag
+
+
 def build_args(package: DockerPackage, extra: tuple[str, ...] = ()) -> tuple[tuple[str, str], ...]:
-    """build.yml's `buildArgs` then the command line's, each `NAME=VALUE`; a later one wins."""
+    """build.yml's `buildArgs` then the command line's, each `NAME=VALUE`; a later one wins. A value
+    `@lkt:pkg:DIR` (DIR relative to build.yml) becomes that package's ORG/IMAGE:TAG, as in LinuxKit."""
     args: dict[str, str] = {}
     for text in (*package.build_args, *extra):
         name, equals, value = text.partition("=")
         if not name or not equals:
             raise ComponentError(f"{package.folder}: build arg {text!r}: give NAME=VALUE")
         args[name] = value
-    return tuple(sorted(args.items()))
+    return tuple(sorted((name, _local_tag(package, value)) for name, value in args.items()))
+
+
+def local_packages(package: DockerPackage, extra: tuple[str, ...] = ()) -> dict[str, DockerPackage]:
+    """The package folders its build args name with `@lkt:pkg:`, by the image reference they give."""
+    found = {}
+    for text in (*package.build_args, *extra):
+        value = text.partition("=")[2]
+        if value.startswith(LOCAL_PACKAGE):
+            dependency = buildyml.load_package(package.folder / value.removeprefix(LOCAL_PACKAGE))
+            found[str(dependency.ref)] = dependency
+    return found
+
+
+def _local_tag(package: DockerPackage, value: str) -> str:
+    if not value.startswith(LOCAL_PACKAGE):
+        return value
+    return buildyml.load_package(package.folder / value.removeprefix(LOCAL_PACKAGE)).ref.familiar()
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """Resolves a package's FROM images to digests through the store. With `pull`, a missing image is
+    pulled and a FROM naming a local package (`@lkt:pkg:`) builds it first, for the same platform;
+    without, anything missing or out of date resolves to None (nothing is up to date then)."""
+
+    store: Store
+    arch: str
+    pull: bool
+    network: Network | None = None
+    listener: Listener = ignore
+
+    def __call__(
+        self, package: DockerPackage, extra: tuple[str, ...] = (), chain: tuple[Path, ...] = ()
+    ) -> Build | None:
+        if package.folder in chain:
+            names = " -> ".join(str(folder) for folder in (*chain, package.folder))
+            raise ComponentError(f"{package.folder}: packages build from each other in a circle: {names}")
+        args = build_args(package, extra)
+        locals_ = local_packages(package, extra)
+        bases = []
+        for name in instructions.base_images(package.folder / package.dockerfile, dict(args)):
+            local = locals_.get(str(ImageRef.parse(name)))
+            digest = self._built(local, (*chain, package.folder)) if local else self._pulled(ImageRef.parse(name))
+            if digest is None:
+                return None
+            bases.append((name, digest))
+        return Build(package, self.arch, args, tuple(bases))
+
+    def _built(self, package: DockerPackage, chain: tuple[Path, ...]) -> str | None:
+        build = self(package, chain=chain)
+        if build is None:
+            return None
+        if self.pull:
+            return ensure(self.store, build, listener=self.listener)[0]
+        return self.store.for_arch(self.arch).lookup(package.ref) if up_to_date(self.store, build) else None
+
+    def _pulled(self, ref: ImageRef) -> str | None:
+        store = self.store.for_arch(self.arch)
+        digest = store.lookup(ref)
+        if digest is None and self.pull:
+            image = pulls.ensure_image(store, ref, arch=self.arch, network=self.network, listener=self.listener)
+            digest = image.manifest_digest
+        return digest
 
 
 def resolve(
@@ -79,20 +146,8 @@ def resolve(
     network: Network | None = None,
     listener: Listener = ignore,
 ) -> Build | None:
-    """The build, its FROM images resolved through the store: pulled when missing if `pull`, else None
-    when one is missing (nothing is up to date then)."""
-    args = build_args(package, extra_args)
-    store = store.for_arch(arch)
-    bases = []
-    for name in instructions.base_images(package.folder / package.dockerfile, dict(args)):
-        ref = ImageRef.parse(name)
-        digest = store.lookup(ref)
-        if digest is None and not pull:
-            return None
-        if digest is None:
-            digest = pulls.ensure_image(store, ref, arch=arch, network=network, listener=listener).manifest_digest
-        bases.append((name, digest))
-    return Build(package, arch, args, tuple(bases))
+    """The build of `package` for `arch`, its FROM images resolved (see Resolver)."""
+    return Resolver(store, arch, pull, network, listener)(package, extra_args)
 
 
 def record_path(store: Store, build: Build) -> Path:
@@ -129,10 +184,11 @@ def run_build(store: Store, build: Build, listener: Listener = ignore) -> str:
             destination = f"containers-storage:[{storage.spec}]{ImageRef.parse(name)}"
             pulls.copy_out_of_store(store, digest, destination)
         _run_bud(storage, build)
-        archive = work / "image.tar"
-        _buildah(storage, "push", "--quiet", "--disable-compression", BUILD_NAME, f"oci-archive:{archive}")
+        layout = work / "image"
+        _buildah(storage, "push", "--quiet", "--disable-compression", BUILD_NAME, f"oci:{layout}:image")
+        history.fix_layout(layout, epoch.iso_time(epoch.build_epoch()))  # so another package can build on it
         digest = pulls.copy_into_store(
-            store.for_arch(build.arch), f"oci-archive:{archive}", package.ref, arch=build.arch, listener=listener
+            store.for_arch(build.arch), f"oci:{layout}:image", package.ref, arch=build.arch, listener=listener
         )
     write_json_atomic(record_path(store, build), {"inputs": build.inputs, "manifest": digest})
     return digest

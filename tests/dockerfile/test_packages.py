@@ -153,3 +153,23 @@ def test_a_spec_takes_the_package_as_an_onboot_container(base: str, tmp_path: Pa
         assert greeting is not None and greeting.read() == b"in-a-spec\n"
     again = distrokit(cache, "build", "-f", "tar", "-o", str(out), str(spec))
     assert again.returncode == 0 and "0 tasks ran" in again.stderr + again.stdout, again.stderr
+
+
+def test_a_chained_build_builds_the_package_it_is_from_first(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    """B names A with LinuxKit's `@lkt:pkg:` build arg and builds FROM it: A is built first, into the store;
+    a change to A builds both again. (A is built on an image without history, which buildah alone
+    leaves in a state it cannot build on.)"""
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "build.yml").write_text("image: a\norg: example\n")
+    (tmp_path / "a" / "Dockerfile").write_text(f"FROM {base}\nRUN echo from-a > /etc/a\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "build.yml").write_text("image: b\norg: example\nbuildArgs:\n  - BASE=@lkt:pkg:../a\n")
+    (tmp_path / "b" / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nRUN cat /etc/a > /etc/b\n")
+    built = distrokit(cache, "pkg", "build", str(tmp_path / "b"))
+    assert built.returncode == 0, built.stderr
+    assert image_files(cache, built.stdout.strip())["etc/b"] == b"from-a\n"
+    (tmp_path / "a" / "Dockerfile").write_text(f"FROM {base}\nRUN echo changed > /etc/a\n")
+    again = distrokit(cache, "pkg", "build", str(tmp_path / "b"))
+    assert again.returncode == 0 and "(up to date)" not in again.stderr, again.stderr
+    assert image_files(cache, again.stdout.strip())["etc/b"] == b"changed\n"
