@@ -151,7 +151,24 @@ def resolve(
 
 
 def record_path(store: Store, build: Build) -> Path:
-    return store.root / "packages" / f"{build.package.build_name}-{build.arch}.built.json"
+    return package_record(store, build.package, build.arch)
+
+
+def package_record(store: Store, package: DockerPackage, arch: str) -> Path:
+    """The store's record of what the package was last built from for `arch`, and the manifest it gave."""
+    return store.root / "packages" / f"{package.build_name}-{arch}.built.json"
+
+
+def chain(package: DockerPackage) -> list[DockerPackage]:
+    """The package and every local package it builds on (`@lkt:pkg:`), each once."""
+    found: dict[Path, DockerPackage] = {}
+    waiting = [package]
+    while waiting:
+        current = waiting.pop()
+        if current.folder not in found:
+            found[current.folder] = current
+            waiting.extend(local_packages(current).values())
+    return list(found.values())
 
 
 def up_to_date(store: Store, build: Build | None) -> bool:
