@@ -13,14 +13,15 @@ from .common import err_console
 
 if TYPE_CHECKING:
     from ..dockerfile import builder, buildyml
-    from ..store import images, transport
+    from ..store import images, platforms, transport
 else:
-    builder, buildyml, images, transport = (
+    builder, buildyml, images, platforms, transport = (
         lazy_module(name)
         for name in (
             "buildlib.dockerfile.builder",
             "buildlib.dockerfile.buildyml",
             "buildlib.store.images",
+            "buildlib.store.platforms",
             "buildlib.store.transport",
         )
     )
@@ -35,12 +36,36 @@ def build_package(store: images.Store, folder: str, args: argparse.Namespace) ->
     package = buildyml.load_package(Path(folder), org=args.org, tag=args.tag)
     extra = read_build_arg_file(args.build_arg_file) if args.build_arg_file else ()
     with store_lock(store.root):
-        build = builder.resolve(store, package, args.arch, extra, pull=True, network=transport.Network.from_env())
-        assert build is not None  # with pull=True every base is resolved or an error was raised
-        digest, built = builder.ensure(store, build, force=args.force)
+        digest, built = ensure_package(store, package, args.arch, extra, force=args.force)
     name = package.ref.familiar()
     err_console.print(f"{name} {digest}{'' if built else ' (up to date)'}")
     print(name, flush=True)  # the result on stdout, as `linuxkit pkg build` prints it
+
+
+def ensure_package(
+    store: images.Store,
+    package: buildyml.DockerPackage,
+    arch: str,
+    extra: tuple[str, ...] = (),
+    *,
+    force: bool = False,
+    network: transport.Network | None = None,
+) -> tuple[str, bool]:
+    """The package's manifest digest for `arch`, built when out of date; and whether it was built now."""
+    build = builder.resolve(store, package, arch, extra, pull=True, network=network or transport.Network.from_env())
+    assert build is not None  # with pull=True every base is resolved or an error was raised
+    return builder.ensure(store, build, force=force)
+
+
+def push_package(
+    store: images.Store, folder: str, targets: list[str], to: str, network: transport.Network
+) -> tuple[str, str]:
+    """Build the package for each architecture when needed: the destination and the digest to push (one
+    platform's manifest, or an index of several under the package's tag, as LinuxKit pushes)."""
+    package = buildyml.load_package(Path(folder))
+    built = {arch: ensure_package(store, package, arch, network=network)[0] for arch in targets}
+    digest = built[targets[0]] if len(targets) == 1 else platforms.put_index(store, built)
+    return f"{to.rstrip('/')}/{package.org}/{package.image}:{package.tag}", digest
 
 
 def read_build_arg_file(path: str) -> tuple[str, ...]:

@@ -213,6 +213,12 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
     targets = list(dict.fromkeys(arches.normalise(arch) for arch in args.arch or ["amd64"]))
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
         for folder in args.folder:
+            if dockerpkg.is_package_folder(folder):  # a LinuxKit package folder, built by buildah
+                with store_lock(store.root):
+                    dest, digest = dockerpkg.push_package(store, folder, targets, args.to, network)
+                    digest = pulls.push_digest(store, digest, dest, network=network, listener=display)
+                display.result(f"{dest} {digest}")
+                continue
             with store_lock(store.root):
                 built = {arch: _built_component(store, Path(folder), arch) for arch in targets}
                 recipe = recipes.load_recipe(Path(folder), targets[0])

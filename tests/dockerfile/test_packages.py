@@ -173,3 +173,24 @@ def test_a_chained_build_builds_the_package_it_is_from_first(base: str, tmp_path
     again = distrokit(cache, "pkg", "build", str(tmp_path / "b"))
     assert again.returncode == 0 and "(up to date)" not in again.stderr, again.stderr
     assert image_files(cache, again.stdout.strip())["etc/b"] == b"changed\n"
+
+
+def test_pkg_push_sends_the_package_with_its_digest(
+    base: str, registry: Registry, tmp_path: Path, debs_dir: Path
+) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = package_folder(tmp_path, base, greeting="pushed")
+    pushed = distrokit(cache, "pkg", "push", str(folder), "--to", f"{registry.host}/lk")
+    assert pushed.returncode == 0, pushed.stderr
+    result = next(line for line in (pushed.stdout + pushed.stderr).splitlines() if line.startswith(registry.host))
+    dest, digest = result.split()
+    assert dest.startswith(f"{registry.host}/lk/example/hello:")
+    stored = Store(cache).lookup(ImageRef.parse(dest.split("/", 2)[2]))
+    assert digest == stored
+    inspected = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{dest}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert inspected.stdout.strip() == digest
