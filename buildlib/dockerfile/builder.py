@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import epoch
+from .. import arches, epoch
 from ..errors import BuildError, ComponentError
 from ..fsutil import read_json, write_json_atomic, xxh_value
 from ..spec.refs import ImageRef
@@ -108,6 +108,8 @@ class Resolver:
         if package.folder in chain:
             names = " -> ".join(str(folder) for folder in (*chain, package.folder))
             raise ComponentError(f"{package.folder}: packages build from each other in a circle: {names}")
+        if self.pull:
+            check_can_run(package, self.arch)  # before anything is pulled for a build that cannot run
         args = build_args(package, extra)
         locals_ = local_packages(package, extra)
         bases = []
@@ -128,11 +130,14 @@ class Resolver:
         return self.store.for_arch(self.arch).lookup(package.ref) if up_to_date(self.store, build) else None
 
     def _pulled(self, ref: ImageRef) -> str | None:
+        """The FROM image for this platform: from the store, pulled first when missing and `pull`."""
         store = self.store.for_arch(self.arch)
-        digest = store.lookup(ref)
-        if digest is None and self.pull:
+        if self.pull:
             image = pulls.ensure_image(store, ref, arch=self.arch, network=self.network, listener=self.listener)
-            digest = image.manifest_digest
+            return image.manifest_digest
+        digest = store.lookup(ref)
+        if digest is None or store.image_by_digest(str(ref), digest).config.get("architecture") != self.arch:
+            return None  # the name holds only another platform's image
         return digest
 
 
@@ -223,6 +228,26 @@ class Storage:
 
     def flags(self) -> list[str]:
         return ["--root", str(self.work / "root"), "--runroot", str(self.work / "run"), "--storage-driver", "vfs"]
+
+
+# what binfmt_misc names the handler that runs another architecture's programs (qemu-user-static's)
+BINFMT = Path("/proc/sys/fs/binfmt_misc")
+QEMU_NAMES = {"arm64": "aarch64", "riscv64": "riscv64", "amd64": "x86_64"}
+
+
+def check_can_run(package: DockerPackage, arch: str) -> None:
+    """RUN steps for another architecture need the host to run its programs: say so before buildah fails."""
+    if arch == arches.host_arch():
+        return
+    steps = instructions.instructions(package.folder / package.dockerfile)
+    if not any(step.keyword == "RUN" for step in steps):
+        return  # COPY, ENV, ... need no emulation
+    if not (BINFMT / f"qemu-{QEMU_NAMES.get(arch, arch)}").exists():
+        raise BuildError(
+            f"{package.folder}: its RUN steps for {arch} need this {arches.host_arch()} host to run "
+            f"{arch} programs, and no binfmt handler is registered for them: "
+            "`apt-get install qemu-user-static binfmt-support` (and /proc/sys/fs/binfmt_misc mounted)"
+        )
 
 
 def _run_bud(storage: Storage, build: Build) -> None:

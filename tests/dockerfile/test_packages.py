@@ -194,3 +194,14 @@ def test_pkg_push_sends_the_package_with_its_digest(
         check=True,
     )
     assert inspected.stdout.strip() == digest
+
+
+@pytest.mark.skipif(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(), reason="this host can run arm64 programs")
+def test_arm64_run_steps_without_binfmt_say_what_is_missing(tmp_path: Path) -> None:
+    folder = tmp_path / "arm"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: arm\n")
+    (folder / "Dockerfile").write_text("FROM 127.0.0.1:1/never/pulled:1\nRUN true\n")
+    done = distrokit(tmp_path / "cache", "pkg", "build", "--arch", "arm64", str(folder))
+    assert done.returncode == 1
+    assert "RUN steps for arm64" in done.stderr and "qemu-user-static" in done.stderr, done.stderr
