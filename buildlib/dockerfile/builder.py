@@ -271,7 +271,8 @@ def step_failure(package: DockerPackage, output: str) -> BuildError:
     found = instructions.find_step(dockerfile, step) if step else None
     where = f"{dockerfile}:{found.line}" if found else str(dockerfile)
     what = f"{step} failed ({status or 'see its output'})" if step else "buildah failed"
-    tail = [line for line in lines if line != failed][-OUTPUT_LINES:]
+    # buildah repeats the exit status (already in the message) twice: the output is the step's own lines
+    tail = [line for line in lines if line != failed and not line.startswith("subprocess exited with")][-OUTPUT_LINES:]
     return BuildError(f"{where}: {what}; the last of its output:\n  " + "\n  ".join(tail))
 
 
