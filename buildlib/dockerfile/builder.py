@@ -256,9 +256,21 @@ def _run_bud(storage: Storage, build: Build) -> None:
     command += ["--platform", f"linux/{build.arch}", "-f", str(package.folder / package.dockerfile)]
     command += [f"--build-arg={name}={value}" for name, value in build.args]
     command += [f"--label={name}={value}" for name, value in package.all_labels().items()]
-    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(package.folder))
+    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(build_context(package, storage.work)))
     if done.returncode != 0:
         raise step_failure(package, done.stdout)
+
+
+def build_context(package: DockerPackage, work: Path) -> Path:
+    """The folder buildah builds from: the package folder itself, or with `extra-sources` a copy of it
+    with each source copied in at its destination (as LinuxKit lays out its build context)."""
+    if not package.extra_sources:
+        return package.folder
+    context = work / "context"
+    shutil.copytree(package.folder, context, symlinks=True)
+    for source, destination in package.extra_sources:
+        shutil.copytree(source, context / destination.lstrip("/"), symlinks=True, dirs_exist_ok=True)
+    return context
 
 
 def step_failure(package: DockerPackage, output: str) -> BuildError:

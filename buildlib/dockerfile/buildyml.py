@@ -18,7 +18,7 @@ import yaml
 from yaml.nodes import Node
 
 from ..errors import ComponentError
-from ..fsutil import xxh_tree
+from ..fsutil import xxh_tree, xxh_value
 from ..spec.nodes import (
     BOOL,
     STR,
@@ -57,6 +57,12 @@ class DependsFields(YamlRecord):
 def _check_package(node: Node, ctx: Context, path: str, values: dict[str, Any]) -> None:
     if not values.get("image"):
         ctx.issue(node, path or "build.yml", "missing required key 'image' (the package's image name)")
+    for source in values.get("extra_sources") or ():
+        src, colon, dst = source.partition(":")
+        if not src or not colon or not dst or ":" in dst:
+            ctx.issue(node, f"{path}extra-sources", f"{source!r}: give SOURCE:DESTINATION, one colon")
+        elif not (ctx.base_dir / src).is_dir():
+            ctx.issue(node, f"{path}extra-sources", f"{src}: no such folder (relative to {ctx.base_dir})")
     dockerfile = values.get("dockerfile") or "Dockerfile"
     if not (ctx.base_dir / dockerfile).is_file():
         ctx.issue(node, path or "build.yml", f"{dockerfile}: no such file in the package folder {ctx.base_dir}")
@@ -93,15 +99,20 @@ class DockerPackage:
     network: bool = False
     config: dict[str, Any] = field(default_factory=dict, hash=False)
     labels: tuple[tuple[str, str], ...] = ()
+    extra_sources: tuple[tuple[Path, str], ...] = ()  # (folder, where in the build context)
 
     @property
     def key(self) -> str:
-        """The folder's content: what decides, with the args and the bases, whether to build again."""
-        return xxh_tree(self.folder)[:16]
+        """The folder's content and its extra sources': what decides, with the args and the bases, whether
+        to build again."""
+        trees = [xxh_tree(self.folder), *(f"{xxh_tree(src)}:{dst}" for src, dst in self.extra_sources)]
+        return xxh_value(trees)[:16]
 
     @property
     def tag(self) -> str:
-        return tags.render(self.tag_template, tags.package_hash(self.folder))
+        return tags.render(
+            self.tag_template, tags.package_hash(self.folder, tuple(src for src, _ in self.extra_sources))
+        )
 
     @property
     def ref(self) -> ImageRef:
@@ -154,7 +165,13 @@ def _load(folder: Path, mtime_ns: int) -> DockerPackage:
         network=bool(fields.network),
         config=dict(raw.get("config") or {}),
         labels=tuple(sorted(fields.labels or ())),
+        extra_sources=tuple(_extra_source(folder, text) for text in fields.extra_sources or ()),
     )
+
+
+def _extra_source(folder: Path, text: str) -> tuple[Path, str]:
+    src, _, dst = text.partition(":")
+    return (folder / src).resolve(), dst
 
 
 def check_build_yml(text: str, build_yml: Path) -> BuildYmlFields:

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import ComponentError
-from ..fsutil import xxh_tree
+from ..fsutil import xxh_tree, xxh_value
 
 # Go text/template as LinuxKit uses it here: `{{.Hash}}`, spaces allowed inside the braces
 _HASH_ACTION = re.compile(r"\{\{-?\s*\.Hash\s*-?\}\}")
@@ -30,9 +30,17 @@ def render(template: str, package_hash: str) -> str:
     return filled or "latest"
 
 
-def package_hash(folder: Path) -> str:
+def package_hash(folder: Path, extra_sources: tuple[Path, ...] = ()) -> str:
+    """LinuxKit's: with extra sources, the SHA-1 of the folder's tree hash followed by each source's."""
     git_hash = _git_hash(folder)
-    return git_hash if git_hash is not None else xxh_tree(folder)[:16]
+    if git_hash is None:
+        return xxh_value([xxh_tree(path) for path in (folder, *extra_sources)])[:16]
+    source_hashes = "".join(_tree_hash(source) or "" for source in extra_sources)
+    if not source_hashes:
+        return git_hash
+    tree, dirty, suffix = git_hash.partition("-dirty-")
+    combined = hashlib.sha1((tree + source_hashes).encode()).hexdigest()
+    return combined + dirty + suffix
 
 
 def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -40,17 +48,21 @@ def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _git_hash(folder: Path) -> str | None:
+    tree = _tree_hash(folder)
+    if not tree:
+        return None  # outside git, or not committed yet: no tree hash to name it by
+    return tree + (f"-dirty-{_content_hash(folder)[:7]}" if _dirty(folder) else "")
+
+
+def _tree_hash(folder: Path) -> str | None:
+    """The git tree hash of `folder` at HEAD (the commit's tree for a repository's top folder)."""
     top = _git(folder, "rev-parse", "--show-toplevel")
     if top.returncode != 0:
         return None
     if Path(top.stdout.strip()).resolve() == folder.resolve():
-        tree = _git(folder, "show", "--format=%T", "-s", "HEAD").stdout.strip()
-    else:
-        listed = _git(folder, "ls-tree", "--full-tree", "HEAD", "--", str(folder.resolve())).stdout.split()
-        tree = listed[2] if len(listed) >= 3 and listed[1] == "tree" else ""
-    if not tree:
-        return None  # not committed yet: no tree hash to name it by
-    return tree + (f"-dirty-{_content_hash(folder)[:7]}" if _dirty(folder) else "")
+        return _git(folder, "show", "--format=%T", "-s", "HEAD").stdout.strip() or None
+    listed = _git(folder, "ls-tree", "--full-tree", "HEAD", "--", str(folder.resolve())).stdout.split()
+    return listed[2] if len(listed) >= 3 and listed[1] == "tree" else None
 
 
 def _dirty(folder: Path) -> bool:

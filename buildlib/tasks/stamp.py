@@ -32,7 +32,8 @@ def watched_paths(plan: Plan) -> list[str]:
         paths.add(str(component_builds.record_path(store, recipe)))
     for folder in plan.resolver.packages.values():  # LinuxKit package folders, and those they build on
         for package in builder.chain(buildyml.load_package(folder)):
-            paths.update(_tree(str(package.folder)))
+            for folder_read in (package.folder, *(source for source, _ in package.extra_sources)):
+                paths.update(_tree(str(folder_read)))
             paths.add(str(builder.package_record(store, package, plan.resolver.arch)))
     for ref in plan.refs:
         paths.add(str(record_path(store, ref)))

@@ -205,3 +205,24 @@ def test_arm64_run_steps_without_binfmt_say_what_is_missing(tmp_path: Path) -> N
     done = distrokit(tmp_path / "cache", "pkg", "build", "--arch", "arm64", str(folder))
     assert done.returncode == 1
     assert "RUN steps for arm64" in done.stderr and "qemu-user-static" in done.stderr, done.stderr
+
+
+def test_extra_sources_join_the_build_context_and_its_key(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "note").write_text("one\n")
+    folder = tmp_path / "uses"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: uses\nextra-sources:\n  - ../shared:/from-shared\n")
+    (folder / "Dockerfile").write_text(f"FROM {base}\nCOPY from-shared/note /etc/note\n")
+    first = distrokit(cache, "pkg", "build", str(folder))
+    assert first.returncode == 0, first.stderr
+    assert image_files(cache, first.stdout.strip())["etc/note"] == b"one\n"
+    (tmp_path / "shared" / "note").write_text("two\n")  # only the extra source changed
+    second = distrokit(cache, "pkg", "build", str(folder))
+    assert second.returncode == 0 and "(up to date)" not in second.stderr, second.stderr
+    assert second.stdout != first.stdout  # a new tag, as LinuxKit's hash takes the sources in
+    assert image_files(cache, second.stdout.strip())["etc/note"] == b"two\n"
+    (folder / "build.yml").write_text("image: uses\nextra-sources:\n  - ../shared\n")
+    bad = distrokit(cache, "pkg", "build", str(folder))
+    assert bad.returncode == 2 and "give SOURCE:DESTINATION" in bad.stderr, bad.stderr
