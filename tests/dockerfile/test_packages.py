@@ -226,3 +226,21 @@ def test_extra_sources_join_the_build_context_and_its_key(base: str, tmp_path: P
     (folder / "build.yml").write_text("image: uses\nextra-sources:\n  - ../shared\n")
     bad = distrokit(cache, "pkg", "build", str(folder))
     assert bad.returncode == 2 and "give SOURCE:DESTINATION" in bad.stderr, bad.stderr
+
+
+@pytest.mark.boot
+def test_the_package_runs_as_a_service_in_a_booted_guest(base: str, shared_cache: Path, tmp_path: Path) -> None:
+    from bootkit import boot_path
+    from conftest import build
+
+    package_folder(tmp_path, base, greeting="booted")
+    spec = tmp_path / "guest.yml"
+    spec.write_text(
+        f'kernel:\n  image: "@pkg:{COMPONENTS / "kernel"}"\n  cmdline: "console=ttyS0 quiet"\n'
+        f'init:\n  - "@pkg:{COMPONENTS / "init"}"\n  - "@pkg:{COMPONENTS / "runc"}"\n'
+        'services:\n  - name: hello\n    image: "@pkg:hello"\n    pid: host\n'
+        '    command: ["/bin/sh", "-c", "echo package says $(cat /etc/greeting); sleep 1; poweroff"]\n'
+    )
+    built = build(spec, shared_cache, tmp_path / "out")
+    console = boot_path(built, built.prefix)
+    assert "hello: package says booted" in console, console[-3000:]
