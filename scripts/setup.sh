@@ -15,6 +15,7 @@ DEBIAN_PACKAGES=(
   binutils  # readelf: a component recipe's `keep:` finds the libraries its programs link
   lz4  # `build --decompress-kernel`: Debian's cloud kernel is LZ4-compressed
   graphviz  # dot: `distrokit graph -o FILE.svg` draws the task graph; tests parse the DOT with it
+  buildah  # `pkg build` of a LinuxKit package folder (build.yml + Dockerfile), without a daemon
   fakeroot  # kernel+erofs and kernel+iso unpack the root with its owners and device nodes, without root
 )
 missing=()

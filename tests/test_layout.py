@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "buildlib"
 SHARED = ("buildlib", "buildlib.errors", "buildlib.fsutil", "buildlib.lazy", "buildlib.epoch", "buildlib.arches")
 # The flow, first to last: a stage may import the shared helpers and any stage before it, never one after.
-STAGES = ("spec", "store", "debian", "rootfs", "outputs", "release", "guest", "upkeep", "tasks", "cli")
+STAGES = ("spec", "store", "dockerfile", "debian", "rootfs", "outputs", "release", "guest", "upkeep", "tasks", "cli")
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 60
 

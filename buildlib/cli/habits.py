@@ -41,6 +41,7 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("pkg",): "example:\n  distrokit pkg build components/init",
     ("pkg", "build"): "example:\n  distrokit pkg build components/init components/getty",
     ("pkg", "push"): "example:\n  distrokit pkg push components/init --to 127.0.0.1:5000",
+    ("pkg", "show-tag"): "example:\n  distrokit pkg show-tag pkg/hello",
     ("lock",): "examples:\n  distrokit lock specs/minimal.yml\n  distrokit lock --update specs/minimal.yml",
     ("verify",): "example:\n  distrokit verify specs/minimal.yml --dir out",
     ("cache",): "examples:\n  distrokit cache ls\n  distrokit cache gc --keep 2G",

@@ -14,7 +14,7 @@ from ..fsutil import store_lock
 from ..lazy import lazy_module
 from ..spec.refs import ImageRef
 from ..store.transport import Event, EventKind
-from . import jsonout
+from . import dockerpkg, jsonout
 from .common import (
     Subparsers,
     apply_layer_limit,
@@ -213,6 +213,12 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
     targets = list(dict.fromkeys(arches.normalise(arch) for arch in args.arch or ["amd64"]))
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
         for folder in args.folder:
+            if dockerpkg.is_package_folder(folder):  # a LinuxKit package folder, built by buildah
+                with store_lock(store.root):
+                    dest, digest = dockerpkg.push_package(store, folder, targets, args.to, network)
+                    digest = pulls.push_digest(store, digest, dest, network=network, listener=display)
+                display.result(f"{dest} {digest}")
+                continue
             with store_lock(store.root):
                 built = {arch: _built_component(store, Path(folder), arch) for arch in targets}
                 recipe = recipes.load_recipe(Path(folder), targets[0])
@@ -237,6 +243,9 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
     if args.update:
         debarch.refresh(args.arch)  # a foreign architecture's package lists are ours to keep fresh
     for folder in args.folder:
+        if dockerpkg.is_package_folder(folder):  # LinuxKit's build.yml + Dockerfile: buildah builds it
+            dockerpkg.build_package(store, folder, args)
+            continue
         recipe = recipes.load_recipe(Path(folder), args.arch)
         with store_lock(store.root):
             packages = archive.pinned_packages(store.root, recipe, refresh=args.update)
@@ -244,6 +253,12 @@ def cmd_pkg_build(args: argparse.Namespace) -> int:
         err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
         print(recipe.ref.familiar(), flush=True)  # the result on stdout, as `linuxkit pkg build` prints it
     return 0
+
+
+def linuxkit_package_flags(command: argparse.ArgumentParser) -> None:
+    """LinuxKit's --org and --tag, over a build.yml's own (not for component folders)."""
+    command.add_argument("--org", help="a LinuxKit package's org, over its build.yml's (default linuxkit)")
+    command.add_argument("--tag", help="a LinuxKit package's tag template, over its build.yml's (default {{.Hash}})")
 
 
 def register(sub: Subparsers) -> None:
@@ -269,12 +284,22 @@ def register(sub: Subparsers) -> None:
     push.set_defaults(func=cmd_push)
 
     pkg = sub.add_parser("pkg", help="component images").add_subparsers(dest="pkg_command", required=True)
-    pkg_build = pkg.add_parser("build", help="build component images from Debian packages")
-    pkg_build.add_argument("folder", nargs="+")
+    pkg_build = pkg.add_parser(
+        "build", help="build component images from Debian packages, or LinuxKit package folders with buildah"
+    )
+    pkg_build.add_argument("folder", nargs="+", help="component folders (component.yml) or LinuxKit's (build.yml)")
     pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
     pkg_build.add_argument("--arch", default="amd64", help="Debian architecture to build for (default amd64)")
     pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
+    linuxkit_package_flags(pkg_build)
+    pkg_build.add_argument(
+        "--build-arg-file", metavar="FILE", help="NAME=VALUE lines: build args for a LinuxKit package's Dockerfile"
+    )
     pkg_build.set_defaults(func=cmd_pkg_build)
+    show_tag = pkg.add_parser("show-tag", help="the ORG/IMAGE:TAG LinuxKit would give a package folder (build.yml)")
+    show_tag.add_argument("folder", nargs="+")
+    linuxkit_package_flags(show_tag)
+    show_tag.set_defaults(func=dockerpkg.cmd_pkg_show_tag)
     pkg_push = pkg.add_parser("push", help="build component images when needed and push them to a registry")
     pkg_push.add_argument("folder", nargs="+")
     pkg_push.add_argument("--to", required=True, help="REGISTRY[/PREFIX] to push to, e.g. 127.0.0.1:5000")

@@ -19,6 +19,7 @@ import yaml
 
 from .. import arches
 from ..arches import DEFAULT_ARCH, arch_suffix
+from ..dockerfile import buildyml
 from ..errors import ComponentError
 from ..fsutil import xxh_tree
 from ..spec.refs import ImageRef
@@ -196,12 +197,15 @@ class PkgResolver:
 
     def __init__(self, arch: str = DEFAULT_ARCH, components: Path | None = None) -> None:
         self.folders: dict[str, Path] = {}
+        self.packages: dict[str, Path] = {}  # LinuxKit package folders (build.yml + Dockerfile), by the ref they give
         self.arch = arches.normalise(arch)
         self._refs: dict[str, str] = {}  # a folder is hashed once per plan, however many specs name it
         self.roots = tuple(dict.fromkeys(p for p in (components, builtin_components()) if p is not None))
 
     def origin(self, ref: str) -> str:
         """Where an image the spec names comes from, in words (what `validate` says of each)."""
+        if ref in self.packages:
+            return f"LinuxKit package {self.packages[ref]}, built by buildah"
         folder = self.folders.get(ref)
         if folder is None:
             return f"pulled from {ImageRef.parse(ref).domain}"
@@ -228,6 +232,10 @@ class PkgResolver:
 
     def __call__(self, folder: Path) -> str:
         absolute = os.path.abspath(folder)
+        if buildyml.is_package_folder(folder) and not (Path(folder) / RECIPE).is_file():
+            package_ref = str(buildyml.load_package(folder).ref)
+            self.packages[package_ref] = Path(folder)
+            return package_ref
         ref = self._refs.get(absolute)
         if ref is None:
             ref = self._refs[absolute] = str(load_recipe(folder, self.arch).ref)

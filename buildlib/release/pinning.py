@@ -52,6 +52,8 @@ def spec_inputs(spec: Spec, component_root: Path, resolver: recipes.PkgResolver)
     registry: list[str] = []
     built: dict[str, Recipe] = {}
     for ref in spec.images():
+        if ref in resolver.packages:
+            continue  # a LinuxKit package folder, built here by buildah: keyed by its folder, not pinned (yet)
         folder = recipes.folder_for(ref, component_root, resolver)
         if folder is None:
             registry.append(ref)

@@ -20,7 +20,7 @@ from ..rootfs import parts as rootfs
 from ..spec.model import Kernel, Spec
 from ..store import usage
 from ..store.images import Store
-from . import audit
+from . import audit, packages
 from .families import (
     OUTPUT_PROBES,
     BuildOptions,
@@ -150,6 +150,9 @@ class Plan:
                     self.refs.append(ref)
                     self.tasks.append(tar_image_task(self.store, ref, from_tar[ref], self.sink))
                 continue
+            if ref in self.resolver.packages:
+                self._add_package(ref, options)
+                continue
             folder = component_folder(ref, component_root, self.resolver)
             if folder is not None and self._first(f"component:{folder}"):
                 self.tasks.append(component_task(self.store, folder, self.sink, options))
@@ -168,6 +171,16 @@ class Plan:
         self.audit = self.audit or options.audit
         use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts), spec.kernel)
         self.uses.append(use)
+
+    def _add_package(self, ref: str, options: BuildOptions) -> None:
+        """A LinuxKit package folder: its buildah task, then the image task that waits for it."""
+        folder = self.resolver.packages[ref]
+        if self._first(f"component:{folder}"):
+            self.tasks.append(packages.package_task(self.store, folder, self.sink, options))
+        if self._first(f"image:{ref}"):
+            self.refs.append(ref)
+            name = packages.package_task_name(folder)
+            self.tasks.append(image_task(self.store, ref, options, self.sink, name))
 
     def discard_staged(self) -> None:
         """After a failed build: what its output tasks staged goes, so the output folders stay as they were."""

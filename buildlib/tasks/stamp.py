@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from ..debian import archive, recipes
 from ..debian import builds as component_builds
+from ..dockerfile import builder, buildyml
 from ..spec.refs import ImageRef
 from ..store.images import Store
 from .families import load_images, record_path
@@ -29,6 +30,11 @@ def watched_paths(plan: Plan) -> list[str]:
         recipe = recipes.load_recipe(folder, plan.resolver.arch)  # the pins of the build's architecture
         paths.add(str(archive.pin_path(store.root, recipe)))
         paths.add(str(component_builds.record_path(store, recipe)))
+    for folder in plan.resolver.packages.values():  # LinuxKit package folders, and those they build on
+        for package in builder.chain(buildyml.load_package(folder)):
+            for folder_read in (package.folder, *(source for source, _ in package.extra_sources)):
+                paths.update(_tree(str(folder_read)))
+            paths.add(str(builder.package_record(store, package, plan.resolver.arch)))
     for ref in plan.refs:
         paths.add(str(record_path(store, ref)))
         paths.update(_image_paths(store, ref))

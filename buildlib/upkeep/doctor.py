@@ -49,6 +49,7 @@ TOOLS = (
     HostTool("fakeroot", "fakeroot", "kernel+erofs and kernel+iso without root"),
     HostTool("lz4", "lz4", "`build --decompress-kernel`"),
     HostTool("dot", "graphviz", "`distrokit graph -o FILE.svg`"),
+    HostTool("buildah", "buildah", "`pkg build` of a LinuxKit package folder (build.yml + Dockerfile)"),
 )
 
 

@@ -27,6 +27,7 @@ CASES: dict[str, tuple[tuple[str, ...], int]] = {
     **{command: ((command, "--help"), 0) for command in COMMANDS},
     "pkg_build": (("pkg", "build", "--help"), 0),
     "pkg_push": (("pkg", "push", "--help"), 0),
+    "pkg_show_tag": (("pkg", "show-tag", "--help"), 0),
     "attest_verify": (("attest", "verify", "--help"), 0),
     **{f"cache_{command}": (("cache", command, "--help"), 0) for command in CACHE_COMMANDS},
     "nosuch": (("nosuch",), 2),

@@ -1,0 +1,193 @@
+"""A LinuxKit package folder's `build.yml`, checked as a spec is, and the package it describes.
+
+The keys are LinuxKit's (pkglib's pkgInfo): an unknown key or a wrong type is a `FILE:LINE:COL` error
+naming the key, as a recipe's are. LinuxKit's defaults apply: org `linuxkit`, tag `{{.Hash}}`,
+Dockerfile `Dockerfile`, arches amd64, arm64 and riscv64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import Node
+
+from ..errors import ComponentError
+from ..fsutil import xxh_tree, xxh_value
+from ..spec.nodes import (
+    BOOL,
+    STR,
+    Context,
+    ListOf,
+    Record,
+    Session,
+    StringMap,
+    YamlRecord,
+    compose_yaml,
+    yfield,
+)
+from ..spec.refs import ImageRef
+from ..spec.schema import LabelType
+from . import tags
+
+BUILD_YML = "build.yml"
+MOBY_LABEL = "org.mobyproject.config"
+STRS = ListOf(STR)
+DEFAULT_ARCHES = ("amd64", "arm64", "riscv64")
+
+
+@dataclass(frozen=True)
+class DockerImagesFields(YamlRecord):
+    target_dir: str | None = yfield(STR, "target-dir")
+    target: str | None = yfield(STR)
+    from_file: str | None = yfield(STR, "from-file")
+    list: tuple[str, ...] | None = yfield(STRS)
+
+
+@dataclass(frozen=True)
+class DependsFields(YamlRecord):
+    docker_images: DockerImagesFields | None = yfield(Record(DockerImagesFields), "docker-images")
+
+
+def _check_package(node: Node, ctx: Context, path: str, values: dict[str, Any]) -> None:
+    if not values.get("image"):
+        ctx.issue(node, path or "build.yml", "missing required key 'image' (the package's image name)")
+    for source in values.get("extra_sources") or ():
+        src, colon, dst = source.partition(":")
+        if not src or not colon or not dst or ":" in dst:
+            ctx.issue(node, f"{path}extra-sources", f"{source!r}: give SOURCE:DESTINATION, one colon")
+        elif not (ctx.base_dir / src).is_dir():
+            ctx.issue(node, f"{path}extra-sources", f"{src}: no such folder (relative to {ctx.base_dir})")
+    dockerfile = values.get("dockerfile") or "Dockerfile"
+    if not (ctx.base_dir / dockerfile).is_file():
+        ctx.issue(node, path or "build.yml", f"{dockerfile}: no such file in the package folder {ctx.base_dir}")
+
+
+@dataclass(frozen=True)
+class BuildYmlFields(YamlRecord):
+    image: str | None = yfield(STR)
+    org: str | None = yfield(STR)
+    tag: str | None = yfield(STR)
+    dockerfile: str | None = yfield(STR)
+    arches: tuple[str, ...] | None = yfield(STRS)
+    extra_sources: tuple[str, ...] | None = yfield(STRS, "extra-sources")
+    gitrepo: str | None = yfield(STR)
+    network: bool | None = yfield(BOOL)
+    disable_cache: bool | None = yfield(BOOL, "disable-cache")
+    config: dict[str, Any] | None = yfield(LabelType())
+    build_args: tuple[str, ...] | None = yfield(STRS, "buildArgs")
+    labels: Any = yfield(StringMap())
+    depends: DependsFields | None = yfield(Record(DependsFields))
+
+
+@dataclass(frozen=True)
+class DockerPackage:
+    """One LinuxKit package folder, read and checked: what `pkg build` builds and `@pkg:` names."""
+
+    folder: Path
+    image: str
+    org: str = "linuxkit"
+    tag_template: str = "{{.Hash}}"
+    dockerfile: str = "Dockerfile"
+    arches: tuple[str, ...] = DEFAULT_ARCHES
+    build_args: tuple[str, ...] = ()
+    network: bool = False
+    config: dict[str, Any] = field(default_factory=dict, hash=False)
+    labels: tuple[tuple[str, str], ...] = ()
+    extra_sources: tuple[tuple[Path, str], ...] = ()  # (folder, where in the build context)
+
+    @property
+    def key(self) -> str:
+        """The folder's content and its extra sources': what decides, with the args and the bases, whether
+        to build again."""
+        trees = [xxh_tree(self.folder), *(f"{xxh_tree(src)}:{dst}" for src, dst in self.extra_sources)]
+        return xxh_value(trees)[:16]
+
+    @property
+    def tag(self) -> str:
+        return tags.render(
+            self.tag_template, tags.package_hash(self.folder, tuple(src for src, _ in self.extra_sources))
+        )
+
+    @property
+    def ref(self) -> ImageRef:
+        return ImageRef.parse(f"{self.org}/{self.image}:{self.tag}")
+
+    @property
+    def build_name(self) -> str:
+        return f"{self.org}-{self.image}"
+
+    def all_labels(self) -> dict[str, str]:
+        """The image labels: build.yml's `labels`, and `config` as LinuxKit's moby label."""
+        labels = dict(self.labels)
+        if self.config:
+            labels[MOBY_LABEL] = json.dumps(self.config, sort_keys=True, separators=(",", ":"))
+        return labels
+
+
+def is_package_folder(folder: Path) -> bool:
+    return (Path(folder) / BUILD_YML).is_file()
+
+
+def load_package(folder: Path, org: str | None = None, tag: str | None = None) -> DockerPackage:
+    folder = Path(folder).resolve()
+    build_yml = folder / BUILD_YML
+    if not build_yml.is_file():
+        raise ComponentError(f"{folder}: no {BUILD_YML} here, so it is not a LinuxKit package folder")
+    package = _load(folder, build_yml.stat().st_mtime_ns)
+    if org:
+        package = dataclasses.replace(package, org=org)  # LinuxKit's --org
+    if tag:
+        package = dataclasses.replace(package, tag_template=tag)  # LinuxKit's --tag
+    return package
+
+
+@functools.lru_cache(maxsize=64)
+def _load(folder: Path, mtime_ns: int) -> DockerPackage:
+    build_yml = folder / BUILD_YML
+    text = build_yml.read_text()
+    fields = check_build_yml(text, build_yml)
+    # `config` goes into the moby label as written (the schema checked it, but its parse fills defaults)
+    raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    return DockerPackage(
+        folder=folder,
+        image=str(fields.image),
+        org=fields.org or "linuxkit",
+        tag_template=fields.tag or "{{.Hash}}",
+        dockerfile=fields.dockerfile or "Dockerfile",
+        arches=fields.arches or DEFAULT_ARCHES,
+        build_args=fields.build_args or (),
+        network=bool(fields.network),
+        config=dict(raw.get("config") or {}),
+        labels=tuple(sorted(fields.labels or ())),
+        extra_sources=tuple(_extra_source(folder, text) for text in fields.extra_sources or ()),
+    )
+
+
+def _extra_source(folder: Path, text: str) -> tuple[Path, str]:
+    src, _, dst = text.partition(":")
+    return (folder / src).resolve(), dst
+
+
+def check_build_yml(text: str, build_yml: Path) -> BuildYmlFields:
+    """build.yml's fields, or a ComponentError listing every problem, one `FILE:LINE:COL: key: what` a line."""
+    session = Session()
+    ctx = Context(str(build_yml), build_yml.parent, session)
+    try:
+        root = compose_yaml(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"{build_yml}:{mark.line + 1}:{mark.column + 1}" if mark else str(build_yml)
+        raise ComponentError(f"{where}: not valid YAML: {error.problem or error}") from error
+    fields = Record(BuildYmlFields, _check_package).parse(root, ctx, "") if root is not None else None
+    if fields is None and not session.issues:
+        raise ComponentError(f"{build_yml}: empty; LinuxKit's build.yml needs at least `image:`")
+    if session.issues:
+        raise ComponentError("\n".join(str(issue) for issue in session.issues))
+    assert fields is not None
+    return fields

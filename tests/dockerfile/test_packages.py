@@ -1,0 +1,246 @@
+"""LinuxKit package folders (build.yml + Dockerfile) built by buildah: real buildah, a real loopback
+registry holding our own busybox component image as the FROM base, real stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import COMPONENTS, REPO, new_cache
+from registry import Registry
+
+from buildlib.debian import archive, recipes
+from buildlib.debian import builds as component_builds
+from buildlib.spec.refs import ImageRef
+from buildlib.store import pulls
+from buildlib.store.images import Store
+
+pytestmark = pytest.mark.registry
+
+DOCKERFILE = """\
+FROM {base}
+ARG GREETING=unset
+COPY hello.txt /etc/hello.txt
+# a continued RUN: its line is where it starts
+RUN echo "$GREETING" > /etc/greeting && \\
+    mkdir -p /var/made-by-run
+"""
+
+
+@pytest.fixture(scope="module")
+def base(registry: Registry, shared_cache: Path) -> str:
+    """Our busybox component image, pushed to the loopback registry: the packages' FROM image."""
+    store = Store(shared_cache)
+    recipe = recipes.load_recipe(COMPONENTS / "busybox")
+    component_builds.ensure(store, recipe, archive.pinned_packages(store.root, recipe))
+    name = f"{registry.host}/distrokit/busybox:base"
+    pulls.push(store, recipe.ref, name)
+    return name
+
+
+def package_folder(root: Path, base: str, greeting: str = "from-build-yml") -> Path:
+    folder = root / "hello"
+    folder.mkdir(parents=True)
+    (folder / "build.yml").write_text(f"image: hello\norg: example\nbuildArgs:\n  - GREETING={greeting}\n")
+    (folder / "Dockerfile").write_text(DOCKERFILE.format(base=base))
+    (folder / "hello.txt").write_text("hello\n")
+    return folder
+
+
+def distrokit(cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, DISTROKIT_CACHE=str(cache), PYTHONPATH=str(REPO))
+    command = [sys.executable, "-m", "buildlib.cli", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def image_files(cache: Path, ref: str) -> dict[str, bytes]:
+    """Every regular file of the stored image's layers (uncompressed tars), the upper layer winning."""
+    image = Store(cache).image(ImageRef.parse(ref))
+    files: dict[str, bytes] = {}
+    for layer in image.layers:
+        with tarfile.open(Store(cache).blob_path(layer.digest)) as tar:
+            for member in tar:
+                extracted = tar.extractfile(member) if member.isfile() else None
+                if extracted is not None:
+                    files[member.name.lstrip("./")] = extracted.read()
+    return files
+
+
+def test_a_package_with_a_build_arg_and_a_run_step_builds_once(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = package_folder(tmp_path, base)
+    first = distrokit(cache, "pkg", "build", str(folder))
+    assert first.returncode == 0, first.stderr
+    ref = first.stdout.strip()
+    assert ref.startswith("example/hello:")
+    files = image_files(cache, ref)
+    assert files["etc/greeting"] == b"from-build-yml\n"
+    assert files["etc/hello.txt"] == b"hello\n"
+    assert "bin/busybox" in files  # the base's layers are below
+    again = distrokit(cache, "pkg", "build", str(folder))
+    assert again.returncode == 0 and "(up to date)" in again.stderr, again.stderr
+    # a build arg from --build-arg-file is an input: the package builds again, with it
+    arg_file = tmp_path / "args"
+    arg_file.write_text("# override\nGREETING=from-file\n")
+    changed = distrokit(cache, "pkg", "build", "--build-arg-file", str(arg_file), str(folder))
+    assert changed.returncode == 0 and "(up to date)" not in changed.stderr, changed.stderr
+    assert image_files(cache, ref)["etc/greeting"] == b"from-file\n"
+    assert not any((cache / "tmp").iterdir())  # buildah's storage went with the build
+
+
+def test_two_clean_stores_give_the_same_image_digest(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    digests = []
+    for name in ("one", "two"):
+        cache = new_cache(tmp_path / name / "cache", debs_dir)
+        done = distrokit(cache, "pkg", "build", str(package_folder(tmp_path / name, base)))
+        assert done.returncode == 0, done.stderr
+        digests.append(Store(cache).lookup(ImageRef.parse(done.stdout.strip())))
+    assert digests[0] is not None and digests[0] == digests[1]
+
+
+def test_a_build_yml_typo_is_an_error_at_its_line(tmp_path: Path) -> None:
+    folder = tmp_path / "typo"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: hello\nnetwrok: true\n")
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    done = distrokit(tmp_path / "cache", "pkg", "build", str(folder))
+    assert done.returncode == 2
+    assert f"{folder / 'build.yml'}:2:1" in done.stderr and "did you mean 'network'" in done.stderr, done.stderr
+
+
+def test_a_failing_run_step_names_the_dockerfile_line_and_its_output(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    folder = tmp_path / "failing"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: failing\n")
+    (folder / "Dockerfile").write_text(f"FROM {base}\n\nRUN echo the-last-words && exit 3\n")
+    done = distrokit(new_cache(tmp_path / "cache", debs_dir), "pkg", "build", str(folder))
+    assert done.returncode == 1
+    assert f"{folder / 'Dockerfile'}:3: RUN echo the-last-words && exit 3 failed" in done.stderr, done.stderr
+    assert "the-last-words" in done.stderr.split("failed", 1)[1]
+
+
+def test_show_tag_is_the_git_tree_hash_as_linuxkit_gives_it(tmp_path: Path) -> None:
+    folder = tmp_path / "repo" / "pkg" / "hello"
+    folder.mkdir(parents=True)
+    (folder / "build.yml").write_text("image: hello\ntag: v1-{{ .Hash }}\n")
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "pkg"], check=True)
+    tree = subprocess.run([*git, "rev-parse", "HEAD:pkg/hello"], capture_output=True, text=True, check=True)
+    shown = distrokit(tmp_path / "cache", "pkg", "show-tag", str(folder))
+    assert shown.stdout == f"linuxkit/hello:v1-{tree.stdout.strip()}\n", shown.stderr
+    (folder / "extra").write_text("x")  # an untracked file: LinuxKit's tag says dirty
+    dirty = distrokit(tmp_path / "cache", "pkg", "show-tag", "--org", "me", str(folder))
+    assert dirty.stdout.startswith(f"me/hello:v1-{tree.stdout.strip()}-dirty-"), dirty.stdout
+
+
+def test_a_spec_takes_the_package_as_an_onboot_container(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    package_folder(tmp_path, base, greeting="in-a-spec")
+    spec = tmp_path / "spec.yml"
+    spec.write_text('onboot:\n  - name: hello\n    image: "@pkg:hello"\n    command: ["cat", "/etc/greeting"]\n')
+    out = tmp_path / "root.tar"
+    built = distrokit(cache, "build", "-f", "tar", "-o", str(out), str(spec))
+    assert built.returncode == 0, built.stderr
+    with tarfile.open(out) as tar:
+        greeting = tar.extractfile("containers/onboot/000-hello/lower/etc/greeting")
+        assert greeting is not None and greeting.read() == b"in-a-spec\n"
+    again = distrokit(cache, "build", "-f", "tar", "-o", str(out), str(spec))
+    assert again.returncode == 0 and "0 tasks ran" in again.stderr + again.stdout, again.stderr
+
+
+def test_a_chained_build_builds_the_package_it_is_from_first(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    """B names A with LinuxKit's `@lkt:pkg:` build arg and builds FROM it: A is built first, into the store;
+    a change to A builds both again. (A is built on an image without history, which buildah alone
+    leaves in a state it cannot build on.)"""
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "build.yml").write_text("image: a\norg: example\n")
+    (tmp_path / "a" / "Dockerfile").write_text(f"FROM {base}\nRUN echo from-a > /etc/a\n")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "build.yml").write_text("image: b\norg: example\nbuildArgs:\n  - BASE=@lkt:pkg:../a\n")
+    (tmp_path / "b" / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nRUN cat /etc/a > /etc/b\n")
+    built = distrokit(cache, "pkg", "build", str(tmp_path / "b"))
+    assert built.returncode == 0, built.stderr
+    assert image_files(cache, built.stdout.strip())["etc/b"] == b"from-a\n"
+    (tmp_path / "a" / "Dockerfile").write_text(f"FROM {base}\nRUN echo changed > /etc/a\n")
+    again = distrokit(cache, "pkg", "build", str(tmp_path / "b"))
+    assert again.returncode == 0 and "(up to date)" not in again.stderr, again.stderr
+    assert image_files(cache, again.stdout.strip())["etc/b"] == b"changed\n"
+
+
+def test_pkg_push_sends_the_package_with_its_digest(
+    base: str, registry: Registry, tmp_path: Path, debs_dir: Path
+) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = package_folder(tmp_path, base, greeting="pushed")
+    pushed = distrokit(cache, "pkg", "push", str(folder), "--to", f"{registry.host}/lk")
+    assert pushed.returncode == 0, pushed.stderr
+    result = next(line for line in (pushed.stdout + pushed.stderr).splitlines() if line.startswith(registry.host))
+    dest, digest = result.split()
+    assert dest.startswith(f"{registry.host}/lk/example/hello:")
+    stored = Store(cache).lookup(ImageRef.parse(dest.split("/", 2)[2]))
+    assert digest == stored
+    inspected = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{dest}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert inspected.stdout.strip() == digest
+
+
+@pytest.mark.skipif(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(), reason="this host can run arm64 programs")
+def test_arm64_run_steps_without_binfmt_say_what_is_missing(tmp_path: Path) -> None:
+    folder = tmp_path / "arm"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: arm\n")
+    (folder / "Dockerfile").write_text("FROM 127.0.0.1:1/never/pulled:1\nRUN true\n")
+    done = distrokit(tmp_path / "cache", "pkg", "build", "--arch", "arm64", str(folder))
+    assert done.returncode == 1
+    assert "RUN steps for arm64" in done.stderr and "qemu-user-static" in done.stderr, done.stderr
+
+
+def test_extra_sources_join_the_build_context_and_its_key(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "note").write_text("one\n")
+    folder = tmp_path / "uses"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: uses\nextra-sources:\n  - ../shared:/from-shared\n")
+    (folder / "Dockerfile").write_text(f"FROM {base}\nCOPY from-shared/note /etc/note\n")
+    first = distrokit(cache, "pkg", "build", str(folder))
+    assert first.returncode == 0, first.stderr
+    assert image_files(cache, first.stdout.strip())["etc/note"] == b"one\n"
+    (tmp_path / "shared" / "note").write_text("two\n")  # only the extra source changed
+    second = distrokit(cache, "pkg", "build", str(folder))
+    assert second.returncode == 0 and "(up to date)" not in second.stderr, second.stderr
+    assert second.stdout != first.stdout  # a new tag, as LinuxKit's hash takes the sources in
+    assert image_files(cache, second.stdout.strip())["etc/note"] == b"two\n"
+    (folder / "build.yml").write_text("image: uses\nextra-sources:\n  - ../shared\n")
+    bad = distrokit(cache, "pkg", "build", str(folder))
+    assert bad.returncode == 2 and "give SOURCE:DESTINATION" in bad.stderr, bad.stderr
+
+
+@pytest.mark.boot
+def test_the_package_runs_as_a_service_in_a_booted_guest(base: str, shared_cache: Path, tmp_path: Path) -> None:
+    from bootkit import boot_path
+    from conftest import build
+
+    package_folder(tmp_path, base, greeting="booted")
+    spec = tmp_path / "guest.yml"
+    spec.write_text(
+        f'kernel:\n  image: "@pkg:{COMPONENTS / "kernel"}"\n  cmdline: "console=ttyS0 quiet"\n'
+        f'init:\n  - "@pkg:{COMPONENTS / "init"}"\n  - "@pkg:{COMPONENTS / "runc"}"\n'
+        'services:\n  - name: hello\n    image: "@pkg:hello"\n    pid: host\n'
+        '    command: ["/bin/sh", "-c", "echo package says $(cat /etc/greeting); sleep 1; poweroff"]\n'
+    )
+    built = build(spec, shared_cache, tmp_path / "out")
+    console = boot_path(built, built.prefix)
+    assert "hello: package says booted" in console, console[-3000:]
