@@ -104,3 +104,32 @@ def test_a_one_line_nginx_recipe_has_what_dpkg_would_have_configured(nginx_image
         assert entry is not None and entry.kind == layers.DIR, folder
     assert tree.get("usr/sbin/nginx") is not None
     assert tree.get("usr/share/doc/libc6") is None  # still only what the service needs of the closure
+
+
+# docs/components.md's redis recipe, as written there.
+REDIS_RECIPE = """packages: [redis-server]
+files:
+  - {path: /var/lib/redis, directory: true, mode: "0750"}
+  - {path: /run/redis, directory: true}
+config:
+  entrypoint: [redis-server, /etc/redis/redis.conf, --daemonize, "no", --logfile, "",
+               --bind, 0.0.0.0, --protected-mode, "no"]
+"""
+
+
+def test_the_guide_s_redis_recipe_has_its_user_from_redis_tools_postinst(
+    tmp_path: Path, nginx_image: tuple[Store, str]
+) -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "components.md").read_text()
+    assert REDIS_RECIPE.replace("packages", "# components/redis/component.yml\npackages") in guide
+    store, _ = nginx_image
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    (folder / "component.yml").write_text(REDIS_RECIPE)
+    built = distrokit(store.root, "pkg", "build", str(folder), timeout=900)
+    assert built.returncode == 0, built.stderr
+    tree = merged_image_tree(store, store.image(ImageRef.parse(built.stdout.strip().splitlines()[-1])), "redis")
+    passwd, group = tree.get("etc/passwd"), tree.get("etc/group")
+    assert passwd is not None and b"redis:x:101:101::/nonexistent:/usr/sbin/nologin" in passwd.read_bytes()
+    assert group is not None and b"redis:x:101:" in group.read_bytes()
+    assert tree.get("etc/redis/redis.conf") is not None and tree.get("usr/bin/redis-server") is not None
