@@ -210,9 +210,17 @@ def postinst_actions(script: str) -> list[Action]:
 
 
 def _inside(root: Path, rel: str) -> Path | None:
-    """`root/rel` when `rel` stays inside the root (no `..`), else None."""
+    """`root/rel` when it stays inside the root: no `..`, and no link among its folders (an image's
+    absolute link, e.g. `etc/x -> /etc`, would otherwise lead a write or a read to the host)."""
     normal = posixpath.normpath(rel)
-    return None if normal.startswith("..") or normal in (".", "") else root / normal
+    if normal.startswith("..") or normal in (".", ""):
+        return None
+    folder = root
+    for part in normal.split("/")[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            return None
+    return root / normal
 
 
 def apply_actions(root: Path, actions: list[Action]) -> None:
@@ -258,7 +266,7 @@ def write_accounts(root: Path, accounts: Accounts) -> None:
     system ids (in the order the scripts name them, so the same .debs give the same ids). An image
     whose packages ship their own files keeps them."""
     passwd, group = root / "etc" / "passwd", root / "etc" / "group"
-    if passwd.exists() or group.exists() or passwd.is_symlink() or group.is_symlink():
+    if (root / "etc").is_symlink() or any(path.exists() or path.is_symlink() for path in (passwd, group)):
         return
     make_folders(root, "etc")
     group_ids = dict(STANDARD_GROUPS)

@@ -133,3 +133,25 @@ def test_the_guide_s_redis_recipe_has_its_user_from_redis_tools_postinst(
     assert passwd is not None and b"redis:x:101:101::/nonexistent:/usr/sbin/nologin" in passwd.read_bytes()
     assert group is not None and b"redis:x:101:" in group.read_bytes()
     assert tree.get("etc/redis/redis.conf") is not None and tree.get("usr/bin/redis-server") is not None
+
+
+def test_postinst_actions_never_go_through_a_link_of_the_image(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "etc").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret").write_text("host\n")
+    (root / "etc" / "out").symlink_to(outside)  # an absolute link, as images have
+    (root / "etc" / "page").write_text("page\n")
+    maintainer.apply_actions(
+        root,
+        [
+            maintainer.Action("copy", "etc/page", "etc/out/written"),
+            maintainer.Action("copy", "etc/out/secret", "etc/leaked"),
+            maintainer.Action("mkdir", "", "etc/out/made"),
+            maintainer.Action("link", "/etc/page", "etc/out/linked"),
+            maintainer.Action("copy", "etc/page", "etc/copied"),
+        ],
+    )
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+    assert not (root / "etc" / "leaked").exists()
+    assert (root / "etc" / "copied").read_text() == "page\n"
