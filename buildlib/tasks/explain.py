@@ -5,6 +5,8 @@ It asks doit's own dependency database the same question the runner asks, withou
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -118,8 +120,8 @@ def _never_built(family: str) -> str:
 def _describe(
     key: str, args: Any, values: dict[str, Any], family: str, records: dict[str, str], said: list[str]
 ) -> list[str]:
-    if key == "uptodate_false":
-        return [line for utd, _, _ in args for line in _describe_uptodate(utd, values, family)]
+    if key == "uptodate_false":  # each reason once, however many checks say it
+        return list(dict.fromkeys(line for utd, _, _ in args for line in _describe_uptodate(utd, values, family)))
     if key in ("changed_file_dep", "missing_file_dep"):
         return [_file_dep(key, path, records, said) for path in args if not _already_said(path, records, said)]
     if key in ("added_file_dep", "removed_file_dep"):
@@ -164,7 +166,18 @@ def _describe_uptodate(utd: Any, values: dict[str, Any], family: str) -> list[st
         return [problem] if problem else []
     if isinstance(utd, StoreCheck) and (found := utd.unmet()):
         return found
+    condition = _condition(utd)
+    if condition:
+        return [f"not so any more: {condition}"]
     return [UNMET.get(family, "a check of the store failed")]
+
+
+def _condition(check: Any) -> str:
+    """What a plain check function says holds when a task is up to date: its docstring's first line."""
+    function = check.func if isinstance(check, functools.partial) else check
+    if not (inspect.isfunction(function) or inspect.ismethod(function)):
+        return ""
+    return (inspect.getdoc(function) or "").split("\n", 1)[0].strip()
 
 
 def _with_upstream(direct: dict[str, tuple[str, ...] | None], by_name: dict[str, Task]) -> list[Explanation]:

@@ -132,8 +132,10 @@ def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
 
 
 def _segment_sealed(store: Store, pointer: Path) -> bool:
-    """Whether the segment a part points to has its key file: a store written before segments carried
-    keys rewrites its segments once instead of refusing them (a cheap check: no segment is read)."""
+    """the segment this part wrote is in the store with its key file
+
+    (A store written before segments carried keys rewrites its segments once instead of refusing them;
+    a cheap check: no segment is read.)"""
     try:
         key = pointer.read_text().strip()
     except FileNotFoundError:

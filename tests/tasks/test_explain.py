@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import COMPONENTS, Built, build
+from conftest import COMPONENTS, Built, build, snapshot_store
 
 from buildlib import tasks
+from buildlib.outputs.initrd import seal_path, segment_path
 from buildlib.tasks.explain import AFTER_UPSTREAM, RUN, UP_TO_DATE, explain
 
 
@@ -82,3 +83,18 @@ def test_a_new_digest_behind_a_name_is_named_with_both_digests(tmp_path: Path, c
     lines = capsys.readouterr().out.splitlines()
     said = f"image:{ref}: run: image {ref}: digest {old[:19]}.. -> {new[:19]}.."
     assert said in lines, lines
+
+
+def test_a_failed_store_check_says_what_no_longer_holds_once(
+    minimal_build: Built, spec_copy: Path, tmp_path: Path
+) -> None:
+    """Not "a check of the store failed" (twice): the condition the check found untrue, in words, once."""
+    cache = snapshot_store(minimal_build.cache, tmp_path / "cache")  # its seals are ours to break
+    out = tmp_path / "out"
+    built = build(spec_copy, cache, out, name="sealed")
+    seal_path(segment_path(cache, (built.state_dir / "init.segment").read_text().strip())).unlink()
+    result = explained(spec_copy, cache, out, "sealed")
+    assert result["part:sealed/init"] == (
+        RUN,
+        ("not so any more: the segment this part wrote is in the store with its key file",),
+    )
