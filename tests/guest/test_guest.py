@@ -54,7 +54,7 @@ def test_onboot_in_order_services_and_onshutdown(shared_cache: Path, tmp_path: P
         "stopper: service says hello",  # a service's output, prefixed by its name
         "distrokit: system going down",  # the service ran poweroff
         "onshutdown: so long and thanks for all the fish",
-        "logged: service says hello",  # the service's output is in /var/log/stopper.log too
+        "logged: service says hello",  # the service's output is in /var/log/stopper.out.log too (stdout)
         "reboot: Power down",
     )
 
