@@ -194,7 +194,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         from ..fsutil import write_bytes_atomic
 
         spec, loaded = tasks.ensure_images(specs, options, component_root(args))
-        write_bytes_atomic(Path(args.sbom_output), sbom.render(spec.images(), loaded, options.name))
+        write_bytes_atomic(Path(args.sbom_output), sbom.render(spec.images(), loaded, sbom.spec_name(spec)))
     _report_build(args, options, report, explained)
     return 0
 
@@ -341,7 +341,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         lock_file=lock_file,
     )
     spec, loaded = tasks.ensure_images(specs, options, component_root(args))
-    sys.stdout.buffer.write(sbom.render(spec.images(), loaded, options.name))
+    sys.stdout.buffer.write(sbom.render(spec.images(), loaded, sbom.spec_name(spec)))
     return 0
 
 

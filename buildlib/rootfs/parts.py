@@ -25,7 +25,7 @@ from . import bundles, placement
 from .bundles import numeric_id
 from .layers import DIR, FILE, SYMLINK, Entry, load_index, nested_tar_entries
 from .origins import PartOrigins, part_origins
-from .sbom import DOCUMENT_NAME, LINUXKIT_SBOM_PATH, SBOM_PATH, render_linuxkit
+from .sbom import LINUXKIT_SBOM_PATH, SBOM_PATH, render_linuxkit, spec_name
 from .sbom import render as render_sbom
 from .tree import DEFAULT_DIR_MODE, Tree, dir_entry, file_entry, merged_image_tree
 
@@ -162,10 +162,8 @@ def kernel_files(store: Store, kernel: Kernel, image: Image) -> tuple[Entry, Ent
     return binary, modules
 
 
-def part_tree(
-    store: Store, spec: Spec, part: Part, images: Mapping[str, Image], sbom: bool = True, name: str = DOCUMENT_NAME
-) -> Tree:
-    """The tree of one part, from the images the part reads; `name` is the build's (the SBOM's name)."""
+def part_tree(store: Store, spec: Spec, part: Part, images: Mapping[str, Image], sbom: bool = True) -> Tree:
+    """The tree of one part, from the images the part reads."""
     family = part.family
     if family == KERNEL_PART:
         assert spec.kernel is not None
@@ -177,7 +175,7 @@ def part_tree(
     if family == INIT_PART:
         return init_tree(store, spec, images)
     if family == FILES_PART:
-        return files_tree(spec, images, init_tree(store, spec, images), sbom=sbom, name=name)
+        return files_tree(spec, images, init_tree(store, spec, images), sbom=sbom)
     if family == VOLUME_KIND:
         return placement.volume_tree(store, spec, part.subject, images)
     if family == IMAGE_KIND:
@@ -216,9 +214,7 @@ def origins(store: Store, spec: Spec, part: Part, images: Mapping[str, Image]) -
 
 
 # the files section --------------------------------------------------------------------------
-def files_tree(
-    spec: Spec, images: Mapping[str, Image], below: Tree, sbom: bool = True, name: str = DOCUMENT_NAME
-) -> Tree:
+def files_tree(spec: Spec, images: Mapping[str, Image], below: Tree, sbom: bool = True) -> Tree:
     """The `files` section, as LinuxKit writes it: files default to 0600 and directories to 0700; the
     missing parent directories of an entry take its owner and its mode with x added wherever r or w
     is set. `below` is the init tree: a parent it already has keeps its mode and owner there
@@ -227,8 +223,9 @@ def files_tree(
     tree = Tree(FILES_PART)
     _add_with_parents(tree, below, file_entry(INSTALLED_PATH, installed_report(spec, images)), 0o755)
     if sbom:  # `build --no-sbom` leaves both out, as LinuxKit's does
+        name = spec_name(spec)
         _add_with_parents(tree, below, file_entry(SBOM_PATH, render_sbom(spec.images(), images, name)), 0o755)
-        tree.add(file_entry(LINUXKIT_SBOM_PATH, render_linuxkit(spec.images(), images), mode=0o644))
+        tree.add(file_entry(LINUXKIT_SBOM_PATH, render_linuxkit(spec.images(), images, name), mode=0o644))
     for item in spec.files:
         entry = _file_section_entry(spec, item, ids)
         if entry is not None:

@@ -14,6 +14,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from .. import __version__
 from ..debian.recipes import recorded_architectures, recorded_checksums, recorded_packages
 from ..epoch import build_epoch, iso_time
 from ..fsutil import canonical_json
+from ..spec.model import STDIN, Spec
 from ..spec.refs import ImageRef
 from ..store.images import Image
 
@@ -81,13 +83,20 @@ def _deb_package(name: str, version: str, sha256: str | None, arch: str) -> dict
     }
 
 
+def spec_name(spec: Spec) -> str:
+    """The name the document gives the system: the first spec file's base name, never the build's --name
+    (nor its architecture suffix), so the same spec gives the same bytes under any --name."""
+    first = spec.files_read[0] if spec.files_read else STDIN
+    return DOCUMENT_NAME if first == STDIN else PurePath(first).stem
+
+
 def image_arch(image: Image) -> str:
     return str(image.config.get("architecture") or "amd64")
 
 
 def document(refs: tuple[str, ...], images: Mapping[str, Image], system_name: str = DOCUMENT_NAME) -> dict[str, Any]:
     """The SPDX document of a system made of `refs` (a spec's images, in spec order), named `system_name` (the
-    spec's build name: the document says which system it describes)."""
+    spec's name, see `spec_name`: the document says which system it describes)."""
     system_id = "SPDXRef-System"
     packages: dict[str, dict[str, Any]] = {}
     relationships = [_relation("SPDXRef-DOCUMENT", "DESCRIBES", system_id)]
@@ -138,11 +147,13 @@ def _unique(relationships: list[dict[str, str]]) -> list[dict[str, str]]:
     return list(seen.values())
 
 
-def linuxkit_document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dict[str, Any]:
+def linuxkit_document(
+    refs: tuple[str, ...], images: Mapping[str, Image], system_name: str = DOCUMENT_NAME
+) -> dict[str, Any]:
     """The combined document as LinuxKit lays it out (name `sbom`, its namespace form, its license list
     version, the packages and relationships of every image). LinuxKit's namespace ends in a random UUID:
     ours is a UUID made from the content, so the same images give the same bytes."""
-    ours = document(refs, images)
+    ours = document(refs, images, system_name)  # the same packages as ours, the system named alike
     body = {
         "spdxVersion": ours["spdxVersion"],
         "dataLicense": ours["dataLicense"],
@@ -157,9 +168,9 @@ def linuxkit_document(refs: tuple[str, ...], images: Mapping[str, Image]) -> dic
     return {**body, "documentNamespace": f"{LINUXKIT_NAMESPACE_BASE}{namespace_id}"}
 
 
-def render_linuxkit(refs: tuple[str, ...], images: Mapping[str, Image]) -> bytes:
+def render_linuxkit(refs: tuple[str, ...], images: Mapping[str, Image], name: str = DOCUMENT_NAME) -> bytes:
     """LinuxKit's /sbom.spdx.json: one line of JSON, as its SPDX writer gives it."""
-    return json.dumps(linuxkit_document(refs, images), sort_keys=True, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(linuxkit_document(refs, images, name), sort_keys=True, separators=(",", ":")).encode() + b"\n"
 
 
 def render(refs: tuple[str, ...], images: Mapping[str, Image], name: str = DOCUMENT_NAME) -> bytes:

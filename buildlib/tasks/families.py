@@ -37,6 +37,7 @@ from ..release.lock import Lock, platform_of
 from ..release.lock import disagreements as lock_disagreements
 from ..rootfs import inputtar, layers
 from ..rootfs import parts as rootfs
+from ..rootfs.sbom import spec_name as sbom_spec_name
 from ..spec.model import Kernel, Spec
 from ..spec.refs import ImageRef
 from ..store import pulls
@@ -352,7 +353,7 @@ def part_tree(store: Store, spec: Spec, part: rootfs.Part, options: BuildOptions
             tar = read_input_tar(Path(source["path"]))
             return inputtar.part_tree(tar, spec, part, source["places"][inputtar.part_place(spec, part)[1]])
     images = load_images(store, list(part.images))
-    return rootfs.part_tree(store, spec, part, images, sbom=options.sbom, name=options.name)
+    return rootfs.part_tree(store, spec, part, images, sbom=options.sbom)
 
 
 def part_origins(store: Store, spec: Spec, part: rootfs.Part) -> rootfs.PartOrigins:
@@ -372,7 +373,8 @@ def part_inputs(spec: Spec, part: rootfs.Part, options: BuildOptions) -> dict[st
         **tool_versions(),
         **epoch_key(),  # generated entries carry SOURCE_DATE_EPOCH when it is set
         **(options.habits() if part.family == rootfs.FILES_PART else {}),  # --no-sbom
-        **({"sbom-name": options.name} if part.family == rootfs.FILES_PART and options.sbom else {}),
+        # the SBOM names the spec (its first file's base name), never --name: renaming the file changes bytes
+        **({"sbom-name": sbom_spec_name(spec)} if part.family == rootfs.FILES_PART and options.sbom else {}),
     }
 
 

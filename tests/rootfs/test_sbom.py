@@ -56,3 +56,13 @@ def test_sbom_lists_busybox_and_the_kernel_with_their_debian_versions(minimal_bu
 
 def test_the_image_carries_the_same_document(minimal_build: Built, tmp_path: Path) -> None:
     assert _carried(minimal_build, SBOM_PATH, tmp_path) == _sbom(minimal_build)
+
+
+def test_the_document_is_named_for_the_spec_file_never_the_build_name() -> None:
+    """The name the SBOM gives the system is the first spec file's base name, whatever --name or --arch
+    the build has (they would make one spec's images differ by name alone), and the tool's own for stdin."""
+    from buildlib.rootfs.sbom import DOCUMENT_NAME, spec_name
+    from buildlib.spec.model import Spec
+
+    assert spec_name(Spec(files_read=("specs/minimal.yml", "extra.yml"))) == "minimal"
+    assert spec_name(Spec(files_read=("-",))) == DOCUMENT_NAME
