@@ -78,6 +78,12 @@ def ucode_copy(store: Store, kernel: Kernel, state: str) -> Path | None:
     return target
 
 
+# Every task that calls `Media.built` reads the kernel image's layer index (kernel_copy, ucode_copy),
+# even the boot task, which declares no part: without the layer family before it, it would index the
+# layer itself under some orders, and the layer task would find its target already written.
+READS_LAYERS = ("layer",)
+
+
 class Media:
     """The output tasks of one spec build; `state` is the spec's state id (see identity)."""
 
@@ -210,6 +216,7 @@ class Media:
             file_dep=[str(p) for p in pointers] + self.kernel_record + list(dict.fromkeys(records + stage_deps)),
             targets=[str(key_path(self.stage_dir, name)), str(stage_path(self.stage_dir, name))],
             uptodate=[self.keys(disk=stage.disk, cmdline=stage.disk, stage=name)],
+            task_dep=list(READS_LAYERS),
         )
 
     def shared_task(self, suffixes: tuple[str, ...]) -> dict[str, Any]:
@@ -227,6 +234,7 @@ class Media:
             write,
             file_dep=deps,
             uptodate=[self.keys(files=list(suffixes)), self.as_written("boot", finals)],
+            task_dep=list(READS_LAYERS),
         )
 
     def format_task(self, fmt: outputs.Format) -> dict[str, Any]:
@@ -249,6 +257,7 @@ class Media:
                 self.keys(disk=fmt.disk, cmdline=fmt.uses_cmdline, format=fmt.name),
                 self.as_written(fmt.name, finals),
             ],
+            task_dep=list(READS_LAYERS),
         )
 
     def publish_task(self, output_tasks: list[str]) -> dict[str, Any]:
