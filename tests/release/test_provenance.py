@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import SPECS, Built
+from conftest import SPECS, Built, snapshot_store
 
 from buildlib import cli
 from buildlib.errors import BadInput
@@ -99,7 +99,10 @@ def test_build_provenance_and_attest_verify(
 ) -> None:
     private, public = keypair(tmp_path, "ed25519")
     out = tmp_path / "out"
-    build = ["--cache", str(minimal_build.cache), "build", str(SPECS / "minimal.yml"), "--dir", str(out)]
+    # its own copy of the store: a build of minimal.yml under its own name into another folder would take
+    # over the shared store's record of the `minimal` state (its output files), which other tests check
+    store = snapshot_store(minimal_build.cache, tmp_path / "store")
+    build = ["--cache", str(store), "build", str(SPECS / "minimal.yml"), "--dir", str(out)]
     assert cli.main([*build, "--provenance", str(private)]) == 0
     attestation = out / "minimal.intoto.jsonl"
     first = attestation.read_bytes()
