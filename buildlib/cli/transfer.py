@@ -13,7 +13,7 @@ from ..errors import BadInput
 from ..fsutil import store_lock
 from ..lazy import lazy_module
 from ..spec.refs import ImageRef
-from ..store.transport import Event, EventKind
+from ..store.transport import Event, EventKind, Network
 from . import dockerpkg, jsonout
 from .common import (
     Subparsers,
@@ -217,7 +217,9 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
                 with store_lock(store.root):
                     dest, digest = dockerpkg.push_package(store, folder, targets, args.to, network)
                     digest = pulls.push_digest(store, digest, dest, network=network, listener=display)
-                display.result(f"{dest} {digest}")
+                    also = _push_also_as(store, digest, dest, args.also_tag, network, display)
+                for pushed in (dest, *also):
+                    display.result(f"{pushed} {digest}")
                 continue
             with store_lock(store.root):
                 built = {arch: _built_component(store, Path(folder), arch) for arch in targets}
@@ -227,8 +229,21 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
                 digest = built[targets[0]] if len(targets) == 1 else platforms.put_index(store, built)
                 dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{tag}"
                 digest = pulls.push_digest(store, digest, dest, network=network, listener=display)
-            display.result(f"{dest} {digest}")
+                also = _push_also_as(store, digest, dest, args.also_tag, network, display)
+            for pushed in (dest, *also):
+                display.result(f"{pushed} {digest}")
     return 0
+
+
+def _push_also_as(
+    store: images.Store, digest: str, dest: str, tags: list[str] | None, network: Network, display: TransferDisplay
+) -> list[str]:
+    """The pushed image (or index) under more tags of the same repository: `--tag latest`, LinuxKit's habit."""
+    repository = dest.rsplit(":", 1)[0]
+    pushed = [f"{repository}:{tag}" for tag in tags or ()]
+    for target in pushed:
+        pulls.push_digest(store, digest, target, network=network, listener=display)
+    return pushed
 
 
 def _built_component(store: images.Store, folder: Path, arch: str) -> str:
@@ -307,6 +322,13 @@ def register(sub: Subparsers) -> None:
         "--arch",
         action="append",
         help="architecture to build and push; repeat it for a multi-arch index under the recipe's key (default amd64)",
+    )
+    pkg_push.add_argument(
+        "--tag",
+        dest="also_tag",
+        action="append",
+        metavar="TAG",
+        help="also push it under TAG in the same repository (e.g. latest, as LinuxKit's pkg push does); repeatable",
     )
     transfer_flags(pkg_push)
     pkg_push.set_defaults(func=cmd_pkg_push)

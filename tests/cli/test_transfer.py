@@ -346,6 +346,18 @@ def test_pkg_push_builds_and_pushes_a_component(registry: Registry, tmp_path: Pa
     assert cli.main(["--cache", cache, "push", "-q", dest.split("/", 1)[1], f"{registry.host}/again/hello:v1"]) == 0
 
 
+def test_pkg_push_tag_also_pushes_latest(registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """`pkg push --tag latest`: the image under its key's tag and under latest, one digest (LinuxKit's habit)."""
+    folder = tmp_path / "tagged"
+    folder.mkdir()
+    (folder / "component.yml").write_text("files:\n  - path: etc/tagged\n    contents: hi\n")
+    cache = str(tmp_path / "cache")
+    assert cli.main(["--cache", cache, "pkg", "push", str(folder), "--to", registry.host, "--tag", "latest"]) == 0
+    keyed, latest = (line.split() for line in capsys.readouterr().err.splitlines()[-2:])
+    assert latest[0] == f"{registry.host}/distrokit/tagged:latest" and keyed[1] == latest[1]
+    assert pulls.pull(Store(tmp_path / "other"), ImageRef.parse(latest[0]), network=NET) == keyed[1]
+
+
 def test_build_takes_the_platform_asked_for(source: Store, registry: Registry, tmp_path: Path) -> None:
     import tarfile
 
