@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from yaml.nodes import Node, ScalarNode
 
 from ..errors import ComponentError
@@ -22,10 +21,9 @@ from ..spec.nodes import (
     ListOf,
     OctalMode,
     Record,
-    Session,
     StringMap,
     YamlRecord,
-    compose_yaml,
+    check_yaml_file,
     yfield,
 )
 from ..spec.schema import LabelType
@@ -108,17 +106,4 @@ class RecipeFields(YamlRecord):
 
 def check_recipe(text: str, recipe_file: Path) -> None:
     """Raise ComponentError listing every problem of a recipe's text, one `FILE:LINE:COL: field: what` a line."""
-    session = Session()
-    ctx = Context(str(recipe_file), recipe_file.parent, session)
-    try:
-        root = compose_yaml(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"{recipe_file}:{mark.line + 1}:{mark.column + 1}" if mark else str(recipe_file)
-        raise ComponentError(f"{where}: not valid YAML: {error.problem or error}") from error
-    except yaml.YAMLError as error:
-        raise ComponentError(f"{recipe_file}: not valid YAML: {error}") from error
-    if root is not None:
-        Record(RecipeFields).parse(root, ctx, "")
-    if session.issues:
-        raise ComponentError("\n".join(str(issue) for issue in session.issues))
+    check_yaml_file(text, recipe_file, Record(RecipeFields), ComponentError)

@@ -25,10 +25,9 @@ from ..spec.nodes import (
     Context,
     ListOf,
     Record,
-    Session,
     StringMap,
     YamlRecord,
-    compose_yaml,
+    check_yaml_file,
     yfield,
 )
 from ..spec.refs import ImageRef
@@ -176,18 +175,7 @@ def _extra_source(folder: Path, text: str) -> tuple[Path, str]:
 
 def check_build_yml(text: str, build_yml: Path) -> BuildYmlFields:
     """build.yml's fields, or a ComponentError listing every problem, one `FILE:LINE:COL: key: what` a line."""
-    session = Session()
-    ctx = Context(str(build_yml), build_yml.parent, session)
-    try:
-        root = compose_yaml(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"{build_yml}:{mark.line + 1}:{mark.column + 1}" if mark else str(build_yml)
-        raise ComponentError(f"{where}: not valid YAML: {error.problem or error}") from error
-    fields = Record(BuildYmlFields, _check_package).parse(root, ctx, "") if root is not None else None
-    if fields is None and not session.issues:
+    fields = check_yaml_file(text, build_yml, Record(BuildYmlFields, _check_package), ComponentError)
+    if fields is None:
         raise ComponentError(f"{build_yml}: empty; LinuxKit's build.yml needs at least `image:`")
-    if session.issues:
-        raise ComponentError("\n".join(str(issue) for issue in session.issues))
-    assert fields is not None
     return fields

@@ -417,6 +417,24 @@ def compose_yaml(text: str) -> Node | None:
     return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
+def check_yaml_file(text: str, path: Path, record: FieldType[R], error: type[Exception]) -> R | None:
+    """`text` (the file `path`) parsed by `record`, None for an empty document; `error` listing every problem,
+    one `FILE:LINE:COL: field: what` a line (a YAML syntax error with its place, when it has one)."""
+    session = Session()
+    try:
+        root = compose_yaml(text)
+    except yaml.MarkedYAMLError as problem:
+        mark = problem.problem_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise error(f"{where}: not valid YAML: {problem.problem or problem}") from problem
+    except yaml.YAMLError as problem:
+        raise error(f"{path}: not valid YAML: {problem}") from problem
+    value = record.parse(root, Context(str(path), path.parent, session), "") if root is not None else None
+    if session.issues:
+        raise error("\n".join(str(issue) for issue in session.issues))
+    return value
+
+
 def _plain_style_as_pyyaml(node: Node | None) -> None:
     """libyaml marks a plain scalar with style '' where PyYAML gives None: make them alike."""
     stack, seen = [node], set()
