@@ -35,6 +35,8 @@ class Signer:
             if passphrase_file:
                 raise BadInput("--sign-passphrase-file needs --sign-by or --sign-by-sigstore")
             return None
+        if sigstore_key and not passphrase_file:  # skopeo would prompt for it, and a push has no terminal
+            raise BadInput("--sign-by-sigstore needs --sign-passphrase-file FILE (the key's passphrase)")
         for path in (sigstore_key, passphrase_file):
             if path and not Path(path).is_file():
                 raise BadInput(f"{path}: no such file (a signing key or its passphrase file)")
