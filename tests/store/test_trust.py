@@ -180,9 +180,7 @@ def test_sigstore_signing_says_what_this_skopeo_lacks(registry: Registry, signat
     network = Network(retry=FAST, trust=Trust(registries_d=signatures))
     try:
         with pytest.raises(BadInput, match="cannot sign with the sigstore key") as refused:
-            pulls.push(
-                source, ref, f"{registry.host}/trust/sigstore:1", network=network, signer=Signer(sigstore_key=key)
-            )
+            pulls.push(source, ref, f"{registry.host}/trust/sigstore:1", network=network, signer=signer)
     finally:
         (signatures / "sigstore.yaml").unlink()
     version = subprocess.run(["skopeo", "--version"], capture_output=True, text=True, check=True).stdout
