@@ -23,10 +23,19 @@ def make_key(home: Path, name: str) -> GpgKey:
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
     env = {**os.environ, "GNUPGHOME": str(home)}
     gpg = ["gpg", "--batch", "--quiet", "--passphrase", "", "--pinentry-mode", "loopback"]
-    subprocess.run([*gpg, "--quick-gen-key", f"{name} <{name}@example.com>", "ed25519", "sign", "never"], env=env,
-                   check=True, capture_output=True)  # fmt: skip
-    listing = subprocess.run([*gpg, "--with-colons", "--list-secret-keys", f"{name}@example.com"], env=env,
-                             check=True, capture_output=True, text=True).stdout  # fmt: skip
+    subprocess.run(
+        [*gpg, "--quick-gen-key", f"{name} <{name}@example.com>", "ed25519", "sign", "never"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    listing = subprocess.run(
+        [*gpg, "--with-colons", "--list-secret-keys", f"{name}@example.com"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
     public = home.parent / f"{name}.pub.asc"
     exported = subprocess.run([*gpg, "--armor", "--export", fingerprint], env=env, check=True, capture_output=True)
