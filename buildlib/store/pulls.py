@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadImage, BadInput, DistrokitError, ImageNotFound, NoSpace, StoreError, TransportError
-from ..fsutil import canonical_json, sha256_file, write_bytes_atomic
+from ..fsutil import sha256_file, write_bytes_atomic
 from ..spec.refs import ImageRef
 from . import manifests, platforms, signing, transport, trust
-from .images import HEAL_ROUNDS, MEDIA_MANIFEST, Image, Store, log
+from .images import HEAL_ROUNDS, MEDIA_MANIFEST, Image, Store, layout_files, log
 from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
 
 # transport ---------------------------------------------------------------------------------
@@ -322,14 +322,6 @@ def push_digest(
     size = sum(layer.size for manifest in manifests for layer in store.image_by_digest(label, manifest).layers)
     listener(Event(EventKind.DONE, label, size, attempts, seconds=time.monotonic() - started))
     return digest
-
-
-def layout_files(descriptor: dict[str, Any]) -> dict[str, bytes]:
-    """The two small files of an OCI image layout naming one manifest: oci-layout and index.json."""
-    return {
-        "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
-        "index.json": canonical_json({"schemaVersion": 2, "manifests": [descriptor]}),
-    }
 
 
 def _write_layout(store: Store, layout: Path, digest: str) -> None:

@@ -232,7 +232,7 @@ def _write_index(layout: Path, digest: str, size: int) -> None:
         "size": size,
         "annotations": {"org.opencontainers.image.ref.name": "artifact"},
     }
-    for name, data in pulls.layout_files(descriptor).items():
+    for name, data in images.layout_files(descriptor).items():
         write_bytes_atomic(layout / name, data)
 
 

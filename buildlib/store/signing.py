@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import BadInput
 from ..fsutil import canonical_json, write_bytes_atomic
 from . import transport, trust
-from .images import MEDIA_MANIFEST, Store
+from .images import MEDIA_MANIFEST, Store, layout_files
 from .transport import Endpoint, Job, Network, SkopeoFailed
 
 
@@ -104,8 +104,6 @@ def _probe_image(layout: Path) -> Path:
             "layers": [],
         }
     )
-    from .pulls import layout_files  # pulls imports this module
-
     descriptor = {"mediaType": MEDIA_MANIFEST, **_put(blobs, manifest)}
     descriptor["annotations"] = {"org.opencontainers.image.ref.name": "probe"}
     for name, data in layout_files(descriptor).items():
