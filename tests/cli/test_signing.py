@@ -84,22 +84,13 @@ def test_a_component_signed_at_pkg_push_passes_the_policy_naming_its_key(compone
 
 def test_a_build_whose_image_is_refused_fails_in_one_line(components: dict[str, object], tmp_path: Path):
     spec = tmp_path / "refused.yml"
+    build = ["build", "-q", "-f", "tar", "--dir", str(tmp_path / "out"), str(spec)]
     spec.write_text(f"init:\n  - {components['plain']}\n")
     env_policy = {
         "DISTROKIT_POLICY": str(components["policy"]),
         "DISTROKIT_REGISTRIES_D": str(components["registries_d"]),
     }
-    done = distrokit(
-        tmp_path / "cache",
-        "build",
-        "-q",
-        "-f",
-        "tar",
-        "--dir",
-        str(tmp_path / "out"),
-        str(spec),
-        env={**os.environ, **env_policy},
-    )
+    done = distrokit(tmp_path / "cache", *build, env={**os.environ, **env_policy})
     assert done.returncode == 1, done.stderr
     assert done.stderr.count("\n") == 1, done.stderr  # -q: the one line and nothing else
     (line,) = error_lines(done.stderr)
@@ -108,21 +99,10 @@ def test_a_build_whose_image_is_refused_fails_in_one_line(components: dict[str, 
     blobs = tmp_path / "cache" / "blobs" / "sha256"
     assert not blobs.is_dir() or not any(blobs.iterdir())  # nothing of the refused image stayed
     spec.write_text(f"init:\n  - {components['signed']}\n")
-    done = distrokit(
-        tmp_path / "cache",
-        "--policy",
-        str(components["policy"]),
-        "--registries-d",
-        str(components["registries_d"]),
-        "build",
-        "-q",
-        "-f",
-        "tar",
-        "--dir",
-        str(tmp_path / "out"),
-        str(spec),
-    )
+    trust = ["--policy", str(components["policy"]), "--registries-d", str(components["registries_d"])]
+    done = distrokit(tmp_path / "cache", *trust, *build)
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "refused.tar").is_file()
 
 
 def test_a_missing_policy_is_bad_input(tmp_path: Path):
