@@ -17,6 +17,7 @@ DEBIAN_PACKAGES=(
   graphviz  # dot: `distrokit graph -o FILE.svg` draws the task graph; tests parse the DOT with it
   buildah  # `pkg build` of a LinuxKit package folder (build.yml + Dockerfile), without a daemon
   fakeroot  # kernel+erofs and kernel+iso unpack the root with its owners and device nodes, without root
+  gnupg  # gpg: `push --sign-by` keys, and the signature tests make theirs (skopeo verifies through gpgme)
 )
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

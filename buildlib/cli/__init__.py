@@ -53,6 +53,17 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         "./components); NAME not there is the built-in recipe NAME",
     )
     top.add_argument("--debug", action="store_true", help="show tracebacks")
+    top.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="containers-policy.json(5) every pull must pass, enforced by skopeo (env DISTROKIT_POLICY; "
+        "default: skopeo's own, /etc/containers/policy.json)",
+    )
+    top.add_argument(
+        "--registries-d",
+        metavar="DIR",
+        help="registries.d(5) folder: where image signatures are read and written (env DISTROKIT_REGISTRIES_D)",
+    )
     habits.add_global_flags(top)
     # the subcommands' parsers are plain: the top one has already rewritten the whole command line
     sub = top.add_subparsers(dest="command", required=True, parser_class=argparse.ArgumentParser)

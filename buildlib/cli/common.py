@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from ..store.transport import Network, RetryPolicy
+from ..store.trust import Trust
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from ..release.lock import Lock
+    from ..store.signing import Signer
 
 Subparsers = argparse._SubParsersAction  # the type `register` functions receive
 
@@ -86,7 +88,28 @@ def human_size(count: int) -> str:
 
 def network_options(args: argparse.Namespace) -> Network:
     retry = RetryPolicy(attempts=args.retries, timeout=args.timeout, stall=args.stall)
-    return Network.from_env(mirrors=args.mirror or (), insecure=args.insecure_registry or (), retry=retry)
+    trust = Trust.from_env(policy=getattr(args, "policy", None), registries_d=getattr(args, "registries_d", None))
+    return Network.from_env(mirrors=args.mirror or (), insecure=args.insecure_registry or (), retry=retry, trust=trust)
+
+
+def signing_flags(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--sign-by",
+        metavar="FINGERPRINT",
+        help="sign what is pushed with this GPG key (from GNUPGHOME); the signature goes where --registries-d says",
+    )
+    command.add_argument(
+        "--sign-by-sigstore",
+        metavar="KEYFILE",
+        help="sign with a sigstore private key (needs a skopeo built with sigstore; Debian 12's is not)",
+    )
+    command.add_argument("--sign-passphrase-file", metavar="FILE", help="the signing key's passphrase")
+
+
+def signer_options(args: argparse.Namespace) -> Signer | None:
+    from ..store.signing import Signer
+
+    return Signer.from_options(args.sign_by, args.sign_by_sigstore, args.sign_passphrase_file)
 
 
 def when(stamp: float | None) -> str:
@@ -148,6 +171,8 @@ def transfer_flags(command: argparse.ArgumentParser) -> None:
         "--stall", type=float, default=default.stall, help="seconds without a new byte before an attempt is retried"
     )
     command.add_argument("-q", "--quiet", action="store_true", help="no progress, only errors and warnings")
+    command.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS, help="as before the subcommand")
+    command.add_argument("--registries-d", metavar="DIR", default=argparse.SUPPRESS, help="as before the subcommand")
 
 
 def show_console(chunk: bytes) -> None:

@@ -22,6 +22,8 @@ from .common import (
     human_size,
     layer_limit_flag,
     network_options,
+    signer_options,
+    signing_flags,
     store_root,
     transfer_flags,
 )
@@ -177,8 +179,14 @@ def _pull_local(store: images.Store, args: argparse.Namespace) -> int:
     name = ImageRef.parse(args.name or _archive_name(args.ref[0]))
     with TransferDisplay.for_console(err_console, args.quiet, "pull") as display:
         with store_lock(store.root):
-            digest = pulls.copy_into_store(
-                store, args.ref[0], name, arch=args.arch, listener=display, check=partial(layers.index_image, store)
+            digest = pulls.copy_into_store(  # the policy applies to local sources too (its oci: scopes)
+                store,
+                args.ref[0],
+                name,
+                network=network_options(args),
+                arch=args.arch,
+                listener=display,
+                check=partial(layers.index_image, store),
             )
         display.result(f"{name.familiar()} {digest}")
     _emit_pulled(args, [(str(name), digest)])
@@ -197,11 +205,11 @@ def _archive_name(source: str) -> str:
 
 def cmd_push(args: argparse.Namespace) -> int:
     store = images.Store(store_root(args))
+    network, signer = network_options(args), signer_options(args)
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
         with store_lock(store.root):  # a gc never removes the blobs of a push under way
-            digest = pulls.push(
-                store, ImageRef.parse(args.ref), args.dest, network=network_options(args), listener=display
-            )
+            ref = ImageRef.parse(args.ref)
+            digest = pulls.push(store, ref, args.dest, network=network, listener=display, signer=signer)
         display.result(f"{args.dest} {digest}")
     return 0
 
@@ -209,14 +217,14 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_pkg_push(args: argparse.Namespace) -> int:
     """LinuxKit's `pkg push`: build each component when it is not in the store, then push it to --to."""
     store = images.Store(store_root(args))
-    network = network_options(args)
+    network, signer = network_options(args), signer_options(args)
     targets = list(dict.fromkeys(arches.normalise(arch) for arch in args.arch or ["amd64"]))
     with TransferDisplay.for_console(err_console, args.quiet, "push") as display:
         for folder in args.folder:
             if dockerpkg.is_package_folder(folder):  # a LinuxKit package folder, built by buildah
                 with store_lock(store.root):
                     dest, digest = dockerpkg.push_package(store, folder, targets, args.to, network)
-                    digest = pulls.push_digest(store, digest, dest, network=network, listener=display)
+                    digest = pulls.push_digest(store, digest, dest, network=network, listener=display, signer=signer)
                     also = _push_also_as(store, digest, dest, args.also_tag, network, display)
                 for pushed in (dest, *also):
                     display.result(f"{pushed} {digest}")
@@ -228,7 +236,7 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
                 tag = recipe.tag if len(targets) == 1 else recipe.key
                 digest = built[targets[0]] if len(targets) == 1 else platforms.put_index(store, built)
                 dest = f"{args.to.rstrip('/')}/{recipe.ref.path}:{tag}"
-                digest = pulls.push_digest(store, digest, dest, network=network, listener=display)
+                digest = pulls.push_digest(store, digest, dest, network=network, listener=display, signer=signer)
                 also = _push_also_as(store, digest, dest, args.also_tag, network, display)
             for pushed in (dest, *also):
                 display.result(f"{pushed} {digest}")
@@ -238,7 +246,8 @@ def cmd_pkg_push(args: argparse.Namespace) -> int:
 def _push_also_as(
     store: images.Store, digest: str, dest: str, tags: list[str] | None, network: Network, display: TransferDisplay
 ) -> list[str]:
-    """The pushed image (or index) under more tags of the same repository: `--tag latest`, LinuxKit's habit."""
+    """The pushed image (or index) under more tags of the same repository: `--tag latest`, LinuxKit's habit.
+    Not signed again: a signature is stored per digest, and a second one would replace the first's identity."""
     repository = dest.rsplit(":", 1)[0]
     pushed = [f"{repository}:{tag}" for tag in tags or ()]
     for target in pushed:
@@ -296,6 +305,7 @@ def register(sub: Subparsers) -> None:
     push.add_argument("ref", help="the image in the store")
     push.add_argument("dest", help="REGISTRY/PATH[:TAG]")
     transfer_flags(push)
+    signing_flags(push)
     push.set_defaults(func=cmd_push)
 
     pkg = sub.add_parser("pkg", help="component images").add_subparsers(dest="pkg_command", required=True)
@@ -331,4 +341,5 @@ def register(sub: Subparsers) -> None:
         help="also push it under TAG in the same repository (e.g. latest, as LinuxKit's pkg push does); repeatable",
     )
     transfer_flags(pkg_push)
+    signing_flags(pkg_push)
     pkg_push.set_defaults(func=cmd_pkg_push)

@@ -29,8 +29,7 @@ from ..epoch import build_epoch
 from ..errors import BadInput, BuildError
 from ..spec.model import Container, Section, Spec, Volume
 from ..spec.refs import ImageRef
-from ..store.images import MEDIA_MANIFEST, Image, Store
-from ..store.pulls import layout_files
+from ..store.images import MEDIA_MANIFEST, Image, Store, layout_files
 from . import bundles
 from .layers import DIR, FILE, SYMLINK, WHITEOUT, Entry
 from .tree import Tree, dir_entry, file_entry, merged_image_tree

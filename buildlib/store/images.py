@@ -237,3 +237,11 @@ class Store:
             yield path
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+
+def layout_files(descriptor: dict[str, Any]) -> dict[str, bytes]:
+    """The two small files of an OCI image layout naming one manifest: oci-layout and index.json."""
+    return {
+        "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
+        "index.json": canonical_json({"schemaVersion": 2, "manifests": [descriptor]}),
+    }

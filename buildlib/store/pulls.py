@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadImage, BadInput, DistrokitError, ImageNotFound, NoSpace, StoreError, TransportError
-from ..fsutil import canonical_json, sha256_file, write_bytes_atomic
+from ..fsutil import sha256_file, write_bytes_atomic
 from ..spec.refs import ImageRef
-from . import manifests, platforms, transport
-from .images import HEAL_ROUNDS, MEDIA_MANIFEST, Image, Store, log
+from . import manifests, platforms, signing, transport, trust
+from .images import HEAL_ROUNDS, MEDIA_MANIFEST, Image, Store, layout_files, log
 from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
 
 # transport ---------------------------------------------------------------------------------
@@ -124,7 +124,9 @@ def _copy(
 ) -> tuple[str, int]:
     """One copy (with our retries) into a throw-away OCI layout over the shared blob dir: its manifest digest."""
     with store.tempdir("pull-") as layout:
-        args = ["--override-arch", arch, "--override-os", "linux", "copy", "--quiet"]
+        # the policy checks the source's signatures; the layout cannot hold them, and need not
+        args = [*network.trust.pull_flags(), "--override-arch", arch, "--override-os", "linux"]
+        args += ["copy", "--quiet", "--remove-signatures"]
         if isinstance(source, Endpoint):
             args += [transport.tls_flag("src", source), *transport.auth_flags("src", network), source.url]
         else:
@@ -145,6 +147,9 @@ def _copy(
 
 
 def _pull_error(exc: SkopeoFailed, source: Endpoint | str, arch: str, network: Network, store: Store) -> Exception:
+    if exc.failure.kind is FailureKind.POLICY:
+        kind, _, location = ("docker", "", source.location) if isinstance(source, Endpoint) else source.partition(":")
+        return trust.refused(network.trust.policy, label_of(source), kind, location, exc.failure.detail)
     if not isinstance(source, Endpoint):
         return TransportError(f"could not copy {source}: {exc.failure.detail}")
     if exc.failure.kind is FailureKind.PLATFORM:
@@ -267,28 +272,46 @@ def _warn(listener: Listener, label: str, message: str) -> None:
     listener(Event(EventKind.WARNING, label, message=message))
 
 
-def push(store: Store, ref: ImageRef, dest: str, *, network: Network | None = None, listener: Listener = ignore) -> str:
+def push(
+    store: Store,
+    ref: ImageRef,
+    dest: str,
+    *,
+    network: Network | None = None,
+    listener: Listener = ignore,
+    signer: signing.Signer | None = None,
+) -> str:
     """Push the stored image `ref` to `dest` (REGISTRY/PATH[:TAG]) with its digest unchanged; return it."""
     network = network or Network.from_env()
     digest = store.lookup(ref)
     if digest is None:
         raise ImageNotFound(f"image {ref.familiar()} is not in the store {store.root}: pull or build it first")
-    return push_digest(store, digest, dest, network=network, listener=listener)
+    return push_digest(store, digest, dest, network=network, listener=listener, signer=signer)
 
 
 def push_digest(
-    store: Store, digest: str, dest: str, *, network: Network | None = None, listener: Listener = ignore
+    store: Store,
+    digest: str,
+    dest: str,
+    *,
+    network: Network | None = None,
+    listener: Listener = ignore,
+    signer: signing.Signer | None = None,
 ) -> str:
-    """Push a stored manifest, or an index with every platform image it lists, to `dest`; digests unchanged."""
+    """Push a stored manifest, or an index with every platform image it lists, to `dest`; digests unchanged.
+    With `signer`, skopeo signs it and stores the signature where registries.d says."""
     network = network or Network.from_env()
     manifests = platforms.index_manifests(store, digest)
     endpoint = transport.destination(dest, network)
     label = endpoint.name
+    if signer is not None:
+        signing.check_signer(store, signer, endpoint, network)
     listener(Event(EventKind.START, label))
     started = time.monotonic()
     with store.tempdir("push-") as layout:
         _write_layout(store, layout, digest)
-        args = ["copy", "--quiet", "--preserve-digests", "--src-shared-blob-dir", str(store.blobs)]
+        args = [*network.trust.registries_flags(), "copy", "--quiet", "--preserve-digests"]
+        args += [*(signer.flags() if signer else ()), "--src-shared-blob-dir", str(store.blobs)]
         args += ["--multi-arch", "all"] if manifests != [digest] else []
         args.append(f"oci:{layout}:image")
         args += [transport.tls_flag("dest", endpoint), *transport.auth_flags("dest", network), endpoint.url]
@@ -299,14 +322,6 @@ def push_digest(
     size = sum(layer.size for manifest in manifests for layer in store.image_by_digest(label, manifest).layers)
     listener(Event(EventKind.DONE, label, size, attempts, seconds=time.monotonic() - started))
     return digest
-
-
-def layout_files(descriptor: dict[str, Any]) -> dict[str, bytes]:
-    """The two small files of an OCI image layout naming one manifest: oci-layout and index.json."""
-    return {
-        "oci-layout": b'{"imageLayoutVersion":"1.0.0"}',
-        "index.json": canonical_json({"schemaVersion": 2, "manifests": [descriptor]}),
-    }
 
 
 def _write_layout(store: Store, layout: Path, digest: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from ..errors import BadInput, ImageNotFound, StoreError, TransportError
 from ..fsutil import canonical_json, sha256_file, write_bytes_atomic
 from ..spec.refs import ImageRef
-from . import images, pulls, transport
+from . import images, pulls, transport, trust
 from .images import Store
 from .transport import Endpoint, FailureKind, Job, Network, SkopeoFailed
 
@@ -136,7 +136,8 @@ def fetch_files(
     {name: checked file}. Raises CacheMiss, CacheUnusable or ArtifactRejected."""
     endpoint = repository.endpoint(tag(kind, key), network)
     layout = into / "layout"
-    args = ["copy", "--quiet", transport.tls_flag("src", endpoint), *transport.auth_flags("src", network)]
+    args = [*network.trust.pull_flags(), "copy", "--quiet", "--remove-signatures"]  # the policy applies here too
+    args += [transport.tls_flag("src", endpoint), *transport.auth_flags("src", network)]
     args += [endpoint.url, f"oci:{layout}:artifact"]
     _run(Job(tuple(args), endpoint.name), endpoint, network)
     manifest = _checked_manifest(layout, endpoint.name)
@@ -171,7 +172,7 @@ def fetch_image(
         return pulls.copy_into_store(store, endpoint, name, network=network, arch=arch)
     except ImageNotFound as exc:
         raise CacheMiss(str(exc)) from exc
-    except StoreError as exc:
+    except (StoreError, trust.ImageRefused) as exc:  # a refused cache entry is built here instead
         raise ArtifactRejected(str(exc)) from exc
     except TransportError as exc:
         raise (ArtifactRejected if "digest" in str(exc).lower() else CacheUnusable)(str(exc)) from exc
@@ -187,6 +188,8 @@ def _run(job: Job, endpoint: Endpoint, network: Network) -> None:
 
 def _unusable(exc: SkopeoFailed, endpoint: Endpoint) -> Exception:
     failure = exc.failure
+    if failure.kind is FailureKind.POLICY:
+        return ArtifactRejected(f"{endpoint.name}: refused by the containers policy ({failure.detail})")
     if failure.kind is FailureKind.NOT_FOUND and "no such host" not in failure.detail:
         return CacheMiss(failure.detail)
     if "digest" in failure.detail.lower():
@@ -229,7 +232,7 @@ def _write_index(layout: Path, digest: str, size: int) -> None:
         "size": size,
         "annotations": {"org.opencontainers.image.ref.name": "artifact"},
     }
-    for name, data in pulls.layout_files(descriptor).items():
+    for name, data in images.layout_files(descriptor).items():
         write_bytes_atomic(layout / name, data)
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import BadInput, ImageNotFound, TransportError
 from ..spec.refs import DEFAULT_DOMAIN, ImageRef
+from .trust import Trust
 
 if TYPE_CHECKING:
     import sh
@@ -112,12 +113,14 @@ def parse_mirror(text: str) -> Mirror:
 
 @dataclass(frozen=True)
 class Network:
-    """How registries are reached: mirrors, registries allowed plain http, the auth file, the retry policy."""
+    """How registries are reached: mirrors, registries allowed plain http, the auth file, the retry policy,
+    and which images are trusted (the containers policy skopeo enforces)."""
 
     mirrors: tuple[Mirror, ...] = ()
     insecure: tuple[str, ...] = ()
     authfile: Path | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    trust: Trust = field(default_factory=Trust)
 
     @classmethod
     def from_env(
@@ -126,14 +129,17 @@ class Network:
         mirrors: Sequence[str] = (),
         insecure: Sequence[str] = (),
         retry: RetryPolicy | None = None,
+        trust: Trust | None = None,
     ) -> Network:
-        """Mirrors from DISTROKIT_MIRRORS (spaces or commas) then `mirrors`, later ones winning, as LinuxKit does."""
+        """Mirrors from DISTROKIT_MIRRORS (spaces or commas) then `mirrors`, later ones winning, as LinuxKit does;
+        the policy from DISTROKIT_POLICY unless `trust` is given."""
         env = os.environ if env is None else env
         from_env = re.split(r"[,\s]+", env.get(MIRRORS_ENV, "").strip())
         parsed = [parse_mirror(text) for text in [*from_env, *mirrors] if text]
         chosen = {mirror.registry: mirror for mirror in parsed}
         hosts = [h for h in re.split(r"[,\s]+", env.get(INSECURE_ENV, "").strip()) if h] + list(insecure)
-        return cls(tuple(chosen.values()), tuple(hosts), find_authfile(env), retry or RetryPolicy())
+        trust = trust or Trust.from_env(env)
+        return cls(tuple(chosen.values()), tuple(hosts), find_authfile(env), retry or RetryPolicy(), trust)
 
     def mirror_for(self, domain: str) -> Mirror | None:
         by_registry = {mirror.registry: mirror for mirror in self.mirrors}
@@ -213,6 +219,7 @@ class FailureKind(enum.Enum):
     PLATFORM = "platform"
     TLS = "tls"
     DNS = "dns"  # the registry's name did not resolve: retried, as the network may come back
+    POLICY = "policy"  # the containers policy refused the image: never retried
     OTHER = "other"
 
 
@@ -231,6 +238,7 @@ WELL_KNOWN_REGISTRIES = (
 
 
 _PATTERNS: tuple[tuple[FailureKind, re.Pattern[str]], ...] = (
+    (FailureKind.POLICY, re.compile(r"^source image rejected|is rejected by policy", re.I)),
     (
         FailureKind.DNS,
         re.compile(r"no such host|server misbehaving|name resolution|name or service not known|lookup \S+ on", re.I),
