@@ -24,7 +24,7 @@ from ..spec.refs import ImageRef
 from ..store import pulls
 from ..store.images import Store
 from ..store.transport import Listener, Network, ignore
-from . import buildyml, history, instructions
+from . import buildyml, depends, history, instructions
 from .buildyml import DockerPackage
 
 BUILDER_VERSION = "2"  # 2: history completed for layers the base recorded none for
@@ -40,6 +40,7 @@ class Build:
     arch: str
     args: tuple[tuple[str, str], ...]
     bases: tuple[tuple[str, str], ...]  # (FROM name, manifest digest)
+    depends: tuple[tuple[str, str], ...] = ()  # (`depends` image, manifest digest for this platform)
 
     @property
     def inputs(self) -> str:
@@ -51,6 +52,8 @@ class Build:
                 "labels": sorted(self.package.all_labels().items()),
                 "platform": f"linux/{self.arch}",
                 "bases": [list(pair) for pair in self.bases],
+                "depends": [list(pair) for pair in self.depends],
+                "depends_target": [self.package.depends_target, self.package.depends_into_folder],
                 "epoch": epoch.build_epoch(),
                 "buildah": buildah_version(),
                 "builder": BUILDER_VERSION,
@@ -119,7 +122,13 @@ class Resolver:
             if digest is None:
                 return None
             bases.append((name, digest))
-        return Build(package, self.arch, args, tuple(bases))
+        depends = []
+        for name in package.depends:  # LinuxKit's `depends.docker-images`: by digest, for this platform
+            digest = self._pulled(ImageRef.parse(name))
+            if digest is None:
+                return None
+            depends.append((name, digest))
+        return Build(package, self.arch, args, tuple(bases), tuple(depends))
 
     def _built(self, package: DockerPackage, chain: tuple[Path, ...]) -> str | None:
         build = self(package, chain=chain)
@@ -205,7 +214,7 @@ def run_build(store: Store, build: Build, listener: Listener = ignore) -> str:
         for name, digest in build.bases:
             destination = f"containers-storage:[{storage.spec}]{ImageRef.parse(name)}"
             pulls.copy_out_of_store(store, digest, destination)
-        _run_bud(storage, build)
+        _run_bud(store, storage, build)
         layout = work / "image"
         _buildah(storage, "push", "--quiet", "--disable-compression", BUILD_NAME, f"oci:{layout}:image")
         history.fix_layout(layout, epoch.iso_time(epoch.build_epoch()))  # so another package can build on it
@@ -242,29 +251,41 @@ def check_can_run(package: DockerPackage, arch: str) -> None:
     steps = instructions.instructions(package.folder / package.dockerfile)
     if not any(step.keyword == "RUN" for step in steps):
         return  # COPY, ENV, ... need no emulation
-    if not (BINFMT / f"qemu-{QEMU_NAMES.get(arch, arch)}").exists():
+    handler = BINFMT / f"qemu-{QEMU_NAMES.get(arch, arch)}"
+    if not _enabled(handler):
         raise BuildError(
             f"{package.folder}: its RUN steps for {arch} need this {arches.host_arch()} host to run "
-            f"{arch} programs, and no binfmt handler is registered for them: "
-            "`apt-get install qemu-user-static binfmt-support` (and /proc/sys/fs/binfmt_misc mounted)"
+            f"{arch} programs, and no binfmt handler {handler} is registered for them: "
+            "`apt-get install qemu-user-static binfmt-support`, `mount -t binfmt_misc binfmt_misc "
+            f"{BINFMT}`, `update-binfmts --enable {handler.name}` (scripts/setup.sh does all three)"
         )
 
 
-def _run_bud(storage: Storage, build: Build) -> None:
+def _enabled(handler: Path) -> bool:
+    try:
+        return handler.read_text().startswith("enabled")
+    except OSError:
+        return False
+
+
+def _run_bud(store: Store, storage: Storage, build: Build) -> None:
     package = build.package
     command = ["bud", "--pull-never", "--isolation", "chroot", "--timestamp", str(epoch.build_epoch())]
     command += ["--platform", f"linux/{build.arch}", "-f", str(package.folder / package.dockerfile)]
     command += [f"--build-arg={name}={value}" for name, value in build.args]
     command += [f"--label={name}={value}" for name, value in package.all_labels().items()]
-    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(build_context(package, storage.work)))
+    context = build_context(package, storage.work)
+    if build.depends:
+        depends.save_images(store, build.depends, context, package.depends_target, package.depends_into_folder)
+    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(context))
     if done.returncode != 0:
         raise step_failure(package, done.stdout)
 
 
 def build_context(package: DockerPackage, work: Path) -> Path:
-    """The folder buildah builds from: the package folder itself, or with `extra-sources` a copy of it
-    with each source copied in at its destination (as LinuxKit lays out its build context)."""
-    if not package.extra_sources:
+    """The folder buildah builds from: the package folder itself, or with `extra-sources` or `depends` a
+    copy of it with each source copied in at its destination (as LinuxKit lays out its build context)."""
+    if not package.extra_sources and not package.depends:
         return package.folder
     context = work / "context"
     shutil.copytree(package.folder, context, symlinks=True)

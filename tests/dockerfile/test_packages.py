@@ -3,6 +3,9 @@ registry holding our own busybox component image as the FROM base, real stores."
 
 from __future__ import annotations
 
+import getpass
+import io
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import COMPONENTS, REPO, new_cache
-from registry import Registry
+from registry import Registry, push_index
 
 from buildlib.debian import archive, recipes
 from buildlib.debian import builds as component_builds
@@ -20,6 +23,7 @@ from buildlib.store import pulls
 from buildlib.store.images import Store
 
 pytestmark = pytest.mark.registry
+BINFMT_ARM64 = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
 
 DOCKERFILE = """\
 FROM {base}
@@ -196,7 +200,7 @@ def test_pkg_push_sends_the_package_with_its_digest(
     assert inspected.stdout.strip() == digest
 
 
-@pytest.mark.skipif(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(), reason="this host can run arm64 programs")
+@pytest.mark.skipif(BINFMT_ARM64.exists(), reason="this host can run arm64 programs")
 def test_arm64_run_steps_without_binfmt_say_what_is_missing(tmp_path: Path) -> None:
     folder = tmp_path / "arm"
     folder.mkdir()
@@ -244,3 +248,134 @@ def test_the_package_runs_as_a_service_in_a_booted_guest(base: str, shared_cache
     built = build(spec, shared_cache, tmp_path / "out")
     console = boot_path(built, built.prefix)
     assert "hello: package says booted" in console, console[-3000:]
+
+
+@pytest.fixture(scope="module")
+def two_platform_base(registry: Registry, shared_cache: Path) -> str:
+    """Our busybox component for amd64 and arm64, pushed to the loopback registry as one multi-arch index."""
+    store = Store(shared_cache)
+    built = {}
+    for arch in ("amd64", "arm64"):
+        recipe = recipes.load_recipe(COMPONENTS / "busybox", arch)
+        built[arch] = component_builds.ensure(store, recipe, archive.pinned_packages(store.root, recipe))[0]
+    name = f"{registry.host}/distrokit/busybox:two-platforms"
+    push_index(store, built, name)
+    return name
+
+
+def index_platforms(cache: Path, ref: str) -> dict[str, str]:
+    store = Store(cache)
+    digest = store.named_digest(ImageRef.parse(ref))
+    assert digest is not None
+    entries = store.read_json_blob(digest).get("manifests") or []
+    return {entry["platform"]["architecture"]: entry["digest"] for entry in entries}
+
+
+@pytest.mark.skipif(not BINFMT_ARM64.exists(), reason="no qemu-aarch64 binfmt handler: scripts/setup.sh registers it")
+def test_platforms_build_each_and_the_name_holds_an_index(
+    two_platform_base: str, tmp_path: Path, debs_dir: Path
+) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = tmp_path / "machine"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: machine\norg: example\n")
+    (folder / "Dockerfile").write_text(f"FROM {two_platform_base}\nRUN uname -m > /etc/machine\n")
+    done = distrokit(cache, "pkg", "build", "--platforms", "linux/amd64,linux/arm64", str(folder))
+    assert done.returncode == 0, done.stderr
+    ref = done.stdout.strip()
+    held = index_platforms(cache, ref)
+    assert sorted(held) == ["amd64", "arm64"], held
+    for arch, machine in (("amd64", b"x86_64\n"), ("arm64", b"aarch64\n")):
+        image = Store(cache, arch).image(ImageRef.parse(ref))
+        assert image.manifest_digest == held[arch] and image.config["architecture"] == arch
+        assert image_files(cache, f"{ref.split(':')[0]}@{held[arch]}")["etc/machine"] == machine
+    again = distrokit(cache, "pkg", "build", "--platforms", "linux/amd64,linux/arm64", str(folder))
+    assert again.returncode == 0 and again.stderr.count("(up to date)") == 2, again.stderr
+
+
+def test_an_arm64_package_without_run_steps_needs_no_emulation(
+    two_platform_base: str, tmp_path: Path, debs_dir: Path
+) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = tmp_path / "copy-only"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: copy-only\norg: example\n")
+    (folder / "Dockerfile").write_text(f"FROM {two_platform_base}\nENV WHERE=arm\nCOPY note /etc/note\n")
+    (folder / "note").write_text("copied\n")
+    done = distrokit(cache, "pkg", "build", "--arch", "arm64", str(folder))
+    assert done.returncode == 0, done.stderr
+    image = Store(cache, "arm64").image(ImageRef.parse(done.stdout.strip()))
+    assert image.config["architecture"] == "arm64" and "WHERE=arm" in image.config["config"]["Env"]
+    assert image_files(cache, f"{done.stdout.strip().split(':')[0]}@{image.manifest_digest}")["etc/note"] == b"copied\n"
+
+
+def test_depends_images_are_saved_into_the_build_context(
+    base: str, registry: Registry, tmp_path: Path, debs_dir: Path
+) -> None:
+    """LinuxKit's `depends.docker-images`: each image by digest as a docker-archive tar, one a file in
+    `target-dir` or all in one `target` tar; the package folder itself is left as it was."""
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    digest = Store(cache).lookup(ImageRef.parse(base)) or pulls.pull(Store(cache), ImageRef.parse(base))
+    pinned = f"{base.rsplit(':', 1)[0]}@{digest}"
+    folder = tmp_path / "bundles"
+    folder.mkdir()
+    (folder / "images.txt").write_text(f"# one a line\n\n{pinned}\n")
+    (folder / "build.yml").write_text(
+        "image: bundles\norg: example\ndepends:\n  docker-images:\n"
+        f"    target-dir: saved\n    list:\n      - {pinned}\n"
+    )
+    (folder / "Dockerfile").write_text(f"FROM {base}\nCOPY saved/ /saved/\n")
+    first = distrokit(cache, "pkg", "build", str(folder))
+    assert first.returncode == 0, first.stderr
+    files = image_files(cache, first.stdout.strip())
+    saved = files.get(f"saved/busybox@{digest}.tar")
+    assert saved is not None, sorted(name for name in files if "sav" in name)
+    with tarfile.open(fileobj=io.BytesIO(saved)) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert len(manifest) == 1 and len(manifest[0]["Layers"]) >= 1
+    assert sorted(path.name for path in folder.iterdir()) == ["Dockerfile", "build.yml", "images.txt"]
+    again = distrokit(cache, "pkg", "build", str(folder))
+    assert again.returncode == 0 and "(up to date)" in again.stderr, again.stderr
+    # from a file, into one tar: a change of where they go builds again
+    (folder / "build.yml").write_text(
+        "image: bundles\norg: example\ndepends:\n  docker-images:\n    target: all.tar\n    from-file: images.txt\n"
+    )
+    (folder / "Dockerfile").write_text(f"FROM {base}\nCOPY all.tar /all.tar\n")
+    one_tar = distrokit(cache, "pkg", "build", str(folder))
+    assert one_tar.returncode == 0 and "(up to date)" not in one_tar.stderr, one_tar.stderr
+    with tarfile.open(fileobj=io.BytesIO(image_files(cache, one_tar.stdout.strip())["all.tar"])) as tar:
+        assert "manifest.json" in tar.getnames()
+
+
+def test_depends_without_a_digest_is_an_error_at_its_line(tmp_path: Path) -> None:
+    folder = tmp_path / "nodigest"
+    folder.mkdir()
+    (folder / "build.yml").write_text(
+        "image: nodigest\ndepends:\n  docker-images:\n    target-dir: saved\n    target: one.tar\n"
+        "    list:\n      - example.com/some/image:latest\n"
+    )
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    done = distrokit(tmp_path / "cache", "pkg", "build", str(folder))
+    assert done.returncode == 2, done.stderr
+    assert f"{folder / 'build.yml'}:4:5" in done.stderr and "not both" in done.stderr, done.stderr
+    assert "lacks a digest" in done.stderr, done.stderr
+    assert not (tmp_path / "cache" / "packages").exists()
+
+
+def test_dev_and_hash_path_name_the_package_as_linuxkit_does(tmp_path: Path) -> None:
+    folder = tmp_path / "repo" / "pkg" / "hello"
+    folder.mkdir(parents=True)
+    (folder / "build.yml").write_text("image: hello\n")
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "pkg"], check=True)
+    parent = subprocess.run([*git, "rev-parse", "HEAD:pkg"], capture_output=True, text=True, check=True).stdout.strip()
+    env_user = os.environ.get("USER") or getpass.getuser()
+    dev = distrokit(tmp_path / "cache", "pkg", "show-tag", "--dev", str(folder))
+    assert dev.stdout == f"{env_user}/hello:dev\n", dev.stderr
+    hashed = distrokit(tmp_path / "cache", "pkg", "show-tag", "--hash-path", str(folder.parent), str(folder))
+    assert hashed.stdout == f"linuxkit/hello:{parent}\n", hashed.stderr
+    outside = distrokit(tmp_path / "cache", "pkg", "show-tag", "--hash-path", str(tmp_path / "elsewhere"), str(folder))
+    assert outside.returncode == 2 and "--hash-path" in outside.stderr and outside.stdout == "", outside.stderr
