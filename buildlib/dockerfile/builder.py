@@ -21,7 +21,7 @@ from .. import arches, epoch
 from ..errors import BuildError, ComponentError
 from ..fsutil import read_json, write_json_atomic, xxh_value
 from ..spec.refs import ImageRef
-from ..store import pulls
+from ..store import pulls, transport
 from ..store.images import Store
 from ..store.transport import Listener, Network, ignore
 from . import buildyml, depends, history, instructions
@@ -124,7 +124,7 @@ class Resolver:
             bases.append((name, digest))
         depends = []
         for name in package.depends:  # LinuxKit's `depends.docker-images`: by digest, for this platform
-            digest = self._pulled(ImageRef.parse(name))
+            digest = self._by_digest(ImageRef.parse(name))
             if digest is None:
                 return None
             depends.append((name, digest))
@@ -144,10 +144,28 @@ class Resolver:
         if self.pull:
             image = pulls.ensure_image(store, ref, arch=self.arch, network=self.network, listener=self.listener)
             return image.manifest_digest
-        digest = store.lookup(ref)
-        if digest is None or store.image_by_digest(str(ref), digest).config.get("architecture") != self.arch:
+        return self._held(ref)
+
+    def _held(self, name: ImageRef) -> str | None:
+        store = self.store.for_arch(self.arch)
+        digest = store.lookup(name)
+        if digest is None or store.image_by_digest(str(name), digest).config.get("architecture") != self.arch:
             return None  # the name holds only another platform's image
         return digest
+
+    def _by_digest(self, ref: ImageRef) -> str | None:
+        """A `depends` image for this platform. Its digest may be a multi-platform index's, which the store
+        keeps no record of, so the image is stored under a name made of that digest (tag `sha256-HEX`):
+        the store resolves that name's platforms as any other's, pulling nothing once it is there."""
+        assert ref.digest is not None  # build.yml's check refuses a `depends` image without one
+        name = ImageRef(ref.domain, ref.path, ref.digest.replace(":", "-"))
+        digest = self._held(name)
+        if digest is not None or not self.pull:
+            return digest
+        network = self.network or Network.from_env()
+        source = transport.resolve(ref, network)
+        store = self.store.for_arch(self.arch)
+        return pulls.copy_into_store(store, source, name, network=network, arch=self.arch, listener=self.listener)
 
 
 def resolve(

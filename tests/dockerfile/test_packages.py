@@ -310,16 +310,18 @@ def test_an_arm64_package_without_run_steps_needs_no_emulation(
 
 
 def test_depends_images_are_saved_into_the_build_context(
-    base: str, registry: Registry, tmp_path: Path, debs_dir: Path
+    base: str, two_platform_base: str, tmp_path: Path, debs_dir: Path
 ) -> None:
-    """LinuxKit's `depends.docker-images`: each image by digest as a docker-archive tar, one a file in
-    `target-dir` or all in one `target` tar; the package folder itself is left as it was."""
+    """LinuxKit's `depends.docker-images`: each image by digest (a manifest's, or a multi-platform index's)
+    as a docker-archive tar, one a file in `target-dir` or all in one `target` tar; the package folder
+    itself is left as it was."""
     cache = new_cache(tmp_path / "cache", debs_dir)
-    digest = Store(cache).lookup(ImageRef.parse(base)) or pulls.pull(Store(cache), ImageRef.parse(base))
+    digest = pulls.pull(Store(cache), ImageRef.parse(base))
     pinned = f"{base.rsplit(':', 1)[0]}@{digest}"
+    index = pulls.inspect_pins(ImageRef.parse(two_platform_base), ["linux/amd64"]).digest
     folder = tmp_path / "bundles"
     folder.mkdir()
-    (folder / "images.txt").write_text(f"# one a line\n\n{pinned}\n")
+    (folder / "images.txt").write_text(f"# one a line\n\n{pinned}\n{two_platform_base.rsplit(':', 1)[0]}@{index}\n")
     (folder / "build.yml").write_text(
         "image: bundles\norg: example\ndepends:\n  docker-images:\n"
         f"    target-dir: saved\n    list:\n      - {pinned}\n"
@@ -344,7 +346,10 @@ def test_depends_images_are_saved_into_the_build_context(
     one_tar = distrokit(cache, "pkg", "build", str(folder))
     assert one_tar.returncode == 0 and "(up to date)" not in one_tar.stderr, one_tar.stderr
     with tarfile.open(fileobj=io.BytesIO(image_files(cache, one_tar.stdout.strip())["all.tar"])) as tar:
-        assert "manifest.json" in tar.getnames()
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert len(manifest) == 2  # both images, the index's as its amd64 image
+    again = distrokit(cache, "pkg", "build", str(folder))  # the index digest resolves from the store now
+    assert again.returncode == 0 and "(up to date)" in again.stderr, again.stderr
 
 
 def test_depends_without_a_digest_is_an_error_at_its_line(tmp_path: Path) -> None:
