@@ -384,3 +384,28 @@ def test_dev_and_hash_path_name_the_package_as_linuxkit_does(tmp_path: Path) -> 
     assert hashed.stdout == f"linuxkit/hello:{parent}\n", hashed.stderr
     outside = distrokit(tmp_path / "cache", "pkg", "show-tag", "--hash-path", str(tmp_path / "elsewhere"), str(folder))
     assert outside.returncode == 2 and "--hash-path" in outside.stderr and outside.stdout == "", outside.stderr
+
+
+def test_cache_gc_removes_a_killed_builds_storage_and_the_record_of_a_dropped_package(
+    base: str, tmp_path: Path, debs_dir: Path
+) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = package_folder(tmp_path, base, greeting="collected")
+    built = distrokit(cache, "pkg", "build", str(folder))
+    assert built.returncode == 0, built.stderr
+    ref = built.stdout.strip()
+    records = sorted((cache / "packages").glob("*.built.json"))
+    assert [path.name for path in records] == ["example-hello-amd64.built.json"]
+    leftover = cache / "tmp" / "buildah-killed" / "root" / "vfs"  # as a SIGKILLed build leaves it
+    leftover.mkdir(parents=True)
+    (leftover / "layer").write_bytes(b"x" * 4096)
+    kept = distrokit(cache, "cache", "gc")
+    assert kept.returncode == 0, kept.stderr
+    assert not (cache / "tmp" / "buildah-killed").exists() and records[0].is_file()  # the name keeps its record
+    assert distrokit(cache, "pkg", "build", str(folder)).stderr.count("(up to date)") == 1
+    assert distrokit(cache, "cache", "rm", ref).returncode == 0
+    collected = distrokit(cache, "cache", "gc")
+    assert collected.returncode == 0, collected.stderr
+    assert not records[0].exists()
+    again = distrokit(cache, "pkg", "build", str(folder))
+    assert again.returncode == 0 and "(up to date)" not in again.stderr, again.stderr
