@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,7 @@ class Resolver:
     pull: bool
     network: Network | None = None
     listener: Listener = ignore
+    pin: Callable[[str], str | None] = lambda ref: None  # a lock's manifest digest for a registry FROM image
 
     def __call__(
         self, package: DockerPackage, extra: tuple[str, ...] = (), chain: tuple[Path, ...] = ()
@@ -141,6 +143,15 @@ class Resolver:
     def _pulled(self, ref: ImageRef) -> str | None:
         """The FROM image for this platform: from the store, pulled first when missing and `pull`."""
         store = self.store.for_arch(self.arch)
+        pin = self.pin(str(ref))
+        if pin is not None:  # locked: that manifest, whatever the tag names now
+            if self.pull:
+                found = pulls.ensure_pinned(
+                    store, ref, pin, network=self.network, arch=self.arch, listener=self.listener
+                )
+                return found.manifest_digest
+            stored = pulls.pinned_in_store(store, pin)
+            return stored if store.lookup(ImageRef(ref.domain, ref.path, None, stored)) else None
         if self.pull:
             image = pulls.ensure_image(store, ref, arch=self.arch, network=self.network, listener=self.listener)
             return image.manifest_digest
@@ -177,9 +188,10 @@ def resolve(
     pull: bool,
     network: Network | None = None,
     listener: Listener = ignore,
+    pin: Callable[[str], str | None] = lambda ref: None,
 ) -> Build | None:
     """The build of `package` for `arch`, its FROM images resolved (see Resolver)."""
-    return Resolver(store, arch, pull, network, listener)(package, extra_args)
+    return Resolver(store, arch, pull, network, listener, pin)(package, extra_args)
 
 
 def record_path(store: Store, build: Build) -> Path:
@@ -201,6 +213,19 @@ def chain(package: DockerPackage) -> list[DockerPackage]:
             found[current.folder] = current
             waiting.extend(local_packages(current).values())
     return list(found.values())
+
+
+def registry_bases(package: DockerPackage) -> list[str]:
+    """The registry images (full references) the package and the local packages it builds on are FROM:
+    what a spec's lock pins for it."""
+    found: list[str] = []
+    for each in chain(package):
+        locals_ = local_packages(each)
+        for name in instructions.base_images(each.folder / each.dockerfile, dict(build_args(each))):
+            ref = str(ImageRef.parse(name))
+            if ref not in locals_ and ref not in found:
+                found.append(ref)
+    return found
 
 
 def up_to_date(store: Store, build: Build | None) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import COMPONENTS, REPO, new_cache
-from registry import Registry, push_index
+from registry import Registry, push_index, random_layer, stored_image
 
 from buildlib.debian import archive, recipes
 from buildlib.debian import builds as component_builds
@@ -409,3 +409,34 @@ def test_cache_gc_removes_a_killed_builds_storage_and_the_record_of_a_dropped_pa
     assert not records[0].exists()
     again = distrokit(cache, "pkg", "build", str(folder))
     assert again.returncode == 0 and "(up to date)" not in again.stderr, again.stderr
+
+
+def test_a_lock_pins_the_packages_from_image(base: str, registry: Registry, tmp_path: Path, debs_dir: Path) -> None:
+    """`distrokit lock` pins a LinuxKit package's FROM image as any image of the spec; `build --locked` from a
+    clean store builds FROM the pinned digest after the tag moved (to an image without a shell, on which
+    the package's RUN step would fail)."""
+    moving = f"{registry.host}/distrokit/busybox:moving"
+    other = Store(tmp_path / "other")
+    pulls.pull(other, ImageRef.parse(base))
+    pulls.push(other, ImageRef.parse(base), moving)
+    folder = package_folder(tmp_path, moving, greeting="pinned")
+    spec = tmp_path / "spec.yml"
+    spec.write_text('onboot:\n  - name: hello\n    image: "@pkg:hello"\n')
+    locking = distrokit(new_cache(tmp_path / "lock-cache", debs_dir), "lock", str(spec))
+    assert locking.returncode == 0, locking.stderr
+    pinned = json.loads((tmp_path / "spec.lock").read_text())["images"]
+    assert list(pinned) == [moving] and "linux/amd64" in pinned[moving]["platforms"], pinned
+    shell_less = stored_image(other, ImageRef.parse("local/no-shell:1"), [random_layer(other, 1000)])
+    pulls.push_digest(other, shell_less, moving)  # the tag moves on
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    out = tmp_path / "root.tar"
+    built = distrokit(cache, "build", "--locked", "-f", "tar", "-o", str(out), str(spec))
+    assert built.returncode == 0, built.stderr
+    with tarfile.open(out) as tar:
+        greeting = tar.extractfile("containers/onboot/000-hello/lower/etc/greeting")
+        assert greeting is not None and greeting.read() == b"pinned\n"
+    again = distrokit(cache, "build", "--locked", "-f", "tar", "-o", str(out), str(spec))
+    assert again.returncode == 0 and "0 tasks ran" in again.stderr + again.stdout, again.stderr
+    (folder / "Dockerfile").write_text(f"FROM {registry.host}/distrokit/busybox:unpinned\n")
+    unpinned = distrokit(cache, "build", "--locked", "-f", "tar", "-o", str(out), str(spec))
+    assert unpinned.returncode != 0 and "busybox:unpinned is not pinned" in unpinned.stderr, unpinned.stderr
