@@ -308,24 +308,7 @@ def register(sub: Subparsers) -> None:
     push.set_defaults(func=cmd_push)
 
     pkg = sub.add_parser("pkg", help="component images").add_subparsers(dest="pkg_command", required=True)
-    pkg_build = pkg.add_parser(
-        "build", help="build component images from Debian packages, or LinuxKit package folders with buildah"
-    )
-    pkg_build.add_argument("folder", nargs="+", help="component folders (component.yml) or LinuxKit's (build.yml)")
-    pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
-    pkg_build.add_argument("--arch", default="amd64", help="Debian architecture to build for (default amd64)")
-    pkg_build.add_argument(
-        "--platforms",
-        metavar="LIST",
-        help="platforms to build for, e.g. linux/amd64,linux/arm64 (over --arch): one image each; a LinuxKit "
-        "package's name then holds a multi-arch index",
-    )
-    pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
-    linuxkit_package_flags(pkg_build)
-    pkg_build.add_argument(
-        "--build-arg-file", metavar="FILE", help="NAME=VALUE lines: build args for a LinuxKit package's Dockerfile"
-    )
-    pkg_build.set_defaults(func=cmd_pkg_build)
+    register_pkg_build(pkg)
     show_tag = pkg.add_parser("show-tag", help="the ORG/IMAGE:TAG LinuxKit would give a package folder (build.yml)")
     show_tag.add_argument("folder", nargs="+")
     linuxkit_package_flags(show_tag)
@@ -347,3 +330,24 @@ def register(sub: Subparsers) -> None:
     )
     transfer_flags(pkg_push)
     pkg_push.set_defaults(func=cmd_pkg_push)
+
+
+def register_pkg_build(pkg: Subparsers) -> None:
+    pkg_build = pkg.add_parser(
+        "build", help="build component images from Debian packages, or LinuxKit package folders with buildah"
+    )
+    pkg_build.add_argument("folder", nargs="+", help="component folders (component.yml) or LinuxKit's (build.yml)")
+    pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
+    pkg_build.add_argument("--arch", default="amd64", help="Debian architecture to build for (default amd64)")
+    pkg_build.add_argument(
+        "--platforms",
+        metavar="LIST",
+        help="platforms to build for, e.g. linux/amd64,linux/arm64 (over --arch): one image each; a LinuxKit "
+        "package's name then holds a multi-arch index",
+    )
+    pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
+    linuxkit_package_flags(pkg_build)
+    pkg_build.add_argument(
+        "--build-arg-file", metavar="FILE", help="NAME=VALUE lines: build args for a LinuxKit package's Dockerfile"
+    )
+    pkg_build.set_defaults(func=cmd_pkg_build)
