@@ -127,15 +127,21 @@ def test_a_failing_run_step_names_the_dockerfile_line_and_its_output(base: str, 
     assert "the-last-words" in done.stderr.split("failed", 1)[1]
 
 
-def test_show_tag_is_the_git_tree_hash_as_linuxkit_gives_it(tmp_path: Path) -> None:
-    folder = tmp_path / "repo" / "pkg" / "hello"
+def committed_package(root: Path, build_yml: str) -> tuple[Path, list[str]]:
+    """A package folder repo/pkg/hello committed to a new git repository: the folder, and git's command."""
+    folder = root / "repo" / "pkg" / "hello"
     folder.mkdir(parents=True)
-    (folder / "build.yml").write_text("image: hello\ntag: v1-{{ .Hash }}\n")
+    (folder / "build.yml").write_text(build_yml)
     (folder / "Dockerfile").write_text("FROM scratch\n")
-    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
+    git = ["git", "-C", str(root / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "pkg"], check=True)
+    return folder, git
+
+
+def test_show_tag_is_the_git_tree_hash_as_linuxkit_gives_it(tmp_path: Path) -> None:
+    folder, git = committed_package(tmp_path, "image: hello\ntag: v1-{{ .Hash }}\n")
     tree = subprocess.run([*git, "rev-parse", "HEAD:pkg/hello"], capture_output=True, text=True, check=True)
     shown = distrokit(tmp_path / "cache", "pkg", "show-tag", str(folder))
     assert shown.stdout == f"linuxkit/hello:v1-{tree.stdout.strip()}\n", shown.stderr
@@ -263,6 +269,17 @@ def two_platform_base(registry: Registry, shared_cache: Path) -> str:
     return name
 
 
+def small_package(root: Path, name: str, dockerfile: str, **files: str) -> Path:
+    """A package folder `root/name` (org example) with this Dockerfile and these files beside it."""
+    folder = root / name
+    folder.mkdir()
+    (folder / "build.yml").write_text(f"image: {name}\norg: example\n")
+    (folder / "Dockerfile").write_text(dockerfile)
+    for file, text in files.items():
+        (folder / file).write_text(text)
+    return folder
+
+
 def index_platforms(cache: Path, ref: str) -> dict[str, str]:
     store = Store(cache)
     digest = store.named_digest(ImageRef.parse(ref))
@@ -276,10 +293,7 @@ def test_platforms_build_each_and_the_name_holds_an_index(
     two_platform_base: str, tmp_path: Path, debs_dir: Path
 ) -> None:
     cache = new_cache(tmp_path / "cache", debs_dir)
-    folder = tmp_path / "machine"
-    folder.mkdir()
-    (folder / "build.yml").write_text("image: machine\norg: example\n")
-    (folder / "Dockerfile").write_text(f"FROM {two_platform_base}\nRUN uname -m > /etc/machine\n")
+    folder = small_package(tmp_path, "machine", f"FROM {two_platform_base}\nRUN uname -m > /etc/machine\n")
     done = distrokit(cache, "pkg", "build", "--platforms", "linux/amd64,linux/arm64", str(folder))
     assert done.returncode == 0, done.stderr
     ref = done.stdout.strip()
@@ -297,11 +311,8 @@ def test_an_arm64_package_without_run_steps_needs_no_emulation(
     two_platform_base: str, tmp_path: Path, debs_dir: Path
 ) -> None:
     cache = new_cache(tmp_path / "cache", debs_dir)
-    folder = tmp_path / "copy-only"
-    folder.mkdir()
-    (folder / "build.yml").write_text("image: copy-only\norg: example\n")
-    (folder / "Dockerfile").write_text(f"FROM {two_platform_base}\nENV WHERE=arm\nCOPY note /etc/note\n")
-    (folder / "note").write_text("copied\n")
+    dockerfile = f"FROM {two_platform_base}\nENV WHERE=arm\nCOPY note /etc/note\n"
+    folder = small_package(tmp_path, "copy-only", dockerfile, note="copied\n")
     done = distrokit(cache, "pkg", "build", "--arch", "arm64", str(folder))
     assert done.returncode == 0, done.stderr
     image = Store(cache, "arm64").image(ImageRef.parse(done.stdout.strip()))
@@ -368,14 +379,7 @@ def test_depends_without_a_digest_is_an_error_at_its_line(tmp_path: Path) -> Non
 
 
 def test_dev_and_hash_path_name_the_package_as_linuxkit_does(tmp_path: Path) -> None:
-    folder = tmp_path / "repo" / "pkg" / "hello"
-    folder.mkdir(parents=True)
-    (folder / "build.yml").write_text("image: hello\n")
-    (folder / "Dockerfile").write_text("FROM scratch\n")
-    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "pkg"], check=True)
+    folder, git = committed_package(tmp_path, "image: hello\n")
     parent = subprocess.run([*git, "rev-parse", "HEAD:pkg"], capture_output=True, text=True, check=True).stdout.strip()
     env_user = os.environ.get("USER") or getpass.getuser()
     dev = distrokit(tmp_path / "cache", "pkg", "show-tag", "--dev", str(folder))
