@@ -16,6 +16,7 @@ DEBIAN_PACKAGES=(
   lz4  # `build --decompress-kernel`: Debian's cloud kernel is LZ4-compressed
   graphviz  # dot: `distrokit graph -o FILE.svg` draws the task graph; tests parse the DOT with it
   buildah  # `pkg build` of a LinuxKit package folder (build.yml + Dockerfile), without a daemon
+  qemu-user-static binfmt-support  # `pkg build --platforms linux/arm64`: RUN steps of another architecture
   fakeroot  # kernel+erofs and kernel+iso unpack the root with its owners and device nodes, without root
   gnupg  # gpg: `push --sign-by` keys, and the signature tests make theirs (skopeo verifies through gpgme)
 )
@@ -30,6 +31,15 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# binfmt_misc runs arm64 programs through qemu-user-static (its handler is registered with the F flag,
+# so it works inside buildah's chroot). Without systemd nothing registers it: mount binfmt_misc and
+# enable the handler here. A container without the right may refuse; `pkg build` then names what is missing.
+if [ -d /proc/sys/fs/binfmt_misc ] && [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+  [ -e /proc/sys/fs/binfmt_misc/register ] || $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  $SUDO update-binfmts --enable qemu-aarch64 2>/dev/null \
+    || echo "setup: could not register qemu-aarch64 with binfmt_misc: arm64 RUN steps in pkg build will not run"
 fi
 
 PYTHON="${PYTHON:-python3}"

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import arches
 from ..errors import BadInput
 from ..fsutil import store_lock
 from ..lazy import lazy_module
@@ -31,14 +32,30 @@ def is_package_folder(folder: str) -> bool:
     return buildyml.is_package_folder(Path(folder))
 
 
+def naming(args: argparse.Namespace) -> buildyml.Naming:
+    return buildyml.Naming(org=args.org, tag=args.tag, dev=args.dev, hash_path=args.hash_path)
+
+
+def platforms_of(args: argparse.Namespace) -> list[str]:
+    """LinuxKit's --platforms (`linux/amd64,linux/arm64`) as architectures; --arch without it."""
+    if not args.platforms:
+        return [arches.normalise(args.arch)]
+    return list(dict.fromkeys(arches.normalise(text.strip()) for text in args.platforms.split(",") if text.strip()))
+
+
 def build_package(store: images.Store, folder: str, args: argparse.Namespace) -> None:
-    """Build one package folder for --arch (nothing runs when the store's record matches its inputs)."""
-    package = buildyml.load_package(Path(folder), org=args.org, tag=args.tag)
+    """Build one package folder for each platform (nothing runs when the store's record matches its
+    inputs); with several, its name holds them all (an OCI index, as `pkg push` sends it)."""
+    package = buildyml.load_package(Path(folder), naming(args))
     extra = read_build_arg_file(args.build_arg_file) if args.build_arg_file else ()
-    with store_lock(store.root):
-        digest, built = ensure_package(store, package, args.arch, extra, force=args.force)
+    targets = platforms_of(args)
     name = package.ref.familiar()
-    err_console.print(f"{name} {digest}{'' if built else ' (up to date)'}")
+    with store_lock(store.root):
+        for arch in targets:
+            digest, built = ensure_package(store, package, arch, extra, force=args.force)
+            err_console.print(f"{name} linux/{arch} {digest}{'' if built else ' (up to date)'}")
+        if len(targets) > 1:
+            err_console.print(f"{name} index {store.named_digest(package.ref)}")
     print(name, flush=True)  # the result on stdout, as `linuxkit pkg build` prints it
 
 
@@ -88,6 +105,6 @@ def read_build_arg_file(path: str) -> tuple[str, ...]:
 def cmd_pkg_show_tag(args: argparse.Namespace) -> int:
     """LinuxKit's `pkg show-tag`: ORG/IMAGE:TAG of each package folder, as LinuxKit would tag it."""
     for folder in args.folder:
-        package = buildyml.load_package(Path(folder), org=args.org, tag=args.tag)
+        package = buildyml.load_package(Path(folder), naming(args))
         print(f"{package.org}/{package.image}:{package.tag}")
     return 0

@@ -264,25 +264,34 @@ def _built_component(store: images.Store, folder: Path, arch: str) -> str:
 
 def cmd_pkg_build(args: argparse.Namespace) -> int:
     store = images.Store(store_root(args))
-    if args.update:
-        debarch.refresh(args.arch)  # a foreign architecture's package lists are ours to keep fresh
+    for arch in dockerpkg.platforms_of(args) if args.update else ():
+        debarch.refresh(arch)  # a foreign architecture's package lists are ours to keep fresh
     for folder in args.folder:
         if dockerpkg.is_package_folder(folder):  # LinuxKit's build.yml + Dockerfile: buildah builds it
             dockerpkg.build_package(store, folder, args)
             continue
-        recipe = recipes.load_recipe(Path(folder), args.arch)
-        with store_lock(store.root):
-            packages = archive.pinned_packages(store.root, recipe, refresh=args.update)
-            digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
-        err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
-        print(recipe.ref.familiar(), flush=True)  # the result on stdout, as `linuxkit pkg build` prints it
+        for arch in dockerpkg.platforms_of(args):
+            recipe = recipes.load_recipe(Path(folder), arch)
+            with store_lock(store.root):
+                packages = archive.pinned_packages(store.root, recipe, refresh=args.update)
+                digest, built = component_builds.ensure(store, recipe, packages, force=args.force)
+            err_console.print(f"{recipe.ref.familiar()} {digest}{'' if built else ' (up to date)'}")
+            print(recipe.ref.familiar(), flush=True)  # the result on stdout, as `linuxkit pkg build` prints it
     return 0
 
 
 def linuxkit_package_flags(command: argparse.ArgumentParser) -> None:
-    """LinuxKit's --org and --tag, over a build.yml's own (not for component folders)."""
+    """LinuxKit's --org, --tag, --dev and --hash-path, over a build.yml's own (not for component folders)."""
     command.add_argument("--org", help="a LinuxKit package's org, over its build.yml's (default linuxkit)")
     command.add_argument("--tag", help="a LinuxKit package's tag template, over its build.yml's (default {{.Hash}})")
+    command.add_argument(
+        "--dev", action="store_true", help="a LinuxKit package's development tag: org $USER, hash `dev` (as LinuxKit)"
+    )
+    command.add_argument(
+        "--hash-path",
+        metavar="DIR",
+        help="a LinuxKit package's hash from this folder's git tree (a parent of the package folder)",
+    )
 
 
 def register(sub: Subparsers) -> None:
@@ -309,18 +318,7 @@ def register(sub: Subparsers) -> None:
     push.set_defaults(func=cmd_push)
 
     pkg = sub.add_parser("pkg", help="component images").add_subparsers(dest="pkg_command", required=True)
-    pkg_build = pkg.add_parser(
-        "build", help="build component images from Debian packages, or LinuxKit package folders with buildah"
-    )
-    pkg_build.add_argument("folder", nargs="+", help="component folders (component.yml) or LinuxKit's (build.yml)")
-    pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
-    pkg_build.add_argument("--arch", default="amd64", help="Debian architecture to build for (default amd64)")
-    pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
-    linuxkit_package_flags(pkg_build)
-    pkg_build.add_argument(
-        "--build-arg-file", metavar="FILE", help="NAME=VALUE lines: build args for a LinuxKit package's Dockerfile"
-    )
-    pkg_build.set_defaults(func=cmd_pkg_build)
+    register_pkg_build(pkg)
     show_tag = pkg.add_parser("show-tag", help="the ORG/IMAGE:TAG LinuxKit would give a package folder (build.yml)")
     show_tag.add_argument("folder", nargs="+")
     linuxkit_package_flags(show_tag)
@@ -343,3 +341,24 @@ def register(sub: Subparsers) -> None:
     transfer_flags(pkg_push)
     signing_flags(pkg_push)
     pkg_push.set_defaults(func=cmd_pkg_push)
+
+
+def register_pkg_build(pkg: Subparsers) -> None:
+    pkg_build = pkg.add_parser(
+        "build", help="build component images from Debian packages, or LinuxKit package folders with buildah"
+    )
+    pkg_build.add_argument("folder", nargs="+", help="component folders (component.yml) or LinuxKit's (build.yml)")
+    pkg_build.add_argument("--update", action="store_true", help="ask apt for newer packages than the pinned ones")
+    pkg_build.add_argument("--arch", default="amd64", help="Debian architecture to build for (default amd64)")
+    pkg_build.add_argument(
+        "--platforms",
+        metavar="LIST",
+        help="platforms to build for, e.g. linux/amd64,linux/arm64 (over --arch): one image each; a LinuxKit "
+        "package's name then holds a multi-arch index",
+    )
+    pkg_build.add_argument("--force", action="store_true", help="build even when the image is up to date")
+    linuxkit_package_flags(pkg_build)
+    pkg_build.add_argument(
+        "--build-arg-file", metavar="FILE", help="NAME=VALUE lines: build args for a LinuxKit package's Dockerfile"
+    )
+    pkg_build.set_defaults(func=cmd_pkg_build)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,10 @@ from .. import arches, epoch
 from ..errors import BuildError, ComponentError
 from ..fsutil import read_json, write_json_atomic, xxh_value
 from ..spec.refs import ImageRef
-from ..store import pulls
+from ..store import pulls, transport
 from ..store.images import Store
 from ..store.transport import Listener, Network, ignore
-from . import buildyml, history, instructions
+from . import buildyml, depends, history, instructions
 from .buildyml import DockerPackage
 
 BUILDER_VERSION = "2"  # 2: history completed for layers the base recorded none for
@@ -40,6 +41,7 @@ class Build:
     arch: str
     args: tuple[tuple[str, str], ...]
     bases: tuple[tuple[str, str], ...]  # (FROM name, manifest digest)
+    depends: tuple[tuple[str, str], ...] = ()  # (`depends` image, manifest digest for this platform)
 
     @property
     def inputs(self) -> str:
@@ -51,6 +53,8 @@ class Build:
                 "labels": sorted(self.package.all_labels().items()),
                 "platform": f"linux/{self.arch}",
                 "bases": [list(pair) for pair in self.bases],
+                "depends": [list(pair) for pair in self.depends],
+                "depends_target": [self.package.depends_target, self.package.depends_into_folder],
                 "epoch": epoch.build_epoch(),
                 "buildah": buildah_version(),
                 "builder": BUILDER_VERSION,
@@ -101,6 +105,7 @@ class Resolver:
     pull: bool
     network: Network | None = None
     listener: Listener = ignore
+    pin: Callable[[str], str | None] = lambda ref: None  # a lock's manifest digest for a registry FROM image
 
     def __call__(
         self, package: DockerPackage, extra: tuple[str, ...] = (), chain: tuple[Path, ...] = ()
@@ -119,7 +124,13 @@ class Resolver:
             if digest is None:
                 return None
             bases.append((name, digest))
-        return Build(package, self.arch, args, tuple(bases))
+        depends = []
+        for name in package.depends:  # LinuxKit's `depends.docker-images`: by digest, for this platform
+            digest = self._by_digest(ImageRef.parse(name))
+            if digest is None:
+                return None
+            depends.append((name, digest))
+        return Build(package, self.arch, args, tuple(bases), tuple(depends))
 
     def _built(self, package: DockerPackage, chain: tuple[Path, ...]) -> str | None:
         build = self(package, chain=chain)
@@ -132,13 +143,40 @@ class Resolver:
     def _pulled(self, ref: ImageRef) -> str | None:
         """The FROM image for this platform: from the store, pulled first when missing and `pull`."""
         store = self.store.for_arch(self.arch)
+        pin = self.pin(str(ref))
+        if pin is not None:  # locked: that manifest, whatever the tag names now
+            if self.pull:
+                found = pulls.ensure_pinned(
+                    store, ref, pin, network=self.network, arch=self.arch, listener=self.listener
+                )
+                return found.manifest_digest
+            stored = pulls.pinned_in_store(store, pin)
+            return stored if store.lookup(ImageRef(ref.domain, ref.path, None, stored)) else None
         if self.pull:
             image = pulls.ensure_image(store, ref, arch=self.arch, network=self.network, listener=self.listener)
             return image.manifest_digest
-        digest = store.lookup(ref)
-        if digest is None or store.image_by_digest(str(ref), digest).config.get("architecture") != self.arch:
+        return self._held(ref)
+
+    def _held(self, name: ImageRef) -> str | None:
+        store = self.store.for_arch(self.arch)
+        digest = store.lookup(name)
+        if digest is None or store.image_by_digest(str(name), digest).config.get("architecture") != self.arch:
             return None  # the name holds only another platform's image
         return digest
+
+    def _by_digest(self, ref: ImageRef) -> str | None:
+        """A `depends` image for this platform. Its digest may be a multi-platform index's, which the store
+        keeps no record of, so the image is stored under a name made of that digest (tag `sha256-HEX`):
+        the store resolves that name's platforms as any other's, pulling nothing once it is there."""
+        assert ref.digest is not None  # build.yml's check refuses a `depends` image without one
+        name = ImageRef(ref.domain, ref.path, ref.digest.replace(":", "-"))
+        digest = self._held(name)
+        if digest is not None or not self.pull:
+            return digest
+        network = self.network or Network.from_env()
+        source = transport.resolve(ref, network)
+        store = self.store.for_arch(self.arch)
+        return pulls.copy_into_store(store, source, name, network=network, arch=self.arch, listener=self.listener)
 
 
 def resolve(
@@ -150,9 +188,10 @@ def resolve(
     pull: bool,
     network: Network | None = None,
     listener: Listener = ignore,
+    pin: Callable[[str], str | None] = lambda ref: None,
 ) -> Build | None:
     """The build of `package` for `arch`, its FROM images resolved (see Resolver)."""
-    return Resolver(store, arch, pull, network, listener)(package, extra_args)
+    return Resolver(store, arch, pull, network, listener, pin)(package, extra_args)
 
 
 def record_path(store: Store, build: Build) -> Path:
@@ -174,6 +213,19 @@ def chain(package: DockerPackage) -> list[DockerPackage]:
             found[current.folder] = current
             waiting.extend(local_packages(current).values())
     return list(found.values())
+
+
+def registry_bases(package: DockerPackage) -> list[str]:
+    """The registry images (full references) the package and the local packages it builds on are FROM:
+    what a spec's lock pins for it."""
+    found: list[str] = []
+    for each in chain(package):
+        locals_ = local_packages(each)
+        for name in instructions.base_images(each.folder / each.dockerfile, dict(build_args(each))):
+            ref = str(ImageRef.parse(name))
+            if ref not in locals_ and ref not in found:
+                found.append(ref)
+    return found
 
 
 def up_to_date(store: Store, build: Build | None) -> bool:
@@ -205,7 +257,7 @@ def run_build(store: Store, build: Build, listener: Listener = ignore) -> str:
         for name, digest in build.bases:
             destination = f"containers-storage:[{storage.spec}]{ImageRef.parse(name)}"
             pulls.copy_out_of_store(store, digest, destination)
-        _run_bud(storage, build)
+        _run_bud(store, storage, build)
         layout = work / "image"
         _buildah(storage, "push", "--quiet", "--disable-compression", BUILD_NAME, f"oci:{layout}:image")
         history.fix_layout(layout, epoch.iso_time(epoch.build_epoch()))  # so another package can build on it
@@ -242,29 +294,41 @@ def check_can_run(package: DockerPackage, arch: str) -> None:
     steps = instructions.instructions(package.folder / package.dockerfile)
     if not any(step.keyword == "RUN" for step in steps):
         return  # COPY, ENV, ... need no emulation
-    if not (BINFMT / f"qemu-{QEMU_NAMES.get(arch, arch)}").exists():
+    handler = BINFMT / f"qemu-{QEMU_NAMES.get(arch, arch)}"
+    if not _enabled(handler):
         raise BuildError(
             f"{package.folder}: its RUN steps for {arch} need this {arches.host_arch()} host to run "
-            f"{arch} programs, and no binfmt handler is registered for them: "
-            "`apt-get install qemu-user-static binfmt-support` (and /proc/sys/fs/binfmt_misc mounted)"
+            f"{arch} programs, and no binfmt handler {handler} is registered for them: "
+            "`apt-get install qemu-user-static binfmt-support`, `mount -t binfmt_misc binfmt_misc "
+            f"{BINFMT}`, `update-binfmts --enable {handler.name}` (scripts/setup.sh does all three)"
         )
 
 
-def _run_bud(storage: Storage, build: Build) -> None:
+def _enabled(handler: Path) -> bool:
+    try:
+        return handler.read_text().startswith("enabled")
+    except OSError:
+        return False
+
+
+def _run_bud(store: Store, storage: Storage, build: Build) -> None:
     package = build.package
     command = ["bud", "--pull-never", "--isolation", "chroot", "--timestamp", str(epoch.build_epoch())]
     command += ["--platform", f"linux/{build.arch}", "-f", str(package.folder / package.dockerfile)]
     command += [f"--build-arg={name}={value}" for name, value in build.args]
     command += [f"--label={name}={value}" for name, value in package.all_labels().items()]
-    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(build_context(package, storage.work)))
+    context = build_context(package, storage.work)
+    if build.depends:
+        depends.save_images(store, build.depends, context, package.depends_target, package.depends_into_folder)
+    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(context))
     if done.returncode != 0:
         raise step_failure(package, done.stdout)
 
 
 def build_context(package: DockerPackage, work: Path) -> Path:
-    """The folder buildah builds from: the package folder itself, or with `extra-sources` a copy of it
-    with each source copied in at its destination (as LinuxKit lays out its build context)."""
-    if not package.extra_sources:
+    """The folder buildah builds from: the package folder itself, or with `extra-sources` or `depends` a
+    copy of it with each source copied in at its destination (as LinuxKit lays out its build context)."""
+    if not package.extra_sources and not package.depends:
         return package.folder
     context = work / "context"
     shutil.copytree(package.folder, context, symlinks=True)

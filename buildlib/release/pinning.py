@@ -15,6 +15,7 @@ from .. import arches
 from ..arches import arch_suffix
 from ..debian import archive, recipes
 from ..debian.recipes import Package, Recipe
+from ..dockerfile import builder, buildyml
 from ..errors import BadInput
 from ..fsutil import sha256_file
 from ..spec.model import Spec
@@ -52,14 +53,15 @@ def spec_inputs(spec: Spec, component_root: Path, resolver: recipes.PkgResolver)
     registry: list[str] = []
     built: dict[str, Recipe] = {}
     for ref in spec.images():
-        if ref in resolver.packages:
-            continue  # a LinuxKit package folder, built here by buildah: keyed by its folder, not pinned (yet)
+        if ref in resolver.packages:  # a LinuxKit package folder, built by buildah: its FROM images are pinned
+            registry += builder.registry_bases(buildyml.load_package(resolver.packages[ref]))
+            continue
         folder = recipes.folder_for(ref, component_root, resolver)
         if folder is None:
             registry.append(ref)
         else:
             built[ref] = recipes.load_recipe(folder, resolver.arch)
-    return SpecInputs(tuple(registry), built)
+    return SpecInputs(tuple(dict.fromkeys(registry)), built)
 
 
 def locked_platforms(previous: Lock, inputs: SpecInputs) -> tuple[str, ...]:

@@ -356,10 +356,12 @@ def ensure_image(
 
 
 def copy_out_of_store(store: Store, manifest_digest: str, destination: str) -> None:
-    """skopeo copy one stored image to a local `destination` such as `oci-archive:FILE:NAME`, digest unchanged."""
+    """skopeo copy one stored image to a local `destination` such as `oci-archive:FILE:NAME`, digest unchanged
+    (a `docker-archive:` destination takes Docker's manifest format, so there the digest changes)."""
     with store.tempdir("export-") as layout:
         _write_layout(store, layout, manifest_digest)
-        args = ["copy", "--quiet", "--preserve-digests", "--dest-oci-accept-uncompressed-layers"]
+        keep = [] if destination.startswith("docker-archive:") else ["--preserve-digests"]
+        args = ["copy", "--quiet", *keep, "--dest-oci-accept-uncompressed-layers"]
         args += ["--src-shared-blob-dir", str(store.blobs), f"oci:{layout}:image", destination]
         try:
             transport.run(Job(tuple(args), destination), Network().retry)

@@ -13,7 +13,7 @@ from typing import Any
 from ..dockerfile import builder, buildyml
 from ..store.images import Store
 from ..store.transport import ignore
-from .families import BuildOptions, ErrorSink, StoreCheck
+from .families import BuildOptions, ErrorSink, StoreCheck, pinned_manifest
 
 
 def package_task_name(folder: Path) -> str:
@@ -25,15 +25,18 @@ def package_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOpti
     package = buildyml.load_package(folder)
     arch = options.arch
 
+    def pin(ref: str) -> str | None:
+        return pinned_manifest(options, ref)  # with a lock, FROM images are the digests it pins
+
     def build() -> None:
         listener = options.transfer_listener or ignore
-        found = builder.resolve(store, package, arch, pull=True, network=options.network, listener=listener)
+        found = builder.resolve(store, package, arch, pull=True, network=options.network, listener=listener, pin=pin)
         assert found is not None  # with pull=True every base is resolved or an error was raised
         builder.run_build(store, found, listener)
 
     def built() -> bool:
         """the store's record of this package names these inputs: the folder, its args, the bases' digests"""
-        return builder.up_to_date(store, builder.resolve(store, package, arch, pull=False))
+        return builder.up_to_date(store, builder.resolve(store, package, arch, pull=False, pin=pin))
 
     return {
         "basename": "component",

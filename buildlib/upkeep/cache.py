@@ -18,11 +18,13 @@ What `gc` keeps (its roots):
   those of recipes that no longer exist (as they were) go when the CLI names the recipes there are.
 Everything else (blobs no name or record reaches, layer files and segments no record names,
 `build/<name>/` folders with no record) is garbage; leftover `.*.tmp` files of killed writes
-always go (outside `debs/`, which stores may share). Without `keep` all garbage goes; with `keep`
+always go (outside `debs/`, which stores may share), and so do the scratch folders of killed package
+builds (buildah's storage, under `tmp/`). Without `keep` all garbage goes; with `keep`
 it goes least recently used first (a file's mtime is its last use: writing a usage record stamps
 what it names), and gc stops once the store, as `du` totals it, is at most `keep` bytes.
 Afterwards gc removes what pointed at something it removed (a layer index whose tar is gone, an
-image record whose manifest is gone, a segment pointer whose segment is gone), so the next build
+image record or a LinuxKit package's build record (`packages/`) whose manifest is gone, a segment
+pointer whose segment is gone), so the next build
 redoes exactly those steps. gc holds the store lock, so it never runs while a build does.
 """
 
@@ -192,7 +194,7 @@ def gc(cache: Path, keep: int | None = None, recipes: Collection[str] | None = N
     with store_lock(cache):
         before = du(cache).total
         stale = _remove_stale_records(cache)
-        removed = _remove_temp_files(cache)
+        removed = _remove_temp_files(cache) + _remove_build_scratch(cache)
         if recipes is not None:
             removed += _remove_stale_pins(cache, recipes)
         size = before - sum(item.size for item in removed)
@@ -277,6 +279,31 @@ def _remove_temp_files(cache: Path) -> list[Removed]:
     return removed
 
 
+def _recorded_manifest(record: Path) -> str:
+    try:
+        found = json.loads(record.read_bytes())
+    except (OSError, ValueError):
+        return ""  # unreadable: nothing it names is kept for it
+    return str(found.get("manifest", "")) if isinstance(found, dict) else ""
+
+
+# what a killed `pkg build` leaves in the store's scratch folder: buildah's storage and build context
+# (dockerfile.builder) and the `depends` images on their way there (dockerfile.depends)
+BUILD_SCRATCH = ("buildah-*", "depends-*")
+
+
+def _remove_build_scratch(cache: Path) -> list[Removed]:
+    """Leftovers of package builds that were killed (gc holds the lock, so no build is under way)."""
+    removed = []
+    seen: set[tuple[int, int]] = set()
+    for pattern in BUILD_SCRATCH:
+        for path in sorted((cache / "tmp").glob(pattern)):
+            size, _, newest = _walk(path, seen)
+            _remove(path)
+            removed.append(Removed(path.relative_to(cache).as_posix(), size, newest))
+    return removed
+
+
 def _roots(store: Store) -> _Roots:
     roots = _Roots()
     for _, digest in store.names():
@@ -323,6 +350,10 @@ def _sweep(store: Store) -> list[Removed]:
             dangling.append(index)
     for record in sorted((store.root / "images").glob("*.json")):
         if not store.has_blob(json.loads(record.read_bytes()).get("manifest", "")):
+            dangling.append(record)
+    # a LinuxKit package's build record (dockerfile.builder) whose image went: the next pkg build builds it
+    for record in sorted((store.root / "packages").glob("*.built.json")):
+        if not store.has_blob(_recorded_manifest(record)):
             dangling.append(record)
     # kernel binaries copied per spec by earlier versions: kernels/ holds one per kernel image now
     dangling += sorted((store.root / "build").glob("*/kernel-*"))

@@ -50,6 +50,7 @@ TOOLS = (
     HostTool("lz4", "lz4", "`build --decompress-kernel`"),
     HostTool("dot", "graphviz", "`distrokit graph -o FILE.svg`"),
     HostTool("buildah", "buildah", "`pkg build` of a LinuxKit package folder (build.yml + Dockerfile)"),
+    HostTool("qemu-aarch64-static", "qemu-user-static", "arm64 RUN steps of `pkg build --platforms linux/arm64`"),
 )
 
 

@@ -3,6 +3,9 @@ registry holding our own busybox component image as the FROM base, real stores."
 
 from __future__ import annotations
 
+import getpass
+import io
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import COMPONENTS, REPO, new_cache
-from registry import Registry
+from registry import Registry, push_index, random_layer, stored_image
 
 from buildlib.debian import archive, recipes
 from buildlib.debian import builds as component_builds
@@ -20,6 +23,8 @@ from buildlib.store import pulls
 from buildlib.store.images import Store
 
 pytestmark = pytest.mark.registry
+BINFMT_ARM64 = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+QEMU = {"arm64": "aarch64", "riscv64": "riscv64"}  # binfmt_misc names the handlers by QEMU's names
 
 DOCKERFILE = """\
 FROM {base}
@@ -123,15 +128,21 @@ def test_a_failing_run_step_names_the_dockerfile_line_and_its_output(base: str, 
     assert "the-last-words" in done.stderr.split("failed", 1)[1]
 
 
-def test_show_tag_is_the_git_tree_hash_as_linuxkit_gives_it(tmp_path: Path) -> None:
-    folder = tmp_path / "repo" / "pkg" / "hello"
+def committed_package(root: Path, build_yml: str) -> tuple[Path, list[str]]:
+    """A package folder repo/pkg/hello committed to a new git repository: the folder, and git's command."""
+    folder = root / "repo" / "pkg" / "hello"
     folder.mkdir(parents=True)
-    (folder / "build.yml").write_text("image: hello\ntag: v1-{{ .Hash }}\n")
+    (folder / "build.yml").write_text(build_yml)
     (folder / "Dockerfile").write_text("FROM scratch\n")
-    git = ["git", "-C", str(tmp_path / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
+    git = ["git", "-C", str(root / "repo"), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "pkg"], check=True)
+    return folder, git
+
+
+def test_show_tag_is_the_git_tree_hash_as_linuxkit_gives_it(tmp_path: Path) -> None:
+    folder, git = committed_package(tmp_path, "image: hello\ntag: v1-{{ .Hash }}\n")
     tree = subprocess.run([*git, "rev-parse", "HEAD:pkg/hello"], capture_output=True, text=True, check=True)
     shown = distrokit(tmp_path / "cache", "pkg", "show-tag", str(folder))
     assert shown.stdout == f"linuxkit/hello:v1-{tree.stdout.strip()}\n", shown.stderr
@@ -196,15 +207,22 @@ def test_pkg_push_sends_the_package_with_its_digest(
     assert inspected.stdout.strip() == digest
 
 
-@pytest.mark.skipif(Path("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists(), reason="this host can run arm64 programs")
-def test_arm64_run_steps_without_binfmt_say_what_is_missing(tmp_path: Path) -> None:
+# arm64 where the host cannot run its programs (setup.sh registers only arm64's handler), else riscv64
+FOREIGN = next(
+    (arch for arch in ("arm64", "riscv64") if not (BINFMT_ARM64.parent / f"qemu-{QEMU[arch]}").exists()), None
+)
+
+
+@pytest.mark.skipif(FOREIGN is None, reason="this host runs arm64 and riscv64 programs")
+def test_foreign_run_steps_without_binfmt_say_what_is_missing(tmp_path: Path) -> None:
     folder = tmp_path / "arm"
     folder.mkdir()
     (folder / "build.yml").write_text("image: arm\n")
     (folder / "Dockerfile").write_text("FROM 127.0.0.1:1/never/pulled:1\nRUN true\n")
-    done = distrokit(tmp_path / "cache", "pkg", "build", "--arch", "arm64", str(folder))
+    done = distrokit(tmp_path / "cache", "pkg", "build", "--arch", str(FOREIGN), str(folder))
     assert done.returncode == 1
-    assert "RUN steps for arm64" in done.stderr and "qemu-user-static" in done.stderr, done.stderr
+    assert f"RUN steps for {FOREIGN}" in done.stderr and "qemu-user-static" in done.stderr, done.stderr
+    assert f"update-binfmts --enable qemu-{QEMU[str(FOREIGN)]}" in done.stderr, done.stderr
 
 
 def test_extra_sources_join_the_build_context_and_its_key(base: str, tmp_path: Path, debs_dir: Path) -> None:
@@ -244,3 +262,193 @@ def test_the_package_runs_as_a_service_in_a_booted_guest(base: str, shared_cache
     built = build(spec, shared_cache, tmp_path / "out")
     console = boot_path(built, built.prefix)
     assert "hello: package says booted" in console, console[-3000:]
+
+
+@pytest.fixture(scope="module")
+def two_platform_base(registry: Registry, shared_cache: Path) -> str:
+    """Our busybox component for amd64 and arm64, pushed to the loopback registry as one multi-arch index."""
+    store = Store(shared_cache)
+    built = {}
+    for arch in ("amd64", "arm64"):
+        recipe = recipes.load_recipe(COMPONENTS / "busybox", arch)
+        built[arch] = component_builds.ensure(store, recipe, archive.pinned_packages(store.root, recipe))[0]
+    name = f"{registry.host}/distrokit/busybox:two-platforms"
+    push_index(store, built, name)
+    return name
+
+
+def small_package(root: Path, name: str, dockerfile: str, **files: str) -> Path:
+    """A package folder `root/name` (org example) with this Dockerfile and these files beside it."""
+    folder = root / name
+    folder.mkdir()
+    (folder / "build.yml").write_text(f"image: {name}\norg: example\n")
+    (folder / "Dockerfile").write_text(dockerfile)
+    for file, text in files.items():
+        (folder / file).write_text(text)
+    return folder
+
+
+def index_platforms(cache: Path, ref: str) -> dict[str, str]:
+    store = Store(cache)
+    digest = store.named_digest(ImageRef.parse(ref))
+    assert digest is not None
+    entries = store.read_json_blob(digest).get("manifests") or []
+    return {entry["platform"]["architecture"]: entry["digest"] for entry in entries}
+
+
+@pytest.mark.skipif(not BINFMT_ARM64.exists(), reason="no qemu-aarch64 binfmt handler: scripts/setup.sh registers it")
+def test_platforms_build_each_and_the_name_holds_an_index(
+    two_platform_base: str, tmp_path: Path, debs_dir: Path
+) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = small_package(tmp_path, "machine", f"FROM {two_platform_base}\nRUN uname -m > /etc/machine\n")
+    done = distrokit(cache, "pkg", "build", "--platforms", "linux/amd64,linux/arm64", str(folder))
+    assert done.returncode == 0, done.stderr
+    ref = done.stdout.strip()
+    held = index_platforms(cache, ref)
+    assert sorted(held) == ["amd64", "arm64"], held
+    for arch, machine in (("amd64", b"x86_64\n"), ("arm64", b"aarch64\n")):
+        image = Store(cache, arch).image(ImageRef.parse(ref))
+        assert image.manifest_digest == held[arch] and image.config["architecture"] == arch
+        assert image_files(cache, f"{ref.split(':')[0]}@{held[arch]}")["etc/machine"] == machine
+    again = distrokit(cache, "pkg", "build", "--platforms", "linux/amd64,linux/arm64", str(folder))
+    assert again.returncode == 0 and again.stderr.count("(up to date)") == 2, again.stderr
+
+
+def test_an_arm64_package_without_run_steps_needs_no_emulation(
+    two_platform_base: str, tmp_path: Path, debs_dir: Path
+) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    dockerfile = f"FROM {two_platform_base}\nENV WHERE=arm\nCOPY note /etc/note\n"
+    folder = small_package(tmp_path, "copy-only", dockerfile, note="copied\n")
+    done = distrokit(cache, "pkg", "build", "--arch", "arm64", str(folder))
+    assert done.returncode == 0, done.stderr
+    image = Store(cache, "arm64").image(ImageRef.parse(done.stdout.strip()))
+    assert image.config["architecture"] == "arm64" and "WHERE=arm" in image.config["config"]["Env"]
+    assert image_files(cache, f"{done.stdout.strip().split(':')[0]}@{image.manifest_digest}")["etc/note"] == b"copied\n"
+
+
+def test_depends_images_are_saved_into_the_build_context(
+    base: str, two_platform_base: str, tmp_path: Path, debs_dir: Path
+) -> None:
+    """LinuxKit's `depends.docker-images`: each image by digest (a manifest's, or a multi-platform index's)
+    as a docker-archive tar, one a file in `target-dir` or all in one `target` tar; the package folder
+    itself is left as it was."""
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    digest = pulls.pull(Store(cache), ImageRef.parse(base))
+    pinned = f"{base.rsplit(':', 1)[0]}@{digest}"
+    index = pulls.inspect_pins(ImageRef.parse(two_platform_base), ["linux/amd64"]).digest
+    folder = tmp_path / "bundles"
+    folder.mkdir()
+    (folder / "images.txt").write_text(f"# one a line\n\n{pinned}\n{two_platform_base.rsplit(':', 1)[0]}@{index}\n")
+    (folder / "build.yml").write_text(
+        "image: bundles\norg: example\ndepends:\n  docker-images:\n"
+        f"    target-dir: saved\n    list:\n      - {pinned}\n"
+    )
+    (folder / "Dockerfile").write_text(f"FROM {base}\nCOPY saved/ /saved/\n")
+    first = distrokit(cache, "pkg", "build", str(folder))
+    assert first.returncode == 0, first.stderr
+    files = image_files(cache, first.stdout.strip())
+    saved = files.get(f"saved/busybox@{digest}.tar")
+    assert saved is not None, sorted(name for name in files if "sav" in name)
+    with tarfile.open(fileobj=io.BytesIO(saved)) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert len(manifest) == 1 and len(manifest[0]["Layers"]) >= 1
+    assert sorted(path.name for path in folder.iterdir()) == ["Dockerfile", "build.yml", "images.txt"]
+    again = distrokit(cache, "pkg", "build", str(folder))
+    assert again.returncode == 0 and "(up to date)" in again.stderr, again.stderr
+    # from a file, into one tar: a change of where they go builds again
+    (folder / "build.yml").write_text(
+        "image: bundles\norg: example\ndepends:\n  docker-images:\n    target: all.tar\n    from-file: images.txt\n"
+    )
+    (folder / "Dockerfile").write_text(f"FROM {base}\nCOPY all.tar /all.tar\n")
+    one_tar = distrokit(cache, "pkg", "build", str(folder))
+    assert one_tar.returncode == 0 and "(up to date)" not in one_tar.stderr, one_tar.stderr
+    with tarfile.open(fileobj=io.BytesIO(image_files(cache, one_tar.stdout.strip())["all.tar"])) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert len(manifest) == 2  # both images, the index's as its amd64 image
+    again = distrokit(cache, "pkg", "build", str(folder))  # the index digest resolves from the store now
+    assert again.returncode == 0 and "(up to date)" in again.stderr, again.stderr
+
+
+def test_depends_without_a_digest_is_an_error_at_its_line(tmp_path: Path) -> None:
+    folder = tmp_path / "nodigest"
+    folder.mkdir()
+    (folder / "build.yml").write_text(
+        "image: nodigest\ndepends:\n  docker-images:\n    target-dir: saved\n    target: one.tar\n"
+        "    list:\n      - example.com/some/image:latest\n"
+    )
+    (folder / "Dockerfile").write_text("FROM scratch\n")
+    done = distrokit(tmp_path / "cache", "pkg", "build", str(folder))
+    assert done.returncode == 2, done.stderr
+    assert f"{folder / 'build.yml'}:4:5" in done.stderr and "not both" in done.stderr, done.stderr
+    assert "lacks a digest" in done.stderr, done.stderr
+    assert not (tmp_path / "cache" / "packages").exists()
+
+
+def test_dev_and_hash_path_name_the_package_as_linuxkit_does(tmp_path: Path) -> None:
+    folder, git = committed_package(tmp_path, "image: hello\n")
+    parent = subprocess.run([*git, "rev-parse", "HEAD:pkg"], capture_output=True, text=True, check=True).stdout.strip()
+    env_user = os.environ.get("USER") or getpass.getuser()
+    dev = distrokit(tmp_path / "cache", "pkg", "show-tag", "--dev", str(folder))
+    assert dev.stdout == f"{env_user}/hello:dev\n", dev.stderr
+    hashed = distrokit(tmp_path / "cache", "pkg", "show-tag", "--hash-path", str(folder.parent), str(folder))
+    assert hashed.stdout == f"linuxkit/hello:{parent}\n", hashed.stderr
+    outside = distrokit(tmp_path / "cache", "pkg", "show-tag", "--hash-path", str(tmp_path / "elsewhere"), str(folder))
+    assert outside.returncode == 2 and "--hash-path" in outside.stderr and outside.stdout == "", outside.stderr
+
+
+def test_cache_gc_removes_a_killed_builds_storage_and_the_record_of_a_dropped_package(
+    base: str, tmp_path: Path, debs_dir: Path
+) -> None:
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = package_folder(tmp_path, base, greeting="collected")
+    built = distrokit(cache, "pkg", "build", str(folder))
+    assert built.returncode == 0, built.stderr
+    ref = built.stdout.strip()
+    records = sorted((cache / "packages").glob("*.built.json"))
+    assert [path.name for path in records] == ["example-hello-amd64.built.json"]
+    leftover = cache / "tmp" / "buildah-killed" / "root" / "vfs"  # as a SIGKILLed build leaves it
+    leftover.mkdir(parents=True)
+    (leftover / "layer").write_bytes(b"x" * 4096)
+    kept = distrokit(cache, "cache", "gc")
+    assert kept.returncode == 0, kept.stderr
+    assert not (cache / "tmp" / "buildah-killed").exists() and records[0].is_file()  # the name keeps its record
+    assert distrokit(cache, "pkg", "build", str(folder)).stderr.count("(up to date)") == 1
+    assert distrokit(cache, "cache", "rm", ref).returncode == 0
+    collected = distrokit(cache, "cache", "gc")
+    assert collected.returncode == 0, collected.stderr
+    assert not records[0].exists()
+    again = distrokit(cache, "pkg", "build", str(folder))
+    assert again.returncode == 0 and "(up to date)" not in again.stderr, again.stderr
+
+
+def test_a_lock_pins_the_packages_from_image(base: str, registry: Registry, tmp_path: Path, debs_dir: Path) -> None:
+    """`distrokit lock` pins a LinuxKit package's FROM image as any image of the spec; `build --locked` from a
+    clean store builds FROM the pinned digest after the tag moved (to an image without a shell, on which
+    the package's RUN step would fail)."""
+    moving = f"{registry.host}/distrokit/busybox:moving"
+    other = Store(tmp_path / "other")
+    pulls.pull(other, ImageRef.parse(base))
+    pulls.push(other, ImageRef.parse(base), moving)
+    folder = package_folder(tmp_path, moving, greeting="pinned")
+    spec = tmp_path / "spec.yml"
+    spec.write_text('onboot:\n  - name: hello\n    image: "@pkg:hello"\n')
+    locking = distrokit(new_cache(tmp_path / "lock-cache", debs_dir), "lock", str(spec))
+    assert locking.returncode == 0, locking.stderr
+    pinned = json.loads((tmp_path / "spec.lock").read_text())["images"]
+    assert list(pinned) == [moving] and "linux/amd64" in pinned[moving]["platforms"], pinned
+    shell_less = stored_image(other, ImageRef.parse("local/no-shell:1"), [random_layer(other, 1000)])
+    pulls.push_digest(other, shell_less, moving)  # the tag moves on
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    out = tmp_path / "root.tar"
+    built = distrokit(cache, "build", "--locked", "-f", "tar", "-o", str(out), str(spec))
+    assert built.returncode == 0, built.stderr
+    with tarfile.open(out) as tar:
+        greeting = tar.extractfile("containers/onboot/000-hello/lower/etc/greeting")
+        assert greeting is not None and greeting.read() == b"pinned\n"
+    again = distrokit(cache, "build", "--locked", "-f", "tar", "-o", str(out), str(spec))
+    assert again.returncode == 0 and "0 tasks ran" in again.stderr + again.stdout, again.stderr
+    (folder / "Dockerfile").write_text(f"FROM {registry.host}/distrokit/busybox:unpinned\n")
+    unpinned = distrokit(cache, "build", "--locked", "-f", "tar", "-o", str(out), str(spec))
+    assert unpinned.returncode != 0 and "busybox:unpinned is not pinned" in unpinned.stderr, unpinned.stderr
