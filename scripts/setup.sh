@@ -19,6 +19,7 @@ DEBIAN_PACKAGES=(
   qemu-user-static binfmt-support  # `pkg build --platforms linux/arm64`: RUN steps of another architecture
   fakeroot  # kernel+erofs and kernel+iso unpack the root with its owners and device nodes, without root
   gnupg  # gpg: `push --sign-by` keys, and the signature tests make theirs (skopeo verifies through gpgme)
+  iproute2  # ip: a package build without `network: true` brings up loopback in its own network namespace
 )
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

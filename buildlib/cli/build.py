@@ -24,6 +24,8 @@ from .common import (
     network_options,
     out_console,
     read_lock,
+    signer_options,
+    signing_flags,
     store_root,
     transfer_flags,
 )
@@ -151,7 +153,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         habits.check_input_tar(args.input_tar, _output_paths(args, options))
     if args.output_file is not None:
         options = dataclasses.replace(options, out_dir=habits.output_folder(options.cache, options.name))
-    shared = shared_cache.SharedCache.from_flags(args.cache_from or (), args.cache_to or (), options.network)
+    shared = _shared_cache(args, options)
     options = dataclasses.replace(options, shared=shared)
     explained = None
     if args.explain:
@@ -197,6 +199,17 @@ def cmd_build(args: argparse.Namespace) -> int:
         write_bytes_atomic(Path(args.sbom_output), sbom.render(spec.images(), loaded, sbom.spec_name(spec)))
     _report_build(args, options, report, explained)
     return 0
+
+
+def _shared_cache(args: argparse.Namespace, options: tasks.BuildOptions) -> SharedCache | None:
+    """--cache-from and --cache-to, with --sign-by for what is pushed: its key checked before anything builds."""
+    signer = signer_options(args)
+    shared = shared_cache.SharedCache.from_flags(
+        args.cache_from or (), args.cache_to or (), options.network, signer=signer
+    )
+    if shared is not None:
+        shared.check_signer(options.cache)
+    return shared
 
 
 def _output_paths(args: argparse.Namespace, options: tasks.BuildOptions) -> list[Path]:
@@ -413,6 +426,7 @@ def register(sub: Subparsers) -> None:
         metavar="REPO",
         help="OCI repository to push the results of the tasks this build runs to; repeatable; env DISTROKIT_CACHE_TO",
     )
+    signing_flags(build, "what --cache-to pushes")
     jsonout.add_flag(build)
     habits.add_build_flags(build)
     build.add_argument("--sbom-output", metavar="FILE", help="also write the image's SPDX SBOM to FILE")

@@ -92,11 +92,11 @@ def network_options(args: argparse.Namespace) -> Network:
     return Network.from_env(mirrors=args.mirror or (), insecure=args.insecure_registry or (), retry=retry, trust=trust)
 
 
-def signing_flags(command: argparse.ArgumentParser) -> None:
+def signing_flags(command: argparse.ArgumentParser, what: str = "what is pushed") -> None:
     command.add_argument(
         "--sign-by",
         metavar="FINGERPRINT",
-        help="sign what is pushed with this GPG key (from GNUPGHOME); the signature goes where --registries-d says",
+        help=f"sign {what} with this GPG key (from GNUPGHOME); the signature goes where --registries-d says",
     )
     command.add_argument(
         "--sign-by-sigstore",

@@ -7,6 +7,10 @@ record matches. buildah runs with chroot isolation in a throw-away storage under
 /var/lib/containers), is handed the FROM images from the store (`--pull-never`: it reaches no
 registry), stamps every time with the build epoch, and exports uncompressed layers, so the same
 inputs give the same image digest from any clean store.
+
+RUN steps have no network unless build.yml says `network: true`, as in LinuxKit. buildah refuses
+`--network none` with chroot isolation, so buildah itself runs in a new network namespace holding only
+a loopback (`unshare --net`): with `--pull-never` it needs no network of its own.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Build:
                 "args": [list(pair) for pair in self.args],
                 "labels": sorted(self.package.all_labels().items()),
                 "platform": f"linux/{self.arch}",
+                "network": self.package.network,  # a step that fails without network may pass with it
                 "bases": [list(pair) for pair in self.bases],
                 "depends": [list(pair) for pair in self.depends],
                 "depends_target": [self.package.depends_target, self.package.depends_into_folder],
@@ -320,7 +325,13 @@ def _run_bud(store: Store, storage: Storage, build: Build) -> None:
     context = build_context(package, storage.work)
     if build.depends:
         depends.save_images(store, build.depends, context, package.depends_target, package.depends_into_folder)
-    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(context))
+    done = _buildah_run(storage, *command, "-t", BUILD_NAME, str(context), offline=not package.network)
+    if done.returncode != 0 and done.stdout.startswith(NO_NAMESPACE):
+        raise BuildError(
+            f"{package.folder}: could not take the network from its RUN steps ({done.stdout.strip()}): "
+            "a network namespace needs root (CAP_SYS_ADMIN); or give them the host's with `network: true` "
+            "in build.yml"
+        )
     if done.returncode != 0:
         raise step_failure(package, done.stdout)
 
@@ -347,6 +358,10 @@ def step_failure(package: DockerPackage, output: str) -> BuildError:
     found = instructions.find_step(dockerfile, step) if step else None
     where = f"{dockerfile}:{found.line}" if found else str(dockerfile)
     what = f"{step} failed ({status or 'see its output'})" if step else "buildah failed"
+    if not package.network and step.startswith("RUN"):
+        what += (
+            f" without network (RUN steps have none unless {package.folder / buildyml.BUILD_YML} says `network: true`)"
+        )
     # buildah repeats the exit status (already in the message) twice: the output is the step's own lines
     tail = [line for line in lines if line != failed and not line.startswith("subprocess exited with")][-OUTPUT_LINES:]
     return BuildError(f"{where}: {what}; the last of its output:\n  " + "\n  ".join(tail))
@@ -359,10 +374,18 @@ def _buildah(storage: Storage, *args: str) -> str:
     return done.stdout
 
 
-def _buildah_run(storage: Storage, *args: str) -> subprocess.CompletedProcess[str]:
+# runs the command after it in a new network namespace whose only link, loopback, is up (as Docker's
+# `--network none` leaves it: a step may still serve and reach 127.0.0.1 inside its own namespace)
+OFFLINE = ("unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "offline")
+NO_NAMESPACE = "unshare:"  # how util-linux's unshare begins the line saying it could not make one
+
+
+def _buildah_run(storage: Storage, *args: str, offline: bool = False) -> subprocess.CompletedProcess[str]:
     if shutil.which("buildah") is None:
         raise BuildError("buildah is not installed: `apt-get install buildah` (scripts/setup.sh installs it)")
-    command = ["buildah", *storage.flags(), *args]
+    if offline and shutil.which("ip") is None:
+        raise BuildError("ip is not installed: `apt-get install iproute2` (scripts/setup.sh installs it)")
+    command = [*(OFFLINE if offline else ()), "buildah", *storage.flags(), *args]
     return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
 
 

@@ -3,6 +3,9 @@
 Layout under the cache folder:
   blobs/sha256/<hex>          every OCI blob (manifests, configs, layers); skopeo's shared blob dir
   refs/<domain>/<path>/<tag>  the manifest digest a name points at
+  refs/<domain>/<path>/@<digest>  what a by-digest pull stored: apart from the tags (no tag starts with
+                              `@`), so it never moves one; it also holds the stored manifest when the
+                              digest named an index, or a manifest skopeo converted on the way in
 Blobs are verified against their digest before a name is pointed at them, so a name never
 leads to a partial or corrupt image.
 """
@@ -129,7 +132,9 @@ class Store:
 
     # names -------------------------------------------------------------------------------
     def _ref_path(self, ref: ImageRef) -> Path:
-        return self.refs / ref.domain.replace(":", "_") / ref.path / (ref.tag or "latest")
+        # NAME:TAG@DIGEST is the digest's, as in Docker: a pull by digest never moves the tag
+        leaf = f"@{ref.digest}" if ref.digest else (ref.tag or "latest")
+        return self.refs / ref.domain.replace(":", "_") / ref.path / leaf
 
     def set_ref(self, ref: ImageRef, manifest_digest: str) -> None:
         write_bytes_atomic(self._ref_path(ref), manifest_digest.encode() + b"\n")
@@ -141,8 +146,9 @@ class Store:
         for path in sorted(self.refs.rglob("*")):
             if path.is_file() and not path.name.startswith("."):
                 domain, *rest = path.relative_to(self.refs).parts
-                ref = ImageRef(domain.replace("_", ":"), "/".join(rest[:-1]), rest[-1])
-                yield ref, path.read_text().strip()
+                leaf = rest[-1]
+                tag, digest = (None, leaf[1:]) if leaf.startswith("@") else (leaf, None)
+                yield ImageRef(domain.replace("_", ":"), "/".join(rest[:-1]), tag, digest), path.read_text().strip()
 
     def remove_ref(self, ref: ImageRef) -> bool:
         """Drop the name `ref` (its blobs stay until a gc); False when there was no such name."""
@@ -167,9 +173,12 @@ class Store:
 
     def lookup(self, ref: ImageRef) -> str | None:
         """The manifest digest `ref` names in the store (for the store's architecture when the name holds
-        several), or None when absent or incomplete."""
+        several), or None when absent or incomplete. `NAME@DIGEST` is the digest itself when the store holds
+        that image, else what a by-digest pull recorded for it (its platform's image, or skopeo's conversion)."""
         if ref.digest:
-            return ref.digest if self._complete(ref.digest, str(ref)) else None
+            digest = platforms.manifest_for(self, ref.digest, self.arch)
+            if digest is not None and self._complete(digest, str(ref)):
+                return digest
         path = self._ref_path(ref)
         if not path.is_file():
             return None

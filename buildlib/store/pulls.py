@@ -280,13 +280,16 @@ def push(
     network: Network | None = None,
     listener: Listener = ignore,
     signer: signing.Signer | None = None,
+    signer_checked: bool = False,
 ) -> str:
     """Push the stored image `ref` to `dest` (REGISTRY/PATH[:TAG]) with its digest unchanged; return it."""
     network = network or Network.from_env()
     digest = store.lookup(ref)
     if digest is None:
         raise ImageNotFound(f"image {ref.familiar()} is not in the store {store.root}: pull or build it first")
-    return push_digest(store, digest, dest, network=network, listener=listener, signer=signer)
+    return push_digest(
+        store, digest, dest, network=network, listener=listener, signer=signer, signer_checked=signer_checked
+    )
 
 
 def push_digest(
@@ -297,14 +300,16 @@ def push_digest(
     network: Network | None = None,
     listener: Listener = ignore,
     signer: signing.Signer | None = None,
+    signer_checked: bool = False,
 ) -> str:
     """Push a stored manifest, or an index with every platform image it lists, to `dest`; digests unchanged.
-    With `signer`, skopeo signs it and stores the signature where registries.d says."""
+    With `signer`, skopeo signs it and stores the signature where registries.d says (`signer_checked`: the
+    caller checked the key and the signature store already, once for many pushes)."""
     network = network or Network.from_env()
     manifests = platforms.index_manifests(store, digest)
     endpoint = transport.destination(dest, network)
     label = endpoint.name
-    if signer is not None:
+    if signer is not None and not signer_checked:
         signing.check_signer(store, signer, endpoint, network)
     listener(Event(EventKind.START, label))
     started = time.monotonic()

@@ -5,7 +5,9 @@ A result is an OCI artifact in one repository of any OCI registry, tagged `KIND-
 layer (FILE_MEDIA) titled by its name. Nothing in an artifact depends on the machine or the time, so
 two machines pushing one key push the same bytes to the same tag: the second push is a no-op. A
 component image travels as the image it is (`push_image` / `fetch_image`). skopeo moves the bytes
-through `transport.run`, with its retry loop and the auth files pulls use.
+through `transport.run`, with its retry loop and the auth files pulls use. With a `signing.Signer` every
+artifact and image is signed as `push --sign-by` signs (the signature where registries.d says), so a
+containers policy asking `signedBy` for the cache repository accepts them when they are fetched.
 
 Fetched artifacts are checked before anything reaches the store: the manifest against its digest,
 the config's kind and key against the ones asked for, every file against its layer's digest and
@@ -27,7 +29,7 @@ from typing import Any
 from ..errors import BadInput, ImageNotFound, StoreError, TransportError
 from ..fsutil import canonical_json, sha256_file, write_bytes_atomic
 from ..spec.refs import ImageRef
-from . import images, pulls, transport, trust
+from . import images, pulls, signing, transport, trust
 from .images import Store
 from .transport import Endpoint, FailureKind, Job, Network, SkopeoFailed
 
@@ -101,10 +103,21 @@ def probe(repository: Repository, seconds: float = PROBE_SECONDS) -> None:
 
 
 # files ----------------------------------------------------------------------------------------
+def check_signer(store: Store, repository: Repository, signer: signing.Signer, network: Network) -> None:
+    """Before a build pushes signed results: the signatures have a place to go, and the key signs."""
+    signing.check_signer(store, signer, repository.endpoint("probe", network), network)
+
+
 def push_files(
-    store: Store, repository: Repository, kind: str, key: str, files: Mapping[str, Path], network: Network
+    store: Store,
+    repository: Repository,
+    kind: str,
+    key: str,
+    files: Mapping[str, Path],
+    network: Network,
+    signer: signing.Signer | None = None,
 ) -> None:
-    """Push `files` ({name: path}) as the artifact `kind`-`key`."""
+    """Push `files` ({name: path}) as the artifact `kind`-`key`; signed with `signer` (checked before)."""
     with store.tempdir("cache-push-") as layout:
         blobs = layout / "blobs" / "sha256"
         blobs.mkdir(parents=True)
@@ -124,7 +137,8 @@ def push_files(
         }
         _write_index(layout, _put(blobs, canonical_json(manifest)), len(canonical_json(manifest)))
         endpoint = repository.endpoint(tag(kind, key), network)
-        args = ["copy", "--quiet", "--preserve-digests", f"oci:{layout}:artifact"]
+        args = [*network.trust.registries_flags(), "copy", "--quiet", "--preserve-digests"]
+        args += [*(signer.flags() if signer else ()), f"oci:{layout}:artifact"]
         args += [transport.tls_flag("dest", endpoint), *transport.auth_flags("dest", network), endpoint.url]
         _run(Job(tuple(args), endpoint.name), endpoint, network)
 
@@ -156,9 +170,19 @@ def fetch_files(
 
 
 # component images -----------------------------------------------------------------------------
-def push_image(store: Store, ref: ImageRef, repository: Repository, kind: str, key: str, network: Network) -> None:
+def push_image(
+    store: Store,
+    ref: ImageRef,
+    repository: Repository,
+    kind: str,
+    key: str,
+    network: Network,
+    signer: signing.Signer | None = None,
+) -> None:
+    """Push the stored image `ref` as `kind`-`key`; signed with `signer` (checked before: see check_signer)."""
+    dest = f"{repository.name}:{tag(kind, key)}"
     try:
-        pulls.push(store, ref, f"{repository.name}:{tag(kind, key)}", network=network)
+        pulls.push(store, ref, dest, network=network, signer=signer, signer_checked=True)
     except TransportError as exc:
         raise CacheUnusable(str(exc)) from exc
 

@@ -9,7 +9,8 @@ that would have been built. Outputs are not shared: they are the segments joined
 A registry that cannot be used (nothing answers, credentials refused, TLS) gives one warning and is
 left alone for the rest of the build, which goes on locally; a missing tag is an ordinary miss; an
 artifact that fails its digest checks gives a warning and the result is built here (and pushed again).
-The bytes move through `remotecache`.
+The bytes move through `remotecache`. With `--sign-by` every result pushed is signed (the key and the
+signature store are checked once, before the build), so a `signedBy` policy accepts it on `--cache-from`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..debian import archive, recipes
+from ..errors import BadInput
 from ..fsutil import write_bytes_atomic, xxh_file
 from ..outputs.initrd import seal_path
 from ..spec.refs import ImageRef
 from ..store import remotecache
 from ..store.images import Store
 from ..store.remotecache import ArtifactRejected, CacheMiss, CacheUnusable, Repository
+from ..store.signing import Signer
 from ..store.transport import Network
 
 SEGMENT, COMPONENT, PIN = "segment", "component", "pin"
@@ -41,6 +44,7 @@ class SharedCache:
     targets: tuple[Repository, ...] = ()
     network: Network = field(default_factory=Network)
     on_warning: Callable[[str], None] | None = None
+    signer: Signer | None = None  # signs every push
     fetched: list[str] = field(default_factory=list)
     pushed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -56,13 +60,26 @@ class SharedCache:
         network: Network | None = None,
         env: Mapping[str, str] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        signer: Signer | None = None,
     ) -> SharedCache | None:
         """The caches the flags and DISTROKIT_CACHE_FROM / DISTROKIT_CACHE_TO name; None when there is none."""
         sources = remotecache.repositories(cache_from, remotecache.FROM_ENV, env)
         targets = remotecache.repositories(cache_to, remotecache.TO_ENV, env)
+        if signer is not None and not targets:
+            raise BadInput(
+                f"build signs only what --cache-to pushes: give --cache-to REPOSITORY (or {remotecache.TO_ENV}) "
+                "with --sign-by, or leave --sign-by out"
+            )
         if not sources and not targets:
             return None
-        return cls(sources, targets, network or Network.from_env(env), on_warning)
+        return cls(sources, targets, network or Network.from_env(env), on_warning, signer)
+
+    def check_signer(self, cache: Path) -> None:
+        """Before the build: every --cache-to repository has a place for signatures, and the key signs."""
+        if self.signer is None:
+            return
+        for repository in self.targets:
+            remotecache.check_signer(Store(cache), repository, self.signer, self.network)
 
     # segments ---------------------------------------------------------------------------------
     def fetch_segment(self, store: Store, key: str, target: Path, task: str) -> bool:
@@ -82,7 +99,9 @@ class SharedCache:
         return self._fetch(SEGMENT, key, task, fetch)
 
     def push_segment(self, store: Store, key: str, path: Path, task: str) -> None:
-        self._push(task, lambda r: remotecache.push_files(store, r, SEGMENT, key, {SEGMENT: path}, self.network))
+        self._push(
+            task, lambda r: remotecache.push_files(store, r, SEGMENT, key, {SEGMENT: path}, self.network, self.signer)
+        )
 
     # component images -------------------------------------------------------------------------
     def fetch_component(self, store: Store, ref: ImageRef, key: str, arch: str, task: str) -> bool:
@@ -94,7 +113,7 @@ class SharedCache:
         return self._fetch(COMPONENT, key, task, fetch)
 
     def push_component(self, store: Store, ref: ImageRef, key: str, task: str) -> None:
-        self._push(task, lambda r: remotecache.push_image(store, ref, r, COMPONENT, key, self.network))
+        self._push(task, lambda r: remotecache.push_image(store, ref, r, COMPONENT, key, self.network, self.signer))
 
     # package pins: a store without them would ask apt (seconds per recipe) and might pin newer .debs
     def fetch_pin(self, store: Store, recipe: recipes.Recipe) -> bool:
@@ -116,7 +135,8 @@ class SharedCache:
 
     def push_pin(self, store: Store, recipe: recipes.Recipe, task: str) -> None:
         pin = {PIN: archive.pin_path(store.root, recipe)}
-        self._push(task, lambda r: remotecache.push_files(store, r, PIN, _pin_key(recipe), pin, self.network))
+        key = _pin_key(recipe)
+        self._push(task, lambda r: remotecache.push_files(store, r, PIN, key, pin, self.network, self.signer))
 
     # bookkeeping ------------------------------------------------------------------------------
     def _usable(self, repositories: Sequence[Repository]) -> Iterator[Repository]:

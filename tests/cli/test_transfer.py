@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -23,6 +24,7 @@ from buildlib.spec.refs import ImageRef
 from buildlib.store import pulls, transport
 from buildlib.store.images import Store
 from buildlib.store.transport import Event, EventKind, Network, RetryPolicy, parse_mirror
+from buildlib.upkeep import cache as upkeep_cache
 
 pytestmark = pytest.mark.registry
 
@@ -83,6 +85,63 @@ def test_pull_by_tag_then_digest_and_docker_manifest(pushed: dict[str, object], 
     converted = pulls.pull(store, ImageRef.parse(docker_ref), network=NET)
     image = store.image(ImageRef.parse(docker_ref))
     assert converted != digest and len(image.layers) == 4
+
+
+def test_a_pull_by_digest_moves_no_tag(pushed: dict[str, object], source: Store, registry: Registry, tmp_path: Path):
+    """`NAME@DIGEST` records the digest only: `NAME:latest` pulled before keeps its image, and the digest
+    (of a manifest, of an index, or of a Docker manifest skopeo converts) resolves without pulling again."""
+    app, other = pushed["ref"], pushed["other"]
+    assert isinstance(app, ImageRef) and isinstance(other, ImageRef)
+    name = f"{registry.host}/test/moving"
+    subprocess.run(  # NAME:latest is app; NAME:old is other, pushed as a Docker v2 manifest
+        ["skopeo", "copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false"]
+        + [f"docker://{app}", f"docker://{name}:latest"],
+        check=True,
+    )
+    subprocess.run(
+        ["skopeo", "copy", "-q", "-f", "v2s2", "--src-tls-verify=false", "--dest-tls-verify=false"]
+        + [f"docker://{other}", f"docker://{name}:old"],
+        check=True,
+    )
+    docker_digest = (
+        "sha256:"
+        + hashlib.sha256(
+            subprocess.run(
+                ["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{name}:old"],
+                capture_output=True,
+                check=True,
+            ).stdout
+        ).hexdigest()
+    )
+    per_arch = {
+        arch: stored_image(source, ImageRef.parse(f"local/moving-{arch}"), [random_layer(source, 20_000, arch)], arch)
+        for arch in ("amd64", "arm64")
+    }
+    index_digest = push_index(source, per_arch, f"{name}:multi")
+    cache = tmp_path / "cache"
+    store = Store(cache)
+    latest = pulls.pull(store, ImageRef.parse(name), network=NET)
+    assert latest == pushed["digest"]
+    converted = pulls.pull(store, ImageRef.parse(f"{name}@{docker_digest}"), network=NET)
+    for arch in ("amd64", "arm64"):
+        assert pulls.pull(store, ImageRef.parse(f"{name}@{index_digest}"), network=NET, arch=arch) == per_arch[arch]
+    assert store.lookup(ImageRef.parse(f"{name}:latest")) == latest  # the tag kept its own image
+    assert {str(ref) for ref, _ in store.names()} == {
+        f"{name}:latest",
+        f"{name}@{docker_digest}",
+        f"{name}@{index_digest}",
+    }
+    upkeep_cache.gc(cache)  # by-digest pulls are names too: a gc keeps them
+    events: list[Event] = []
+    found = pulls.ensure_image(store, ImageRef.parse(f"{name}@{docker_digest}"), network=NET, listener=events.append)
+    assert found.manifest_digest == converted and converted != docker_digest
+    for arch in ("amd64", "arm64"):
+        resolved = pulls.ensure_image(
+            store, ImageRef.parse(f"{name}@{index_digest}"), network=NET, arch=arch, listener=events.append
+        )
+        assert resolved.manifest_digest == per_arch[arch]
+    assert events == []  # every one resolved from the store, none pulled again
+    assert upkeep_cache.rm(cache, f"{name}@{index_digest}") and store.lookup(ImageRef.parse(name)) == latest
 
 
 def test_finished_blobs_are_never_fetched_again(pushed: dict[str, object], registry: Registry, tmp_path: Path):

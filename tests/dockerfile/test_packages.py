@@ -3,6 +3,7 @@ registry holding our own busybox component image as the FROM base, real stores."
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import io
 import json
@@ -18,6 +19,7 @@ from registry import Registry, push_index, random_layer, stored_image
 
 from buildlib.debian import archive, recipes
 from buildlib.debian import builds as component_builds
+from buildlib.dockerfile import builder, buildyml
 from buildlib.spec.refs import ImageRef
 from buildlib.store import pulls
 from buildlib.store.images import Store
@@ -126,6 +128,37 @@ def test_a_failing_run_step_names_the_dockerfile_line_and_its_output(base: str, 
     assert done.returncode == 1
     assert f"{folder / 'Dockerfile'}:3: RUN echo the-last-words && exit 3 failed" in done.stderr, done.stderr
     assert "the-last-words" in done.stderr.split("failed", 1)[1]
+
+
+def test_run_steps_reach_the_network_only_when_build_yml_says_so(
+    base: str, registry: Registry, tmp_path: Path, debs_dir: Path
+) -> None:
+    """LinuxKit's `network:` (default false): a RUN step fetching from the loopback registry fails without
+    it, in one error naming the Dockerfile's line and the step's last words, and succeeds with it."""
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = tmp_path / "fetching"
+    folder.mkdir()
+    (folder / "build.yml").write_text("image: fetching\norg: example\n")
+    step = f"RUN echo reaching-out && wget -q -O /etc/catalog http://{registry.host}/v2/_catalog"
+    (folder / "Dockerfile").write_text(f"FROM {base}\n{step}\n")
+    refused = distrokit(cache, "pkg", "build", str(folder))
+    assert refused.returncode == 1, refused.stderr
+    assert f"{folder / 'Dockerfile'}:2: {step} failed" in refused.stderr, refused.stderr
+    assert f"without network (RUN steps have none unless {folder / 'build.yml'} says `network: true`)" in refused.stderr
+    output = refused.stderr.split("the last of its output:", 1)[1]
+    assert "reaching-out" in output and "can't connect to remote host (127.0.0.1)" in output, refused.stderr
+    assert not any(ref.path == "example/fetching" for ref, _ in Store(cache).names())  # nothing half-made
+    assert not any((cache / "tmp").iterdir())
+    (folder / "build.yml").write_text("image: fetching\norg: example\nnetwork: true\n")
+    allowed = distrokit(cache, "pkg", "build", str(folder))
+    assert allowed.returncode == 0, allowed.stderr
+    assert b'"repositories"' in image_files(cache, allowed.stdout.strip())["etc/catalog"]
+    # the setting is an input of its own: the same folder, args and bases build again when it changes
+    package = buildyml.load_package(folder)
+    build = builder.resolve(Store(cache), package, "amd64", pull=False)
+    assert build is not None and builder.up_to_date(Store(cache), build)
+    offline = dataclasses.replace(build, package=dataclasses.replace(package, network=False))
+    assert offline.inputs != build.inputs and not builder.up_to_date(Store(cache), offline)
 
 
 def committed_package(root: Path, build_yml: str) -> tuple[Path, list[str]]:

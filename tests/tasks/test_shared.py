@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import COMPONENTS, SPECS, Built, build, new_cache, snapshot_store
 from registry import Registry, free_port
+from signkit import gnupg_home, make_key, signed_by, write_policy, write_registries_d
 
 from buildlib.cli import main
 from buildlib.outputs.initrd import segment_path
@@ -83,3 +84,39 @@ def test_a_dead_cache_registry_is_one_warning_and_a_local_build(
     assert (tmp_path / "out" / "dead-initrd.img").is_file()
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "unreachable" in warnings[0], err
+
+
+def test_build_signs_what_cache_to_pushes_and_a_signed_by_policy_fetches_it(
+    minimal_build: Built, registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = make_key(tmp_path / "gnupg", "cache")
+    registries_d = write_registries_d(tmp_path / "registries.d", registry.host, tmp_path / "signatures")
+    repo = f"{registry.host}/signed-cache-{tmp_path.name}"
+    policy = write_policy(tmp_path / "policy.json", {repo: [signed_by(key)]})
+    spec = tmp_path / "signed.yml"
+    spec.write_text(
+        f'kernel:\n  image: "@pkg:{COMPONENTS}/kernel"\ninit:\n  - "@pkg:{COMPONENTS}/init"\n'
+        f"files:\n  - path: etc/signed\n    contents: {tmp_path.name}\n"
+    )
+
+    def build_in(name: str, *flags: str) -> tuple[int, str]:
+        store = snapshot_store(minimal_build.cache, tmp_path / name)
+        args = ["--cache", str(store), "--registries-d", str(registries_d), *flags[:2], "build", str(spec)]
+        code = main([*args, "--dir", str(tmp_path / f"out-{name}"), *flags[2:]])
+        return code, capsys.readouterr().err
+
+    with gnupg_home(tmp_path / "gnupg"):
+        refused = ["--cache", str(tmp_path / "empty"), "--registries-d", str(registries_d), "build", str(spec)]
+        assert main([*refused, "--sign-by", key.fingerprint]) == 2  # nothing to push: nothing to sign
+        assert "give --cache-to REPOSITORY" in capsys.readouterr().err
+        assert main([*refused, "--cache-to", repo, "--sign-by", "0" * 40]) == 2  # no such key: before any build
+        err = capsys.readouterr().err
+        assert "cannot sign with the GPG key" in err and not (tmp_path / "empty" / "segments").exists(), err
+        code, err = build_in("pushing", "--policy", str(policy), "--cache-to", repo, "--sign-by", key.fingerprint)
+        assert code == 0 and "warning" not in err, err
+    signatures = list((tmp_path / "signatures").rglob("signature-*"))
+    assert signatures, "no signature was written for what --cache-to pushed"
+    code, err = build_in("fetching", "--policy", str(policy), "--cache-from", repo)
+    assert code == 0 and "warning" not in err, err
+    assert "fetched from a shared cache" in err, err
+    assert output_bytes(tmp_path / "out-fetching") == output_bytes(tmp_path / "out-pushing")
