@@ -255,7 +255,10 @@ _PATTERNS: tuple[tuple[FailureKind, re.Pattern[str]], ...] = (
         re.compile(
             r"\beof\b|connection reset|broken pipe|deadline exceeded|timeout|timed out|connection refused|"
             r"\b(429|500|502|503|504)\b|too many requests|toomanyrequests|unavailable|"
-            r"signal: killed|http2:|use of closed network connection|no route to host|digest did not match",
+            r"signal: killed|http2:|use of closed network connection|no route to host|digest did not match|"
+            # the registry links a blob to a repository after its upload: two pushes of one blob at once can
+            # see a manifest refused for a blob the other push has not linked yet; a second try finds it
+            r"blob unknown to registry",
             re.I,
         ),
     ),

@@ -54,6 +54,10 @@ FATAL = 'time="2026-11-26T22:42:00Z" level=fatal msg="{}"'
             "choosing an image from manifest list no image found in manifest list for architecture s390x",
             FailureKind.PLATFORM,
         ),
+        (
+            "writing manifest: uploading manifest segment-k1 to r/x: manifest blob unknown: blob unknown to registry",
+            FailureKind.RETRY,
+        ),
         ("open /cache/tmp/x: permission denied", FailureKind.OTHER),
         (
             'pinging container registry r.example: Get "https://r.example/v2/": dial tcp: lookup r.example on '
