@@ -77,8 +77,8 @@ def instance_settings(
         recorded = dataclasses.replace(recorded, boot=(), firmware=None, arch=None)
     forced = tuple(flag for flag in ("iso", "kernel", "squashfs") if getattr(args, flag))
     mode = forced or tuple(flag for flag in recorded.boot if flag not in ("uefi", "secure-boot"))
-    uefi = ("uefi",) if args.uefi or "uefi" in recorded.boot else ()
-    uefi += ("secure-boot",) if args.secure_boot or "secure-boot" in recorded.boot else ()
+    firmware_flags = {"uefi": args.uefi, "secure-boot": args.secure_boot}
+    uefi = tuple(flag for flag, given in firmware_flags.items() if given or flag in recorded.boot)
     networking = args.networking or recorded.networking or "user"
     publish = tuple(args.publish) if args.publish is not None else recorded.publish
     if args.networking == "none" and args.publish is None:

@@ -68,7 +68,9 @@ MACHINES: dict[str, Machine] = {
         Firmware(Path("/usr/share/ovmf/OVMF.fd"), None, "ovmf"),
         secure_boot=SecureBoot(
             # Microsoft's keys in db and KEK (ms.fd): what signs shim, as on a PC sold with Secure Boot on
-            Firmware(Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"), "ovmf"),
+            Firmware(
+                Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"), "ovmf"
+            ),
             ("-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"),
         ),
     ),
