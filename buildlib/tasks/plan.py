@@ -47,29 +47,10 @@ from .identity import spec_state_id
 from .media import Media
 
 
-def write_outputs(
-    store: Store,
-    spec: Spec,
-    parts: Sequence[rootfs.Part],
-    options: BuildOptions,
-    state: str,
-    prefix: Path,
-    loaders: str | None = None,
-) -> None:
-    """Every format's files at `prefix` (stages beside it), from the segments the parts' pointers name:
-    what the audit compares with the outputs a build kept."""
-    media = Media(store, spec, parts, options, ErrorSink(), state, loaders=loaders)
-    media.write_everything(prefix, prefix.parent / "stages")
-
-
-def output_recheck(
-    store: Store,
-    spec: Spec,
-    parts: Sequence[rootfs.Part],
-    options: BuildOptions,
-    state: str,
-    loaders: str | None = None,
-) -> audit.Recheck:
+def output_recheck(media: Media) -> audit.Recheck:
+    """Every format's files written again somewhere else (stages beside them), from the segments the
+    parts' pointers name: what the audit compares with the outputs a build kept."""
+    store, spec, parts, options, state = media.store, media.spec, media.parts, media.options, media.state
     formats = [outputs.get_format(name) for name in options.formats]
     prefix = options.out_dir / options.name
     inputs = output_inputs(spec, parts, options)
@@ -79,7 +60,7 @@ def output_recheck(
 
     def recompute(scratch: Path) -> dict[str, Path]:
         fresh = scratch / options.name
-        write_outputs(store, spec, parts, options, state, fresh, loaders)
+        media.write_everything(fresh, fresh.parent / "stages")
         return {path.name: path for fmt in formats for path in fmt.targets(fresh)}
 
     return audit.Recheck(
@@ -183,7 +164,7 @@ class Plan:
         self.tasks.extend(media.tasks())
         self.output_sets.append(media.output_set)
         self.rechecks.extend(part_recheck(self.store, spec, part, options, state) for part in parts)
-        self.rechecks.append(output_recheck(self.store, spec, parts, options, state, loaders))
+        self.rechecks.append(output_recheck(media))
         self.audit = self.audit or options.audit
         use = SpecUse(options.name, state, spec.files_read, refs, tuple(p.name for p in parts), spec.kernel)
         self.uses.append(use)
