@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
   xorriso isolinux syslinux syslinux-common mtools dosfstools grub-pc-bin grub-efi-amd64-bin ovmf
   squashfs-tools erofs-utils openssh-client python3-venv ca-certificates
   binutils  # readelf: a component recipe's `keep:` finds the libraries its programs link
+  sbsigntool  # sbverify: the Secure Boot tests check who signed shim, GRUB and the kernel on the media
   lz4  # `build --decompress-kernel`: Debian's cloud kernel is LZ4-compressed
   graphviz  # dot: `distrokit graph -o FILE.svg` draws the task graph; tests parse the DOT with it
   buildah  # `pkg build` of a LinuxKit package folder (build.yml + Dockerfile), without a daemon

@@ -79,6 +79,7 @@ def _build_options(args: argparse.Namespace) -> tasks.BuildOptions:
         locked=args.locked,
         sbom=not args.no_sbom,
         decompress_kernel=args.decompress_kernel,
+        secure_boot=args.secure_boot,
         audit=getattr(args, "audit", False),  # `explain` has no --audit
         input_tar=Path(args.input_tar) if getattr(args, "input_tar", None) else None,
     )
@@ -107,6 +108,7 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
             "source_date_epoch": os.environ.get("SOURCE_DATE_EPOCH", ""),
             "no_sbom": args.no_sbom,
             "decompress_kernel": args.decompress_kernel,
+            "secure_boot": args.secure_boot,
         }
     )
 
@@ -393,6 +395,13 @@ def _build_flags(command: argparse.ArgumentParser) -> None:
     command.add_argument("--no-sbom", action="store_true", help="leave the SBOM out of the image (LinuxKit's flag)")
     command.add_argument(
         "--decompress-kernel", action="store_true", help="write the kernel uncompressed (vmlinux; LinuxKit's flag)"
+    )
+    command.add_argument(
+        "--secure-boot",
+        action="store_true",
+        help="EFI formats (iso-efi, iso-efi-initrd, raw-efi, qcow2-efi) boot through Debian's Microsoft-signed "
+        "shim and Debian's signed GRUB, which check the Debian-signed kernel: they boot with UEFI Secure Boot on "
+        "(amd64; the .debs are pinned by `lock --secure-boot`)",
     )
 
 

@@ -34,8 +34,10 @@ def cmd_lock(args: argparse.Namespace) -> int:
     path = Path(args.lock) if args.lock else lock.path_for(specs[0])
     resolver = recipes.PkgResolver(components=component_root(args))
     spec = speclib.load_spec(specs, resolve_pkg=resolver)
-    inputs = pinning.spec_inputs(spec, component_root(args), resolver)
     previous = lock.read(path) if path.is_file() else None
+    # once pinned, the signed loaders stay pinned, as the platforms do
+    secure_boot = args.secure_boot or (previous is not None and pinning.pins_secure_boot(previous))
+    inputs = pinning.spec_inputs(spec, component_root(args), resolver, secure_boot=secure_boot)
     platforms = _platforms(args.arch, previous, inputs)
     cache = store_root(args)
     with store_lock(cache):  # the store's pins are written as a cache of the lock
@@ -111,9 +113,7 @@ def cmd_attest_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: Subparsers) -> None:
-    from .build import _build_flags
-
+def _register_lock(sub: Subparsers) -> None:
     lock_cmd = sub.add_parser(
         "lock",
         help="pin every image and Debian package of a spec in SPEC.lock, for each platform asked",
@@ -137,8 +137,20 @@ def register(sub: Subparsers) -> None:
         action="append",
         help="platform to pin, repeatable: every one listed, and only those (default: the lock's, else amd64)",
     )
+    lock_cmd.add_argument(
+        "--secure-boot",
+        action="store_true",
+        help="pin the .debs of `build --secure-boot`'s signed loaders too (shim-signed, grub-efi-amd64-signed); "
+        "kept pinned by later locks",
+    )
     transfer_flags(lock_cmd)
     lock_cmd.set_defaults(func=cmd_lock)
+
+
+def register(sub: Subparsers) -> None:
+    from .build import _build_flags
+
+    _register_lock(sub)
 
     verify_cmd = sub.add_parser(
         "verify",

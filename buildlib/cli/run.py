@@ -76,8 +76,9 @@ def instance_settings(
     if recorded.prefix is None or Path(recorded.prefix) != prefix.resolve():
         recorded = dataclasses.replace(recorded, boot=(), firmware=None, arch=None)
     forced = tuple(flag for flag in ("iso", "kernel", "squashfs") if getattr(args, flag))
-    mode = forced or tuple(flag for flag in recorded.boot if flag != "uefi")
-    uefi = ("uefi",) if args.uefi or "uefi" in recorded.boot else ()
+    mode = forced or tuple(flag for flag in recorded.boot if flag not in ("uefi", "secure-boot"))
+    firmware_flags = {"uefi": args.uefi, "secure-boot": args.secure_boot}
+    uefi = tuple(flag for flag, given in firmware_flags.items() if given or flag in recorded.boot)
     networking = args.networking or recorded.networking or "user"
     publish = tuple(args.publish) if args.publish is not None else recorded.publish
     if args.networking == "none" and args.publish is None:
@@ -134,6 +135,7 @@ def _run_options(
             kernel="kernel" in settings.boot,
             squashfs="squashfs" in settings.boot,
             uefi="uefi" in settings.boot,
+            secure_boot="secure-boot" in settings.boot,
             firmware=Path(settings.firmware) if settings.firmware else None,
         ),
         arch=settings.arch,
@@ -189,6 +191,12 @@ def boot_flags(run: argparse.ArgumentParser) -> None:
         "--uefi",
         action="store_true",
         help="boot through UEFI (OVMF) instead of BIOS (arm64 media always boot through AAVMF)",
+    )
+    run.add_argument(
+        "--secure-boot",
+        action="store_true",
+        help="boot an ISO or a disk with UEFI Secure Boot enforced, Microsoft's keys enrolled (OVMF's secboot "
+        "firmware on q35 with SMM): media from `build --secure-boot` boot, unsigned loaders or kernels are refused",
     )
     run.add_argument(
         "--fw", metavar="PATH", help="UEFI firmware to boot with (implies --uefi; default OVMF's, AAVMF's on arm64)"

@@ -8,6 +8,9 @@
   (OVMF on a PC; `--fw PATH` names another firmware and implies --uefi); without it, SeaBIOS on a PC. A
   machine without a BIOS (arm64's `virt`) boots an ISO or a disk through UEFI (AAVMF) always, from a
   virtio-scsi CD-ROM or a virtio disk named first in the firmware's boot order.
+- `--secure-boot` boots an ISO or a disk through firmware that enforces UEFI Secure Boot with
+  Microsoft's keys enrolled (OVMF's secboot build on a q35 machine with SMM), as a PC sold with Secure
+  Boot on: only media whose loaders and kernel are signed (`build --secure-boot`) get past it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput
-from .machines import MACHINES, Machine, medium_loaders
+from .machines import MACHINES, Firmware, Machine, medium_loaders
 
 DEFAULT_FIRMWARE = MACHINES["amd64"].uefi.code
 DISK_SUFFIXES = {".img": "raw", ".raw": "raw", ".qcow2": "qcow2", ".vhd": "vpc", ".vmdk": "vmdk"}
 ROOT_IMAGES = (("-squashfs.img", "squashfs"), ("-erofs.img", "erofs"))
 ROOT_DEVICE = "/dev/vda"
+SECURE_BOOT_MEDIA = (
+    "--secure-boot boots a medium through its signed loaders, not a kernel QEMU loads itself: "
+    "give an -efi.iso, -efi.img or -efi.qcow2 built with `distrokit build --secure-boot`"
+)
 
 
 class Mode(enum.Enum):
@@ -42,10 +49,13 @@ class BootRequest:
     squashfs: bool = False
     uefi: bool = False
     firmware: Path | None = None
+    secure_boot: bool = False
 
     def __post_init__(self) -> None:
         if sum((self.iso, self.kernel, self.squashfs)) > 1:
             raise BadInput("give at most one of --iso, --kernel and --squashfs")
+        if self.secure_boot and (self.kernel or self.squashfs):
+            raise BadInput(SECURE_BOOT_MEDIA)
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Boot:
     root_fstype: str = ""
     firmware: Path | None = None  # --fw
     uefi: bool = False  # --uefi or --fw, or a medium with an EFI loader and no BIOS one
+    secure_boot: bool = False  # --secure-boot: through firmware that enforces Secure Boot
 
     def needs_firmware(self, machine: Machine) -> bool:
         """Booted through UEFI: asked for, a medium only UEFI boots, or a medium on a machine with no BIOS."""
@@ -129,12 +140,28 @@ def _firmware(request: BootRequest) -> Path | None:
 
 def firmware_code(boot: Boot, machine: Machine) -> Path:
     """The UEFI firmware `boot` runs: --fw, else the machine's own from Debian (checked)."""
-    firmware = boot.firmware or machine.uefi.code
-    if not firmware.is_file():
-        raise BadInput(
-            f"UEFI firmware {firmware} does not exist: install it with `apt-get install {machine.uefi.package}`"
-        )
+    own = machine_firmware(boot, machine)
+    firmware = boot.firmware or own.code
+    for path in (firmware, own.vars if boot.secure_boot else None):
+        if path is not None and not path.is_file():
+            raise BadInput(f"UEFI firmware {path} does not exist: install it with `apt-get install {own.package}`")
     return firmware
+
+
+def machine_firmware(boot: Boot, machine: Machine) -> Firmware:
+    """The machine's UEFI firmware for `boot`: its Secure Boot build with keys enrolled for --secure-boot."""
+    if not boot.secure_boot:
+        return machine.uefi
+    if machine.secure_boot is None:
+        raise BadInput(f"--secure-boot: distrokit boots Secure Boot guests on amd64 only, not {machine.arch}")
+    return machine.secure_boot.firmware
+
+
+def machine_args(boot: Boot, machine: Machine) -> tuple[str, ...]:
+    """The machine and CPU: with --secure-boot, the machine its firmware needs (SMM, a secure flash)."""
+    if boot.secure_boot and machine.secure_boot is not None:
+        return (*machine.args, *machine.secure_boot.args)
+    return machine.args
 
 
 def _cmdline(prefix: Path) -> str:
@@ -153,7 +180,10 @@ def resolve(path: Path, request: BootRequest = BootRequest()) -> Boot:
                 if path.name.endswith(suffix):
                     path = path.with_name(path.name[: -len(suffix)])
         boot = _prefix(path, request, firmware)
-    asked = request.uefi or firmware is not None
+    asked = request.uefi or firmware is not None or request.secure_boot
+    if request.secure_boot and boot.mode not in (Mode.ISO, Mode.DISK):
+        raise BadInput(SECURE_BOOT_MEDIA)
+    boot = dataclasses.replace(boot, secure_boot=request.secure_boot)
     if boot.mode in (Mode.ISO, Mode.DISK) and boot.image is not None:
         return _medium_firmware(boot, asked)
     return dataclasses.replace(boot, uefi=asked)

@@ -73,7 +73,7 @@ class Recorded:
     publish: tuple[str, ...] = ()
     disks: tuple[str, ...] = ()
     data: bool = False  # a config ISO (--data/--data-file) was attached: the folder's data.iso is again
-    boot: tuple[str, ...] = ()  # the boot flags given: any of "iso", "kernel", "squashfs", "uefi"
+    boot: tuple[str, ...] = ()  # the boot flags given: any of "iso", "kernel", "squashfs", "uefi", "secure-boot"
     firmware: str | None = None  # --fw
     arch: str | None = None
     mem: str | None = None
@@ -81,7 +81,7 @@ class Recorded:
     networking: str | None = None
 
 
-BOOT_FLAGS = ("iso", "kernel", "squashfs", "uefi")
+BOOT_FLAGS = ("iso", "kernel", "squashfs", "uefi", "secure-boot")
 RECORD_FIELDS = tuple(field.name for field in dataclasses.fields(Recorded))
 
 

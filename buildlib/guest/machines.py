@@ -32,6 +32,16 @@ class Firmware:
 
 
 @dataclass(frozen=True)
+class SecureBoot:
+    """UEFI Secure Boot, enforced: firmware built with it, a variable store with keys enrolled, and the
+    machine it needs (OVMF's secure build keeps its variables in SMM, so only code in SMM can write them:
+    a guest cannot enroll its own key or turn Secure Boot off)."""
+
+    firmware: Firmware
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Machine:
     arch: str  # Debian's name
     qemu: str
@@ -40,6 +50,7 @@ class Machine:
     console: str  # the guest's name of the serial port QEMU's -serial is
     uefi: Firmware
     bios: bool = True  # boot media without firmware named (a PC's SeaBIOS); else always through UEFI
+    secure_boot: SecureBoot | None = None  # None: distrokit boots no Secure Boot guest of this architecture
 
     @property
     def native(self) -> bool:
@@ -55,6 +66,13 @@ MACHINES: dict[str, Machine] = {
         (),
         "ttyS0",
         Firmware(Path("/usr/share/ovmf/OVMF.fd"), None, "ovmf"),
+        secure_boot=SecureBoot(
+            # Microsoft's keys in db and KEK (ms.fd): what signs shim, as on a PC sold with Secure Boot on
+            Firmware(
+                Path("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd"), "ovmf"
+            ),
+            ("-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on"),
+        ),
     ),
     "arm64": Machine(
         "arm64",

@@ -205,7 +205,7 @@ def firmware_args(boot: bootmode.Boot, machine: machines.Machine, settings: Inst
     if not boot.needs_firmware(machine):
         return []
     code = bootmode.firmware_code(boot, machine)
-    if machine.uefi.vars is None:
+    if bootmode.machine_firmware(boot, machine).vars is None:
         return ["-bios", str(code)]
     return [
         "-drive",
@@ -226,12 +226,13 @@ def efi_vars_path(settings: Instance) -> Path:
 def prepare_firmware(boot: bootmode.Boot, machine: machines.Machine, settings: Instance) -> Path | None:
     """This instance's copy of the firmware's variable store, when the boot uses one; returns the copy
     to remove after the run (None when there is none, or it lives in the state folder)."""
-    if machine.uefi.vars is None or not boot.needs_firmware(machine):
+    template = bootmode.machine_firmware(boot, machine).vars if boot.needs_firmware(machine) else None
+    if template is None:
         return None
     path = efi_vars_path(settings)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(machine.uefi.vars, path)
+        shutil.copyfile(template, path)
     return None if settings.state is not None else path
 
 
@@ -241,7 +242,7 @@ def qemu_command(options: RunOptions, accel: str) -> list[str]:
     boot = dataclasses.replace(boot, cmdline=machines.console_for(boot.cmdline, machine))
     return [
         options.instance.qemu or machine.qemu,
-        *machine.args,
+        *bootmode.machine_args(boot, machine),
         "-accel",
         accel,
         "-m",

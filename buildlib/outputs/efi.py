@@ -5,10 +5,18 @@ on arm64). The host's grub-mkimage writes a GRUB image for any target from that 
 (`-d`): x86_64-efi comes from the host's grub-efi-amd64-bin, arm64-efi from Debian's
 grub-efi-arm64-bin .deb, unpacked into the store (buildlib.outputs.grub_modules) since an amd64 host cannot
 install it. The config is built in, so nothing but the loader sits beside the kernel and initrd.
+
+With `--secure-boot` (amd64) the loader is Debian's signed chain instead (components/secureboot):
+shim, signed by Microsoft's UEFI CA, as BOOTX64.EFI; Debian's signed GRUB beside it as grubx64.efi,
+which shim loads and checks against Debian's CA; GRUB hands the kernel to shim to check as well. A
+signed GRUB cannot have a config built in (that would change the signed bytes): Debian's image reads
+grub.cfg from its prefix, /EFI/debian on the device it was loaded from (`strings` on
+grubx64.efi.signed shows the prefix and the built-in fallback to /boot/grub, then to its own folder).
 """
 
 from __future__ import annotations
 
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +55,53 @@ EFI_LOADERS = {
 }
 
 
+SECURE_BOOT_IMAGE = "distrokit/secureboot"  # components/secureboot, built from the .debs the lock pins
+SIGNED_SHIM = "usr/lib/shim/shimx64.efi.signed"  # in the secureboot image, as the .debs install them
+SIGNED_GRUB = "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"
+SIGNED_GRUB_NAME = "EFI/BOOT/grubx64.efi"  # shim loads grubx64.efi from its own folder
+SIGNED_GRUB_CONFIG = "EFI/debian/grub.cfg"  # where Debian's signed GRUB looks (its prefix)
+SECURE_BOOT_ARCHES = ("amd64",)
+# the formats that boot through an EFI loader (gcp and aws are BIOS disks, as LinuxKit's)
+EFI_FORMATS = ("iso-efi", "iso-efi-initrd", "raw-efi", "qcow2-efi")
+
+
+@dataclass(frozen=True)
+class SignedLoaders:
+    """The signed chain of a Secure Boot medium: Debian's shim and GRUB, as files on the host."""
+
+    shim: Path
+    grub: Path
+
+
+def authenticode_signed(path: Path) -> bool:
+    """True when `path` is a PE image carrying an Authenticode signature (its certificate table, data
+    directory 4 of the optional header, is not empty): what shim checks a kernel's signer against."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head[:2] != b"MZ" or len(head) < 0x40:
+        return False
+    pe = struct.unpack_from("<I", head, 0x3C)[0]
+    optional = pe + 24
+    if head[pe : pe + 4] != b"PE\0\0" or optional + 152 > len(head):
+        return False
+    magic = struct.unpack_from("<H", head, optional)[0]
+    directories = optional + (112 if magic == 0x20B else 96)  # PE32+ or PE32
+    _, size = struct.unpack_from("<II", head, directories + 4 * 8)
+    return size > 0
+
+
+def secure_boot_problem(formats: tuple[str, ...], arch: str) -> str | None:
+    """Why `--secure-boot` cannot apply to this build (one line), or None when it can."""
+    if arch not in SECURE_BOOT_ARCHES:
+        return f"--secure-boot: distrokit builds Secure Boot media for {', '.join(SECURE_BOOT_ARCHES)} only, not {arch}"
+    if not any(name in EFI_FORMATS for name in formats):
+        return (
+            f"--secure-boot: none of the formats asked for ({', '.join(formats)}) boots through EFI: "
+            f"add one of {', '.join(EFI_FORMATS)} (-f)"
+        )
+    return None
+
+
 def loader_for(arch: str) -> EfiLoader:
     loader = EFI_LOADERS.get(arch)
     if loader is None:
@@ -61,6 +116,12 @@ def grub_config(cmdline: str) -> bytes:
         "search --no-floppy --set=root --file /boot/kernel\n"
         f"linux /boot/kernel {words}\ninitrd /boot/initrd.img\nboot\n"
     ).encode()
+
+
+def signed_grub_config(cmdline: str) -> bytes:
+    """The signed GRUB's grub.cfg: the same boot, then, when shim refused the kernel ("bad shim
+    signature"), a line saying so and a power-off instead of a GRUB prompt nobody is at."""
+    return grub_config(cmdline) + b'echo "distrokit: the kernel was not booted (Secure Boot); powering off"\nhalt\n'
 
 
 def grub_efi(loader: EfiLoader, cmdline: str, target: Path, epoch: int) -> None:

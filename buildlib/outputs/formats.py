@@ -21,7 +21,7 @@ from ..fsutil import read_json, write_json_atomic
 from ..rootfs.tree import Tree
 
 if TYPE_CHECKING:
-    from .efi import EfiLoader
+    from .efi import EfiLoader, SignedLoaders
 
 DEFAULT_FORMAT = "kernel+initrd"
 DEFAULT_DISK_SIZE = 1024 << 20  # LinuxKit's default --size, 1024M
@@ -36,12 +36,13 @@ MiB = 1 << 20
 class BuiltParts:
     """What every output format starts from: the kernel, its command line and the root's segments.
 
-    `root`, when given, computes the merged root tree from the same parts (entries stream their data
-    from the store). `boot_segments` are the kernel-module and init segments alone (the initrd that
-    mounts a squashfs, erofs or ISO root). `stage_dir` holds the stages a format reads; `key` is a
-    content key of everything the outputs are made of, from which ids (FAT serials, GUIDs) derive.
-    `arch` is the architecture built for; `efi_modules` finds GRUB's modules for an EFI loader the
-    host has no modules for (called only by the formats that write a loader)."""
+        `root`, when given, computes the merged root tree from the same parts (entries stream their data
+        from the store). `boot_segments` are the kernel-module and init segments alone (the initrd that
+        mounts a squashfs, erofs or ISO root). `stage_dir` holds the stages a format reads; `key` is a
+        content key of everything the outputs are made of, from which ids (FAT serials, GUIDs) derive.
+        `arch` is the architecture built for; `efi_modules` finds GRUB's modules for an EFI loader the
+        host has no modules for (called only by the formats that write a loader); `signed_loaders`, with
+    --secure-boot, the signed shim and GRUB the EFI formats boot through instead."""
 
     kernel: Path | None
     cmdline: str
@@ -56,6 +57,7 @@ class BuiltParts:
     arch: str = "amd64"
     efi_modules: Callable[[EfiLoader], Path] | None = None
     kernel_image: str = ""  # the kernel section's image: the origin the tar gives boot/
+    signed_loaders: SignedLoaders | None = None  # --secure-boot: EFI media boot through shim and signed GRUB
 
     def efi_loader(self) -> EfiLoader:
         """The EFI loader for this build's architecture, with its module folder found."""

@@ -18,11 +18,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .efi import EFI_LOADERS, grub_efi
+from .efi import EFI_LOADERS, SIGNED_GRUB_CONFIG
 from .fat import fat_bytes_needed, make_fat
 from .formats import BIOS_ARCHES, BOOT_INITRD_SUFFIX, CMDLINE_SUFFIX, KERNEL_SUFFIX, BuiltParts, Format, MiB, register
 from .fsimage import unpacked_root_command
-from .stages import syslinux_config
+from .stages import efi_files, syslinux_config
 from .tools import derived_serial, iso_date, run_tool
 
 ISOLINUX_DIR = Path("/usr/lib/ISOLINUX")
@@ -56,7 +56,9 @@ def _bootable_iso(parts: BuiltParts, target: Path, bios: bool, efi: bool) -> Non
             args += ["-b", "isolinux/isolinux.bin", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"]
         if efi:
             image = scratch / "efiboot.img"
-            _efi_boot_image(parts, image)
+            # firmware loads the loader from the El Torito image, but GRUB sees the ISO 9660 tree as
+            # its device: a signed GRUB's config is read from there
+            files.update((path, file) for path, file in _efi_boot_image(parts, image) if path == SIGNED_GRUB_CONFIG)
             files["EFI/efiboot.img"] = image
             args += ["-eltorito-alt-boot"] if bios else ["-c", "EFI/boot.cat"]
             args += ["-e", "EFI/efiboot.img", "-no-emul-boot"]
@@ -86,17 +88,17 @@ def stage_tree(tree: Path, files: dict[str, Path], epoch: int) -> None:
         os.utime(path, (epoch, epoch))
 
 
-def _efi_boot_image(parts: BuiltParts, image: Path) -> None:
-    """The El Torito EFI image: a small FAT holding EFI/BOOT/BOOTX64.EFI or BOOTAA64.EFI (GRUB, which
-    then reads the kernel and initrd from the ISO's own file system)."""
-    efi = parts.efi_loader()
-    loader = image.with_name(efi.filename)
-    grub_efi(efi, parts.cmdline, loader, parts.epoch)
-    size = -(-fat_bytes_needed([loader.stat().st_size]) // MiB) * MiB
+def _efi_boot_image(parts: BuiltParts, image: Path) -> list[tuple[str, Path]]:
+    """The El Torito EFI image: a small FAT holding EFI/BOOT/BOOTX64.EFI or BOOTAA64.EFI (GRUB, or with
+    --secure-boot shim and the signed GRUB, which then read the kernel and initrd from the ISO's own
+    file system)."""
+    files = efi_files(parts, image.parent)
+    size = -(-fat_bytes_needed([path.stat().st_size for _, path in files]) // MiB) * MiB
     with open(image, "wb") as handle:
         handle.truncate(size)
     serial = derived_serial(parts.key, "iso-efi-fat")
-    make_fat(image, 0, size, [(efi.path, loader)], label="EFIBOOT", serial=serial, epoch=parts.epoch)
+    make_fat(image, 0, size, files, label="EFIBOOT", serial=serial, epoch=parts.epoch)
+    return files
 
 
 def _iso_bios(parts: BuiltParts, prefix: Path) -> None:

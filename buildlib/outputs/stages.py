@@ -13,7 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from .efi import grub_efi
+from ..errors import BadInput
+from .efi import SIGNED_GRUB_CONFIG, SIGNED_GRUB_NAME, authenticode_signed, grub_efi, signed_grub_config
 from .fat import fat_bytes_needed, make_fat
 from .formats import BuiltParts, MiB, Stage, register_stage, too_small
 from .initrd import join_segments
@@ -91,14 +92,31 @@ def _bios_disk(parts: BuiltParts, target: Path) -> None:
             raise
 
 
+def efi_files(parts: BuiltParts, scratch: Path) -> list[tuple[str, Path]]:
+    """What an EFI system partition (or an ISO's El Torito image) holds to boot: GRUB with its config
+    built in; with --secure-boot, shim, Debian's signed GRUB and the config it reads beside them."""
+    efi = parts.efi_loader()
+    signed = parts.signed_loaders
+    if signed is None:
+        loader = scratch / efi.filename
+        grub_efi(efi, parts.cmdline, loader, parts.epoch)
+        return [(efi.path, loader)]
+    kernel = parts.need_kernel("--secure-boot")
+    if not authenticode_signed(kernel):
+        raise BadInput(
+            f"--secure-boot: the kernel of {parts.kernel_image or 'the spec'} carries no signature, so shim would "
+            "refuse it: use a Debian-signed kernel (components/kernel) and no --decompress-kernel"
+        )
+    config = scratch / "grub.cfg"
+    config.write_bytes(signed_grub_config(parts.cmdline))
+    return [(efi.path, signed.shim), (SIGNED_GRUB_NAME, signed.grub), (SIGNED_GRUB_CONFIG, config)]
+
+
 def _efi_disk(parts: BuiltParts, target: Path) -> None:
     kernel = parts.need_kernel("this")
     initrd = parts.stage("initrd")
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
-        efi = parts.efi_loader()
-        loader = Path(scratch) / efi.filename
-        grub_efi(efi, parts.cmdline, loader, parts.epoch)
-        files = [(efi.path, loader), ("boot/kernel", kernel), ("boot/initrd.img", initrd)]
+        files = [*efi_files(parts, Path(scratch)), ("boot/kernel", kernel), ("boot/initrd.img", initrd)]
         needed = PARTITION_START + GPT_TAIL + fat_bytes_needed([p.stat().st_size for _, p in files])
         if parts.size < needed:
             raise too_small("EFI disk formats", parts.size, needed)

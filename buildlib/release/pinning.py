@@ -16,8 +16,9 @@ from ..arches import arch_suffix
 from ..debian import archive, recipes
 from ..debian.recipes import Package, Recipe
 from ..dockerfile import builder, buildyml
-from ..errors import BadInput
+from ..errors import BadInput, BuildError
 from ..fsutil import sha256_file
+from ..outputs.efi import SECURE_BOOT_IMAGE
 from ..spec.model import Spec
 from ..spec.refs import ImageRef
 from ..store import pulls
@@ -33,6 +34,7 @@ class SpecInputs:
 
     images: tuple[str, ...]
     components: Mapping[str, Recipe] = field(hash=False)
+    secure_boot: bool = False  # the signed loaders of --secure-boot are among the components
 
     def recipes(self, platforms: tuple[str, ...]) -> list[Recipe]:
         """Every component's recipe for each platform: each pins its own .deb files, under its build name."""
@@ -46,10 +48,28 @@ class SpecInputs:
 
     def wanted(self, platforms: tuple[str, ...]) -> Wanted:
         pins = {r.build_name: r.key for r in self.recipes(platforms)}
-        return Wanted(self.images, pins, platforms, frozenset(self.pin_names()))
+        # a lock may pin the signed loaders for the builds that ask for --secure-boot, whether this one does or not
+        loaders = {SECURE_BOOT_IMAGE.rpartition("/")[2] + arch_suffix(arch) for arch in arches.ARCHITECTURES}
+        return Wanted(self.images, pins, platforms, frozenset(self.pin_names()) | loaders)
 
 
-def spec_inputs(spec: Spec, component_root: Path, resolver: recipes.PkgResolver) -> SpecInputs:
+def pins_secure_boot(lock: Lock) -> bool:
+    """True when `lock` pins the signed loaders of --secure-boot (for some platform)."""
+    name = SECURE_BOOT_IMAGE.rpartition("/")[2]
+    return any(pinned == name or pinned.startswith(name + "-") for pinned in lock.components)
+
+
+def secure_boot_image(resolver: recipes.PkgResolver) -> str:
+    """The image reference of the signed loaders (components/secureboot, or the project's own)."""
+    ref = resolver.named(SECURE_BOOT_IMAGE)
+    if ref is None:
+        raise BuildError(f"--secure-boot: no component builds {SECURE_BOOT_IMAGE} (components/secureboot is missing)")
+    return ref
+
+
+def spec_inputs(
+    spec: Spec, component_root: Path, resolver: recipes.PkgResolver, secure_boot: bool = False
+) -> SpecInputs:
     registry: list[str] = []
     built: dict[str, Recipe] = {}
     for ref in spec.images():
@@ -61,7 +81,10 @@ def spec_inputs(spec: Spec, component_root: Path, resolver: recipes.PkgResolver)
             registry.append(ref)
         else:
             built[ref] = recipes.load_recipe(folder, resolver.arch)
-    return SpecInputs(tuple(dict.fromkeys(registry)), built)
+    if secure_boot:
+        ref = secure_boot_image(resolver)
+        built[ref] = recipes.load_recipe(resolver.folders[ref], resolver.arch)
+    return SpecInputs(tuple(dict.fromkeys(registry)), built, secure_boot)
 
 
 def locked_platforms(previous: Lock, inputs: SpecInputs) -> tuple[str, ...]:
@@ -78,6 +101,8 @@ def lock_command(spec_files: tuple[str, ...], lock_file: str, previous: Lock, in
     words = ["distrokit", "lock", *spec_files]
     if spec_files and lock_file and Path(lock_file) != path_for(Path(spec_files[0])):
         words += ["--lock", lock_file]
+    if inputs.secure_boot:
+        words.append("--secure-boot")
     if platform not in platforms and (platforms or platform != platform_of(arches.DEFAULT_ARCH)):
         words += [f"--arch {arches.normalise(p)}" for p in (*platforms, platform)]
     return " ".join(words)

@@ -18,10 +18,11 @@ from typing import Any
 from .. import arches, outputs
 from ..debian import archive, recipes
 from ..debian import builds as component_builds
-from ..errors import DistrokitError, LockMismatch
+from ..errors import BadInput, DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
 from ..outputs import kernelimage, preflight
 from ..outputs.compress import Compression
+from ..outputs.efi import secure_boot_problem
 from ..outputs.initrd import (
     DEFAULT_COMPRESSION,
     KERNEL_POINTER,
@@ -71,12 +72,12 @@ class BuildOptions:
     sources_from_tasks: bool = False
     # `--input-tar FILE`: a previous build's tar, whose entries stand in for the images it holds
     input_tar: Path | None = None
+    secure_boot: bool = False  # EFI formats boot through Debian's signed shim and GRUB (outputs.efi)
 
     def habits(self) -> dict[str, bool]:
-        """The LinuxKit flags that change bytes, as input keys only when set: stores stay warm for the rest."""
-        return {
-            key: True for key, on in (("no-sbom", not self.sbom), ("decompress-kernel", self.decompress_kernel)) if on
-        }
+        """The flags that change bytes, as input keys only when set: stores stay warm for the rest."""
+        flags = (("no-sbom", not self.sbom), ("decompress-kernel", self.decompress_kernel))
+        return {key: True for key, on in (*flags, ("secure-boot", self.secure_boot)) if on}
 
     # who hears the bytes of image pulls and .deb downloads (the CLI's live view); never part of a key
     transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
@@ -541,11 +542,11 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
     platform = platform_of(options.arch)
     if options.lock is None:
         if options.locked:
-            inputs = pinning.spec_inputs(spec, component_root, resolver)
+            inputs = pinning.spec_inputs(spec, component_root, resolver, secure_boot=options.secure_boot)
             command = pinning.lock_command(spec.files_read, "", Lock(), inputs, platform)
             raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `{command}`")
         return []
-    inputs = pinning.spec_inputs(spec, component_root, resolver)
+    inputs = pinning.spec_inputs(spec, component_root, resolver, secure_boot=options.secure_boot)
     where = options.lock_file or "the lock"
     found = lock_disagreements(options.lock, inputs.wanted((platform,)), where)
     if not found:
@@ -558,6 +559,9 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
 
 def check_buildable(spec: Spec, options: BuildOptions) -> None:
     """preflight's checks; with `sources_from_tasks` a missing source is none (doit says if no task writes it)."""
+    problem = secure_boot_problem(options.formats, options.arch) if options.secure_boot else None
+    if problem is not None:
+        raise BadInput(problem)
     if not options.sources_from_tasks:
         preflight.check_buildable(spec, options.formats, options.arch)
         return

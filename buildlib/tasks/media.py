@@ -29,6 +29,7 @@ from ..errors import BuildError
 from ..fsutil import xxh_file, xxh_value
 from ..guest import machines
 from ..outputs import grub_modules
+from ..outputs.efi import SIGNED_GRUB, SIGNED_SHIM, SignedLoaders
 from ..outputs.formats import STAGES, key_path, run_stage, stage_path, stages_for
 from ..outputs.initrd import seal_path, write_entry
 from ..outputs.staging import OutputSet, Piece, WrittenOutputs, record_written
@@ -78,6 +79,24 @@ def ucode_copy(store: Store, kernel: Kernel, state: str) -> Path | None:
     return target
 
 
+def signed_loaders(store: Store, ref: str, state: str) -> SignedLoaders:
+    """The signed shim and GRUB of the secureboot image `ref`, written once per image digest."""
+    from ..rootfs.layers import FILE
+
+    image = load_images(store, [ref])[ref]
+    folder = state_dir(store, state) / f"loaders-{xxh_value([image.manifest_digest])}"
+    loaders = SignedLoaders(folder / "shimx64.efi", folder / "grubx64.efi")
+    if not loaders.grub.is_file():
+        tree = merged_image_tree(store, image, image.ref)
+        for target, path in ((loaders.shim, SIGNED_SHIM), (loaders.grub, SIGNED_GRUB)):
+            entry = tree.get(path)
+            if entry is None or entry.kind != FILE:
+                raise BuildError(f"image {image.ref} has no file /{path} (--secure-boot's signed loaders)")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_entry(entry, target)
+    return loaders
+
+
 # Every task that calls `Media.built` reads the kernel image's layer index (kernel_copy, ucode_copy),
 # even the boot task, which declares no part: without the layer family before it, it would index the
 # layer itself under some orders, and the layer task would find its target already written.
@@ -95,9 +114,11 @@ class Media:
         options: BuildOptions,
         sink: ErrorSink,
         state: str,
+        loaders: str | None = None,
     ) -> None:
         self.store, self.spec, self.parts, self.options, self.sink = store, spec, parts, options, sink
         self.state = state
+        self.loaders = loaders  # --secure-boot: the image of the signed shim and GRUB
         self.formats = [outputs.get_format(name) for name in options.formats]
         self.prefix = options.out_dir / options.name
         self.stage_dir = state_dir(store, state) / "stages"
@@ -111,6 +132,7 @@ class Media:
         self.cmdline = kernel.cmdline if kernel else ""
         self.cmdline = machines.console_for(self.cmdline, machine) if machine else self.cmdline
         self.kernel_record = [str(record_path(store, kernel.image))] if kernel else []
+        self.kernel_record += [str(record_path(store, loaders))] if loaders else []
         # NAME-kernel, NAME-cmdline (and NAME-boot-initrd.img): written once for every format that has them
         self.shared = outputs.shared_files(options.formats) if kernel else ()
         # written beside the output folder, renamed into it by the publish task (a run id of its own:
@@ -126,10 +148,11 @@ class Media:
         if kernel_path is not None and self.options.decompress_kernel:
             kernel_path = decompressed_kernel(kernel_path)
         ucode = ucode_copy(self.store, kernel, self.state) if kernel else None
+        signed = signed_loaders(self.store, self.loaders, self.state) if self.loaders else None
         pointers = self.pointers if pointers is None else list(pointers)
         boot_pointers = [pointer for pointer in pointers if pointer in self.boot_pointers]
         segment_keys = [pointer.read_text().strip() for pointer in pointers]
-        names = [p.name if p else None for p in (kernel_path, ucode)]
+        names = [p.name if p else None for p in (kernel_path, ucode, signed.shim.parent if signed else None)]
         key = xxh_value([MEDIA_VERSION, segment_keys, names, self.cmdline, self.options.size, self.epoch])
         store, spec, parts = self.store, self.spec, self.parts
         return outputs.BuiltParts(
@@ -150,6 +173,7 @@ class Media:
             arch=self.options.arch,
             efi_modules=lambda loader: grub_modules.module_dir(store, loader),
             kernel_image=kernel.image if kernel else "",
+            signed_loaders=signed,
         )
 
     def keys(self, *, disk: bool = False, cmdline: bool = True, **more: Any) -> InputKeys:

@@ -15,6 +15,7 @@ from .. import outputs
 from ..debian import recipes
 from ..outputs.initrd import segment_path
 from ..outputs.staging import OutputSet
+from ..release import pinning
 from ..rootfs import layers
 from ..rootfs import parts as rootfs
 from ..spec.model import Kernel, Spec
@@ -46,17 +47,10 @@ from .identity import spec_state_id
 from .media import Media
 
 
-def write_outputs(
-    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str, prefix: Path
-) -> None:
-    """Every format's files at `prefix` (stages beside it), from the segments the parts' pointers name:
-    what the audit compares with the outputs a build kept."""
-    Media(store, spec, parts, options, ErrorSink(), state).write_everything(prefix, prefix.parent / "stages")
-
-
-def output_recheck(
-    store: Store, spec: Spec, parts: Sequence[rootfs.Part], options: BuildOptions, state: str
-) -> audit.Recheck:
+def output_recheck(media: Media) -> audit.Recheck:
+    """Every format's files written again somewhere else (stages beside them), from the segments the
+    parts' pointers name: what the audit compares with the outputs a build kept."""
+    store, spec, parts, options, state = media.store, media.spec, media.parts, media.options, media.state
     formats = [outputs.get_format(name) for name in options.formats]
     prefix = options.out_dir / options.name
     inputs = output_inputs(spec, parts, options)
@@ -66,7 +60,7 @@ def output_recheck(
 
     def recompute(scratch: Path) -> dict[str, Path]:
         fresh = scratch / options.name
-        write_outputs(store, spec, parts, options, state, fresh)
+        media.write_everything(fresh, fresh.parent / "stages")
         return {path.name: path for fmt in formats for path in fmt.targets(fresh)}
 
     return audit.Recheck(
@@ -144,7 +138,10 @@ class Plan:
         self.warnings.extend(check_lock(spec, options, component_root, self.resolver))
         check_buildable(spec, options)  # what needs no image: reported before any pull
         from_tar = tar_records(self.store, spec, options)
-        for ref in spec.images():
+        # --secure-boot: the signed loaders' image, built from its pinned .debs as any component is
+        loaders = pinning.secure_boot_image(self.resolver) if options.secure_boot else None
+        refs = (*spec.images(), *([loaders] if loaders else []))
+        for ref in refs:
             if ref in from_tar:
                 if self._first(f"image:{ref}"):
                     self.refs.append(ref)
@@ -163,13 +160,13 @@ class Plan:
         parts = rootfs.plan_parts(spec)
         state = spec_state_id(options.name, spec.files_read, self.store.root)
         self.tasks.extend(part_task(self.store, spec, part, options, self.sink, state) for part in parts)
-        media = Media(self.store, spec, parts, options, self.sink, state)
+        media = Media(self.store, spec, parts, options, self.sink, state, loaders=loaders)
         self.tasks.extend(media.tasks())
         self.output_sets.append(media.output_set)
         self.rechecks.extend(part_recheck(self.store, spec, part, options, state) for part in parts)
-        self.rechecks.append(output_recheck(self.store, spec, parts, options, state))
+        self.rechecks.append(output_recheck(media))
         self.audit = self.audit or options.audit
-        use = SpecUse(options.name, state, spec.files_read, spec.images(), tuple(p.name for p in parts), spec.kernel)
+        use = SpecUse(options.name, state, spec.files_read, refs, tuple(p.name for p in parts), spec.kernel)
         self.uses.append(use)
 
     def _add_package(self, ref: str, options: BuildOptions) -> None:

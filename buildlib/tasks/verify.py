@@ -92,7 +92,7 @@ def verify(
     old = Store(options.cache, options.arch)
     resolver = recipes.PkgResolver(options.arch, component_root)
     spec = load_spec(spec_paths, resolve_pkg=resolver)
-    inputs = pinning.spec_inputs(spec, component_root, resolver)
+    inputs = pinning.spec_inputs(spec, component_root, resolver, secure_boot=options.secure_boot)
     platform = platform_of(options.arch)
     pins = options.lock or pinning.pins_in_store(old, inputs, platform)
     with tempfile.TemporaryDirectory(prefix="distrokit-verify-", dir=work) as scratch:

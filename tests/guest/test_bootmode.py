@@ -159,3 +159,38 @@ def test_a_medium_with_only_an_efi_loader_boots_through_uefi_unasked(tmp_path: P
     assert "-bios" not in runner.qemu_command(runner.RunOptions(prefix=bios, networking="none"), "tcg")
     with pytest.raises(BadInput, match="has no EFI loader .* boot it without --uefi"):
         bootmode.resolve(bios, bootmode.BootRequest(uefi=True))
+
+
+def test_secure_boot_firmware_machine_and_refusals(tmp_path: Path) -> None:
+    """--secure-boot: OVMF's secboot code as a read-only flash, this run's copy of the variable store
+    with Microsoft's keys, the SMM machine that firmware needs; a kernel QEMU loads itself is refused."""
+    iso = tmp_path / "a.iso"
+    iso.write_bytes(b"\0" * 4096)
+    boot = resolve(iso, BootRequest(secure_boot=True))
+    assert boot.secure_boot and boot.uefi and boot.needs_firmware(PC)
+    secure = PC.secure_boot
+    assert secure is not None
+    instance = runner.Instance()
+    args = runner.firmware_args(boot, PC, instance)
+    assert args[1] == f"if=pflash,format=raw,unit=0,file={secure.firmware.code},readonly=on"
+    copy = runner.prepare_firmware(boot, PC, instance)
+    try:
+        assert copy is not None and args[3] == f"if=pflash,format=raw,unit=1,file={copy}"
+        assert secure.firmware.vars is not None and copy.read_bytes() == secure.firmware.vars.read_bytes()
+    finally:
+        if copy is not None:
+            copy.unlink()
+    assert bootmode.machine_args(boot, PC) == (
+        "-machine",
+        "q35,smm=on",
+        "-global",
+        "driver=cfi.pflash01,property=secure,value=on",
+    )
+    assert bootmode.machine_args(resolve(iso, BootRequest(uefi=True)), PC) == ()
+    prefix = files(tmp_path, "out-kernel", "out-cmdline", "out-initrd.img")
+    with pytest.raises(BadInput, match="--secure-boot boots a medium"):
+        resolve(prefix, BootRequest(secure_boot=True))
+    with pytest.raises(BadInput, match="--secure-boot boots a medium"):
+        BootRequest(kernel=True, secure_boot=True)
+    with pytest.raises(BadInput, match="amd64 only, not arm64"):
+        runner.firmware_args(boot, VIRT, instance)
