@@ -43,6 +43,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _wait_for_line(console: Path, line: str, running: Path) -> None:
+    """The init notices a dead service within a couple of seconds: wait for its report rather than
+    racing it with the power-off."""
+    deadline = time.monotonic() + 60
+    while line not in console.read_text(errors="replace"):
+        if time.monotonic() > deadline or not running.is_file():
+            return
+        time.sleep(1)
+
+
 def _fetch(url: str, running: Path) -> str:
     deadline = time.monotonic() + BOOT_TIMEOUT
     while True:
@@ -73,14 +83,15 @@ def test_a_one_line_nginx_component_serves_its_page_and_a_dying_service_is_repor
         timeout=120,
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
+    last_lines = "the last lines it wrote (/var/log/crasher.out.log, /var/log/crasher.log):"
     try:
         page = _fetch(f"http://127.0.0.1:{port}/", state / "qemu.pid")
+        _wait_for_line(state / "console.log", f"service crasher stopped; {last_lines}", state / "qemu.pid")
     finally:
         stopped = distrokit(shared_cache, "run", "--state", str(state), "--stop", timeout=120)
     console = (state / "console.log").read_text(errors="replace")
     assert "Welcome to nginx!" in page, console[-3000:]  # Debian's default page, from the postinst's copy
     assert stopped.returncode == 0, stopped.stderr
-    last_lines = "the last lines it wrote (/var/log/crasher.out.log, /var/log/crasher.log):"
     assert f"distrokit: service crasher stopped; {last_lines}" in console
     assert "  crasher| crasher: no such file" in console
     assert "service nginx stopped" not in console  # stopped at power-off, as asked: not news
