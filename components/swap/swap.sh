@@ -16,7 +16,6 @@ done
 [ -n "$path" ] || { echo "swap: --path <file> must be given"; exit 1; }
 case "$path" in /var/?*) ;; *) echo "swap: --path must be under /var"; exit 1 ;; esac
 [ -n "$size" ] || { echo "swap: --size <size> must be given"; exit 1; }
-[ -z "$encrypt" ] || { echo "swap: --encrypt needs cryptsetup, which distrokit's swap image does not carry"; exit 1; }
 
 bytes() {
   case "$1" in
@@ -45,7 +44,15 @@ done
 mkdir -p "$(dirname "$path")"
 dd if=/dev/zero of="$path" bs=1024 count=$(( $(bytes "$size") / 1024 )) 2>/dev/null
 chmod 0600 "$path"
-mkswap "$path" >/dev/null
-swapon "$path"
+device=$path
+if [ -n "$encrypt" ]; then
+  # cryptsetup attaches the file to a free loop device itself, freed again when the mapping goes
+  mkdir -p /run/cryptsetup
+  device=/dev/mapper/swapfile
+  cryptsetup open --type plain --key-file /dev/urandom --key-size 256 --cipher aes-cbc-essiv:sha256 \
+    --offset 0 "$path" swapfile
+fi
+mkswap "$device" >/dev/null
+swapon "$device"
 [ -n "$debug" ] && cat /proc/swaps
-echo "swap: $path ($size) is on"
+echo "swap: $path ($size) is on${encrypt:+, encrypted as $device}"
