@@ -217,7 +217,7 @@ def prepare(checkout: Checkout, megabytes: int, extra: tuple[str, ...]) -> None:
 
 
 def full_build(checkout: Checkout, extra: tuple[str, ...]) -> None:
-    for stale in ("layers", "segments", "build", "plans"):
+    for stale in ("layers", "segments", "build"):
         shutil.rmtree(checkout.cache / stale, ignore_errors=True)
     checkout.note("full", run_build(checkout, *extra))
 
