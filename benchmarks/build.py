@@ -24,17 +24,16 @@ import io
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.sidebyside import Revision, revisions  # noqa: E402
 from buildlib.outputs.compress import decompress  # noqa: E402
 from buildlib.spec.refs import ImageRef  # noqa: E402
 from buildlib.store.images import MEDIA_LAYER_GZIP, Store  # noqa: E402
@@ -112,19 +111,8 @@ _REPORT_PEAK = (
 _ENV = {name: value for name, value in os.environ.items() if name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
 
 
-@dataclass
-class Checkout:
-    """One revision under test: its source tree, its Python, its own store, output folder and spec."""
-
-    label: str
-    repo: Path
-    work: Path
-    runs: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
-
-    @property
-    def python(self) -> str:
-        own = self.repo / ".venv" / "bin" / "python"
-        return str(own) if own.exists() else sys.executable
+class Checkout(Revision):
+    """A revision's store, output folder and spec."""
 
     @property
     def cache(self) -> Path:
@@ -141,13 +129,9 @@ class Checkout:
     def write_spec(self, word: str) -> None:
         self.spec.write_text(spec_text(self.repo, word))
 
-    def note(self, what: str, figure: tuple[float, float, int]) -> None:
-        self.runs.setdefault(what, []).append(figure)
-
     def median(self, what: str) -> tuple[float, float, int]:
         """Median wall and CPU seconds, and the largest peak RSS (MB), of the runs of `what`."""
-        runs = self.runs[what]
-        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs), max(r[2] for r in runs)
+        return self.column(what, 0), self.column(what, 1), int(self.column(what, 2, max))
 
 
 def run_build(checkout: Checkout, *extra: str) -> tuple[float, float, int]:
@@ -264,10 +248,7 @@ def main() -> None:
     parser.add_argument("--against", type=Path, help="another checkout (with .venv) to measure alternately")
     args = parser.parse_args()
     workdir = args.workdir.resolve()
-    checkouts = [Checkout("this", REPO, workdir / "this")]
-    if args.against is not None:
-        other = args.against.resolve()
-        checkouts.append(Checkout(other.name, other, workdir / "against"))
+    checkouts = [Checkout(r.label, r.repo, r.work) for r in revisions(REPO, workdir, args.against)]
     extra = ("--compression", args.compression)
     for checkout in checkouts:
         prepare(checkout, args.mb, extra)

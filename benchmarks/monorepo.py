@@ -18,15 +18,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.sidebyside import Revision, revisions  # noqa: E402
+
 SERVICES = ("getty", "dhcpcd", "sshd")
 SPEC = """\
 kernel:
@@ -52,7 +54,6 @@ SERVICE = """\
 """
 DODO = """\
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from buildlib.tasks.api import distrokit_tasks, monorepo_doit_config
 
@@ -81,19 +82,8 @@ _ENV = {name: value for name, value in os.environ.items() if name not in ("PYTHO
 Figure = tuple[float, float, int, int]  # wall seconds, CPU seconds, peak RSS (kB), tasks that ran
 
 
-@dataclass
-class Checkout:
-    """One revision under test: its source tree (and .venv), its monorepo folder and its store."""
-
-    label: str
-    repo: Path
-    work: Path
-    runs: dict[str, list[Figure]] = field(default_factory=dict)
-
-    @property
-    def python(self) -> str:
-        own = self.repo / ".venv" / "bin" / "python"
-        return str(own) if own.exists() else sys.executable
+class Checkout(Revision):
+    """A revision's monorepo folder and store."""
 
     @property
     def folder(self) -> Path:
@@ -103,16 +93,13 @@ class Checkout:
     def store(self) -> Path:
         return self.work / "store"
 
-    def note(self, what: str, figure: Figure) -> None:
-        self.runs.setdefault(what, []).append(figure)
-
     def median(self, what: str) -> Figure:
-        runs = self.runs[what]
+        """Median wall and CPU seconds, the largest peak RSS and number of tasks that ran."""
         return (
-            statistics.median(r[0] for r in runs),
-            statistics.median(r[1] for r in runs),
-            max(r[2] for r in runs),
-            max(r[3] for r in runs),
+            self.column(what, 0),
+            self.column(what, 1),
+            int(self.column(what, 2, max)),
+            int(self.column(what, 3, max)),
         )
 
 
@@ -168,9 +155,7 @@ def main() -> None:
     parser.add_argument("--against", type=Path, help="another checkout (with .venv) to measure alternately")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="dk-monorepo-"))
-    checkouts = [Checkout("this", REPO, work / "this")]
-    if args.against is not None:
-        checkouts.append(Checkout(args.against.resolve().name, args.against.resolve(), work / "against"))
+    checkouts = [Checkout(r.label, r.repo, r.work) for r in revisions(REPO, work, args.against)]
     try:
         for checkout in checkouts:
             prepare(checkout, args.specs)
