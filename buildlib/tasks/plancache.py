@@ -7,21 +7,22 @@ keys, and what their store checks look at. The next `doit` process takes them fr
 nothing planning read has changed, and plans the spec for real only when one of its tasks runs.
 
 What planning reads, and how each is checked (as the build stamp is, see store.stamp):
-- the spec files: size, mtime and inode, and when those differ, their content (a spec touched or
-  checked out again is still the same plan);
-- the component folders its images come from, and the project's component folder (a new folder may
-  shadow a built-in component): every file and folder in them, by stat;
+- the spec files: size, mtime, ctime and inode, and when those differ, their content (a spec touched
+  or checked out again is still the same plan); a file changed within two seconds of the moment its
+  plan was saved may change again unseen within one timestamp tick, so its content is compared every
+  time (git's racily clean files);
+- the component folders its images come from, and the folders components are looked up in (the
+  project's and the built-in ones: a new folder may take a name over): every file and folder in
+  them, by stat (size, mtime, ctime, inode); a plan is not saved while one of them changed in the
+  last two seconds;
 - the options, the environment planning reads (HOME, SOURCE_DATE_EPOCH, DISTROKIT_*), the working
   folder, the zlib and compressor versions, and distrokit's own modules (by stat).
-An input modified within two seconds of the moment the plan is saved may change again unseen within
-one timestamp tick: such a plan is not saved (planned again next time, as git re-reads racy files).
 
 A cached task's action plans its spec for real (once per process) and runs the real task's action;
-what the task saves for the next run (its input keys, explain's terms) comes from the real task too,
-so a plan cache entry can cost time but never a wrong result. When the real keys differ from the
-cached ones, the entry is dropped. Not cached: audit mode (it recomputes everything), locks, --input-tar,
-a shared cache, LinuxKit package folders, `files` with a `source` (another task may write it, and its
-key is taken when the task is checked).
+what the task saves for the next run (its input keys, explain's terms) is the real task's, and real
+keys other than the cached ones drop the entry. Not cached: audit mode (it recomputes everything),
+locks, --input-tar, a shared cache, LinuxKit package folders, `files` with a `source` (another task
+may write it, and its key is taken when the task is checked).
 """
 
 from __future__ import annotations
@@ -182,7 +183,9 @@ def save(
             return
         # changed within a timestamp tick of now: a change in the same tick would show in no stat
         files.append([path, *taken, content, now - max(taken[1], taken[2]) < RACY_NS])
-    folders = sorted({folder for _, folder in images if folder is not None} | {str(component_root)})
+    # the folders `distrokit/NAME` is looked up in (a new component there may take a name over) too
+    roots = {str(root) for root in plan.resolver.roots} | {str(component_root)}
+    folders = sorted({folder for _, folder in images if folder is not None} | roots)
     if any(now - _tree(folder)[1] < RACY_NS for folder in folders):
         return  # a component changed a moment ago: plan it again next time rather than trust its stats
     use = next(use for use in plan.uses if use.state == state)
