@@ -242,6 +242,24 @@ def write_json_atomic(path: Path, value: Any) -> None:
     write_bytes_atomic(path, canonical_json(value))
 
 
+def write_hint(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` all at once for readers, without waiting for the disk: for a record
+    whose loss costs only time (a stamp, a cached plan), read by code that treats an unreadable or
+    missing file as absent. No fsync, so it never waits behind a big file's writeback (ext4 commits
+    its journal for a small fsync only after the data a big write left dirty); after a power cut the
+    file may be the previous one, missing or empty, never another file's bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

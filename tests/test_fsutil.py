@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from buildlib import fsutil
-from buildlib.fsutil import Writeback, atomic_writer
+from buildlib.fsutil import Writeback, atomic_writer, write_hint
 
 
 def test_writeback_started_along_the_way_keeps_every_byte(tmp_path: Path) -> None:
@@ -125,3 +125,11 @@ def test_the_store_lock_taken_again_in_one_thread_is_held_and_another_thread_wai
         order.append("first done")
     waiting.join(timeout=10)
     assert order == ["first done", "other"]
+
+
+def test_a_hint_replaces_the_file_whole_and_leaves_no_temporary_name(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "stamp.json"
+    write_hint(target, b"first")
+    write_hint(target, b"second, longer")
+    assert target.read_bytes() == b"second, longer"
+    assert [path.name for path in target.parent.iterdir()] == ["stamp.json"]

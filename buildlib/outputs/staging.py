@@ -26,7 +26,7 @@ from typing import Any
 
 import xxhash
 
-from ..fsutil import CHUNK, copy_file_atomic, read_json, replace_releasing, write_json_atomic, xxh_file
+from ..fsutil import CHUNK, canonical_json, copy_file_atomic, read_json, replace_releasing, write_hint, xxh_file
 
 STAGED_IN_STORE = "staged"  # under the build's state folder: one folder per run
 Piece = tuple[int, str]  # a run of bytes: its length and the xxh3-128 of those bytes
@@ -121,7 +121,9 @@ def record_written(record: Path, written: Mapping[Path, Path], pieces: Mapping[P
     for final, staged in written.items():
         known = pieces.get(final)
         entries[str(final)] = {"stat": _stat(staged), "pieces": [list(p) for p in known or whole_file(staged)]}
-    write_json_atomic(record, entries)
+    # a hint (without it the task writes its files again), written after them: no fsync of its own,
+    # which would wait behind their writeback
+    write_hint(record, canonical_json(entries))
 
 
 def whole_file(path: Path) -> list[Piece]:
@@ -158,7 +160,7 @@ class WrittenOutputs:
                 return f"output changed since it was written: {final}"
             entry["stat"] = now  # the same bytes under a new stat (touched, copied back): next time a stat will do
             with contextlib.suppress(OSError):
-                write_json_atomic(self.record, saved)
+                write_hint(self.record, canonical_json(saved))
         return None
 
 

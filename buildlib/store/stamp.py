@@ -26,7 +26,7 @@ def stamp_path(cache: Path, name: str) -> Path:
     return cache / "build" / name / "stamp.json"
 
 
-def _stat(path: str) -> list[Any]:
+def file_state(path: str) -> list[Any]:
     try:
         st = os.stat(path)
     except OSError:
@@ -38,6 +38,11 @@ def _code_files() -> list[str]:
     return sorted(str(path) for path in _CODE.rglob("*.py"))
 
 
+def code_state() -> list[list[Any]]:
+    """distrokit's own code as stats: a change to any module makes every stamp and cached plan stale."""
+    return [file_state(path) for path in _code_files()]
+
+
 def context(options: Mapping[str, Any]) -> dict[str, Any]:
     """What decides a build besides its files."""
     return {
@@ -45,15 +50,17 @@ def context(options: Mapping[str, Any]) -> dict[str, Any]:
         "options": {key: options[key] for key in sorted(options)},
         "home": os.environ.get("HOME", ""),
         "zlib": zlib.ZLIB_RUNTIME_VERSION,
-        "code": [_stat(path) for path in _code_files()],
+        "code": code_state(),
     }
 
 
 def write(cache: Path, name: str, build_context: dict[str, Any], watched: Iterable[str]) -> None:
-    from ..fsutil import write_json_atomic  # only a full build writes: the check stays light
+    from ..fsutil import canonical_json, write_hint  # only a full build writes: the check stays light
 
     paths = sorted(set(watched))
-    write_json_atomic(stamp_path(cache, name), {"context": build_context, "files": [_stat(p) for p in paths]})
+    # a hint (is_current reads a missing or torn stamp as "build"): no fsync behind the initrd's writeback
+    stamp = {"context": build_context, "files": [file_state(p) for p in paths]}
+    write_hint(stamp_path(cache, name), canonical_json(stamp))
 
 
 def forget(cache: Path, name: str) -> None:
@@ -66,6 +73,6 @@ def is_current(cache: Path, name: str, build_context: dict[str, Any]) -> bool:
         stamp = json.loads(stamp_path(cache, name).read_text())
         if stamp["context"] != json.loads(json.dumps(build_context)):
             return False
-        return all(_stat(entry[0]) == entry for entry in stamp["files"])
+        return all(file_state(entry[0]) == entry for entry in stamp["files"])
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return False

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
-from ..fsutil import write_json_atomic
+from ..fsutil import canonical_json, write_hint
 
 USES = "uses"
 VERSION = 2  # 2: records carry the state id they are filed under
@@ -84,8 +84,11 @@ def usage_path(root: Path, state: str) -> Path:
 
 
 def write_usage(root: Path, record: UsageRecord, blob_paths: list[Path]) -> None:
-    """Write `record` and mark every blob and file it names as used at its timestamp."""
-    write_json_atomic(usage_path(root, record.state_id), record.to_json())
+    """Write `record` and mark every blob and file it names as used at its timestamp. The record is
+    written after the build's outputs, without an fsync of its own (which would wait behind their
+    writeback): a power cut may leave the previous record, none, or an empty file, which readers take
+    for none, so a `cache gc` right after it may drop what only the next build of the spec needs."""
+    write_hint(usage_path(root, record.state_id), canonical_json(record.to_json()))
     _forget_unnamed_record(root, record)
     stamp = (record.timestamp, record.timestamp)
     for path in [*blob_paths, *(root / name for name in record.files)]:
@@ -114,6 +117,9 @@ def read_usages(root: Path) -> Iterator[tuple[Path, UsageRecord]]:
         return
     for path in sorted(folder.glob("*.json")):
         try:
-            yield path, UsageRecord.from_json(json.loads(path.read_bytes()))
+            data = path.read_bytes()
+            if not data:  # what a power cut leaves of a record written just before it: no record
+                continue
+            yield path, UsageRecord.from_json(json.loads(data))
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"usage record {path} is unreadable ({exc}): delete it and build that spec again") from exc

@@ -46,12 +46,14 @@ from ..spec.model import Spec, load_spec
 from ..store import usage
 from ..store.images import Store
 from ..store.transport import Network
-from .families import BuildOptions, pointer_path, record_path
+from . import plancache, terms
+from .families import BuildOptions
 from .identity import spec_state_id
 from .keys import InputKeys, XXHashChecker
 from .plan import Plan, SpecUse, usage_record
 from .portable import store_codec
 from .run import add_spec
+from .terms import Terms
 
 SpecList = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
 FAMILY_DEPS = ("component", "layer")  # the families other tasks name in task_dep
@@ -107,6 +109,7 @@ def distrokit_tasks(
     component_root = Path(components).resolve()
     plan = Plan(store, components=component_root)  # components built for the store's architecture
     loaded: list[tuple[Spec, BuildOptions]] = []
+    cached: list[plancache.CachedSpec] = []
     for name, files in named_specs(specs, arch).items():
         options = BuildOptions(
             cache=store.root,
@@ -119,26 +122,60 @@ def distrokit_tasks(
             network=network,
             sources_from_tasks=True,
         )
-        spec = load_spec(files, resolve_pkg=plan.resolver)
-        add_spec(plan, spec, options, component_root)  # as the CLI: explain's terms, doit clean
-        loaded.append((spec, options))
+        hit, spec = _plan_spec(plan, files, options, component_root)
+        if hit is not None:
+            cached.append(hit)
+        if spec is not None:
+            loaded.append((spec, options))
     # a spec's tasks carry its state id (its name and spec files), not its name alone
     specs_by_name = {spec_state_id(options.name, spec.files_read, store.root): spec for spec, options in loaded}
-    # each spec's output tasks (a stage, the boot files, one a format), before doit takes the dicts over
-    outputs_of: dict[str, list[str]] = {use.state: [] for use in plan.uses}
-    for task in plan.tasks:
-        state = task["name"].split("/", 1)[0]
-        if task["basename"] == "output" and state in outputs_of:
-            outputs_of[state].append(f"output:{task['name']}")
+    outputs_of = _outputs_of(plan.uses, [*plan.tasks, *(task for hit in cached for task in hit.tasks)])
     for task in plan.tasks:
         yield _prefixed(_with_sources(task, specs_by_name), prefix)
+    for hit in cached:
+        for task in hit.tasks:
+            yield _prefixed(task, prefix)
     if plan.refs:
         loader = DelayedLoader(lambda: plan.layer_tasks(), executed=f"{prefix}image")
         yield Task(f"{prefix}layer", None, loader=loader, doc="Index every layer of the images, once per digest.")
     else:
         yield Task(f"{prefix}layer", None)
+    usage_deps = {hit.use.state: hit.usage_deps for hit in cached}
     for use in plan.uses:
-        yield _prefixed(usage_task(store, use, outputs_of[use.state]), prefix)
+        yield _prefixed(usage_task(store, use, outputs_of[use.state], usage_deps.get(use.state)), prefix)
+
+
+def _outputs_of(uses: Sequence[SpecUse], tasks: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each spec's output tasks (a stage, the boot files, one a format), before doit takes the dicts over."""
+    outputs_of: dict[str, list[str]] = {use.state: [] for use in uses}
+    for task in tasks:
+        state = task["name"].split("/", 1)[0]
+        if task["basename"] == "output" and state in outputs_of:
+            outputs_of[state].append(f"output:{task['name']}")
+    return outputs_of
+
+
+def _plan_spec(
+    plan: Plan, files: list[Path], options: BuildOptions, component_root: Path
+) -> tuple[plancache.CachedSpec | None, Spec | None]:
+    """One spec's tasks into `plan`: from the plan cache when nothing planning read has changed (its
+    part and output tasks, kept apart), else planned for real (and its plan kept for the next run)."""
+    context = plancache.context(options, component_root)
+    hit = plancache.load(plan.store, files, options, component_root, context)
+    if hit is not None:
+        first = len(plan.tasks)
+        for ref, folder in hit.images:
+            plan.add_image(ref, folder, options)
+        for task in plan.tasks[first:]:  # explain's terms, as add_spec gives a spec's new image tasks
+            if task["basename"] == "image":
+                task["uptodate"].append(Terms(terms.image_terms(plan.store, task["name"], options)))
+        plan.uses.append(hit.use)
+        return hit, None
+    before = plancache.spec_inputs(files) if context is not None else []
+    spec = load_spec(files, resolve_pkg=plan.resolver)
+    add_spec(plan, spec, options, component_root)  # as the CLI: explain's terms, doit clean
+    plancache.save(plan, spec, options, component_root, context, before)
+    return None, spec
 
 
 def output_files(out_dir: str | Path, name: str, formats: Sequence[str] = ("kernel+initrd",)) -> list[str]:
@@ -153,11 +190,14 @@ def generated_sources(spec: Spec) -> list[str]:
     return [path for path in paths if not Path(path).is_dir()]
 
 
-def usage_task(store: Store, use: SpecUse, output_tasks: Sequence[str]) -> dict[str, Any]:
+def usage_task(
+    store: Store, use: SpecUse, output_tasks: Sequence[str], file_dep: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Write the spec's usage record (the one `distrokit build` writes) when its parts or images changed,
-    after the spec's `output_tasks` (a stage, the shared boot files and one task a format)."""
-    pointers = [str(pointer_path(store, use.state, part)) for part in use.parts]
-    records = [str(record_path(store, ref)) for ref in use.refs]
+    after the spec's `output_tasks` (a stage, the shared boot files and one task a format). `file_dep`:
+    its pointers and image records, when a cached plan knows them (see plancache)."""
+    if file_dep is None:
+        file_dep = plancache.usage_deps(store, use)
 
     def write() -> None:
         record, blob_paths = usage_record(store, use, time.time())
@@ -168,7 +208,7 @@ def usage_task(store: Store, use: SpecUse, output_tasks: Sequence[str]) -> dict[
         "name": use.state,
         "doc": f"record what {use.name} uses, for `distrokit cache gc`",
         "actions": [write],
-        "file_dep": pointers + records,
+        "file_dep": list(file_dep),
         "targets": [str(usage.usage_path(store.root, use.state))],
         "task_dep": list(output_tasks),
         "verbosity": 0,

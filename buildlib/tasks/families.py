@@ -133,13 +133,14 @@ def read_segments(store: Store, pointers: Sequence[Path]) -> tuple[Path, ...]:
     return tuple(segment_path(store.root, pointer.read_text().strip()) for pointer in pointers)
 
 
-def _segment_sealed(store: Store, pointer: Path) -> bool:
+def segment_sealed(store: Store, pointer: str | Path) -> bool:
     """the segment this part wrote is in the store with its key file
 
     (A store written before segments carried keys rewrites its segments once instead of refusing them;
     a cheap check: no segment is read.)"""
     try:
-        key = pointer.read_text().strip()
+        with open(pointer) as handle:
+            key = handle.read().strip()
     except FileNotFoundError:
         return False
     return seal_path(segment_path(store.root, key)).is_file()
@@ -438,7 +439,7 @@ def part_task(
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources + input_tar,
         "targets": [str(target)],
         "task_dep": ["layer"],
-        "uptodate": [InputKeys(inputs), partial(_segment_sealed, store, target)],
+        "uptodate": [InputKeys(inputs), partial(segment_sealed, store, target)],
         "verbosity": 0,
     }
 

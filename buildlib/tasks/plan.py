@@ -150,13 +150,7 @@ class Plan:
             if ref in self.resolver.packages:
                 self._add_package(ref, options)
                 continue
-            folder = component_folder(ref, component_root, self.resolver)
-            if folder is not None and self._first(f"component:{folder}"):
-                self.tasks.append(component_task(self.store, folder, self.sink, options))
-            if self._first(f"image:{ref}"):
-                self.refs.append(ref)
-                name = recipes.load_recipe(folder, options.arch).build_name if folder else None
-                self.tasks.append(image_task(self.store, ref, options, self.sink, name))
+            self.add_image(ref, component_folder(ref, component_root, self.resolver), options)
         parts = rootfs.plan_parts(spec)
         state = spec_state_id(options.name, spec.files_read, self.store.root)
         self.tasks.extend(part_task(self.store, spec, part, options, self.sink, state) for part in parts)
@@ -168,6 +162,16 @@ class Plan:
         self.audit = self.audit or options.audit
         use = SpecUse(options.name, state, spec.files_read, refs, tuple(p.name for p in parts), spec.kernel)
         self.uses.append(use)
+
+    def add_image(self, ref: str, folder: Path | None, options: BuildOptions) -> None:
+        """The task that puts image `ref` in the store, after the one that builds it from the component
+        `folder` (None: pulled); once however many specs name it."""
+        if folder is not None and self._first(f"component:{folder}"):
+            self.tasks.append(component_task(self.store, folder, self.sink, options))
+        if self._first(f"image:{ref}"):
+            self.refs.append(ref)
+            name = recipes.load_recipe(folder, options.arch).build_name if folder else None
+            self.tasks.append(image_task(self.store, ref, options, self.sink, name))
 
     def _add_package(self, ref: str, options: BuildOptions) -> None:
         """A LinuxKit package folder: its buildah task, then the image task that waits for it."""

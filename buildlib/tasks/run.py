@@ -159,9 +159,11 @@ def run_plan(
 def add_spec(plan: Plan, spec: Spec, options: BuildOptions, component_root: Path) -> None:
     """The spec's tasks, each with the readable record of its inputs `explain` compares (see terms);
     `doit clean` removes what the output tasks wrote."""
+    first = len(plan.tasks)
     plan.add_spec(spec, options, component_root)
-    terms.attach(plan.tasks, plan.store, spec, options)
-    for task in plan.tasks:
+    added = plan.tasks[first:]  # the tasks made before are another spec's, or this spec's shared images'
+    terms.attach(added, plan.store, spec, options)
+    for task in added:
         if task["basename"] == "output":
             task.setdefault("clean", True)
 

@@ -31,3 +31,13 @@ def test_a_version_1_record_of_the_same_files_is_replaced(tmp_path: Path) -> Non
     write_usage(tmp_path, record("hello", "hello@a", ("/a/hello.yml",)), [])
     assert not legacy.exists() and other.exists()
     assert sorted(r.state_id for _, r in read_usages(tmp_path)) == ["hello@a", "other"]
+
+
+def test_an_empty_record_left_by_a_power_cut_is_no_record(tmp_path: Path) -> None:
+    """Records are written without an fsync of their own (after the outputs, see write_usage): a power
+    cut may leave one empty; gc and `cache ls` read that as none rather than failing."""
+    write_usage(tmp_path, record("web", "web@a", ("/a/web.yml",)), [])
+    usage_path(tmp_path, "db@b").write_bytes(b"")
+    assert [r.state_id for _, r in read_usages(tmp_path)] == ["web@a"]
+    leftovers = [path.name for path in usage_path(tmp_path, "x").parent.iterdir() if path.name.endswith(".tmp")]
+    assert leftovers == []
