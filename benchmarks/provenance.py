@@ -28,7 +28,9 @@ def distrokit(cache: Path, *args: str) -> float:
     """Seconds of wall time of one `distrokit` process; a failure ends the benchmark."""
     command = [sys.executable, "-m", "buildlib.cli", "--cache", str(cache), *args]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed: {done.stderr.strip()}")
