@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ..errors import BadImage, BadInput, DistrokitError, ImageNotFound, NoSpace, StoreError, TransportError
 from ..fsutil import sha256_file, write_bytes_atomic
@@ -272,24 +272,22 @@ def _warn(listener: Listener, label: str, message: str) -> None:
     listener(Event(EventKind.WARNING, label, message=message))
 
 
-def push(
-    store: Store,
-    ref: ImageRef,
-    dest: str,
-    *,
-    network: Network | None = None,
-    listener: Listener = ignore,
-    signer: signing.Signer | None = None,
-    signer_checked: bool = False,
-) -> str:
+class PushOptions(TypedDict, total=False):
+    """How a push goes: `network` (default: from the environment), `listener`, `signer`, and
+    `signer_checked` (the caller checked the key and the signature store already, once for many pushes)."""
+
+    network: Network | None
+    listener: Listener
+    signer: signing.Signer | None
+    signer_checked: bool
+
+
+def push(store: Store, ref: ImageRef, dest: str, **options: Unpack[PushOptions]) -> str:
     """Push the stored image `ref` to `dest` (REGISTRY/PATH[:TAG]) with its digest unchanged; return it."""
-    network = network or Network.from_env()
     digest = store.lookup(ref)
     if digest is None:
         raise ImageNotFound(f"image {ref.familiar()} is not in the store {store.root}: pull or build it first")
-    return push_digest(
-        store, digest, dest, network=network, listener=listener, signer=signer, signer_checked=signer_checked
-    )
+    return push_digest(store, digest, dest, **options)
 
 
 def push_digest(
