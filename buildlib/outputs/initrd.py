@@ -130,6 +130,12 @@ def seal_path(segment: Path) -> Path:
     return segment.with_name(segment.name + KEY_SUFFIX)
 
 
+def seal_file(cache: str, key: str) -> str:
+    """`seal_path(segment_path(cache, key))` as text: a no-change monorepo build asks for thousands
+    of them, and building Path objects was most of that check's time."""
+    return os.path.join(cache, "segments", f"{key}{SEGMENT_SUFFIX}{KEY_SUFFIX}")
+
+
 def segment_problem(segment: Path, copy_to: Writeback | None = None) -> str:
     """What is wrong with a stored segment (missing, no key, bytes that do not match the key) or "".
     With `copy_to`, the bytes are appended there as they are checked, so a join reads them once."""

@@ -110,6 +110,7 @@ def distrokit_tasks(
     plan = Plan(store, components=component_root)  # components built for the store's architecture
     loaded: list[tuple[Spec, BuildOptions]] = []
     cached: list[plancache.CachedSpec] = []
+    around = plancache.surroundings(component_root)
     for name, files in named_specs(specs, arch).items():
         options = BuildOptions(
             cache=store.root,
@@ -122,7 +123,7 @@ def distrokit_tasks(
             network=network,
             sources_from_tasks=True,
         )
-        hit, spec = _plan_spec(plan, files, options, component_root)
+        hit, spec = _plan_spec(plan, files, options, component_root, around)
         if hit is not None:
             cached.append(hit)
         if spec is not None:
@@ -156,11 +157,12 @@ def _outputs_of(uses: Sequence[SpecUse], tasks: Sequence[dict[str, Any]]) -> dic
 
 
 def _plan_spec(
-    plan: Plan, files: list[Path], options: BuildOptions, component_root: Path
+    plan: Plan, files: list[Path], options: BuildOptions, component_root: Path, around: dict[str, Any] | None
 ) -> tuple[plancache.CachedSpec | None, Spec | None]:
     """One spec's tasks into `plan`: from the plan cache when nothing planning read has changed (its
-    part and output tasks, kept apart), else planned for real (and its plan kept for the next run)."""
-    context = plancache.context(options, component_root)
+    part and output tasks, kept apart), else planned for real (and its plan kept for the next run).
+    `around`: plancache.surroundings(), read once for every spec."""
+    context = plancache.context(options, around)
     hit = plancache.load(plan.store, files, options, component_root, context)
     if hit is not None:
         first = len(plan.tasks)

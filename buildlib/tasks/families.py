@@ -9,6 +9,7 @@ does only what is missing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,6 +28,7 @@ from ..outputs.initrd import (
     DEFAULT_COMPRESSION,
     KERNEL_POINTER,
     kernel_path,
+    seal_file,
     seal_path,
     segment_path,
     segment_problem,
@@ -137,13 +139,14 @@ def segment_sealed(store: Store, pointer: str | Path) -> bool:
     """the segment this part wrote is in the store with its key file
 
     (A store written before segments carried keys rewrites its segments once instead of refusing them;
-    a cheap check: no segment is read.)"""
+    a cheap check: no segment is read. It runs for every part of every spec of a monorepo, so it reads
+    bytes and names files as text: a text-mode file and Path objects cost more than the check.)"""
     try:
-        with open(pointer) as handle:
-            key = handle.read().strip()
+        with open(pointer, "rb") as handle:
+            key = handle.read().decode().strip()
     except FileNotFoundError:
         return False
-    return seal_path(segment_path(store.root, key)).is_file()
+    return os.path.isfile(seal_file(str(store.root), key))
 
 
 def load_images(store: Store, refs: Sequence[str]) -> dict[str, Image]:

@@ -96,23 +96,15 @@ def spec_inputs(files: Sequence[Path]) -> list[list[Any]]:
     return taken
 
 
-def context(options: BuildOptions, component_root: Path) -> dict[str, Any] | None:
-    """What a spec's plan depends on besides its files; None when these options are not cached."""
-    if options.audit or options.lock is not None or options.input_tar is not None or options.shared is not None:
-        return None
-    if os.environ.get("DISTROKIT_AUDIT"):  # audit mode recomputes what is up to date: plan for real
-        return None
-    values = {
-        field.name: repr(getattr(options, field.name))
-        for field in dataclasses.fields(options)
-        if field.name not in ("transfer_listener", "lock", "shared")
-    }
-    if any(" at 0x" in text for text in values.values()):  # an object without a stable description
+def surroundings(component_root: Path) -> dict[str, Any] | None:
+    """What every spec's plan depends on besides its files and options, read once for all the specs of
+    one `distrokit_tasks` call (reading the environment for each spec was a tenth of a no-change run's
+    planning); None in audit mode, which recomputes what is up to date: it plans for real."""
+    if os.environ.get("DISTROKIT_AUDIT"):
         return None
     environment = {key: value for key, value in os.environ.items() if key.startswith("DISTROKIT_")}
     return {
         "version": CACHE_VERSION,
-        "options": values,
         "components": str(component_root),
         "cwd": os.getcwd(),  # relative paths are read from here
         "environment": {
@@ -121,9 +113,25 @@ def context(options: BuildOptions, component_root: Path) -> dict[str, Any] | Non
             "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", ""),
         },
         "zlib": zlib.ZLIB_RUNTIME_VERSION,
-        "compressor": options.compression.version(),
         "code": _code_key(),
     }
+
+
+def context(options: BuildOptions, around: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a spec's plan depends on besides its files (`around`: surroundings()); None when these
+    options are not cached."""
+    if around is None:
+        return None
+    if options.audit or options.lock is not None or options.input_tar is not None or options.shared is not None:
+        return None
+    values = {
+        field.name: repr(getattr(options, field.name))
+        for field in dataclasses.fields(options)
+        if field.name not in ("transfer_listener", "lock", "shared")
+    }
+    if any(" at 0x" in text for text in values.values()):  # an object without a stable description
+        return None
+    return {**around, "options": values, "compressor": options.compression.version()}
 
 
 # saving --------------------------------------------------------------------------------------
