@@ -29,7 +29,6 @@ from ..outputs.initrd import (
     KERNEL_POINTER,
     kernel_path,
     seal_file,
-    seal_path,
     segment_path,
     segment_problem,
     write_entry,
