@@ -133,7 +133,7 @@ def seal_path(segment: Path) -> Path:
 def seal_file(cache: str, key: str) -> str:
     """`seal_path(segment_path(cache, key))` as text: a no-change monorepo build asks for thousands
     of them, and building Path objects was most of that check's time."""
-    return os.path.join(cache, "segments", f"{key}{SEGMENT_SUFFIX}{KEY_SUFFIX}")
+    return f"{cache}/segments/{key}{SEGMENT_SUFFIX}{KEY_SUFFIX}"
 
 
 def segment_problem(segment: Path, copy_to: Writeback | None = None) -> str:

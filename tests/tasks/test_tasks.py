@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Built, build
+from conftest import Built, build, snapshot_store
+
+from buildlib.outputs.initrd import seal_file, seal_path, segment_path
+from buildlib.store.images import Store
+from buildlib.tasks.families import segment_sealed
 
 
 def test_first_build_runs_every_step(minimal_build: Built) -> None:
@@ -61,3 +65,21 @@ def test_spec_without_images_builds(tmp_path: Path) -> None:
     with tarfile.open(built.prefix.with_name("only-files.tar")) as archive:
         motd = archive.extractfile("etc/motd")
         assert motd is not None and motd.read() == b"hello"
+
+
+def test_segment_sealed_sees_each_part_s_seal_in_a_built_store(minimal_build: Built, tmp_path: Path) -> None:
+    """The part check a no-change run makes for every part of every spec (read as bytes, named as text)
+    names the seal file the store writes, and fails once that seal or the part's pointer is gone."""
+    cache = snapshot_store(minimal_build.cache, tmp_path / "cache")  # its seals are ours to remove
+    store = Store(cache, "amd64")
+    pointers = sorted((cache / "build" / minimal_build.state).glob("*.segment"))
+    assert pointers
+    for pointer in pointers:
+        key = pointer.read_text().strip()
+        assert seal_file(str(cache), key) == str(seal_path(segment_path(cache, key)))
+        assert segment_sealed(store, pointer)
+    first, last = pointers[0], pointers[-1]
+    seal_path(segment_path(cache, first.read_text().strip())).unlink()
+    last.unlink()
+    assert not segment_sealed(store, first)
+    assert not segment_sealed(store, last)
