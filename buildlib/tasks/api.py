@@ -104,8 +104,7 @@ def distrokit_tasks(
     `specs` is a list of spec files (each built on its own, named by its base name) or a mapping
     {name: [spec files merged in order]}. `components` is the folder of component recipes that
     `distrokit/NAME` images are built from (`@pkg:` folders are relative to the spec as always).
-    Raises the spec's own errors (BadInput, SpecError) when a spec is wrong, before any task runs.
-    """
+    Raises the spec's own errors (BadInput, SpecError) when a spec is wrong, before any task runs."""
     _collect_rarely()
     arch = normalise(arch)  # `aarch64` and `linux/arm64` are arm64, as for `distrokit build --arch`
     store = Store(Path(cache).resolve(), arch)
