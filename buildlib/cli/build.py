@@ -203,8 +203,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# the variables store.remotecache reads (FROM_ENV, TO_ENV): named here so that a build without a shared
+# cache decides so without loading the shared cache's modules and signing's
+SHARED_CACHE_ENV = ("DISTROKIT_CACHE_FROM", "DISTROKIT_CACHE_TO")
+
+
 def _shared_cache(args: argparse.Namespace, options: tasks.BuildOptions) -> SharedCache | None:
     """--cache-from and --cache-to, with --sign-by for what is pushed: its key checked before anything builds."""
+    signing = (args.sign_by, args.sign_by_sigstore, args.sign_passphrase_file)
+    if not (args.cache_from or args.cache_to or any(signing) or any(map(os.environ.get, SHARED_CACHE_ENV))):
+        return None
     signer = signer_options(args)
     shared = shared_cache.SharedCache.from_flags(
         args.cache_from or (), args.cache_to or (), options.network, signer=signer

@@ -9,19 +9,19 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import outputs
 from ..debian import recipes
+from ..lazy import lazy_module
 from ..outputs.initrd import segment_path
 from ..outputs.staging import OutputSet
-from ..release import pinning
 from ..rootfs import layers
 from ..rootfs import parts as rootfs
 from ..spec.model import Kernel, Spec
 from ..store import usage
 from ..store.images import Store
-from . import audit, packages
+from . import audit
 from .families import (
     OUTPUT_PROBES,
     BuildOptions,
@@ -45,6 +45,12 @@ from .families import (
 )
 from .identity import spec_state_id
 from .media import Media
+
+if TYPE_CHECKING:  # LinuxKit package folders and --secure-boot load what they need when a spec has them
+    from ..release import pinning
+    from . import packages
+else:
+    pinning, packages = lazy_module("buildlib.release.pinning"), lazy_module("buildlib.tasks.packages")
 
 
 def output_recheck(media: Media) -> audit.Recheck:
