@@ -28,6 +28,8 @@ def _verb(name: str) -> str:
 
 @dataclass
 class _Transfer:
+    """One pull or download in progress: when it started and the bytes landed so far."""
+
     started: float
     bytes: int = 0
 

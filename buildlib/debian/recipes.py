@@ -41,6 +41,8 @@ BUILDER_VERSION = "5"  # 2: the packages label names each .deb's sha256; 3: and 
 
 @dataclass(frozen=True)
 class RecipeFile:
+    """A file a component adds to its image, after defaults."""
+
     path: str
     source: str | None = None
     contents: str | None = None
@@ -52,6 +54,8 @@ class RecipeFile:
 
 @dataclass(frozen=True)
 class Recipe:
+    """A component: what component.yml asks for, with defaults, and its image reference."""
+
     folder: Path
     name: str
     packages: tuple[str, ...] = ()

@@ -85,6 +85,8 @@ class BuiltParts:
 
 @dataclass(frozen=True)
 class Format:
+    """An output format: the files it writes after the prefix, the stages it reads, and its writer."""
+
     name: str
     suffixes: tuple[str, ...]
     write: Callable[[BuiltParts, Path], None]
@@ -260,6 +262,8 @@ def write_shared_files(parts: BuiltParts, prefix: Path, suffixes: Sequence[str])
 # stages: the intermediates several formats share (their builders register in stages.py and tar.py) -----
 @dataclass(frozen=True)
 class Stage:
+    """An intermediate several formats share, written once per build into the stage folder."""
+
     name: str
     filename: str
     build: Callable[[BuiltParts, Path], dict[str, object] | None]  # returns facts to keep in .key

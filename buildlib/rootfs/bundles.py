@@ -138,6 +138,8 @@ class BundleContext:
 
 @dataclass(frozen=True)
 class Bundle:
+    """A container's bundle files: config.json and runtime.json, and whether its root is read-only."""
+
     readonly: bool
     config_json: bytes
     runtime_json: bytes

@@ -27,6 +27,8 @@ STR_TAG = "tag:yaml.org,2002:str"
 
 @dataclass(frozen=True)
 class Location:
+    """Where a value is in a YAML file (1-based line and column), for error messages."""
+
     file: str
     line: int
     column: int
@@ -301,6 +303,8 @@ def yfield(kind: FieldType[Any], key: str | None = None, *, default: Any = None)
 
 @dataclass(frozen=True)
 class YamlField:
+    """How one field of a record is read from YAML: its key, its type, and its default."""
+
     name: str
     key: str
     kind: FieldType[Any]

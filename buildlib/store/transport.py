@@ -268,6 +268,8 @@ _RETRY_AFTER = re.compile(r"retry[- ]after[:= ]+(\d+(?:\.\d+)?)", re.I)
 
 @dataclass(frozen=True)
 class Failure:
+    """Why a skopeo run failed (its kind decides whether to retry), and how long the registry asked to wait."""
+
     kind: FailureKind
     detail: str
     retry_after: float | None = None
@@ -359,6 +361,8 @@ class Job:
 
 @dataclass(frozen=True)
 class Outcome:
+    """A skopeo run that succeeded: after how many attempts, and what it printed."""
+
     attempts: int
     output: str
 

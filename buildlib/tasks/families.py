@@ -59,6 +59,8 @@ else:
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """What a build is asked for besides its spec: store, output folder and name, formats, flags."""
+
     cache: Path
     out_dir: Path
     name: str

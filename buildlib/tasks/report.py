@@ -34,6 +34,8 @@ class TaskEventKind(enum.Enum):
 
 @dataclass(frozen=True)
 class TaskEvent:
+    """One task started, finished, was up to date or failed, as the reporter tells listeners."""
+
     kind: TaskEventKind
     task: str
     seconds: float = 0.0
