@@ -36,7 +36,7 @@ SHARED_SUFFIXES = (KERNEL_SUFFIX, CMDLINE_SUFFIX, BOOT_INITRD_SUFFIX)
 MiB = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BuiltParts:
     """What every output format starts from: the kernel, its command line and the root's segments.
 

@@ -128,7 +128,7 @@ class ImageDefaults:
     label: Container | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BundleContext:
     """What a bundle needs of the rest of the spec: container ids by name, and the volumes."""
 

@@ -52,7 +52,7 @@ class SpecIssue:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     """What one load shares across its files: the problems found, warnings, resolved packages."""
 
@@ -71,7 +71,7 @@ class Session:
         self.warnings.append(str(SpecIssue(loc.file, loc.line, loc.column, path, message)))
 
 
-@dataclass
+@dataclass(eq=False)
 class Context:
     """The file being walked: where its nodes are and where its `@pkg:` folders are relative to."""
 

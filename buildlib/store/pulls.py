@@ -379,7 +379,7 @@ def copy_out_of_store(store: Store, manifest_digest: str, destination: str) -> N
 
 
 # pinned digests (for the lock) ---------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RemotePins:
     """What a tag names in its registry now: the digest of what it points at (an index or a manifest) and
     the manifest digest of each asked platform (`os/arch[/variant]`)."""

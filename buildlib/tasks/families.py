@@ -92,7 +92,7 @@ class BuildOptions:
     transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass
+@dataclass(eq=False)
 class ErrorSink:
     """Collects the DistrokitErrors task actions raise, so the caller can re-raise the first."""
 

@@ -78,7 +78,7 @@ def output_recheck(media: Media) -> audit.Recheck:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SpecUse:
     """What one spec of a plan reads: its name, state id, files, images and parts."""
 
@@ -120,7 +120,7 @@ def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRec
     return record, blob_paths
 
 
-@dataclass
+@dataclass(eq=False)
 class Plan:
     """The tasks of one or more spec builds that share a store; `layers` are created once images ran."""
 

@@ -32,7 +32,7 @@ class TaskEventKind(enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TaskEvent:
     """One task started, finished, was up to date or failed, as the reporter tells listeners."""
 
