@@ -33,7 +33,7 @@ from .watch import BuildView
 
 if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
     from .. import outputs, tasks
-    from ..debian import components, recipes
+    from ..debian import recipes
     from ..outputs import compress, preflight
     from ..release import provenance
     from ..rootfs import sbom
@@ -43,10 +43,9 @@ if TYPE_CHECKING:  # the modules below load when a command runs, not when the pa
     from ..tasks import stamp as tasks_stamp
     from ..tasks.shared import SharedCache
 else:
-    components, preflight, sbom, tasks, speclib = (
+    preflight, sbom, tasks, speclib = (
         lazy_module(name)
         for name in (
-            "buildlib.debian.components",
             "buildlib.outputs.preflight",
             "buildlib.rootfs.sbom",
             "buildlib.tasks",

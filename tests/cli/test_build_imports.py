@@ -36,6 +36,8 @@ UNUSED = (
     "buildlib.tasks.shared",
     "buildlib.store.remotecache",
     "buildlib.store.signing",
+    "buildlib.debian.components",  # the component assembler: up-to-date components are not assembled again
+    "buildlib.debian.maintainer",
 )
 # the modules `distrokit build` reaches for on a build that runs doit (cli/build.py's lazy modules)
 ENTRY = (
@@ -45,7 +47,6 @@ ENTRY = (
     "buildlib.outputs",
     "buildlib.outputs.compress",
     "buildlib.outputs.preflight",
-    "buildlib.debian.components",
     "buildlib.debian.recipes",
     "buildlib.spec.model",
     "buildlib.rootfs.sbom",
