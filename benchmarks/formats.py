@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from buildlib.outputs import FORMATS, get_format  # noqa: E402
+from buildlib.outputs import FORMAT_HOMES, get_format  # noqa: E402
 
 SPEC = REPO / "specs" / "minimal.yml"
 # What `distrokit run` boots for each bootable format: (file suffix, extra flags) per firmware.
@@ -85,7 +85,9 @@ def main() -> None:
     args = parser.parse_args()
     cache = Path(args.cache).resolve()
     out = Path(args.workdir or tempfile.mkdtemp(prefix="distrokit-formats-")).resolve()
-    wanted = args.formats.split(",") if args.formats else ["kernel+initrd", *sorted(set(FORMATS) - {"kernel+initrd"})]
+    wanted = (
+        args.formats.split(",") if args.formats else ["kernel+initrd", *sorted(set(FORMAT_HOMES) - {"kernel+initrd"})]
+    )
     warm = distrokit(cache, "build", "-q", str(SPEC), "--dir", str(out), "--name", "bench-warm")
     if warm.returncode != 0:
         raise SystemExit(warm.stderr)

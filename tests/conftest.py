@@ -181,9 +181,9 @@ MEDIA_SIZE = 128 << 20  # small disks keep the suite quick; the default 1024M is
 
 
 def media_formats() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from buildlib.outputs import FORMATS
+    from buildlib.outputs import FORMAT_HOMES
 
-    return tuple(n for n in sorted(FORMATS) if n not in MEDIA_ALTERNATES), MEDIA_ALTERNATES
+    return tuple(n for n in sorted(FORMAT_HOMES) if n not in MEDIA_ALTERNATES), MEDIA_ALTERNATES
 
 
 def build_media(cache: Path, out_dir: Path) -> tuple[Built, Built]:

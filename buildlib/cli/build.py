@@ -33,7 +33,7 @@ from .watch import BuildView
 
 if TYPE_CHECKING:  # the modules below load when a command runs, not when the parser is made
     from .. import outputs, tasks
-    from ..debian import components, recipes
+    from ..debian import recipes
     from ..outputs import compress, preflight
     from ..release import provenance
     from ..rootfs import sbom
@@ -43,10 +43,9 @@ if TYPE_CHECKING:  # the modules below load when a command runs, not when the pa
     from ..tasks import stamp as tasks_stamp
     from ..tasks.shared import SharedCache
 else:
-    components, preflight, sbom, tasks, speclib = (
+    preflight, sbom, tasks, speclib = (
         lazy_module(name)
         for name in (
-            "buildlib.debian.components",
             "buildlib.outputs.preflight",
             "buildlib.rootfs.sbom",
             "buildlib.tasks",
@@ -203,8 +202,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# the variables store.remotecache reads (FROM_ENV, TO_ENV): named here so that a build without a shared
+# cache decides so without loading the shared cache's modules and signing's
+SHARED_CACHE_ENV = ("DISTROKIT_CACHE_FROM", "DISTROKIT_CACHE_TO")
+
+
 def _shared_cache(args: argparse.Namespace, options: tasks.BuildOptions) -> SharedCache | None:
     """--cache-from and --cache-to, with --sign-by for what is pushed: its key checked before anything builds."""
+    signing = (args.sign_by, args.sign_by_sigstore, args.sign_passphrase_file)
+    if not (args.cache_from or args.cache_to or any(signing) or any(map(os.environ.get, SHARED_CACHE_ENV))):
+        return None
     signer = signer_options(args)
     shared = shared_cache.SharedCache.from_flags(
         args.cache_from or (), args.cache_to or (), options.network, signer=signer

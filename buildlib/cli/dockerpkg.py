@@ -29,7 +29,9 @@ else:
 
 
 def is_package_folder(folder: str) -> bool:
-    return buildyml.is_package_folder(Path(folder))
+    from ..dockerfile import is_package_folder as holds_build_yml  # the package alone, not its builder
+
+    return holds_build_yml(Path(folder))
 
 
 def naming(args: argparse.Namespace) -> buildyml.Naming:

@@ -26,13 +26,15 @@ def _verb(name: str) -> str:
     return f"download {name}" if name.endswith(".deb") else f"pull {name}"
 
 
-@dataclass
+@dataclass(eq=False)
 class _Transfer:
+    """One pull or download in progress: when it started and the bytes landed so far."""
+
     started: float
     bytes: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class BuildView:
     """Listens to task events (from the reporter) and transfer events (pulls, .deb downloads) at once.
 

@@ -15,12 +15,18 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..fsutil import read_json, write_json_atomic, xxh_value
+from ..lazy import lazy_module
 from ..store.images import Store
 from ..store.transport import Listener, ignore
-from . import components, recipes
+from . import recipes
+
+if TYPE_CHECKING:  # the assembler loads when a component is built, not when it is found up to date
+    from . import components
+else:
+    components = lazy_module("buildlib.debian.components")
 
 
 def record_path(store: Store, recipe: recipes.Recipe) -> Path:

@@ -77,6 +77,8 @@ class Control:
 
 @dataclass(frozen=True)
 class Accounts:
+    """The users and groups packages' maintainer scripts add."""
+
     users: tuple[str, ...]  # the users the scripts add, in the order met
     groups: tuple[str, ...]
 

@@ -48,6 +48,8 @@ class ModulesType(FieldType[Any]):
 
 @dataclass(frozen=True)
 class RecipeFileFields(YamlRecord):
+    """A `files` entry of component.yml, as written."""
+
     path: str | None = yfield(STR)
     source: str | None = yfield(STR)
     contents: str | None = yfield(STR)
@@ -70,6 +72,8 @@ def _check_file(node: Node, ctx: Context, path: str, values: dict[str, Any]) -> 
 
 @dataclass(frozen=True)
 class ConfigFields(YamlRecord):
+    """The `config` section of component.yml (the image config), as written."""
+
     entrypoint: tuple[str, ...] | None = yfield(STRS)
     cmd: tuple[str, ...] | None = yfield(STRS)
     env: tuple[str, ...] | None = yfield(STRS)
@@ -80,6 +84,8 @@ class ConfigFields(YamlRecord):
 
 @dataclass(frozen=True)
 class RecipeFields(YamlRecord):
+    """component.yml as written: every key, checked, before defaults apply."""
+
     name: str | None = yfield(STR)
     packages: tuple[str, ...] | None = yfield(STRS)
     follow: tuple[str, ...] | None = yfield(STRS)

@@ -13,17 +13,23 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .. import arches
 from ..arches import DEFAULT_ARCH, arch_suffix
-from ..dockerfile import buildyml
+from ..dockerfile import is_package_folder
 from ..errors import ComponentError
 from ..fsutil import xxh_tree
+from ..lazy import lazy_module
 from ..spec.refs import ImageRef
 from . import kmodules, recipe_schema
+
+if TYPE_CHECKING:  # only a spec naming a LinuxKit package folder reads a build.yml
+    from ..dockerfile import buildyml
+else:
+    buildyml = lazy_module("buildlib.dockerfile.buildyml")
 
 RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
@@ -35,6 +41,8 @@ BUILDER_VERSION = "5"  # 2: the packages label names each .deb's sha256; 3: and 
 
 @dataclass(frozen=True)
 class RecipeFile:
+    """A file a component adds to its image, after defaults."""
+
     path: str
     source: str | None = None
     contents: str | None = None
@@ -46,6 +54,8 @@ class RecipeFile:
 
 @dataclass(frozen=True)
 class Recipe:
+    """A component: what component.yml asks for, with defaults, and its image reference."""
+
     folder: Path
     name: str
     packages: tuple[str, ...] = ()
@@ -233,7 +243,7 @@ class PkgResolver:
 
     def __call__(self, folder: Path) -> str:
         absolute = os.path.abspath(folder)
-        if buildyml.is_package_folder(folder) and not (Path(folder) / RECIPE).is_file():
+        if is_package_folder(folder) and not (Path(folder) / RECIPE).is_file():
             package_ref = str(buildyml.load_package(folder).ref)
             self.packages[package_ref] = Path(folder)
             return package_ref

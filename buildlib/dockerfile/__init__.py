@@ -5,4 +5,14 @@ Takes a LinuxKit package folder and gives an image in the store: build.yml check
 the store, and the Dockerfile built by buildah (no daemon) in a throw-away storage under the store.
 Imports `spec` (build.yml is checked like a spec) and `store`; never `debian`, `rootfs`, `outputs`,
 `guest` or `tasks`.
+
+Whether a folder is a package is told here, so a build that has none never loads the builder.
 """
+
+from pathlib import Path
+
+BUILD_YML = "build.yml"
+
+
+def is_package_folder(folder: Path) -> bool:
+    return (Path(folder) / BUILD_YML).is_file()

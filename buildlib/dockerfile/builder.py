@@ -29,7 +29,7 @@ from ..spec.refs import ImageRef
 from ..store import pulls, transport
 from ..store.images import Store
 from ..store.transport import Listener, Network, ignore
-from . import buildyml, depends, history, instructions
+from . import BUILD_YML, buildyml, depends, history, instructions
 from .buildyml import DockerPackage
 
 BUILDER_VERSION = "2"  # 2: history completed for layers the base recorded none for
@@ -359,9 +359,7 @@ def step_failure(package: DockerPackage, output: str) -> BuildError:
     where = f"{dockerfile}:{found.line}" if found else str(dockerfile)
     what = f"{step} failed ({status or 'see its output'})" if step else "buildah failed"
     if not package.network and step.startswith("RUN"):
-        what += (
-            f" without network (RUN steps have none unless {package.folder / buildyml.BUILD_YML} says `network: true`)"
-        )
+        what += f" without network (RUN steps have none unless {package.folder / BUILD_YML} says `network: true`)"
     # buildah repeats the exit status (already in the message) twice: the output is the step's own lines
     tail = [line for line in lines if line != failed and not line.startswith("subprocess exited with")][-OUTPUT_LINES:]
     return BuildError(f"{where}: {what}; the last of its output:\n  " + "\n  ".join(tail))

@@ -34,9 +34,8 @@ from ..spec.nodes import (
 )
 from ..spec.refs import ImageRef
 from ..spec.schema import LabelType
-from . import tags
+from . import BUILD_YML, tags
 
-BUILD_YML = "build.yml"
 MOBY_LABEL = "org.mobyproject.config"
 STRS = ListOf(STR)
 DEFAULT_ARCHES = ("amd64", "arm64", "riscv64")
@@ -168,10 +167,6 @@ class DockerPackage:
         if self.config:
             labels[MOBY_LABEL] = json.dumps(self.config, sort_keys=True, separators=(",", ":"))
         return labels
-
-
-def is_package_folder(folder: Path) -> bool:
-    return (Path(folder) / BUILD_YML).is_file()
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ class SecureBoot:
 
 @dataclass(frozen=True)
 class Machine:
+    """How QEMU runs a guest of one architecture: the binary, its machine, console and firmware."""
+
     arch: str  # Debian's name
     qemu: str
     package: str  # the Debian package that brings `qemu`

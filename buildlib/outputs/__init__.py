@@ -5,17 +5,17 @@ in the output folder, with LinuxKit's names; intermediates several formats share
 merged root tar, the BIOS and EFI disks) are stages written once per build. Imports `spec`, `store`,
 `debian` and `rootfs`; never `release`, `guest`, `upkeep`, `tasks` or `cli`.
 
-`formats` is the registry; importing this package imports every writer module, which registers its
-formats and stages there.
+`formats` is the registry; it imports the writer module that registers a format or stage when that
+format or stage is first asked for, so importing this package loads none of them.
 """
 
-from . import disk, fsimage, iso, stages, tar  # noqa: F401  (importing them registers every format and stage)
 from .formats import (
     BIOS_ARCHES,
     BOOT_INITRD_SUFFIX,
     CMDLINE_SUFFIX,
     DEFAULT_DISK_SIZE,
     DEFAULT_FORMAT,
+    FORMAT_HOMES,
     FORMATS,
     KERNEL_SUFFIX,
     SHARED_SUFFIXES,
@@ -24,9 +24,11 @@ from .formats import (
     Format,
     MiB,
     Stage,
+    all_formats,
     arch_problem,
     check_clashes,
     get_format,
+    get_stage,
     key_path,
     no_kernel_message,
     parse_formats,
@@ -53,8 +55,10 @@ __all__ = [
     "BuiltParts",
     "Format",
     "FORMATS",
+    "FORMAT_HOMES",
     "register",
     "get_format",
+    "all_formats",
     "parse_formats",
     "check_clashes",
     "BIOS_ARCHES",
@@ -66,6 +70,7 @@ __all__ = [
     "write_shared_files",
     "Stage",
     "STAGES",
+    "get_stage",
     "stage_path",
     "key_path",
     "stage_info",

@@ -5,11 +5,15 @@ output prefix, the stages it is made from (intermediates in `stages`: the joined
 root as a tar, a BIOS or an EFI disk) and whether it takes `--size`. `-kernel` and `-cmdline` are the
 same bytes whichever format asks for them, so several formats may share them; any other file name two
 formats would both write is a clash, refused before anything is built.
+
+The registry knows which module defines each format and stage (`FORMAT_HOMES`, `STAGE_HOMES`) and imports
+it when the format or stage is first asked for: a kernel+initrd build loads no disk, ISO or tar writer.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +36,7 @@ SHARED_SUFFIXES = (KERNEL_SUFFIX, CMDLINE_SUFFIX, BOOT_INITRD_SUFFIX)
 MiB = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BuiltParts:
     """What every output format starts from: the kernel, its command line and the root's segments.
 
@@ -81,6 +85,8 @@ class BuiltParts:
 
 @dataclass(frozen=True)
 class Format:
+    """An output format: the files it writes after the prefix, the stages it reads, and its writer."""
+
     name: str
     suffixes: tuple[str, ...]
     write: Callable[[BuiltParts, Path], None]
@@ -103,7 +109,21 @@ class Format:
         return tuple(suffix for suffix in self.suffixes if suffix in SHARED_SUFFIXES)
 
 
-FORMATS: dict[str, Format] = {}
+FORMATS: dict[str, Format] = {}  # the formats registered so far (see all_formats)
+
+# The module of this package that registers each format, imported on first use (tests hold it complete).
+_DISKS = ("raw-bios", "raw-efi", "qcow2-bios", "qcow2-efi", "vhd", "dynamic-vhd", "vmdk", "gcp", "aws")
+FORMAT_HOMES: dict[str, str] = {
+    "kernel+initrd": "formats",
+    **dict.fromkeys(("tar", "docker", "tar-kernel-initrd"), "tar"),
+    **dict.fromkeys(("kernel+squashfs", "kernel+erofs"), "fsimage"),
+    **dict.fromkeys(("iso-bios", "iso-efi", "iso-efi-initrd", "kernel+iso"), "iso"),
+    **dict.fromkeys(_DISKS, "disk"),
+}
+
+
+def _import_home(home: str) -> None:
+    importlib.import_module(f"{__package__}.{home}")
 
 
 def register(fmt: Format) -> Format:
@@ -112,10 +132,19 @@ def register(fmt: Format) -> Format:
 
 
 def get_format(name: str) -> Format:
+    if name not in FORMATS and name in FORMAT_HOMES:
+        _import_home(FORMAT_HOMES[name])
     try:
         return FORMATS[name]
     except KeyError:
-        raise BadInput(f"unknown output format {name!r}; known formats: {', '.join(sorted(FORMATS))}") from None
+        raise BadInput(f"unknown output format {name!r}; known formats: {', '.join(sorted(FORMAT_HOMES))}") from None
+
+
+def all_formats() -> dict[str, Format]:
+    """Every format, each writer module imported (what listings and documentation need)."""
+    for name in FORMAT_HOMES:
+        get_format(name)
+    return FORMATS
 
 
 def parse_formats(values: Iterable[str] | None) -> tuple[str, ...]:
@@ -156,7 +185,7 @@ def arch_problem(name: str, arch: str) -> str | None:
     fmt = get_format(name)
     if not fmt.arches or arch in fmt.arches:
         return None
-    usable = ", ".join(sorted(n for n, f in FORMATS.items() if not f.arches or arch in f.arches))
+    usable = ", ".join(sorted(n for n, f in all_formats().items() if not f.arches or arch in f.arches))
     why = f"it boots through a PC BIOS, which {arch} machines do not have"
     if fmt.arches != BIOS_ARCHES:
         why = f"distrokit has no EFI loader for {arch}"
@@ -233,6 +262,8 @@ def write_shared_files(parts: BuiltParts, prefix: Path, suffixes: Sequence[str])
 # stages: the intermediates several formats share (their builders register in stages.py and tar.py) -----
 @dataclass(frozen=True)
 class Stage:
+    """An intermediate several formats share, written once per build into the stage folder."""
+
     name: str
     filename: str
     build: Callable[[BuiltParts, Path], dict[str, object] | None]  # returns facts to keep in .key
@@ -241,15 +272,25 @@ class Stage:
     disk: bool = False  # its size is --size
 
 
-STAGES: dict[str, Stage] = {}
+STAGES: dict[str, Stage] = {}  # the stages registered so far
+STAGE_HOMES: dict[str, str] = {
+    **dict.fromkeys(("initrd", "boot-initrd", "bios-disk", "efi-disk"), "stages"),
+    "root": "tar",
+}
+
+
+def get_stage(name: str) -> Stage:
+    if name not in STAGES:
+        _import_home(STAGE_HOMES[name])
+    return STAGES[name]
 
 
 def stage_path(stage_dir: Path, name: str) -> Path:
-    return stage_dir / STAGES[name].filename
+    return stage_dir / get_stage(name).filename
 
 
 def key_path(stage_dir: Path, name: str) -> Path:
-    return stage_dir / f"{STAGES[name].filename}.key"
+    return stage_dir / f"{get_stage(name).filename}.key"
 
 
 def stage_info(stage_dir: Path, name: str) -> dict[str, object]:
@@ -263,7 +304,7 @@ def stages_for(names: tuple[str, ...]) -> list[str]:
     order: list[str] = []
 
     def visit(name: str) -> None:
-        for need in STAGES[name].needs:
+        for need in get_stage(name).needs:
             visit(need)
         if name not in order:
             order.append(name)
@@ -276,7 +317,7 @@ def stages_for(names: tuple[str, ...]) -> list[str]:
 def run_stage(name: str, parts: BuiltParts, key: str) -> None:
     assert parts.stage_dir is not None
     parts.stage_dir.mkdir(parents=True, exist_ok=True)
-    extra = STAGES[name].build(parts, stage_path(parts.stage_dir, name)) or {}
+    extra = get_stage(name).build(parts, stage_path(parts.stage_dir, name)) or {}
     write_json_atomic(key_path(parts.stage_dir, name), {"key": key, **extra})
 
 

@@ -32,7 +32,7 @@ STAGED_IN_STORE = "staged"  # under the build's state folder: one folder per run
 Piece = tuple[int, str]  # a run of bytes: its length and the xxh3-128 of those bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OutputSet:
     """The files of one output name in `out_dir`, staged per run (`run`) and published together."""
 

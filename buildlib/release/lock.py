@@ -46,6 +46,8 @@ class ComponentPin:
 
 @dataclass(frozen=True)
 class Lock:
+    """A lock file: the pinned digest of every image and the pinned packages of every component."""
+
     images: Mapping[str, ImagePin] = field(default_factory=dict, hash=False)
     components: Mapping[str, ComponentPin] = field(default_factory=dict, hash=False)
 

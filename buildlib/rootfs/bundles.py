@@ -128,7 +128,7 @@ class ImageDefaults:
     label: Container | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BundleContext:
     """What a bundle needs of the rest of the spec: container ids by name, and the volumes."""
 
@@ -138,6 +138,8 @@ class BundleContext:
 
 @dataclass(frozen=True)
 class Bundle:
+    """A container's bundle files: config.json and runtime.json, and whether its root is read-only."""
+
     readonly: bool
     config_json: bytes
     runtime_json: bytes

@@ -17,6 +17,8 @@ INDENTATION_PROBLEMS = ("expected <block end>", "mapping values are not allowed 
 
 @dataclass(frozen=True)
 class _Line:
+    """What one line of YAML starts with: a list dash, a key, and where."""
+
     number: int  # 1-based
     dash: int | None  # column of `- ` for a list item
     key: str | None

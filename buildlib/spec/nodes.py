@@ -27,6 +27,8 @@ STR_TAG = "tag:yaml.org,2002:str"
 
 @dataclass(frozen=True)
 class Location:
+    """Where a value is in a YAML file (1-based line and column), for error messages."""
+
     file: str
     line: int
     column: int
@@ -50,7 +52,7 @@ class SpecIssue:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     """What one load shares across its files: the problems found, warnings, resolved packages."""
 
@@ -69,7 +71,7 @@ class Session:
         self.warnings.append(str(SpecIssue(loc.file, loc.line, loc.column, path, message)))
 
 
-@dataclass
+@dataclass(eq=False)
 class Context:
     """The file being walked: where its nodes are and where its `@pkg:` folders are relative to."""
 
@@ -301,6 +303,8 @@ def yfield(kind: FieldType[Any], key: str | None = None, *, default: Any = None)
 
 @dataclass(frozen=True)
 class YamlField:
+    """How one field of a record is read from YAML: its key, its type, and its default."""
+
     name: str
     key: str
     kind: FieldType[Any]

@@ -117,6 +117,8 @@ IMAGE = ImageType()
 
 @dataclass(frozen=True)
 class IdMapping(YamlRecord):
+    """A `uidMappings` / `gidMappings` entry of a container."""
+
     host_id: int | None = yfield(INT, "hostID")
     container_id: int | None = yfield(INT, "containerID")
     size: int | None = yfield(INT)
@@ -127,6 +129,8 @@ ID_MAPPINGS = ListOf(Record(IdMapping))
 
 @dataclass(frozen=True)
 class Mount(YamlRecord):
+    """A container's mount, as in OCI's config.json."""
+
     destination: str | None = yfield(STR)
     type: str | None = yfield(STR)
     source: str | None = yfield(STR)
@@ -140,6 +144,8 @@ MOUNTS = ListOf(Record(Mount))
 
 @dataclass(frozen=True)
 class Device(YamlRecord):
+    """A device node made in a container (`devices`)."""
+
     path: str | None = yfield(STR)
     type: str | None = yfield(STR)
     major: int | None = yfield(INT)
@@ -149,6 +155,8 @@ class Device(YamlRecord):
 
 @dataclass(frozen=True)
 class DeviceCgroup(YamlRecord):
+    """A device cgroup rule (`resources.devices`)."""
+
     allow: bool | None = yfield(BOOL)
     type: str | None = yfield(STR)
     major: int | None = yfield(INT)
@@ -158,6 +166,8 @@ class DeviceCgroup(YamlRecord):
 
 @dataclass(frozen=True)
 class Memory(YamlRecord):
+    """Memory limits of a container (`resources.memory`)."""
+
     limit: int | None = yfield(INT)
     reservation: int | None = yfield(INT)
     swap: int | None = yfield(INT)
@@ -169,6 +179,8 @@ class Memory(YamlRecord):
 
 @dataclass(frozen=True)
 class Cpu(YamlRecord):
+    """CPU limits of a container (`resources.cpu`)."""
+
     shares: int | None = yfield(INT)
     quota: int | None = yfield(INT)
     period: int | None = yfield(INT)
@@ -180,11 +192,15 @@ class Cpu(YamlRecord):
 
 @dataclass(frozen=True)
 class Pids(YamlRecord):
+    """The process limit of a container (`resources.pids`)."""
+
     limit: int | None = yfield(INT)
 
 
 @dataclass(frozen=True)
 class WeightDevice(YamlRecord):
+    """A per-device block I/O weight (`resources.blockIO.weightDevice`)."""
+
     major: int | None = yfield(INT)
     minor: int | None = yfield(INT)
     weight: int | None = yfield(INT)
@@ -193,6 +209,8 @@ class WeightDevice(YamlRecord):
 
 @dataclass(frozen=True)
 class ThrottleDevice(YamlRecord):
+    """A per-device block I/O rate limit (`resources.blockIO.throttle*`)."""
+
     major: int | None = yfield(INT)
     minor: int | None = yfield(INT)
     rate: int | None = yfield(INT)
@@ -204,6 +222,8 @@ Throttles = tuple[ThrottleDevice, ...]
 
 @dataclass(frozen=True)
 class BlockIO(YamlRecord):
+    """Block I/O limits of a container (`resources.blockIO`)."""
+
     weight: int | None = yfield(INT)
     leaf_weight: int | None = yfield(INT)
     weight_device: tuple[WeightDevice, ...] | None = yfield(ListOf(Record(WeightDevice)))
@@ -215,24 +235,32 @@ class BlockIO(YamlRecord):
 
 @dataclass(frozen=True)
 class HugepageLimit(YamlRecord):
+    """A huge page limit (`resources.hugepageLimits`)."""
+
     page_size: int | None = yfield(INT)
     limit: int | None = yfield(INT)
 
 
 @dataclass(frozen=True)
 class InterfacePriority(YamlRecord):
+    """A network priority of one interface (`resources.network.priorities`)."""
+
     name: str | None = yfield(STR)
     priority: int | None = yfield(INT)
 
 
 @dataclass(frozen=True)
 class Network(YamlRecord):
+    """Network class and priorities of a container (`resources.network`)."""
+
     class_id: int | None = yfield(INT, "classID")
     priorities: tuple[InterfacePriority, ...] | None = yfield(ListOf(Record(InterfacePriority)))
 
 
 @dataclass(frozen=True)
 class Resources(YamlRecord):
+    """A container's cgroup limits (`resources`)."""
+
     devices: tuple[DeviceCgroup, ...] | None = yfield(ListOf(Record(DeviceCgroup)))
     memory: Memory | None = yfield(Record(Memory))
     cpu: Cpu | None = yfield(Record(Cpu))
@@ -244,6 +272,8 @@ class Resources(YamlRecord):
 
 @dataclass(frozen=True)
 class Interface(YamlRecord):
+    """A network interface LinuxKit's runtime makes or moves for a container (`runtime.interfaces`)."""
+
     name: str | None = yfield(STR)
     add: str | None = yfield(STR)
     peer: str | None = yfield(STR)
@@ -252,6 +282,8 @@ class Interface(YamlRecord):
 
 @dataclass(frozen=True)
 class Namespaces(YamlRecord):
+    """The namespaces a container's runtime section joins by path (`runtime.namespaces`)."""
+
     cgroup: str | None = yfield(STR)
     ipc: str | None = yfield(STR)
     mnt: str | None = yfield(STR)
@@ -410,6 +442,8 @@ class KernelFields(YamlRecord):
 
 @dataclass(frozen=True)
 class FileEntry(YamlRecord):
+    """One `files` entry of a spec: a file, folder or symlink written into the root."""
+
     path: str = field(metadata=ymeta(STR, required=True))
     location: Location = field(compare=False)
     directory: bool = yfield(BOOL, default=False)
@@ -447,6 +481,8 @@ FILE = Record(FileEntry, check_file)
 
 @dataclass(frozen=True)
 class Volume(YamlRecord):
+    """One `volumes` entry: a named volume, empty or from an image, containers mount."""
+
     name: str = field(metadata=ymeta(STR, required=True))
     location: Location = field(compare=False)
     image: str | None = yfield(IMAGE)

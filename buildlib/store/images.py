@@ -38,6 +38,8 @@ log.addHandler(logging.NullHandler())  # the library never prints: warnings reac
 
 @dataclass(frozen=True)
 class Layer:
+    """One layer of a stored image: its blob (digest, media type, size) and its uncompressed digest."""
+
     digest: str
     media_type: str
     size: int

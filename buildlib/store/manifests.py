@@ -42,6 +42,8 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 @dataclass(frozen=True)
 class Descriptor:
+    """An OCI descriptor: what a manifest says of one blob."""
+
     media_type: str
     digest: str
     size: int
@@ -49,6 +51,8 @@ class Descriptor:
 
 @dataclass(frozen=True)
 class Manifest:
+    """An image manifest: its config blob and its layers, in order."""
+
     config: Descriptor
     layers: tuple[Descriptor, ...]
 

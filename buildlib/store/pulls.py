@@ -16,14 +16,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ..errors import BadImage, BadInput, DistrokitError, ImageNotFound, NoSpace, StoreError, TransportError
 from ..fsutil import sha256_file, write_bytes_atomic
+from ..lazy import lazy_module
 from ..spec.refs import ImageRef
-from . import manifests, platforms, signing, transport, trust
+from . import manifests, platforms, transport, trust
 from .images import HEAL_ROUNDS, MEDIA_MANIFEST, Image, Store, layout_files, log
 from .transport import Endpoint, Event, EventKind, FailureKind, Job, Listener, Network, SkopeoFailed, ignore
+
+if TYPE_CHECKING:  # only a signed push uses it
+    from . import signing
+else:
+    signing = lazy_module("buildlib.store.signing")
 
 # transport ---------------------------------------------------------------------------------
 ImageCheck = Callable[["Image"], None]
@@ -373,7 +379,7 @@ def copy_out_of_store(store: Store, manifest_digest: str, destination: str) -> N
 
 
 # pinned digests (for the lock) ---------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RemotePins:
     """What a tag names in its registry now: the digest of what it points at (an index or a manifest) and
     the manifest digest of each asked platform (`os/arch[/variant]`)."""

@@ -62,7 +62,7 @@ class EventKind(enum.Enum):
     DONE = "done"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Event:
     """What a transfer reports: `bytes` landed in the store so far, the attempt, a message."""
 
@@ -266,8 +266,10 @@ _PATTERNS: tuple[tuple[FailureKind, re.Pattern[str]], ...] = (
 _RETRY_AFTER = re.compile(r"retry[- ]after[:= ]+(\d+(?:\.\d+)?)", re.I)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Failure:
+    """Why a skopeo run failed (its kind decides whether to retry), and how long the registry asked to wait."""
+
     kind: FailureKind
     detail: str
     retry_after: float | None = None
@@ -347,7 +349,7 @@ def skopeo() -> sh.Command:
         raise BadInput("skopeo is not installed: run scripts/setup.sh (or `apt-get install skopeo`)") from exc
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Job:
     """One skopeo command to run until it succeeds: its arguments, the name shown, and how to count the bytes
     it has landed (for progress, and to see a stall); without `measure` only the timeout ends an attempt."""
@@ -357,8 +359,10 @@ class Job:
     measure: Callable[[], int] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Outcome:
+    """A skopeo run that succeeded: after how many attempts, and what it printed."""
+
     attempts: int
     output: str
 

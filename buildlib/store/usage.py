@@ -29,12 +29,16 @@ VERSION = 2  # 2: records carry the state id they are filed under
 
 @dataclass(frozen=True)
 class ImageUse:
+    """An image a build used, by name and manifest digest."""
+
     ref: str
     manifest: str
 
 
 @dataclass(frozen=True)
 class UsageRecord:
+    """What a spec's last build used in the store, so `cache gc` keeps it."""
+
     spec: str  # the output name, as people know the spec
     spec_files: tuple[str, ...]
     images: tuple[ImageUse, ...]

@@ -57,7 +57,7 @@ def write_probes(path: Path, probes: Mapping[str, str]) -> None:
     write_json_atomic(path, dict(probes))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Recheck:
     """How to audit one task: compute its result again into a folder, and where its current result is."""
 

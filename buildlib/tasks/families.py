@@ -14,16 +14,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import arches, outputs
 from ..debian import archive, recipes
 from ..debian import builds as component_builds
 from ..errors import BadInput, DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
+from ..lazy import lazy_module
 from ..outputs import kernelimage, preflight
 from ..outputs.compress import Compression
-from ..outputs.efi import secure_boot_problem
 from ..outputs.initrd import (
     DEFAULT_COMPRESSION,
     KERNEL_POINTER,
@@ -34,10 +34,9 @@ from ..outputs.initrd import (
     write_entry,
     write_segment,
 )
-from ..release import pinning
 from ..release.lock import Lock, platform_of
 from ..release.lock import disagreements as lock_disagreements
-from ..rootfs import inputtar, layers
+from ..rootfs import layers
 from ..rootfs import parts as rootfs
 from ..rootfs.sbom import spec_name as sbom_spec_name
 from ..spec.model import Kernel, Spec
@@ -48,11 +47,21 @@ from ..store.transport import Listener, Network, ignore
 from . import audit
 from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
-from .shared import SharedCache
+
+if TYPE_CHECKING:  # what only a --lock, --input-tar, --secure-boot or shared-cache build uses loads then
+    from ..outputs import efi
+    from ..release import pinning
+    from ..rootfs import inputtar
+    from .shared import SharedCache
+else:
+    efi, pinning = lazy_module("buildlib.outputs.efi"), lazy_module("buildlib.release.pinning")
+    inputtar = lazy_module("buildlib.rootfs.inputtar")
 
 
 @dataclass(frozen=True)
 class BuildOptions:
+    """What a build is asked for besides its spec: store, output folder and name, formats, flags."""
+
     cache: Path
     out_dir: Path
     name: str
@@ -84,7 +93,7 @@ class BuildOptions:
     transfer_listener: Listener | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass
+@dataclass(eq=False)
 class ErrorSink:
     """Collects the DistrokitErrors task actions raise, so the caller can re-raise the first."""
 
@@ -562,7 +571,7 @@ def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver
 
 def check_buildable(spec: Spec, options: BuildOptions) -> None:
     """preflight's checks; with `sources_from_tasks` a missing source is none (doit says if no task writes it)."""
-    problem = secure_boot_problem(options.formats, options.arch) if options.secure_boot else None
+    problem = efi.secure_boot_problem(options.formats, options.arch) if options.secure_boot else None
     if problem is not None:
         raise BadInput(problem)
     if not options.sources_from_tasks:

@@ -21,16 +21,15 @@ import dataclasses
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import outputs
 from ..epoch import build_epoch
 from ..errors import BuildError
 from ..fsutil import xxh_file, xxh_value
 from ..guest import machines
-from ..outputs import grub_modules
-from ..outputs.efi import SIGNED_GRUB, SIGNED_SHIM, SignedLoaders
-from ..outputs.formats import STAGES, key_path, run_stage, stage_path, stages_for
+from ..lazy import lazy_module
+from ..outputs.formats import get_stage, key_path, run_stage, stage_path, stages_for
 from ..outputs.initrd import seal_path, write_entry
 from ..outputs.staging import OutputSet, Piece, WrittenOutputs, record_written
 from ..rootfs import parts as rootfs
@@ -55,6 +54,12 @@ from .families import (
 )
 from .identity import PUBLISH_META
 from .keys import InputKeys, tool_versions
+
+if TYPE_CHECKING:  # EFI and --secure-boot media load their modules when a format asks for them
+    from ..outputs import efi, grub_modules
+    from ..outputs.efi import SignedLoaders
+else:
+    efi, grub_modules = lazy_module("buildlib.outputs.efi"), lazy_module("buildlib.outputs.grub_modules")
 
 BOOT_FAMILIES = (rootfs.KERNEL_PART, rootfs.INIT_PART)
 MEDIA_VERSION = "6"  # bump when a stage or format writes other bytes from the same inputs
@@ -85,10 +90,10 @@ def signed_loaders(store: Store, ref: str, state: str) -> SignedLoaders:
 
     image = load_images(store, [ref])[ref]
     folder = state_dir(store, state) / f"loaders-{xxh_value([image.manifest_digest])}"
-    loaders = SignedLoaders(folder / "shimx64.efi", folder / "grubx64.efi")
+    loaders = efi.SignedLoaders(folder / "shimx64.efi", folder / "grubx64.efi")
     if not loaders.grub.is_file():
         tree = merged_image_tree(store, image, image.ref)
-        for target, path in ((loaders.shim, SIGNED_SHIM), (loaders.grub, SIGNED_GRUB)):
+        for target, path in ((loaders.shim, efi.SIGNED_SHIM), (loaders.grub, efi.SIGNED_GRUB)):
             entry = tree.get(path)
             if entry is None or entry.kind != FILE:
                 raise BuildError(f"image {image.ref} has no file /{path} (--secure-boot's signed loaders)")
@@ -224,7 +229,7 @@ class Media:
         return self.boot_pointers if name == "boot-initrd" else self.pointers
 
     def stage_task(self, name: str) -> dict[str, Any]:
-        stage = STAGES[name]
+        stage = get_stage(name)
         pointers = self.stage_pointers(name)
         stage_deps = [str(key_path(self.stage_dir, need)) for need in stage.needs]
         records = self.root_records() if stage.uses_root else []

@@ -9,19 +9,19 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import outputs
 from ..debian import recipes
+from ..lazy import lazy_module
 from ..outputs.initrd import segment_path
 from ..outputs.staging import OutputSet
-from ..release import pinning
 from ..rootfs import layers
 from ..rootfs import parts as rootfs
 from ..spec.model import Kernel, Spec
 from ..store import usage
 from ..store.images import Store
-from . import audit, packages
+from . import audit
 from .families import (
     OUTPUT_PROBES,
     BuildOptions,
@@ -45,6 +45,12 @@ from .families import (
 )
 from .identity import spec_state_id
 from .media import Media
+
+if TYPE_CHECKING:  # LinuxKit package folders and --secure-boot load what they need when a spec has them
+    from ..release import pinning
+    from . import packages
+else:
+    pinning, packages = lazy_module("buildlib.release.pinning"), lazy_module("buildlib.tasks.packages")
 
 
 def output_recheck(media: Media) -> audit.Recheck:
@@ -72,7 +78,7 @@ def output_recheck(media: Media) -> audit.Recheck:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SpecUse:
     """What one spec of a plan reads: its name, state id, files, images and parts."""
 
@@ -114,7 +120,7 @@ def usage_record(store: Store, use: SpecUse, now: float) -> tuple[usage.UsageRec
     return record, blob_paths
 
 
-@dataclass
+@dataclass(eq=False)
 class Plan:
     """The tasks of one or more spec builds that share a store; `layers` are created once images ran."""
 

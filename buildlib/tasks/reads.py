@@ -43,7 +43,7 @@ _EVENTS = frozenset({"open", "os.mkdir", "subprocess.Popen"})
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Declared:
     """What one task may read: files by path, and folders (each ending in a separator) by prefix."""
 
@@ -52,7 +52,7 @@ class Declared:
     folders: tuple[str, ...]
 
 
-@dataclass
+@dataclass(eq=False)
 class Watch:
     """One running action: what it may read, what it created, and the undeclared reads seen."""
 

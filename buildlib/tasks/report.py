@@ -32,8 +32,10 @@ class TaskEventKind(enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TaskEvent:
+    """One task started, finished, was up to date or failed, as the reporter tells listeners."""
+
     kind: TaskEventKind
     task: str
     seconds: float = 0.0

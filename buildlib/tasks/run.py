@@ -84,7 +84,7 @@ class _Loader(TaskLoader2):  # type: ignore[misc]
         return plan_tasks(self.plan)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BuildReport:
     """What a build did: the tasks whose actions ran (`fetched` among them: those whose result came
     from a shared cache), the tasks up to date, and seconds per task that ran and in all."""

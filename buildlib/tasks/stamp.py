@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..debian import archive, recipes
 from ..debian import builds as component_builds
-from ..dockerfile import builder, buildyml
+from ..lazy import lazy_module
 from ..spec.refs import ImageRef
 from ..store.images import Store
 from .families import load_images, record_path
 from .plan import Plan
+
+if TYPE_CHECKING:  # only a build with LinuxKit package folders reads them
+    from ..dockerfile import builder, buildyml
+else:
+    builder, buildyml = lazy_module("buildlib.dockerfile.builder"), lazy_module("buildlib.dockerfile.buildyml")
 
 
 def watched_paths(plan: Plan) -> list[str]:

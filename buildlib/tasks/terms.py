@@ -134,13 +134,13 @@ def output_terms(spec: Spec, options: BuildOptions, which: str = "") -> Callable
 
 def _holds_cmdline(which: str) -> bool:
     """Whether an output task's files carry the command line (media.Media keys them the same way)."""
-    from ..outputs import FORMATS
-    from ..outputs.formats import STAGES
+    from ..outputs import FORMAT_HOMES, get_format
+    from ..outputs.formats import STAGE_HOMES, get_stage
 
-    if which in FORMATS:
-        return FORMATS[which].uses_cmdline
-    if which.startswith("stage-") and which[len("stage-") :] in STAGES:
-        return STAGES[which[len("stage-") :]].disk
+    if which in FORMAT_HOMES:
+        return get_format(which).uses_cmdline
+    if which.startswith("stage-") and which[len("stage-") :] in STAGE_HOMES:
+        return get_stage(which[len("stage-") :]).disk
     return True
 
 

@@ -183,6 +183,21 @@ def test_tar_formats(media_build: tuple[Built, Built]) -> None:
     assert head[4:8] == b"\0\0\0\0"  # no time in the gzip header
 
 
+def test_the_registry_names_the_module_of_every_format_and_stage() -> None:
+    """Formats and stages load their writer module on first use: FORMAT_HOMES and STAGE_HOMES must name
+    the module that registers each, and nothing must register unnamed (it could not be asked for)."""
+    from buildlib.outputs import formats
+
+    homes = {**formats.FORMAT_HOMES}
+    for home in sorted(set(homes.values()) | set(formats.STAGE_HOMES.values())):
+        __import__(f"buildlib.outputs.{home}")
+    assert set(outputs.FORMATS) == set(homes) and set(outputs.STAGES) == set(formats.STAGE_HOMES)
+    assert all(outputs.FORMATS[name].write.__module__ == f"buildlib.outputs.{home}" for name, home in homes.items())
+    stage_modules = {name: stage.build.__module__ for name, stage in outputs.STAGES.items()}
+    assert stage_modules == {name: f"buildlib.outputs.{home}" for name, home in formats.STAGE_HOMES.items()}
+    assert set(outputs.all_formats()) == set(homes)
+
+
 def test_parse_formats() -> None:
     assert outputs.parse_formats(None) == ("kernel+initrd",)
     assert outputs.parse_formats(["tar,iso-efi", "vmdk", "tar"]) == ("tar", "iso-efi", "vmdk")
