@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -52,14 +53,15 @@ def test_a_touched_component_file_or_another_home_is_not_current(
     files = [entry[0] for entry in json.loads(stamp.read_text())["files"]]
     recipe = next(path for path in files if path.endswith("components/init/component.yml"))
     assert any(path.endswith("-initrd.img") for path in files)
-    build_stamp.write(cache, "probe", context, [recipe])
+    # touched in a copy: the repository's own recipe is watched by other tests' plan caches (its ctime)
+    watched = tmp_path / "component.yml"
+    shutil.copy2(recipe, watched)
+    build_stamp.write(cache, "probe", context, [str(watched)])
     assert build_stamp.is_current(cache, "probe", context)
-    stat = os.stat(recipe)
-    os.utime(recipe, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
-    try:
-        assert not build_stamp.is_current(cache, "probe", context)
-    finally:
-        os.utime(recipe, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    stat = os.stat(watched)
+    os.utime(watched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert not build_stamp.is_current(cache, "probe", context)
+    os.utime(watched, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert build_stamp.is_current(cache, "probe", context)
     monkeypatch.setenv("HOME", str(tmp_path))  # `~/` sources would be other files
     assert not build_stamp.is_current(cache, "probe", build_stamp.context({"any": "options"}))
