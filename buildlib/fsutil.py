@@ -30,16 +30,20 @@ _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE
 
 
 @contextlib.contextmanager
-def atomic_writer(path: Path, mode: int = 0o644, needed: int | None = None) -> Iterator[IO[bytes]]:
+def atomic_writer(
+    path: Path, mode: int = 0o644, needed: int | None = None, *, durable: bool = True
+) -> Iterator[IO[bytes]]:
     """Write to a temp file beside `path`, fsync, then rename: readers see all or nothing. A full disk
-    is a `NoSpace` error that says how much the file needs (`needed`, when the caller knows)."""
+    is a `NoSpace` error that says how much the file needs (`needed`, when the caller knows).
+    `durable=False` skips the fsync (see write_hint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         replace_releasing(tmp, path)
     except BaseException as exc:
@@ -248,16 +252,8 @@ def write_hint(path: Path, data: bytes) -> None:
     missing file as absent. No fsync, so it never waits behind a big file's writeback (ext4 commits
     its journal for a small fsync only after the data a big write left dirty); after a power cut the
     file may be the previous one, missing or empty, never another file's bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path, durable=False) as handle:
+        handle.write(data)
 
 
 def sha256_file(path: Path) -> str:
