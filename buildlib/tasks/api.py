@@ -111,7 +111,7 @@ def distrokit_tasks(
     Raises the spec's own errors (BadInput, SpecError) when a spec is wrong, before any task runs."""
     _collect_rarely()
     arch = normalise(arch)  # `aarch64` and `linux/arm64` are arm64, as for `distrokit build --arch`
-    _read_saved_states_at_once(Globals.dep_manager)
+    read_saved_states_at_once(Globals.dep_manager)
     store = Store(Path(cache).resolve(), arch)
     component_root = Path(components).resolve()
     plan = Plan(store, components=component_root)  # components built for the store's architecture
@@ -165,7 +165,7 @@ def _collect_rarely() -> None:
         gc.set_threshold(RARE_COLLECTIONS, *older)
 
 
-def _read_saved_states_at_once(dep_manager: Any) -> None:
+def read_saved_states_at_once(dep_manager: Any) -> None:
     """doit's sqlite3 backend reads each task's saved state with a query of its own as it checks the
     task: 2,600 queries for a 200-spec monorepo, more than a tenth of a no-change run's own work. The
     first read reads them all in one query instead (`doit list` reads none and still reads none)."""
