@@ -7,7 +7,7 @@ import dataclasses
 import io
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -178,12 +178,12 @@ FAMILY_DOCS = {
 }
 
 
-def family_groups(prefix: str = "", families: Iterable[str] = FAMILY_DOCS) -> list[dict[str, Any]]:
+def family_groups(prefix: str = "") -> list[dict[str, Any]]:
     """One group task per family with its own description, for `doit list`. A group has no action of
     its own and is up to date by itself: else doit counts it as run and writes its record into its
     database on every run, one with nothing to do included."""
     return [
-        {"basename": prefix + name, "name": None, "doc": FAMILY_DOCS[name], "uptodate": [True]} for name in families
+        {"basename": prefix + name, "name": None, "doc": doc, "uptodate": [True]} for name, doc in FAMILY_DOCS.items()
     ]
 
 
