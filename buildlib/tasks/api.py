@@ -144,11 +144,8 @@ def distrokit_tasks(
     for hit in cached:
         for task in hit.tasks:
             yield _prefixed(task, prefix)
-    if plan.refs:
-        loader = DelayedLoader(lambda: _layer_group(plan), executed=f"{prefix}image")
-        yield Task(f"{prefix}layer", None, loader=loader, doc=LAYER_DOC, uptodate=[True])
-    else:
-        yield Task(f"{prefix}layer", None, doc=LAYER_DOC, uptodate=[True])
+    loader = DelayedLoader(lambda: _layer_group(plan), executed=f"{prefix}image") if plan.refs else None
+    yield Task(f"{prefix}layer", None, loader=loader, doc=LAYER_DOC, uptodate=[True])
     usage_deps = {hit.use.state: hit.usage_deps for hit in cached}
     for use in plan.uses:
         yield _prefixed(usage_task(store, use, outputs_of[use.state], usage_deps.get(use.state)), prefix)
