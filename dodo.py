@@ -34,7 +34,6 @@ _LOCK.enter_context(store_lock(CACHE))
 
 def task_distrokit():
     """Build every spec in specs/ into out/ (task names as `distrokit build` gives them: no prefix)."""
-    yield from tasks.family_groups()  # so `doit list` describes each family in its own words
     specs = sorted((ROOT / "specs").glob("*.yml"))
     yield from distrokit_tasks(
         specs, cache=CACHE, out_dir=ROOT / "out", components=ROOT / "components", prefix="", arch=ARCH

@@ -9,6 +9,7 @@ at another path and built from its own folder, keeps its identity.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,15 +25,22 @@ PUBLISH_META = "distrokit-publish"  # in the `meta` of the task that puts a spec
 def spec_state_id(name: str, spec_files: Sequence[str], store_root: Path) -> str:
     """`name@<hash of the spec files' paths>`: the folder under build/, the usage record's file, the
     middle of the part and output task names."""
-    anchor = Path.cwd().resolve()  # not the store: a store copied elsewhere (a CI cache) stays warm
-    where = [_relative(Path(path), anchor) for path in spec_files]
+    anchor = _anchor(os.getcwd())  # not the store: a store copied elsewhere (a CI cache) stays warm
+    where = [_relative(os.fspath(path), anchor) for path in spec_files]
     return f"{name}{STATE_SEPARATOR}{xxh_value(where)[:10]}"
 
 
-def _relative(path: Path, anchor: Path) -> str:
-    if not path.exists():  # not a file (a spec read from stdin): its name is all there is
-        return str(path)
-    return os.path.relpath(path.resolve(), anchor)
+@functools.lru_cache(maxsize=8)
+def _anchor(cwd: str) -> str:
+    # once per working folder: a monorepo names hundreds of specs, each resolved against it
+    return os.path.realpath(cwd)
+
+
+def _relative(path: str, anchor: str) -> str:
+    # strings, not Paths: this runs for every spec of a monorepo on every `doit` (issue 29)
+    if not os.path.exists(path):  # not a file (a spec read from stdin): its name is all there is
+        return str(Path(path))
+    return os.path.relpath(os.path.realpath(path), anchor)
 
 
 def public_task_name(task: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -14,8 +15,11 @@ from pathlib import Path
 
 import pytest
 from conftest import COMPONENTS, REPO, Built, build, snapshot_store
+from doit.dependency import Dependency, SqliteDB
 
+from buildlib.tasks.api import read_saved_states_at_once
 from buildlib.tasks.identity import public_task_name
+from buildlib.tasks.keys import XXHashChecker
 
 DODO = """\
 import os
@@ -132,7 +136,11 @@ def test_unchanged_specs_are_served_from_the_plan_cache_and_nothing_runs(monorep
     first = monorepo.doit()
     assert {"os-output:a", "os-output:b", "os-output:c"} <= set(first)
     assert monorepo.served() == {"a", "b", "c"}
+    database = monorepo.folder / ".doit.db"
+    saved = (database.stat().st_mtime_ns, database.read_bytes())
     assert monorepo.doit() == []
+    # nothing to do, nothing written: not even the family groups' records (sqlite counts every commit)
+    assert (database.stat().st_mtime_ns, database.read_bytes()) == saved
     for state in (monorepo.store / "build").glob("[abc]@*"):
         entry = json.loads((state / "plan.json").read_text())
         assert {task["basename"] for task in entry["tasks"]} == {"part", "output"}
@@ -201,3 +209,19 @@ def test_a_spec_with_a_source_file_is_planned_every_time(monorepo: Monorepo) -> 
     assert monorepo.doit() == []
     (monorepo.folder / "motd.txt").write_text("from a changed file\n")
     assert "os-part:b/files" in monorepo.doit()
+
+
+def test_saved_states_are_read_in_one_query_and_are_those_doit_reads(monorepo: Monorepo) -> None:
+    monorepo.doit()
+    database = str(monorepo.folder / ".doit.db")
+    task_ids = [row[0] for row in sqlite3.connect(database).execute("select task_id from doit")]
+    assert len(task_ids) > 20
+    as_doit_reads = Dependency(SqliteDB, database, checker_cls=XXHashChecker)
+    expected = {task_id: as_doit_reads.backend.get(task_id, "_values_:") for task_id in task_ids}
+    at_once = Dependency(SqliteDB, database, checker_cls=XXHashChecker)
+    statements: list[str] = []
+    at_once.backend._conn.set_trace_callback(statements.append)
+    read_saved_states_at_once(at_once)
+    assert {task_id: at_once.backend.get(task_id, "_values_:") for task_id in task_ids} == expected
+    assert any(expected.values()) and len(statements) == 1, statements
+    assert at_once.backend.get("os-no-such-task", "_values_:") is None  # unknown tasks, as doit answers
