@@ -16,6 +16,7 @@ from ..lazy import lazy_module
 from ..store import stamp as build_stamp
 from . import habits, jsonout
 from .common import (
+    LOCK_SUFFIX,
     Subparsers,
     apply_layer_limit,
     component_root,
@@ -114,7 +115,7 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
 
 def _lock_path(args: argparse.Namespace) -> str:
     """The lock file the build follows (or would, once it exists): SPEC.lock beside the first spec."""
-    return str(Path(args.lock).resolve()) if args.lock else str(Path(args.spec[0]).resolve().with_suffix(".lock"))
+    return str(Path(args.lock).resolve()) if args.lock else str(Path(args.spec[0]).resolve().with_suffix(LOCK_SUFFIX))
 
 
 def _nothing_to_do(args: argparse.Namespace) -> bool:
