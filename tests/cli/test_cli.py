@@ -261,8 +261,21 @@ def test_a_command_collects_cycles_rarely_and_leaves_the_collector_as_it_was(tmp
     assert gc.get_threshold() == before
     spec = tmp_path / "s.yml"
     spec.write_text("onboot: []\n")
-    cli.main(["validate", str(spec)])
-    assert gc.get_threshold() == before
+    young = []  # collections run under the restored threshold
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and gc.get_threshold()[0] == before[0]:
+            young.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        cli.main(["validate", str(spec)])
+        kept = [[] for _ in range(100)]  # fewer new objects than the restored threshold
+    finally:
+        gc.callbacks.remove(seen)
+    assert gc.get_threshold() == before and len(kept) == 100
+    # what the command allocated went to the oldest generation, not to a young collection, and nothing stays frozen
+    assert not young and gc.get_freeze_count() == 0
 
 
 def test_a_process_that_ran_a_command_exits_without_collecting_its_objects() -> None:
