@@ -16,6 +16,7 @@ from ..lazy import lazy_module
 from ..store import stamp as build_stamp
 from . import habits, jsonout
 from .common import (
+    LOCK_SUFFIX,
     Subparsers,
     apply_layer_limit,
     component_root,
@@ -114,15 +115,23 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
 
 def _lock_path(args: argparse.Namespace) -> str:
     """The lock file the build follows (or would, once it exists): SPEC.lock beside the first spec."""
-    return str(Path(args.lock).resolve()) if args.lock else str(Path(args.spec[0]).resolve().with_suffix(".lock"))
+    return str(Path(args.lock).resolve()) if args.lock else str(Path(args.spec[0]).resolve().with_suffix(LOCK_SUFFIX))
 
 
-def _nothing_to_do(args: argparse.Namespace) -> bool:
+def _stamped(args: argparse.Namespace) -> dict[str, object] | None:
+    """The context a build's stamp records (see _stamp_context), or None for a build that writes none
+    (a spec from stdin has no file to watch)."""
+    if args.pull or args.explain or args.dry_run or args.input_tar or habits.STDIN_SPEC in args.spec:
+        return None
+    return _stamp_context(args)
+
+
+def _nothing_to_do(args: argparse.Namespace, stamp: dict[str, object] | None) -> bool:
     """A build whose stamp matches: say so without loading doit, the spec parser or the store."""
-    if args.pull or args.explain or args.dry_run or args.audit or args.input_tar:
+    if stamp is None or args.audit:
         return False
-    # these print or write more than the stamp knows of; a spec from stdin has no file to watch
-    if jsonout.wanted(args) or args.output_file is not None or args.sbom_output or habits.STDIN_SPEC in args.spec:
+    # these print or write more than the stamp knows of
+    if jsonout.wanted(args) or args.output_file is not None or args.sbom_output:
         return False
     if args.provenance:  # the statement is written from the build's plan, every time
         return False
@@ -132,7 +141,7 @@ def _nothing_to_do(args: argparse.Namespace) -> bool:
         if audit_enabled():
             return False  # an audit recomputes what is up to date: it needs doit
     name = _name(args)
-    if not build_stamp.is_current(store_root(args), name, _stamp_context(args)):
+    if not build_stamp.is_current(store_root(args), name, stamp):
         return False
     if not args.quiet:
         where = Path(args.dir).resolve()
@@ -146,7 +155,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         _check_provenance_args(args)
     for note in habits.check_build_args(args):
         err_console.print(f"note: {note}", markup=False)
-    if _nothing_to_do(args):
+    stamp = _stamped(args)  # once: the code's part of it stats every module of distrokit
+    if _nothing_to_do(args, stamp):
         return 0
     specs = [Path(p) for p in args.spec]
     options = _build_options(args)
@@ -170,7 +180,6 @@ def cmd_build(args: argparse.Namespace) -> int:
         else:
             print(spec.to_yaml(), end="")
         return 0
-    stamp = _stamp_context(args) if not (args.pull or args.explain or args.input_tar or "-" in args.spec) else None
     build_stamp.forget(options.cache, options.name)
     try:
         report, plan = _watched_build(specs, options, args)

@@ -67,13 +67,16 @@ def component_root(args: argparse.Namespace) -> Path:
     return Path(given).resolve()
 
 
+LOCK_SUFFIX = ".lock"  # release.lock's SUFFIX: a spec without a lock file is built without loading that module
+
+
 def read_lock(option: str | None, specs: Sequence[Path]) -> tuple[Lock | None, str]:
     """The lock a build follows: --lock FILE, else SPEC.lock beside the first spec when there is one."""
-    from ..release import lock
-
-    path = Path(option) if option else lock.path_for(specs[0])
+    path = Path(option) if option else Path(specs[0]).with_suffix(LOCK_SUFFIX)
     if option is None and not path.is_file():
         return None, ""
+    from ..release import lock
+
     return lock.read(path), str(path)
 
 

@@ -8,21 +8,24 @@ and applied by the merge, where the lower layers are known.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
 import os
 import posixpath
-import tarfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..errors import BadInput, BuildError, HostileLayer, StoreError
 from ..fsutil import CHUNK, atomic_writer, parse_size, sha256_file, xxh_bytes, xxh_file
 from ..store.images import Image, Layer, Store
+
+if TYPE_CHECKING:
+    import tarfile
 
 INDEX_VERSION = 2
 MAX_LAYER_SIZE_ENV = "DISTROKIT_MAX_LAYER_SIZE"
@@ -35,18 +38,25 @@ OPAQUE_MARKER = ".wh..wh..opq"
 # and the two whiteouts (remove a path; hide everything a lower layer has in a directory).
 FILE, DIR, SYMLINK, HARDLINK, CHARDEV, BLOCKDEV, FIFO, WHITEOUT, OPAQUE = "fdlhcbpwo"
 
-_TAR_KINDS = {
-    tarfile.REGTYPE: FILE,
-    tarfile.AREGTYPE: FILE,
-    tarfile.CONTTYPE: FILE,
-    tarfile.DIRTYPE: DIR,
-    tarfile.SYMTYPE: SYMLINK,
-    tarfile.LNKTYPE: HARDLINK,
-    tarfile.CHRTYPE: CHARDEV,
-    tarfile.BLKTYPE: BLOCKDEV,
-    tarfile.FIFOTYPE: FIFO,
-    tarfile.GNUTYPE_SPARSE: FILE,
-}
+
+@functools.cache
+def _tar_kinds() -> dict[bytes, str]:
+    """Tar's entry types as ours (tarfile loads when a tar is read: a build whose layers are all indexed
+    reads none)."""
+    import tarfile
+
+    return {
+        tarfile.REGTYPE: FILE,
+        tarfile.AREGTYPE: FILE,
+        tarfile.CONTTYPE: FILE,
+        tarfile.DIRTYPE: DIR,
+        tarfile.SYMTYPE: SYMLINK,
+        tarfile.LNKTYPE: HARDLINK,
+        tarfile.CHRTYPE: CHARDEV,
+        tarfile.BLKTYPE: BLOCKDEV,
+        tarfile.FIFOTYPE: FIFO,
+        tarfile.GNUTYPE_SPARSE: FILE,
+    }
 
 
 @dataclass(frozen=True)
@@ -332,6 +342,8 @@ def scan_tar(tar_path: Path, start: int, where: str, end: int | None = None) -> 
 
 
 def _scan(handle: IO[bytes], source: str, where: str, end: int) -> Iterator[Entry]:
+    import tarfile
+
     try:
         with tarfile.open(fileobj=handle, mode="r:") as archive:
             symlinks: set[str] = set()
@@ -392,7 +404,7 @@ def _entry(member: tarfile.TarInfo, source: str, where: str, end: int) -> Entry 
         if hidden in ("", ".", ".."):
             raise HostileLayer(f"{where}: whiteout {member.name!r} names no file; refusing this layer")
         return Entry(posixpath.join(parent, hidden), WHITEOUT)
-    kind = _TAR_KINDS.get(member.type)
+    kind = _tar_kinds().get(member.type)
     if kind is None:
         raise HostileLayer(f"{where}: entry {member.name!r} has unsupported tar type {member.type!r}")
     link = ""

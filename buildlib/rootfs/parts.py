@@ -14,6 +14,7 @@ import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..debian.recipes import recorded_architectures, recorded_packages
 from ..epoch import build_epoch
@@ -24,10 +25,12 @@ from ..store.images import Image, Store
 from . import bundles, placement
 from .bundles import numeric_id
 from .layers import DIR, FILE, SYMLINK, Entry, load_index, nested_tar_entries
-from .origins import PartOrigins, part_origins
 from .sbom import LINUXKIT_SBOM_PATH, SBOM_PATH, render_linuxkit, spec_name
 from .sbom import render as render_sbom
 from .tree import DEFAULT_DIR_MODE, Tree, dir_entry, file_entry, merged_image_tree
+
+if TYPE_CHECKING:
+    from .origins import PartOrigins
 
 __all__ = ["DEFAULT_DIR_MODE", "Tree", "dir_entry", "file_entry", "merged_image_tree"]
 
@@ -209,7 +212,10 @@ def merged_root(
 
 
 def origins(store: Store, spec: Spec, part: Part, images: Mapping[str, Image]) -> PartOrigins:
-    """Where the part's entries came from, as LinuxKit's tar headers say it."""
+    """Where the part's entries came from, as LinuxKit's tar headers say it (read by the formats that
+    write a root with them: an initrd of segments loads none of it)."""
+    from .origins import part_origins
+
     return part_origins(store, spec, part.family, part.subject, images)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
@@ -164,6 +163,8 @@ def linuxkit_document(
         "relationships": ours["relationships"],
     }
     content = hashlib.sha256(canonical_json(body)).digest()
+    import uuid  # here: it loads `platform` and libuuid, which a build that only names its spec never needs
+
     namespace_id = uuid.UUID(bytes=content[:16], version=4)  # shaped as LinuxKit's, drawn from the content
     return {**body, "documentNamespace": f"{LINUXKIT_NAMESPACE_BASE}{namespace_id}"}
 

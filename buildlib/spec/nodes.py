@@ -8,7 +8,6 @@ record's schema is its dataclass: each field declared with `yfield` names its YA
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -329,6 +328,8 @@ def yaml_fields(cls: type) -> dict[str, YamlField]:
 
 
 def unknown_key(key: str, known: list[str]) -> str:
+    import difflib  # only a spec with a mistake pays for it
+
     close = difflib.get_close_matches(key, known, n=1)
     if close:
         return f"unknown key (did you mean '{close[0]}'?)"

@@ -34,28 +34,29 @@ from ..outputs.initrd import (
     write_entry,
     write_segment,
 )
-from ..release.lock import Lock, platform_of
-from ..release.lock import disagreements as lock_disagreements
 from ..rootfs import layers
 from ..rootfs import parts as rootfs
 from ..rootfs.sbom import spec_name as sbom_spec_name
 from ..spec.model import Kernel, Spec
 from ..spec.refs import ImageRef
-from ..store import pulls
 from ..store.images import Image, Layer, Store
 from ..store.transport import Listener, Network, ignore
 from . import audit
 from .keys import InputKeys, epoch_key, tool_versions
 from .report import HandledFailure
 
-if TYPE_CHECKING:  # what only a --lock, --input-tar, --secure-boot or shared-cache build uses loads then
+if TYPE_CHECKING:  # what only a pull, a --lock, --input-tar, --secure-boot or shared-cache build uses loads then
     from ..outputs import efi
+    from ..release import lock as lockfile
     from ..release import pinning
+    from ..release.lock import Lock
     from ..rootfs import inputtar
+    from ..store import pulls
     from .shared import SharedCache
 else:
     efi, pinning = lazy_module("buildlib.outputs.efi"), lazy_module("buildlib.release.pinning")
-    inputtar = lazy_module("buildlib.rootfs.inputtar")
+    inputtar, lockfile = lazy_module("buildlib.rootfs.inputtar"), lazy_module("buildlib.release.lock")
+    pulls = lazy_module("buildlib.store.pulls")  # fetching an image, or checking a pinned one
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,7 @@ def tar_records(store: Store, spec: Spec, options: BuildOptions) -> dict[str, di
 
 def pinned_manifest(options: BuildOptions, ref: str) -> str | None:
     """The manifest digest the build's lock pins for a registry image on the build's platform, if any."""
-    return options.lock.manifest(ref, platform_of(options.arch)) if options.lock is not None else None
+    return options.lock.manifest(ref, lockfile.platform_of(options.arch)) if options.lock is not None else None
 
 
 def layer_tasks(store: Store, refs: Sequence[str], sink: ErrorSink) -> Iterator[dict[str, Any]]:
@@ -551,16 +552,16 @@ def part_recheck(store: Store, spec: Spec, part: rootfs.Part, options: BuildOpti
 def check_lock(spec: Spec, options: BuildOptions, component_root: Path, resolver: recipes.PkgResolver) -> list[str]:
     """How the spec and its lock disagree, as warnings (what is not pinned is resolved as without a lock);
     with --locked, a LockMismatch naming every entry instead."""
-    platform = platform_of(options.arch)
-    if options.lock is None:
-        if options.locked:
-            inputs = pinning.spec_inputs(spec, component_root, resolver, secure_boot=options.secure_boot)
-            command = pinning.lock_command(spec.files_read, "", Lock(), inputs, platform)
-            raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `{command}`")
+    if options.lock is None and not options.locked:
         return []
+    platform = lockfile.platform_of(options.arch)
+    if options.lock is None:
+        inputs = pinning.spec_inputs(spec, component_root, resolver, secure_boot=options.secure_boot)
+        command = pinning.lock_command(spec.files_read, "", lockfile.Lock(), inputs, platform)
+        raise LockMismatch(f"--locked: {options.name} has no lock file: write one with `{command}`")
     inputs = pinning.spec_inputs(spec, component_root, resolver, secure_boot=options.secure_boot)
     where = options.lock_file or "the lock"
-    found = lock_disagreements(options.lock, inputs.wanted((platform,)), where)
+    found = lockfile.disagreements(options.lock, inputs.wanted((platform,)), where)
     if not found:
         return []
     command = pinning.lock_command(spec.files_read, options.lock_file, options.lock, inputs, platform)

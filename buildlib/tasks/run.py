@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from doit.cmd_base import TaskLoader2
 from doit.doit_cmd import DoitMain
@@ -19,10 +19,10 @@ from doit.task import DelayedLoader, Task
 
 from ..errors import BuildError
 from ..fsutil import released, store_lock
-from ..release import lock
+from ..lazy import lazy_module
 from ..spec.model import Spec, load_spec
 from ..store.images import Image, Store
-from . import order, reads, terms
+from . import order, terms
 from .audit import audit_enabled
 from .families import BuildOptions, load_images
 from .identity import public_task_name
@@ -30,6 +30,12 @@ from .keys import XXHashChecker
 from .plan import Plan
 from .portable import store_codec
 from .report import RecordingReporter, TaskListener
+
+if TYPE_CHECKING:  # audit mode's read watch and the lock files of a project's specs load when used
+    from ..release import lock
+    from . import reads
+else:
+    lock, reads = lazy_module("buildlib.release.lock"), lazy_module("buildlib.tasks.reads")
 
 
 def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]:

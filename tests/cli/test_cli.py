@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS
+from conftest import COMPONENTS, SPECS
 
 from buildlib import cli
 from buildlib.spec.refs import ImageRef
@@ -261,8 +261,40 @@ def test_a_command_collects_cycles_rarely_and_leaves_the_collector_as_it_was(tmp
     assert gc.get_threshold() == before
     spec = tmp_path / "s.yml"
     spec.write_text("onboot: []\n")
-    cli.main(["validate", str(spec)])
-    assert gc.get_threshold() == before
+    young = []  # collections run under the restored threshold
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and gc.get_threshold()[0] == before[0]:
+            young.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        cli.main(["validate", str(spec)])
+        kept = [[] for _ in range(100)]  # fewer new objects than the restored threshold
+    finally:
+        gc.callbacks.remove(seen)
+    assert gc.get_threshold() == before and len(kept) == 100
+    # what the command allocated went to the oldest generation, not to a young collection, and nothing stays frozen
+    assert not young and gc.get_freeze_count() == 0
+
+
+def test_a_process_that_ran_a_command_exits_without_collecting_its_objects() -> None:
+    """Its objects are frozen at exit, not while it goes on (a test or a dodo.py calling main keeps its
+    collector), and Python's finalization then does not run the collector over them all."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('at exit', gc.get_freeze_count() > 0))\n"  # registered first: runs last
+        "from buildlib import cli\n"
+        "for _ in range(2):\n"
+        "    assert cli.main(['validate', sys.argv[1]]) == 0\n"
+        "print('after main', gc.get_freeze_count() > 0)\n"
+    )
+    spec = SPECS / "minimal.yml"
+    done = subprocess.run([sys.executable, "-c", probe, str(spec)], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["after", "main", "False", "at", "exit", "True"]
 
 
 def test_every_command_is_known_by_the_group_that_registers_it() -> None:
