@@ -41,10 +41,10 @@ from buildlib.store.images import MEDIA_LAYER_GZIP, Store  # noqa: E402
 BIG_IMAGE = "bench.invalid/big:1"
 SPEC = """\
 kernel:
-  image: "@pkg:{repo}/components/kernel-full"
+  image: {kernel}
   cmdline: "console=ttyS0"
 init:
-  - "@pkg:{repo}/components/init"
+  - {init}
 services:
   - name: big
     image: {big}
@@ -53,14 +53,18 @@ services:
 """
 SMALL = """\
   - name: small{n}
-    image: "@pkg:{repo}/components/init"
+    image: {init}
     command: ["/bin/echo", "service {n} {word}"]
 """
 
 
-def spec_text(repo: Path, word: str) -> str:
-    small = "".join(SMALL.format(n=n, repo=repo, word=word if n == 1 else "steady") for n in range(1, 5))
-    return SPEC.format(repo=repo, big=BIG_IMAGE, small=small)
+def spec_text(repo: Path, word: str, kernel: str = "", init: str = "", big: str = BIG_IMAGE) -> str:
+    """The spec, service small1's command saying `word`. The kernel and init are the component folders
+    of `repo` (`@pkg:`) unless named (benchmarks/vs_linuxkit.py names them by their registry reference)."""
+    kernel = kernel or f'"@pkg:{repo}/components/kernel-full"'
+    init = init or f'"@pkg:{repo}/components/init"'
+    small = "".join(SMALL.format(n=n, init=init, word=word if n == 1 else "steady") for n in range(1, 5))
+    return SPEC.format(kernel=kernel, init=init, big=big, small=small)
 
 
 def file_data(rng: random.Random, size: int) -> bytes:
