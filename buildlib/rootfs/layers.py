@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+import xxhash
+
 from ..errors import BadInput, BuildError, HostileLayer, StoreError
-from ..fsutil import CHUNK, atomic_writer, parse_size, sha256_file, xxh_bytes, xxh_file
+from ..fsutil import CHUNK, atomic_writer, parse_size, xxh_bytes, xxh_file
 from ..store.images import Image, Layer, Store
 
 if TYPE_CHECKING:
@@ -188,7 +190,7 @@ def ensure_index(store: Store, layer: Layer, image: str = "") -> Path:
             "version": INDEX_VERSION,
             "digest": layer.digest,
             "tar": str(tar_path),
-            "tar_key": xxh_file(tar_path),
+            "tar_key": _tar_key(tar_path),  # taken as the tar was written or checked, in this process
             "body": xxh_bytes(body),
         }
         with atomic_writer(path) as handle:
@@ -246,16 +248,41 @@ def check_index(path: Path, with_tar: bool = False) -> str:
 _checked_tars: dict[tuple[str, int, int, int], str] = {}
 
 
-def _tar_key(tar: Path) -> str:
-    """The content key of a layer tar, hashed once per process while the file stays the same file."""
+def _tar_stamp(tar: Path) -> tuple[str, int, int, int] | None:
     try:
         st = tar.stat()
     except OSError:
+        return None
+    return (str(tar), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _tar_key(tar: Path) -> str:
+    """The content key of a layer tar, hashed once per process while the file stays the same file."""
+    stamp = _tar_stamp(tar)
+    if stamp is None:
         return ""
-    stamp = (str(tar), st.st_ino, st.st_size, st.st_mtime_ns)
     if stamp not in _checked_tars:
         _checked_tars[stamp] = xxh_file(tar)
     return _checked_tars[stamp]
+
+
+def _remember_tar_key(tar: Path, key: xxhash.xxh3_128) -> None:
+    """The key of a tar this process has just read or written whole: a full build's parts then check
+    its index against it without reading the tar a second and third time."""
+    stamp = _tar_stamp(tar)
+    if stamp is not None:
+        _checked_tars[stamp] = key.hexdigest()
+
+
+def _hashed(path: Path) -> str:
+    """The sha256 of a file, and its content key remembered (one read for both)."""
+    digest, key = hashlib.sha256(), xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            key.update(chunk)
+    _remember_tar_key(path, key)
+    return "sha256:" + digest.hexdigest()
 
 
 def _ensure_uncompressed(store: Store, layer: Layer, where: str) -> Path:
@@ -268,30 +295,35 @@ def _ensure_uncompressed(store: Store, layer: Layer, where: str) -> Path:
             raise _too_big(where, limit)
         if layer.diff_id != layer.digest:
             raise HostileLayer(f"{where}: an uncompressed layer whose diff_id {layer.diff_id} is not its digest")
-        if sha256_file(target) != layer.digest:
+        if _hashed(target) != layer.digest:
             raise StoreError(
                 f"{where}: the stored blob does not match its digest: run `distrokit cache check --repair`"
             )
         return target
-    if target.is_file():
+    # The decompressed copy is written without an fsync: it can be made again from its blob, and it is
+    # trusted only as far as it is checked. An index names its key (a changed or torn copy is found and
+    # made again), and a copy found without an index is taken only when it still has its diff_id.
+    if target.is_file() and _hashed(target) == layer.diff_id:
         return target
     blob = store.blob_path(layer.digest)
-    digest = hashlib.sha256()
+    digest, key = hashlib.sha256(), xxhash.xxh3_128()
     written = 0
     needed = _gzip_size_hint(blob)
     with (
         open(blob, "rb") as raw,
         gzip.GzipFile(fileobj=raw, mode="rb") as stream,
-        atomic_writer(target, needed=needed) as out,
+        atomic_writer(target, needed=needed, durable=False) as out,
     ):
         while chunk := _read_compressed(stream, where):
             written += len(chunk)
             if written > limit:
                 raise _too_big(where, limit)
             digest.update(chunk)
+            key.update(chunk)
             out.write(chunk)
         if "sha256:" + digest.hexdigest() != layer.diff_id:
             raise StoreError(f"{where} does not decompress to its diff_id {layer.diff_id}; refusing it")
+    _remember_tar_key(target, key)
     return target
 
 

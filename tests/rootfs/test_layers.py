@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from layerkit import M, store_layer
 
 from buildlib.errors import HostileLayer, StoreError
+from buildlib.fsutil import sha256_file, xxh_file
 from buildlib.rootfs import layers
 from buildlib.store.images import Layer, Store
 
@@ -53,6 +55,28 @@ def test_index_is_written_once_per_digest(store: Store) -> None:
     stamp = path.stat().st_mtime_ns
     layers.load_index(store, layer)
     assert path.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_the_index_names_the_key_of_the_tar_it_was_read_from(store: Store, compress: bool) -> None:
+    """The key is taken as the tar is checked or decompressed, in the same read: it is the file's."""
+    layer = store_layer(store, [M("a", data=b"1" * 5000), M("b", data=b"2")], compress=compress)
+    header = json.loads(layers.ensure_index(store, layer).read_bytes().split(b"\n", 1)[0])
+    assert header["tar_key"] == xxh_file(Path(header["tar"]))
+
+
+def test_a_decompressed_copy_without_its_index_is_taken_only_with_its_diff_id(store: Store) -> None:
+    """The copy is written without an fsync: one torn by a power cut before its index was written is
+    made again from the blob, not indexed as it is."""
+    layer = store_layer(store, [M("etc/motd", data=b"hello " * 2000)], compress=True)
+    layers.ensure_index(store, layer).unlink()
+    copy = layers.uncompressed_path(store, layer)
+    torn = bytearray(copy.read_bytes())
+    torn[600:700] = b"\0" * 100
+    copy.write_bytes(bytes(torn))
+    entries = {e.path: e for e in layers.load_index(store, layer)}
+    assert entries["etc/motd"].read_bytes() == b"hello " * 2000
+    assert sha256_file(copy) == layer.diff_id
 
 
 def test_whiteouts_are_entries(store: Store) -> None:
