@@ -51,6 +51,8 @@ def main() -> int:
     parser.add_argument("--shuffle", action="store_true", help="shuffled task order, every format")
     parser.add_argument("--fresh-names", action="store_true", help="half the sequences: a new output name per build")
     args = parser.parse_args()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)  # a folder named on the command line may not exist yet
     workdir = Path(tempfile.mkdtemp(prefix="cache-truth-", dir=args.workdir))
     counts = {"sequences": 0, "builds": 0, "edits": 0}
     started = time.monotonic()
