@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import xxhash
 
@@ -256,11 +256,21 @@ def write_hint(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+def digest_file(path: Path, *digests: Digest) -> None:
+    """Feed the bytes of `path` to every one of `digests`, in one read of the file."""
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
-            digest.update(chunk)
+            for digest in digests:
+                digest.update(chunk)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    digest_file(path, digest)
     return "sha256:" + digest.hexdigest()
 
 
@@ -270,9 +280,7 @@ def xxh_bytes(data: bytes) -> str:
 
 def xxh_file(path: Path) -> str:
     digest = xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
+    digest_file(path, digest)
     return digest.hexdigest()
 
 

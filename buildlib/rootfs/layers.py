@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING
 import xxhash
 
 from ..errors import BadInput, BuildError, HostileLayer, StoreError
-from ..fsutil import CHUNK, atomic_writer, parse_size, xxh_bytes, xxh_file
+from ..fsutil import CHUNK, atomic_writer, digest_file, parse_size, xxh_bytes, xxh_file
 from ..store.images import Image, Layer, Store
 
 if TYPE_CHECKING:
@@ -277,10 +277,7 @@ def _remember_tar_key(tar: Path, key: xxhash.xxh3_128) -> None:
 def _hashed(path: Path) -> str:
     """The sha256 of a file, and its content key remembered (one read for both)."""
     digest, key = hashlib.sha256(), xxhash.xxh3_128()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            key.update(chunk)
+    digest_file(path, digest, key)
     _remember_tar_key(path, key)
     return "sha256:" + digest.hexdigest()
 
