@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 from .. import arches
 from ..errors import BadInput, DistrokitError
 from ..lazy import lazy_module
+from ..release import lockpath
 from ..store import stamp as build_stamp
 from . import habits, jsonout
 from .common import (
-    LOCK_SUFFIX,
     Subparsers,
     apply_layer_limit,
     component_root,
@@ -115,7 +115,7 @@ def _stamp_context(args: argparse.Namespace) -> dict[str, object]:
 
 def _lock_path(args: argparse.Namespace) -> str:
     """The lock file the build follows (or would, once it exists): SPEC.lock beside the first spec."""
-    return str(Path(args.lock).resolve()) if args.lock else str(Path(args.spec[0]).resolve().with_suffix(LOCK_SUFFIX))
+    return str(Path(args.lock).resolve()) if args.lock else str(lockpath.path_for(Path(args.spec[0]).resolve()))
 
 
 def _stamped(args: argparse.Namespace) -> dict[str, object] | None:

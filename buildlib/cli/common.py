@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from ..release import lockpath
 from ..store.transport import Network, RetryPolicy
 from ..store.trust import Trust
 
@@ -67,12 +68,9 @@ def component_root(args: argparse.Namespace) -> Path:
     return Path(given).resolve()
 
 
-LOCK_SUFFIX = ".lock"  # release.lock's SUFFIX: a spec without a lock file is built without loading that module
-
-
 def read_lock(option: str | None, specs: Sequence[Path]) -> tuple[Lock | None, str]:
     """The lock a build follows: --lock FILE, else SPEC.lock beside the first spec when there is one."""
-    path = Path(option) if option else Path(specs[0]).with_suffix(LOCK_SUFFIX)
+    path = Path(option) if option else lockpath.path_for(specs[0])
     if option is None and not path.is_file():
         return None, ""
     from ..release import lock

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from .. import arches
 from ..fsutil import store_lock
 from ..lazy import lazy_module
+from ..release import lockpath
 from .common import Subparsers, component_root, err_console, network_options, store_root, transfer_flags
 
 if TYPE_CHECKING:  # loaded when a command runs, not when the parser is made
@@ -31,7 +32,7 @@ else:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     specs = [Path(p) for p in args.spec]
-    path = Path(args.lock) if args.lock else lock.path_for(specs[0])
+    path = Path(args.lock) if args.lock else lockpath.path_for(specs[0])
     resolver = recipes.PkgResolver(components=component_root(args))
     spec = speclib.load_spec(specs, resolve_pkg=resolver)
     previous = lock.read(path) if path.is_file() else None

@@ -24,7 +24,6 @@ from ..fsutil import write_bytes_atomic
 from ..spec.refs import ImageRef
 
 LOCK_VERSION = 1
-SUFFIX = ".lock"
 _PACKAGE_FIELDS = ("name", "version", "architecture", "size", "sha256", "filename")
 
 
@@ -81,11 +80,6 @@ class Wanted:
     components: Mapping[str, str] = field(hash=False)
     platforms: tuple[str, ...]
     pin_names: frozenset[str] = frozenset()
-
-
-def path_for(spec: Path) -> Path:
-    """Where a spec's lock lives: beside it, with .lock for its suffix."""
-    return Path(spec).with_suffix(SUFFIX)
 
 
 def platform_of(arch: str) -> str:

@@ -24,7 +24,8 @@ from ..spec.refs import ImageRef
 from ..store import pulls
 from ..store.images import Store
 from ..store.transport import Network
-from .lock import ComponentPin, ImagePin, Lock, Wanted, names_of, path_for, platform_of
+from .lock import ComponentPin, ImagePin, Lock, Wanted, names_of, platform_of
+from .lockpath import path_for
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from doit.task import DelayedLoader, Task
 from ..errors import BuildError
 from ..fsutil import released, store_lock
 from ..lazy import lazy_module
+from ..release import lockpath
 from ..spec.model import Spec, load_spec
 from ..store.images import Image, Store
 from . import order, terms
@@ -244,7 +245,7 @@ def project_plan(spec_dir: Path, out_dir: Path, cache: Path, component_root: Pat
     plan = Plan(Store(cache), components=component_root)
     for spec_file in sorted(spec_dir.glob("*.yml")):
         spec = load_spec([spec_file], resolve_pkg=plan.resolver)
-        lock_file = lock.path_for(spec_file)
+        lock_file = lockpath.path_for(spec_file)
         pins = lock.read(lock_file) if lock_file.is_file() else None
         options = BuildOptions(cache=cache, out_dir=out_dir, name=spec_file.stem, lock=pins, lock_file=str(lock_file))
         add_spec(plan, spec, options, component_root)

@@ -15,7 +15,7 @@ from registry import Registry, push_index, random_layer, stored_image
 from buildlib import cli, tasks
 from buildlib.debian.recipes import Package, PkgResolver
 from buildlib.errors import ArchiveDrift, BadInput, LockMismatch
-from buildlib.release import lock, pinning
+from buildlib.release import lock, lockpath, pinning
 from buildlib.spec.model import load_spec
 from buildlib.spec.refs import ImageRef
 from buildlib.store import pulls
@@ -30,7 +30,7 @@ def lock_cli(cache: Path, *args: str) -> int:
 
 
 def options(cache: Path, out: Path, spec: Path, **kwargs: object) -> tasks.BuildOptions:
-    path = lock.path_for(spec)
+    path = lockpath.path_for(spec)
     pins = lock.read(path) if path.is_file() else None
     return tasks.BuildOptions(cache=cache, out_dir=out, name=spec.stem, lock=pins, lock_file=str(path), **kwargs)  # type: ignore[arg-type]
 
