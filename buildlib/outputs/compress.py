@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import zlib
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ..errors import BadInput
@@ -40,12 +41,14 @@ class Compression(enum.Enum):
     def suffix(self) -> str:
         return {"zstd": ".zst", "gzip": ".gz", "none": ""}[self.value]
 
-    def member(self, data: bytes) -> bytes:
-        """One complete compressed member (a gzip member, a zstd frame) of `data`."""
+    def member(self, data: bytes | Sequence[bytes]) -> bytes:
+        """One complete compressed member (a gzip member, a zstd frame) of `data`, given whole or in
+        pieces (the bytes are the same: both libraries gather their input into their own blocks)."""
+        pieces = [data] if isinstance(data, bytes) else data
         if self is Compression.NONE:
-            return data
+            return b"".join(pieces)
         streamer = self.streamer()
-        return streamer.compress(data) + streamer.flush()
+        return b"".join([*(streamer.compress(piece) for piece in pieces), streamer.flush()])
 
     def streamer(self) -> Streamer:
         """A member written piece by piece, for entries too big to hold."""

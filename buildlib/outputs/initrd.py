@@ -18,7 +18,7 @@ from typing import IO
 import xxhash
 
 from ..errors import StoreError
-from ..fsutil import Writeback, append_file, atomic_writer, write_bytes_atomic, xxh_file
+from ..fsutil import Writeback, append_file, atomic_writer, write_bytes_atomic
 from ..rootfs.layers import Entry
 from .compress import Compression, Streamer
 from .cpio import CpioWriter
@@ -34,55 +34,64 @@ class Members:
 
     def __init__(self, out: IO[bytes], compression: Compression, workers: int | None = None) -> None:
         self._out = Writeback(out)  # every write also starts the disk writing what came before
+        self.key = xxhash.xxh3_128()  # of every byte written: the segment's seal, with no second read
         self.compression = compression
         self.workers = workers or min(4, os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="compress")
         self._pending: deque[Future[bytes]] = deque()
-        self._buffer = bytearray()
+        # the writes of the member being gathered, kept as they came: joining them into one buffer
+        # copied every byte twice more and touched fresh pages for each member
+        self._pieces: list[bytes] = []
+        self._size = 0
         self._stream: Streamer | None = None  # a member that streams a big entry
 
     def write(self, data: bytes) -> int:
         if self._stream is not None:
-            self._out.write(self._stream.compress(data))
+            self._emit(self._stream.compress(data))
         else:
-            self._buffer += data
-            if len(self._buffer) > STREAM_AFTER:
+            self._pieces.append(data if isinstance(data, bytes) else bytes(data))
+            self._size += len(data)
+            if self._size > STREAM_AFTER:
                 self._start_stream()
         return len(data)
 
     def boundary(self) -> None:
         """The writer finished an entry: a member may end here."""
         if self._stream is not None:
-            self._out.write(self._stream.flush())
+            self._emit(self._stream.flush())
             self._stream = None
-        elif len(self._buffer) >= MEMBER_SIZE:
+        elif self._size >= MEMBER_SIZE:
             self._submit()
 
     def close(self) -> None:
         try:
             if self._stream is not None:
-                self._out.write(self._stream.flush())
+                self._emit(self._stream.flush())
                 self._stream = None
-            if self._buffer:
+            if self._pieces:
                 self._submit()
             self._drain(0)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def _emit(self, data: bytes) -> None:
+        self.key.update(data)
+        self._out.write(data)
+
     def _submit(self) -> None:
-        self._pending.append(self._pool.submit(self.compression.member, bytes(self._buffer)))
-        self._buffer.clear()
+        self._pending.append(self._pool.submit(self.compression.member, self._pieces))
+        self._pieces, self._size = [], 0
         self._drain(self.workers * 2)
 
     def _drain(self, keep: int) -> None:
         while len(self._pending) > keep:
-            self._out.write(self._pending.popleft().result())
+            self._emit(self._pending.popleft().result())
 
     def _start_stream(self) -> None:
         self._drain(0)
-        self._stream = self.compression.streamer()
-        self._out.write(self._stream.compress(bytes(self._buffer)))
-        self._buffer.clear()
+        stream = self._stream = self.compression.streamer()
+        self._emit(b"".join([stream.compress(piece) for piece in self._pieces]))
+        self._pieces, self._size = [], 0
 
 
 SEGMENT_SUFFIX = ".cpio.z"  # compressed with zstd, gzip or nothing: its key says which
@@ -117,7 +126,7 @@ def write_segment(
         finally:
             members.close()
     try:
-        write_bytes_atomic(seal_path(target), xxh_file(target).encode())
+        write_bytes_atomic(seal_path(target), members.key.hexdigest().encode())
     except BaseException:
         target.unlink(missing_ok=True)  # a segment without its key would be refused as damaged: none at all
         raise

@@ -9,14 +9,15 @@ and applied by the merge, where the lower layers are known.
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import json
 import os
 import posixpath
+import threading
 import zlib
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 INDEX_VERSION = 2
 MAX_LAYER_SIZE_ENV = "DISTROKIT_MAX_LAYER_SIZE"
 DEFAULT_MAX_LAYER_SIZE = "16G"
+MAX_INDEXING_THREADS = 4
 _TAR_BLOCK = 512
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -114,8 +116,13 @@ class Entry:
         return b"".join(self.read_chunks())
 
     def to_json(self) -> dict[str, object]:
-        record = {k: v for k, v in asdict(self).items() if k != "data" and v not in ("", 0, ())}
-        record["path"], record["kind"] = self.path, self.kind
+        # the fields read one by one: dataclasses.asdict deep-copies each value and was most of the
+        # time an index took to write
+        record: dict[str, object] = {"path": self.path, "kind": self.kind}
+        for name in _STORED_FIELDS:
+            value = getattr(self, name)
+            if value not in ("", 0, ()):
+                record[name] = value
         return record
 
     @classmethod
@@ -124,6 +131,9 @@ class Entry:
         for name in ("xattrs", "sparse"):
             values[name] = tuple(tuple(pair) for pair in values.get(name, ()))  # type: ignore[attr-defined]
         return cls(**values)  # type: ignore[arg-type]
+
+
+_STORED_FIELDS = tuple(f.name for f in fields(Entry) if f.name not in ("path", "kind", "data"))
 
 
 def _zeros(count: int) -> Iterator[bytes]:
@@ -178,9 +188,27 @@ def layer_compression(layer: Layer, where: str) -> str:
     raise BadInput(f"{where or 'layer ' + layer.digest} has the unknown media type {media!r}: it is no image layer")
 
 
+_indexing: dict[str, threading.Lock] = {}
+_indexing_guard = threading.Lock()
+
+
+def _indexing_lock(index: str) -> threading.Lock:
+    with _indexing_guard:
+        return _indexing.setdefault(index, threading.Lock())
+
+
 def ensure_index(store: Store, layer: Layer, image: str = "") -> Path:
-    """Index `layer` (of `image`, named in errors) unless an index is already there; return the index path."""
+    """Index `layer` (of `image`, named in errors) unless an index is already there; return the index path.
+    A part indexes the layers it reads when no layer task did yet, so it starts as soon as its own
+    images are in the store; two threads that want one layer index it once, the second waiting."""
     path = index_path(store, layer)
+    if path.is_file():
+        return path
+    with _indexing_lock(str(path)):
+        return _write_index(store, layer, image, path)
+
+
+def _write_index(store: Store, layer: Layer, image: str, path: Path) -> Path:
     if not path.is_file():
         where = f"{image} layer {layer.digest}" if image else f"layer {layer.digest}"
         tar_path = _ensure_uncompressed(store, layer, where)
@@ -196,6 +224,23 @@ def ensure_index(store: Store, layer: Layer, image: str = "") -> Path:
         with atomic_writer(path) as handle:
             handle.write(json.dumps(header).encode() + b"\n" + body)
     return path
+
+
+def ensure_indexes(store: Store, layers: Sequence[tuple[Layer, str]]) -> None:
+    """Index the layers (each with its image's name) that have no index yet, side by side: inflating,
+    hashing and writing free the interpreter, so a part that reads several new layers waits for about
+    the longest one, not their sum. The first failure in the given order is raised."""
+    missing = list(
+        {layer.digest: (layer, image) for layer, image in layers if not index_path(store, layer).is_file()}.values()
+    )
+    workers = min(len(missing), os.cpu_count() or 1, MAX_INDEXING_THREADS)
+    if workers <= 1:
+        for layer, image in missing:
+            ensure_index(store, layer, image)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="index") as pool:
+        for _ in pool.map(lambda pair: ensure_index(store, *pair), missing):
+            pass
 
 
 def index_image(store: Store, image: Image) -> None:
@@ -306,12 +351,8 @@ def _ensure_uncompressed(store: Store, layer: Layer, where: str) -> Path:
     digest, key = hashlib.sha256(), xxhash.xxh3_128()
     written = 0
     needed = _gzip_size_hint(blob)
-    with (
-        open(blob, "rb") as raw,
-        gzip.GzipFile(fileobj=raw, mode="rb") as stream,
-        atomic_writer(target, needed=needed, durable=False) as out,
-    ):
-        while chunk := _read_compressed(stream, where):
+    with open(blob, "rb") as raw, atomic_writer(target, needed=needed, durable=False) as out:
+        for chunk in _inflated(raw, where):
             written += len(chunk)
             if written > limit:
                 raise _too_big(where, limit)
@@ -334,15 +375,40 @@ def _gzip_size_hint(blob: Path) -> int | None:
         return None
 
 
-def _read_compressed(stream: gzip.GzipFile, where: str) -> bytes:
+_GZIP_WBITS = 31  # zlib reads the gzip framing and checks each member's CRC and length itself
+_INFLATE_INPUT = 256 << 10  # compressed bytes fed at once; each gives out at most CHUNK at a time
+
+
+def _inflated(raw: IO[bytes], where: str) -> Iterator[bytes]:
+    """The bytes of a gzip stream of one or more members (zero padding after a member is allowed, as
+    the gzip module allows it), at most CHUNK at a time. zlib is driven directly: the gzip module's
+    reader took a third more CPU for the same work."""
+    inflater = zlib.decompressobj(_GZIP_WBITS)
+    fed = False  # the current member has had input
+    data = b""
     try:
-        return stream.read(CHUNK)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        while True:
+            if not data:
+                data = raw.read(_INFLATE_INPUT)
+                if not data:
+                    break
+            if inflater.eof:  # a member ended: zero padding, or the next member
+                data = data.lstrip(b"\0")
+                if not data:
+                    continue
+                inflater, fed = zlib.decompressobj(_GZIP_WBITS), False
+            chunk = inflater.decompress(data, CHUNK)
+            fed = True
+            data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            if chunk:
+                yield chunk
+        if fed and not inflater.eof and (rest := inflater.flush()):  # held back by the last call: a window at most
+            yield rest
+    except zlib.error as exc:
         raise HostileLayer(f"{where}: not readable gzip data ({exc}); refusing this layer") from exc
-    except OSError as exc:
-        if exc.errno is None:  # gzip's own complaints (a bad CRC, a wrong length) carry no errno
-            raise HostileLayer(f"{where}: not readable gzip data ({exc}); refusing this layer") from exc
-        raise
+    if not fed or not inflater.eof:
+        problem = "no gzip data" if not fed else "the data ends inside a gzip member"
+        raise HostileLayer(f"{where}: not readable gzip data ({problem}); refusing this layer")
 
 
 def _too_big(where: str, limit: int) -> BuildError:

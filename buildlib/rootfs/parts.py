@@ -24,7 +24,7 @@ from ..spec.refs import ImageRef
 from ..store.images import Image, Store
 from . import bundles, placement
 from .bundles import numeric_id
-from .layers import DIR, FILE, SYMLINK, Entry, load_index, nested_tar_entries
+from .layers import DIR, FILE, SYMLINK, Entry, ensure_indexes, load_index, nested_tar_entries
 from .sbom import LINUXKIT_SBOM_PATH, SBOM_PATH, render_linuxkit, spec_name
 from .sbom import render as render_sbom
 from .tree import DEFAULT_DIR_MODE, Tree, dir_entry, file_entry, merged_image_tree
@@ -168,6 +168,8 @@ def kernel_files(store: Store, kernel: Kernel, image: Image) -> tuple[Entry, Ent
 def part_tree(store: Store, spec: Spec, part: Part, images: Mapping[str, Image], sbom: bool = True) -> Tree:
     """The tree of one part, from the images the part reads."""
     family = part.family
+    if family not in (FILES_PART, BUNDLE_KIND):  # those two read the images' records, not their layers
+        ensure_indexes(store, [(layer, ref) for ref in part.images for layer in images[ref].layers])
     if family == KERNEL_PART:
         assert spec.kernel is not None
         _, modules = kernel_files(store, spec.kernel, images[spec.kernel.image])

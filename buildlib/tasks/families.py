@@ -450,7 +450,8 @@ def part_task(
         "actions": [sink.guard(write)],
         "file_dep": [str(record_path(store, ref)) for ref in part.images] + sources + input_tar,
         "targets": [str(target)],
-        "task_dep": ["layer"],
+        # no task_dep on the layer family: a part indexes what its images' layers still lack itself
+        # (layers.ensure_index, once per layer), so it starts once its own images are in the store
         "uptodate": [InputKeys(inputs), partial(segment_sealed, store, target)],
         "verbosity": 0,
     }

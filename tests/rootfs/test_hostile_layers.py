@@ -4,6 +4,7 @@ exactly as it is when it is legitimate (devices, setuid, non-UTF-8 names, long n
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import subprocess
@@ -20,7 +21,7 @@ from buildlib.outputs.tar import write_tar
 from buildlib.rootfs import layers
 from buildlib.rootfs.tree import Tree, merged_image_tree
 from buildlib.spec.refs import ImageRef
-from buildlib.store.images import Image, Layer, Store
+from buildlib.store.images import MEDIA_LAYER_GZIP, Image, Layer, Store
 
 
 @pytest.fixture()
@@ -251,8 +252,6 @@ def test_truncated_or_non_tar_data_is_refused(store: Store, raw: bytes, compress
 def test_non_gzip_data_is_refused(store: Store, blob, tmp_path: Path) -> None:
     raw = _good_tar()
     data = blob(raw)
-    import hashlib
-
     layer = Layer(
         store.put_blob(data),
         "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -262,6 +261,38 @@ def test_non_gzip_data_is_refused(store: Store, blob, tmp_path: Path) -> None:
     with pytest.raises(DistrokitError, match=layer.digest):
         merged(store, layer)
     assert not (store.root / "layers").exists() or not list((store.root / "layers").iterdir())
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        pytest.param(
+            lambda raw: gzip.compress(raw[:4000], mtime=0) + gzip.compress(raw[4000:], mtime=0), id="two-members"
+        ),
+        pytest.param(lambda raw: gzip.compress(raw, mtime=0) + b"\0" * 3000, id="zero-padding"),
+        pytest.param(
+            lambda raw: gzip.compress(raw[:10], mtime=0) + b"\0" * 600 + gzip.compress(raw[10:], mtime=0),
+            id="padding-between-members",
+        ),
+    ],
+)
+def test_gzip_streams_the_gzip_tool_reads_are_read(store: Store, blob) -> None:
+    raw = _good_tar()
+    data = blob(raw)
+    assert gzip.decompress(data) == raw  # what `gzip -d` and Python's gzip module read
+    layer = Layer(store.put_blob(data), MEDIA_LAYER_GZIP, len(data), "sha256:" + hashlib.sha256(raw).hexdigest())
+    assert merged(store, layer).get("b").read_bytes() == b"B" * 5000
+    assert layers.uncompressed_path(store, layer).read_bytes() == raw
+
+
+def test_a_layer_that_inflates_far_beyond_its_reads_comes_out_whole(store: Store) -> None:
+    """A few compressed bytes that stand for many chunks of output: every chunk is given out."""
+    raw = tar_bytes([M("zeros", data=bytes(5 << 20)), M("tail", data=b"end")])
+    layer = store_tar(store, raw, compress=True)
+    assert layer.size < 64 << 10
+    assert layers.uncompressed_path(store, layer).exists() is False
+    assert merged(store, layer).get("tail").read_bytes() == b"end"
+    assert layers.uncompressed_path(store, layer).read_bytes() == raw
 
 
 def test_a_diff_id_that_lies_is_refused(store: Store) -> None:

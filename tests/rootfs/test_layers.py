@@ -125,3 +125,34 @@ def test_nested_tar_is_indexed_in_place(store: Store) -> None:
     module = next(e for e in nested if e.path == "lib/modules/x.ko")
     assert module.source == outer["kernel.tar"].source
     assert module.read_bytes() == b"MODULE"
+
+
+def test_several_new_layers_are_indexed_side_by_side_once_each(store: Store, monkeypatch) -> None:
+    made = [store_layer(store, [M(f"f{n}", data=bytes([n]) * 70_000)], compress=True) for n in range(5)]
+    indexed: list[str] = []
+    write_index = layers._write_index
+
+    def counted(*args):
+        indexed.append(args[1].digest)
+        return write_index(*args)
+
+    monkeypatch.setattr(layers, "_write_index", counted)
+    # one layer named by two images, and twice by one: indexed once
+    layers.ensure_indexes(store, [(layer, "image-a") for layer in made] + [(made[0], "image-b"), (made[1], "image-a")])
+    assert sorted(indexed) == sorted(layer.digest for layer in made)
+    for number, layer in enumerate(made):
+        assert layers.check_index(layers.index_path(store, layer), with_tar=True) == ""
+        assert {e.path: e.read_bytes() for e in layers.load_index(store, layer)} == {
+            f"f{number}": bytes([number]) * 70_000
+        }
+    layers.ensure_indexes(store, [(layer, "image-a") for layer in made])
+    assert len(indexed) == len(made)  # all indexed: nothing done again
+
+
+def test_side_by_side_indexing_raises_the_first_failure_in_order(store: Store) -> None:
+    good = store_layer(store, [M("a", data=b"1")], compress=True)
+    bad = [store_layer(store, [M(f"../escape{n}", data=b"x")], compress=True) for n in range(2)]
+    with pytest.raises(HostileLayer, match=f"image-b layer {bad[0].digest}"):
+        layers.ensure_indexes(store, [(good, "image-a"), (bad[0], "image-b"), (bad[1], "image-c")])
+    assert layers.index_path(store, good).is_file()
+    assert not any(layers.index_path(store, layer).exists() for layer in bad)
