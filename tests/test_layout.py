@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "buildlib"
-SHARED = ("buildlib", "buildlib.errors", "buildlib.fsutil", "buildlib.lazy", "buildlib.epoch", "buildlib.arches")
+SHARED = (
+    "buildlib",
+    "buildlib.errors",
+    "buildlib.fsutil",
+    "buildlib.lazy",
+    "buildlib.epoch",
+    "buildlib.arches",
+    "buildlib.collector",
+)
 # The flow, first to last: a stage may import the shared helpers and any stage before it, never one after.
 STAGES = ("spec", "store", "dockerfile", "debian", "rootfs", "outputs", "release", "guest", "upkeep", "tasks", "cli")
 MAX_MODULE_LINES = 600

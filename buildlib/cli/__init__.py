@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import contextlib
 import functools
 import gc
 import importlib
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from .. import __version__
+from ..collector import rare_collections
 from ..errors import DistrokitError
 from . import habits, jsonout
 from .common import err_console
@@ -81,25 +81,6 @@ def command_named(argv: Sequence[str]) -> str | None:
     """The command word of a command line: its first word that is neither an option nor an option's value."""
     index = habits.command_index(argv)
     return None if index is None else argv[index]
-
-
-@contextlib.contextmanager
-def rare_collections(threshold: int = 100_000) -> Iterator[None]:
-    """Python's cyclic collector, run after every `threshold` new objects instead of every 700. A command
-    keeps nearly everything it allocates (modules, the plan, doit's tasks), so frequent collections only
-    re-scan it: about 70 of them took 18 ms of a 0.45 s rebuild. Refcounting still frees everything else."""
-    before = gc.get_threshold()
-    gc.set_threshold(threshold, *before[1:])
-    try:
-        yield
-    finally:
-        if not gc.get_freeze_count():  # (a program that froze objects of its own keeps them frozen)
-            # what the command allocated joins the oldest generation at once (two list splices), as what
-            # it keeps would anyway: a young collection over up to `threshold` objects the moment the
-            # threshold is low again took 6 ms; the next full collection finds what of it is garbage
-            gc.freeze()
-            gc.unfreeze()
-        gc.set_threshold(*before)
 
 
 @functools.cache  # once a process

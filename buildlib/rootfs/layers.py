@@ -252,10 +252,11 @@ def index_image(store: Store, image: Image) -> None:
 def load_index(store: Store, layer: Layer, image: str = "") -> list[Entry]:
     """The entries of `layer`, from an index that matches its key; a corrupt one is indexed again."""
     path = ensure_index(store, layer, image)
-    if check_index(path):
+    body = _read_index(path)
+    if isinstance(body, str):
         path.unlink(missing_ok=True)
-        path = ensure_index(store, layer, image)
-    problem = check_index(path, with_tar=True)
+        body = _read_index(ensure_index(store, layer, image))
+    problem = body if isinstance(body, str) else _tar_problem(body[0])
     if problem:
         # the tar under the index changed: a decompressed copy is made again from its blob, a blob is
         # pulled again (its image no longer counts as complete once `cache check --repair` removed it)
@@ -267,14 +268,21 @@ def load_index(store: Store, layer: Layer, image: str = "") -> list[Entry]:
         raise StoreError(
             f"{image or 'layer'} {layer.digest}: {problem}: run `distrokit cache check --repair` and build again"
         )
-    with open(path, "rb") as handle:
-        handle.readline()
-        return [Entry.from_json(json.loads(line)) for line in handle]
+    return [Entry.from_json(json.loads(line)) for line in body[1].splitlines()]
 
 
 def check_index(path: Path, with_tar: bool = False) -> str:
     """What is wrong with a layer index (its body against the key in its header; with `with_tar`, also
     the tar it points into), or "" when it is sound."""
+    read = _read_index(path)
+    if isinstance(read, str):
+        return read
+    return _tar_problem(read[0]) if with_tar else ""
+
+
+def _read_index(path: Path) -> tuple[dict[str, object], bytes] | str:
+    """An index's header and body, read once and checked against the key in its header; or what is
+    wrong with it."""
     try:
         with open(path, "rb") as handle:
             header = json.loads(handle.readline())
@@ -285,7 +293,11 @@ def check_index(path: Path, with_tar: bool = False) -> str:
         return "written by another distrokit version"
     if xxh_bytes(body) != header.get("body"):
         return "its entries do not match the key in its header"
-    if with_tar and _tar_key(Path(str(header.get("tar")))) != header.get("tar_key"):
+    return header, body
+
+
+def _tar_problem(header: dict[str, object]) -> str:
+    if _tar_key(Path(str(header.get("tar")))) != header.get("tar_key"):
         return f"the layer tar {header.get('tar')} is missing or changed since it was indexed"
     return ""
 

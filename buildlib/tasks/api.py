@@ -28,7 +28,6 @@ last build that changed something).
 
 from __future__ import annotations
 
-import gc
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,9 +36,10 @@ from typing import Any
 
 from doit.dependency import SqliteDB
 from doit.globals import Globals
-from doit.task import DelayedLoader, Task
+from doit.task import Task
 
 from ..arches import DEFAULT_ARCH, arch_suffix, normalise
+from ..collector import collect_rarely
 from ..fsutil import xxh_value
 from ..outputs import get_format
 from ..outputs.compress import Compression
@@ -56,13 +56,11 @@ from .identity import spec_state_id
 from .keys import InputKeys, XXHashChecker
 from .plan import Plan, SpecUse, usage_record
 from .portable import store_codec
-from .run import add_spec, family_groups
+from .run import add_spec, family_groups, layer_family
 from .terms import Terms
 
 SpecList = Sequence[str | Path] | Mapping[str, Sequence[str | Path]]
 FAMILY_DEPS = ("component", "layer")  # the families other tasks name in task_dep
-RARE_COLLECTIONS = 100_000  # new objects between cyclic collections, as `distrokit build` runs (cli.rare_collections)
-LAYER_DOC = "Index every layer of the images, once per digest."
 
 
 def monorepo_doit_config(dep_file: str = ".doit.db", cache: str | Path | None = None, **extra: Any) -> dict[str, Any]:
@@ -109,7 +107,7 @@ def distrokit_tasks(
     {name: [spec files merged in order]}. `components` is the folder of component recipes that
     `distrokit/NAME` images are built from (`@pkg:` folders are relative to the spec as always).
     Raises the spec's own errors (BadInput, SpecError) when a spec is wrong, before any task runs."""
-    _collect_rarely()
+    collect_rarely()  # doit keeps every task it loads until it exits
     arch = normalise(arch)  # `aarch64` and `linux/arm64` are arm64, as for `distrokit build --arch`
     read_saved_states_at_once(Globals.dep_manager)
     store = Store(Path(cache).resolve(), arch)
@@ -144,22 +142,10 @@ def distrokit_tasks(
     for hit in cached:
         for task in hit.tasks:
             yield _prefixed(task, prefix)
-    loader = DelayedLoader(lambda: _layer_group(plan), executed=f"{prefix}image") if plan.refs else None
-    yield Task(f"{prefix}layer", None, loader=loader, doc=LAYER_DOC, uptodate=[True])
+    yield layer_family(plan, prefix)
     usage_deps = {hit.use.state: hit.usage_deps for hit in cached}
     for use in plan.uses:
         yield _prefixed(usage_task(store, use, outputs_of[use.state], usage_deps.get(use.state)), prefix)
-
-
-def _collect_rarely() -> None:
-    """doit keeps every task it loads until it exits (2,600 for 200 specs, with their checks and keys),
-    so Python's cyclic collector, run after every 700 new objects, scans them again and again: about a
-    tenth of a no-change run's CPU. Run it after every RARE_COLLECTIONS instead, for the rest of the
-    process (doit offers no moment to put it back), as `distrokit build` does for its command;
-    refcounting still frees everything that is not a cycle. A higher threshold is left as it is."""
-    threshold, *older = gc.get_threshold()
-    if threshold < RARE_COLLECTIONS:
-        gc.set_threshold(RARE_COLLECTIONS, *older)
 
 
 def read_saved_states_at_once(dep_manager: Any) -> None:
@@ -181,12 +167,6 @@ def read_saved_states_at_once(dep_manager: Any) -> None:
         return backend._cache.get(task_id) or one_by_one(task_id)
 
     backend._get_task_data = all_at_once
-
-
-def _layer_group(plan: Plan) -> Iterator[dict[str, Any]]:
-    """The layer tasks, once the image tasks ran, in a group up to date by itself (see family_groups)."""
-    yield {"name": None, "doc": LAYER_DOC, "uptodate": [True]}
-    yield from plan.layer_tasks()
 
 
 def _outputs_of(uses: Sequence[SpecUse], tasks: Sequence[dict[str, Any]]) -> dict[str, list[str]]:

@@ -53,6 +53,25 @@ def doit_config(cache: Path, outstream: IO[str] | None = None) -> dict[str, Any]
     }
 
 
+LAYER_DOC = "Index every layer of the images, once per digest."
+
+
+def layer_family(plan: Plan, prefix: str = "", seed: int | None = None, audit: bool = False) -> Task:
+    """The `layer` group. Its tasks are created once the image tasks ran (the image records name the
+    layers), in an order drawn from `seed`, watched in audit mode; the group is up to date by itself,
+    so a run with nothing to do writes nothing for it. Without an image it has no task."""
+    basename = f"{prefix}layer"
+
+    def layer_tasks() -> Iterator[dict[str, Any]]:
+        yield {"name": None, "doc": LAYER_DOC, "uptodate": [True]}
+        found = [{"basename": basename, **task} for task in order.shuffled_dicts(plan.layer_tasks(), seed)]
+        for task in reads.watched(found, plan.store.root, plan.sink.errors) if audit else found:
+            yield {key: value for key, value in task.items() if key != "basename"}
+
+    loader = DelayedLoader(layer_tasks, executed=f"{prefix}image") if plan.refs else None
+    return Task(basename, None, loader=loader, doc=LAYER_DOC, uptodate=[True])
+
+
 def plan_tasks(plan: Plan) -> list[Task]:
     """doit Task objects for a plan, the layer family created only once the images are recorded. In
     audit mode every action runs watched: an undeclared read fails it (see `reads`)."""
@@ -61,17 +80,8 @@ def plan_tasks(plan: Plan) -> list[Task]:
     audit = plan.audit or audit_enabled()
     if audit:
         dicts = reads.watched(dicts, plan.store.root, plan.sink.errors)
-
-    def layer_tasks() -> Iterator[dict[str, Any]]:
-        found = [{"basename": "layer", **task} for task in order.shuffled_dicts(plan.layer_tasks(), seed)]
-        for task in reads.watched(found, plan.store.root, plan.sink.errors) if audit else found:
-            yield {key: value for key, value in task.items() if key != "basename"}
-
     tasks = list(generate_tasks("distrokit", (task for task in dicts)))
-    if plan.refs:
-        tasks.append(Task("layer", None, loader=DelayedLoader(layer_tasks, executed="image")))
-    else:  # no image, no layer: parts still name the (empty) family as a dependency
-        tasks.append(Task("layer", None))
+    tasks.append(layer_family(plan, seed=seed, audit=audit))
     return order.shuffled_tasks(tasks, seed)
 
 
