@@ -121,3 +121,38 @@ def test_a_list_of_specs_is_named_with_the_architecture_beyond_amd64() -> None:
     assert named_specs(["x/web.yml"]) == {"web": [Path("x/web.yml")]}
     assert named_specs(["x/web.yml"], "arm64") == {"web-arm64": [Path("x/web.yml")]}
     assert named_specs({"web": ["x/web.yml"]}, "arm64") == {"web": [Path("x/web.yml")]}
+
+
+def test_one_part_runs_alone_and_indexes_only_its_own_layers(
+    minimal_build: Built, monorepo: Path, tmp_path: Path
+) -> None:
+    """A part waits for its own images, not for every layer of every image: asked for alone (with no
+    layer indexed yet), it indexes its images' layers itself and nothing else runs but what it needs."""
+    store = copy_store(minimal_build.cache, tmp_path / "store")
+    shutil.rmtree(store / "layers", ignore_errors=True)
+    env = {**os.environ, "DISTROKIT_CACHE": str(store)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "doit", "list", "--all", "-q"], cwd=monorepo, env=env, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    (part,) = [name for name in listed.stdout.split() if name.startswith("os-part:web@") and name.endswith("/init")]
+
+    ran, _ = run_doit(monorepo, store, part)
+    assert "os-part:web/init" in ran
+    assert not [name for name in ran if name.startswith(("os-layer", "os-output", "os-part:db"))], ran
+    records = {json.loads(path.read_text())["ref"]: path for path in (store / "images").glob("*.json")}
+    layers_of = {
+        ref: [digest for digest, *_ in json.loads(path.read_text())["layers"]] for ref, path in records.items()
+    }
+    indexed = {path.name.split(".")[0] for path in (store / "layers").glob("*.index")}
+    init_refs = [ref for ref in layers_of if "/init:" in ref or "/runc:" in ref]
+    kernel_refs = [ref for ref in layers_of if "/kernel:" in ref]
+    assert init_refs and kernel_refs
+    for ref in init_refs:
+        assert {digest.split(":")[1] for digest in layers_of[ref]} <= indexed, ref
+    for ref in kernel_refs:
+        assert not {digest.split(":")[1] for digest in layers_of[ref]} & indexed, ref
+
+    ran, _ = run_doit(monorepo, store)  # the rest of the build, then all of it up to date
+    assert "os-output:web" in ran and "os-part:web/init" not in ran
+    assert (monorepo / "out" / "web-initrd.img").is_file()
