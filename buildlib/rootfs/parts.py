@@ -81,6 +81,11 @@ def plan_parts(spec: Spec) -> tuple[Part, ...]:
     return tuple(parts)
 
 
+def reads_layers(part: Part) -> bool:
+    """Whether a part reads its images' layers (the files part and bundles read only their records)."""
+    return part.family not in (FILES_PART, BUNDLE_KIND)
+
+
 def part_fragment(spec: Spec, part: Part) -> object:
     """The part of the spec a part reads: its content key besides the images' records."""
     if part.family == KERNEL_PART:
@@ -168,7 +173,7 @@ def kernel_files(store: Store, kernel: Kernel, image: Image) -> tuple[Entry, Ent
 def part_tree(store: Store, spec: Spec, part: Part, images: Mapping[str, Image], sbom: bool = True) -> Tree:
     """The tree of one part, from the images the part reads."""
     family = part.family
-    if family not in (FILES_PART, BUNDLE_KIND):  # those two read the images' records, not their layers
+    if reads_layers(part):
         ensure_indexes(store, [(layer, ref) for ref in part.images for layer in images[ref].layers])
     if family == KERNEL_PART:
         assert spec.kernel is not None
