@@ -10,7 +10,7 @@ import stat
 from collections.abc import Callable, Iterable
 from typing import IO
 
-from ..rootfs.layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry
+from ..rootfs.layers import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, Entry, OpenSources
 
 TRAILER = "TRAILER!!!"
 _TYPE_BITS = {
@@ -35,6 +35,7 @@ class CpioWriter:
         self._inodes: dict[str, int] = {}  # hard-link group (its target's path) -> inode written
         self._links: dict[str, int] = {}  # hard-link group -> number of names
         self._targets: dict[str, Entry] = {}
+        self._sources: OpenSources | None = None  # while write_all runs
 
     def write_all(self, entries: Iterable[Entry]) -> None:
         entries = list(entries)
@@ -42,9 +43,14 @@ class CpioWriter:
             if entry.kind == HARDLINK:
                 self._links[entry.link] = self._links.get(entry.link, 1) + 1
         self._targets = {entry.path: entry for entry in entries if entry.path in self._links}
-        for entry in entries:
-            self.write(entry)
-            self.on_entry()
+        sources = self._sources = OpenSources()
+        try:
+            for entry in entries:
+                self.write(entry)
+                self.on_entry()
+        finally:
+            self._sources = None
+            sources.close()
         self.close()
 
     def write(self, entry: Entry) -> None:
@@ -82,7 +88,7 @@ class CpioWriter:
 
     def _copy(self, entry: Entry) -> None:
         written = 0
-        for chunk in entry.read_chunks():
+        for chunk in entry.read_chunks(self._sources):
             self.out.write(chunk)
             written += len(chunk)
         self.out.write(_pad(written))

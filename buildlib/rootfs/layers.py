@@ -85,12 +85,15 @@ class Entry:
     sparse: tuple[tuple[int, int], ...] = ()
     data: bytes | None = field(default=None, compare=False)
 
-    def read_chunks(self) -> Iterator[bytes]:
-        """The file's bytes, streamed from its layer."""
+    def read_chunks(self, sources: OpenSources | None = None) -> Iterator[bytes]:
+        """The file's bytes, streamed from its layer (through `sources`' open files when given)."""
         if self.data is not None:
             yield self.data
             return
         if not self.size:
+            return
+        if sources is not None and not self.sparse:
+            yield from sources.read(self)
             return
         with open(self.source, "rb") as handle:
             handle.seek(self.offset)
@@ -108,9 +111,12 @@ class Entry:
         while remaining:
             chunk = handle.read(min(CHUNK, remaining))
             if not chunk:
-                raise StoreError(f"{self.source} ends before the data of {self.path}: remove it and build again")
+                raise self.cut_short()
             remaining -= len(chunk)
             yield chunk
+
+    def cut_short(self) -> StoreError:
+        return StoreError(f"{self.source} ends before the data of {self.path}: remove it and build again")
 
     def read_bytes(self) -> bytes:
         return b"".join(self.read_chunks())
@@ -131,6 +137,33 @@ class Entry:
         for name in ("xattrs", "sparse"):
             values[name] = tuple(tuple(pair) for pair in values.get(name, ()))  # type: ignore[attr-defined]
         return cls(**values)  # type: ignore[arg-type]
+
+
+class OpenSources:
+    """The layer tars an archive's entries are read from, each opened once while the archive is written
+    (a 200 MB service of 96 KB files opened and closed its layer tar 2,000 times); a file's data is read
+    at its offset (pread), with no seek and no buffer between."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def read(self, entry: Entry) -> Iterator[bytes]:
+        fd = self._fds.get(entry.source)
+        if fd is None:
+            fd = self._fds[entry.source] = os.open(entry.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        offset, remaining = entry.offset, entry.size
+        while remaining:
+            chunk = os.pread(fd, min(CHUNK, remaining), offset)
+            if not chunk:
+                raise entry.cut_short()
+            offset += len(chunk)
+            remaining -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        fds, self._fds = list(self._fds.values()), {}
+        for fd in fds:
+            os.close(fd)
 
 
 _STORED_FIELDS = tuple(f.name for f in fields(Entry) if f.name not in ("path", "kind", "data"))

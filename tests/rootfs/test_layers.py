@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -156,3 +157,29 @@ def test_side_by_side_indexing_raises_the_first_failure_in_order(store: Store) -
         layers.ensure_indexes(store, [(good, "image-a"), (bad[0], "image-b"), (bad[1], "image-c")])
     assert layers.index_path(store, good).is_file()
     assert not any(layers.index_path(store, layer).exists() for layer in bad)
+
+
+def test_entries_read_through_open_sources_give_the_same_bytes(store: Store) -> None:
+    first = store_layer(store, [M("a", data=b"A" * 300_000), M("b", data=b""), M("c", data=b"C" * 5)])
+    second = store_layer(store, [M("d", data=bytes(range(256)) * 5000)], compress=True)
+    entries = [*layers.load_index(store, first), *layers.load_index(store, second)]
+    sources = layers.OpenSources()
+    try:
+        assert [b"".join(e.read_chunks(sources)) for e in entries] == [e.read_bytes() for e in entries]
+        assert len({e.source for e in entries if e.size}) == 2
+    finally:
+        sources.close()
+
+
+def test_a_layer_tar_cut_short_under_open_sources_is_a_store_error(store: Store, tmp_path: Path) -> None:
+    layer = store_layer(store, [M("a", data=b"A" * 10_000)])
+    (entry,) = layers.load_index(store, layer)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(Path(entry.source).read_bytes()[: entry.offset + 100])
+    short = dataclasses.replace(entry, source=str(cut))
+    sources = layers.OpenSources()
+    try:
+        with pytest.raises(StoreError, match="ends before the data of a"):
+            b"".join(short.read_chunks(sources))
+    finally:
+        sources.close()
