@@ -27,10 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "specs" / "minimal.yml"
 ARCHES = ("amd64", "arm64")
 MEDIA_FORMATS = "kernel+initrd,tar,kernel+squashfs,iso-efi,raw-efi,qcow2-efi"
-MEDIA_BOOTS = (("kernel+initrd", "", ()), ("kernel+squashfs", "", ("--squashfs",)))
-# --uefi: OVMF for amd64 (a PC boots SeaBIOS without it); arm64's virt boots media through AAVMF anyway
-MEDIA_BOOTS += tuple((fmt, suffix, ("--uefi",)) for fmt, suffix in (("iso-efi", "-efi.iso"), ("raw-efi", "-efi.img")))
-MEDIA_BOOTS += (("qcow2-efi", "-efi.qcow2", ("--uefi",)),)
+MEDIA_BOOTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("kernel+initrd", "", ()),
+    ("kernel+squashfs", "", ("--squashfs",)),
+    # --uefi: OVMF for amd64 (a PC boots SeaBIOS without it); arm64's virt boots media through AAVMF anyway
+    ("iso-efi", "-efi.iso", ("--uefi",)),
+    ("raw-efi", "-efi.img", ("--uefi",)),
+    ("qcow2-efi", "-efi.qcow2", ("--uefi",)),
+)
 
 
 def distrokit(cache: Path, *args: str) -> tuple[float, str]:

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +58,10 @@ def push_pair(work: Path, host: str, name: str, size_mb: int, signer: Signer, ne
     return times
 
 
+def _pull_into(folder: Path, ref: ImageRef, network: Network) -> None:
+    pulls.pull(Store(folder), ref, network=network)
+
+
 def pull_round(work: Path, host: str, name: str, networks: dict[str, Network], turn: int) -> dict[str, float]:
     """One pull of each kind into a fresh store, the order rotated each round (the machine is shared)."""
     times = {}
@@ -65,9 +70,7 @@ def pull_round(work: Path, host: str, name: str, networks: dict[str, Network], t
         repo = "signed" if label.startswith("signed") else "plain"
         folder = work / f"pull-{label.replace(' ', '-')}"
         ref = ImageRef.parse(f"{host}/bench/{repo}-{name}:1")
-        times[label] = timed(
-            lambda ref=ref, folder=folder, network=network: pulls.pull(Store(folder), ref, network=network)
-        )
+        times[label] = timed(partial(_pull_into, folder, ref, network))
         shutil.rmtree(folder)
     return times
 
