@@ -144,7 +144,8 @@ def test_one_part_runs_alone_and_indexes_only_its_own_layers(
     """A part waits for its own images, not for every layer of every image: asked for alone (with no
     layer indexed yet), it indexes its images' layers itself and nothing else runs but what it needs."""
     store = copy_store(minimal_build.cache, tmp_path / "store")
-    shutil.rmtree(store / "layers", ignore_errors=True)
+    for made in ("layers", "segments"):  # no index, and no segment a part could take as it is (shared store)
+        shutil.rmtree(store / made, ignore_errors=True)
     env = {**os.environ, "DISTROKIT_CACHE": str(store)}
     names = _doit(monorepo, env, "list", "--all", "-q").split()
     (init,) = [name for name in names if name.startswith("os-part:web@") and name.endswith("/init")]
@@ -156,7 +157,3 @@ def test_one_part_runs_alone_and_indexes_only_its_own_layers(
     indexed = {path.name.split(".")[0] for path in (store / "layers").glob("*.index")}
     assert _layer_digests(monorepo, env, init) == indexed
     assert not _layer_digests(monorepo, env, kernel) & indexed
-
-    ran, _ = run_doit(monorepo, store)  # the rest of the build, then all of it up to date
-    assert "os-output:web" in ran and "os-part:web/init" not in ran
-    assert (monorepo / "out" / "web-initrd.img").is_file()
