@@ -57,6 +57,9 @@ class BuiltParts:
     size: int = DEFAULT_DISK_SIZE
     epoch: int = 0
     key: str = ""
+    # a content key of the root alone (its segments, the epoch): the ids of an image of the root alone
+    # derive from it, so a new command line, which such a format's task ignores, leaves its bytes as they are
+    root_key: str = ""
     stage_dir: Path | None = None
     arch: str = "amd64"
     efi_modules: Callable[[EfiLoader], Path] | None = None

@@ -62,7 +62,7 @@ else:
     efi, grub_modules = lazy_module("buildlib.outputs.efi"), lazy_module("buildlib.outputs.grub_modules")
 
 BOOT_FAMILIES = (rootfs.KERNEL_PART, rootfs.INIT_PART)
-MEDIA_VERSION = "6"  # bump when a stage or format writes other bytes from the same inputs
+MEDIA_VERSION = "7"  # bump when a stage or format writes other bytes from the same inputs (7: erofs ids)
 
 
 def ucode_copy(store: Store, kernel: Kernel, state: str) -> Path | None:
@@ -159,6 +159,7 @@ class Media:
         segment_keys = [pointer.read_text().strip() for pointer in pointers]
         names = [p.name if p else None for p in (kernel_path, ucode, signed.shim.parent if signed else None)]
         key = xxh_value([MEDIA_VERSION, segment_keys, names, self.cmdline, self.options.size, self.epoch])
+        root_key = xxh_value([MEDIA_VERSION, segment_keys, self.epoch])
         store, spec, parts = self.store, self.spec, self.parts
         return outputs.BuiltParts(
             kernel_path,
@@ -174,6 +175,7 @@ class Media:
             size=self.options.size,
             epoch=self.epoch,
             key=key,
+            root_key=root_key,
             stage_dir=self.stage_dir,
             arch=self.options.arch,
             efi_modules=lambda loader: grub_modules.module_dir(store, loader),

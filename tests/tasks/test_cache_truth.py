@@ -199,3 +199,15 @@ def test_every_format_builds_what_a_clean_store_builds_in_any_order(
         ("a second service", replace(base, services=(*base.services, Box("db", "beta", tag="v2")))),
     ]
     run_edits(truth, base, steps)
+
+
+@pytest.mark.parametrize("fmt", ["kernel+erofs", "kernel+squashfs", "kernel+iso"])
+def test_a_new_command_line_leaves_an_image_of_the_root_as_a_clean_build_writes_it(
+    truth_images: Path, registry: Registry, tmp_path_factory: pytest.TempPathFactory, fmt: str
+) -> None:
+    """These formats' image of the root ignores the command line (their tasks stay up to date when it
+    changes), so its bytes may not depend on it: the erofs image's UUID once did (found by the property
+    test above, with its seed)."""
+    schedule = Schedule(jobs=4, shuffle=1, fresh_names=False)
+    truth = Truth(registry.host, truth_images, tmp_path_factory.mktemp("truth"), COMPONENTS, schedule=schedule)
+    truth.run([("cmdline", 1, 0, 0)], start=replace(base_spec(), format=fmt))
