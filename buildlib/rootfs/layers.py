@@ -92,28 +92,21 @@ class Entry:
             return
         if not self.size:
             return
-        if sources is not None and not self.sparse:
-            yield from sources.read(self)
-            return
-        with open(self.source, "rb") as handle:
-            handle.seek(self.offset)
+        opened = sources if sources is not None else OpenSources()
+        try:
             if not self.sparse:
-                yield from self._read_run(handle, self.size)
+                yield from opened.read(self, self.offset, self.size)
                 return
-            position = 0
+            # the data runs of a sparse file are stored one after another from `offset`
+            position, offset = 0, self.offset
             for start, length in self.sparse:
                 yield from _zeros(start - position)
-                yield from self._read_run(handle, length)
-                position = start + length
+                yield from opened.read(self, offset, length)
+                position, offset = start + length, offset + length
             yield from _zeros(self.size - position)
-
-    def _read_run(self, handle: IO[bytes], remaining: int) -> Iterator[bytes]:
-        while remaining:
-            chunk = handle.read(min(CHUNK, remaining))
-            if not chunk:
-                raise self.cut_short()
-            remaining -= len(chunk)
-            yield chunk
+        finally:
+            if sources is None:
+                opened.close()
 
     def cut_short(self) -> StoreError:
         return StoreError(f"{self.source} ends before the data of {self.path}: remove it and build again")
@@ -147,11 +140,11 @@ class OpenSources:
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
 
-    def read(self, entry: Entry) -> Iterator[bytes]:
+    def read(self, entry: Entry, offset: int, remaining: int) -> Iterator[bytes]:
+        """`remaining` bytes of `entry`'s source from `offset`."""
         fd = self._fds.get(entry.source)
         if fd is None:
             fd = self._fds[entry.source] = os.open(entry.source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        offset, remaining = entry.offset, entry.size
         while remaining:
             chunk = os.pread(fd, min(CHUNK, remaining), offset)
             if not chunk:
