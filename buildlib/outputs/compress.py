@@ -41,10 +41,9 @@ class Compression(enum.Enum):
     def suffix(self) -> str:
         return {"zstd": ".zst", "gzip": ".gz", "none": ""}[self.value]
 
-    def member(self, data: bytes | Sequence[bytes]) -> bytes:
-        """One complete compressed member (a gzip member, a zstd frame) of `data`, given whole or in
-        pieces (the bytes are the same: both libraries gather their input into their own blocks)."""
-        pieces = [data] if isinstance(data, bytes) else data
+    def member(self, pieces: Sequence[bytes]) -> bytes:
+        """One complete compressed member (a gzip member, a zstd frame) of the data `pieces` hold in a row
+        (the bytes are the same however it is cut: both libraries gather their input into their own blocks)."""
         if self is Compression.NONE:
             return b"".join(pieces)
         streamer = self.streamer()

@@ -60,7 +60,7 @@ def _erofs(parts: BuiltParts, prefix: Path) -> None:
         tree, image = Path(scratch) / "root", Path(scratch) / "image"
         tree.mkdir(mode=0o755)
         tree.chmod(0o755)  # not the host's umask
-        fs_uuid = str(derived_uuid(parts.root_key or parts.key, "erofs"))  # not the cmdline's: see root_key
+        fs_uuid = str(derived_uuid(parts.root_key, "erofs"))  # not the cmdline's: see root_key
         make = [tool("mkfs.erofs"), "--quiet", "-zlz4", f"-T{parts.epoch}", f"-U{fs_uuid}", str(image), str(tree)]
         run_tool(unpacked_root_command(parts, tree, make), parts.epoch)
         image.chmod(0o644)
