@@ -42,20 +42,23 @@ def closure(
         wanted += [m.relative_to(root).as_posix() for m in matches]
     keep: set[str] = set()
     missing: list[Missing] = []
-    while wanted:
-        rel = wanted.pop()
-        if rel in keep:
-            continue
-        path = root / rel
-        if not path.is_symlink() and not path.exists():
-            continue  # a link out of the packages (e.g. to /etc/alternatives): nothing of ours to keep
-        keep.add(rel)
-        if path.is_symlink():
-            wanted.append(_link_target(root, rel))
-        elif path.is_dir():
-            wanted += [p.relative_to(root).as_posix() for p in path.rglob("*")]
-        elif _is_elf(path):
-            wanted += _needs(root, rel, missing)
+    while wanted:  # in rounds: the ELF files a round finds are read by one readelf
+        found: list[str] = []
+        elves: list[str] = []
+        for rel in wanted:
+            if rel in keep:
+                continue
+            path = root / rel
+            if not path.is_symlink() and not path.exists():
+                continue  # a link out of the packages (e.g. to /etc/alternatives): nothing of ours to keep
+            keep.add(rel)
+            if path.is_symlink():
+                found.append(_link_target(root, rel))
+            elif path.is_dir():
+                found += [p.relative_to(root).as_posix() for p in path.rglob("*")]
+            elif _is_elf(path):
+                elves.append(rel)
+        wanted = found + _needs(root, elves, missing)
     if missing:
         raise ComponentError(_missing_message(missing, provider))
     return keep
@@ -84,24 +87,50 @@ def _is_elf(path: Path) -> bool:
         return handle.read(4) == ELF_MAGIC
 
 
-def _needs(root: Path, rel: str, missing: list[Missing]) -> list[str]:
+_READELF_BATCH = 200  # files a readelf reads at once: a process for each cost 25 ms, 300 of them for a base image
+
+
+def _needs(root: Path, rels: list[str], missing: list[Missing]) -> list[str]:
+    """The loaders and libraries the ELF files `rels` name, as root-relative paths; a library not in
+    the tree goes to `missing`."""
+    found = []
+    for start in range(0, len(rels), _READELF_BATCH):
+        batch = rels[start : start + _READELF_BATCH]
+        for rel, text in zip(batch, _readelf(root, batch), strict=True):
+            found += [m["path"].lstrip("/") for m in _INTERP.finditer(text)]
+            arch = arches.elf_arch(root / rel)  # an arm64 program's libraries are in the aarch64 folders
+            for match in _NEEDED.finditer(text):
+                library = _find_library(root, match["name"], arch)
+                if library is None:
+                    missing.append((rel, match["name"]))
+                else:
+                    found.append(library)
+    return found
+
+
+def _readelf(root: Path, rels: list[str]) -> list[str]:
+    """What `readelf -d -l` says of each file, in their order, from one readelf for them all."""
     import sh  # imported late: it costs every command that loads components a tenth of a second
 
+    paths = [str(root / rel) for rel in rels]
     try:
-        text = str(sh.Command("readelf")("-d", "-l", "-W", str(root / rel)))
+        text = str(sh.Command("readelf")("-d", "-l", "-W", *paths))
     except sh.CommandNotFound as exc:
         raise BuildError("readelf is not installed: run `apt-get install binutils` (scripts/setup.sh does)") from exc
     except sh.ErrorReturnCode as exc:
-        raise BuildError(f"readelf cannot read {rel}: {exc.stderr.decode(errors='replace')[-200:]}") from exc
-    found = [m["path"].lstrip("/") for m in _INTERP.finditer(text)]
-    arch = arches.elf_arch(root / rel)  # an arm64 program's libraries are in the aarch64 folders
-    for match in _NEEDED.finditer(text):
-        library = _find_library(root, match["name"], arch)
-        if library is None:
-            missing.append((rel, match["name"]))
-        else:
-            found.append(library)
-    return found
+        if len(rels) > 1:  # one at a time, so the error names the file readelf cannot read
+            return [said for rel in rels for said in _readelf(root, [rel])]
+        raise BuildError(f"readelf cannot read {rels[0]}: {exc.stderr.decode(errors='replace')[-200:]}") from exc
+    if len(paths) == 1:
+        return [text]  # readelf heads a file's part with "File: PATH" only when it reads several
+    starts, position = [], 0
+    for path in paths:
+        start = text.find(f"File: {path}\n", position)
+        if start < 0:
+            raise BuildError(f"readelf said nothing of {path}")
+        starts.append(start)
+        position = start + 1
+    return [text[start:end] for start, end in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
 def library_dirs(arch: str | None) -> tuple[str, ...]:

@@ -22,16 +22,44 @@ from ..errors import BuildError
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
-def unpack_all(debs: list[Path], root: Path, scratch: Path, preexec: Callable[[], None] | None = None) -> None:
-    """Unpack `debs` into `root` as `dpkg-deb -x` one after another in this order would."""
+def unpack_all(
+    debs: list[Path], root: Path, scratch: Path, preexec: Callable[[], None] | None = None
+) -> list[list[str]]:
+    """Unpack `debs` into `root` as `dpkg-deb -x` one after another in this order would; what each .deb
+    holds (see `listing`), read from its own folder before the merge, so no `dpkg-deb -c` reads it again."""
     scratch.mkdir()
     folders = [scratch / f"{index:05d}" for index in range(len(debs))]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         # list(): wait for every one and raise the first failure
         list(pool.map(lambda deb, folder: _unpack(deb, folder, preexec), debs, folders))
+    listings = []
     for deb, folder in zip(debs, folders, strict=True):
+        listings.append(listing(folder))
         _merge(folder, root, deb)
         folder.rmdir()
+    return listings
+
+
+def listing(folder: Path) -> list[str]:
+    """The paths under `folder` as `dpkg-deb -c` names a .deb's (without "./"), sorted: files and links,
+    and (ending in `/`) the folders that hold nothing."""
+    paths: list[str] = []
+
+    def walk(directory: str, prefix: str) -> None:
+        with os.scandir(directory) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
+        for entry in entries:
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                before = len(paths)
+                walk(entry.path, rel + "/")
+                if len(paths) == before:
+                    paths.append(rel + "/")
+            else:
+                paths.append(rel)
+
+    walk(str(folder), "")
+    return paths
 
 
 def _unpack(deb: Path, folder: Path, preexec: Callable[[], None] | None) -> None:

@@ -194,6 +194,13 @@ def component_folder(ref: str, component_root: Path, resolver: recipes.PkgResolv
     return recipes.folder_for(ref, component_root, resolver)
 
 
+def pin_components(store: Store, folders: Sequence[Path], options: BuildOptions) -> None:
+    """The components' pins, those the store lacks resolved side by side before their tasks are made;
+    not with a lock or a shared cache, whose pins come first (see component_task)."""
+    if options.lock is None and options.shared is None:
+        archive.pin_all(store.root, [recipes.load_recipe(folder, options.arch) for folder in folders])
+
+
 def component_task(store: Store, folder: Path, sink: ErrorSink, options: BuildOptions | None = None) -> dict[str, Any]:
     arch = options.arch if options else arches.DEFAULT_ARCH
     recipe = recipes.load_recipe(folder, arch)

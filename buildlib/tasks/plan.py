@@ -37,6 +37,7 @@ from .families import (
     output_probes,
     part_recheck,
     part_task,
+    pin_components,
     pointer_path,
     remember_kernel,
     state_dir,
@@ -147,6 +148,9 @@ class Plan:
         # --secure-boot: the signed loaders' image, built from its pinned .debs as any component is
         loaders = pinning.secure_boot_image(self.resolver) if options.secure_boot else None
         refs = (*spec.images(), *([loaders] if loaders else []))
+        built_here = [ref for ref in refs if ref not in from_tar and ref not in self.resolver.packages]
+        folders = [component_folder(ref, component_root, self.resolver) for ref in built_here]
+        pin_components(self.store, [folder for folder in folders if folder is not None], options)
         for ref in refs:
             if ref in from_tar:
                 if self._first(f"image:{ref}"):

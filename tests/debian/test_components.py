@@ -187,3 +187,20 @@ def test_a_meta_package_debian_lacks_is_named(tmp_path: Path) -> None:
     (tmp_path / "component.yml").write_text("name: t\npackages: [bash]\nfollow: [no-such-meta-xyz]\n")
     with pytest.raises(ComponentError, match=r"follow: no-such-meta-xyz: no-such-meta-xyz is not in Debian's archive"):
         archive.resolve_packages(recipes.load_recipe(tmp_path))
+
+
+def test_recipes_are_pinned_side_by_side_and_the_first_failure_in_order_is_raised(tmp_path: Path) -> None:
+    folders = {}
+    for name, package in (("one", "htop"), ("two", "no-such-package-xyz"), ("three", "tree"), ("four", "nano")):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "component.yml").write_text(f"name: {name}\npackages: [{package}]\n")
+    cache = tmp_path / "cache"
+    chosen = [recipes.load_recipe(folders[name]) for name in ("one", "two", "three", "four")]
+    with pytest.raises(ComponentError, match=r"two: apt cannot install no-such-package-xyz"):
+        archive.pin_all(cache, chosen)
+    pinned = {recipe.name: archive.cached_pins(cache, recipe) for recipe in chosen}
+    assert pinned["two"] is None
+    # the others are pinned (the next build asks apt for none of them), as one by one would pin them
+    for recipe in (chosen[0], *chosen[2:]):
+        assert pinned[recipe.name] == archive.resolve_packages(recipe)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
+import pytest
 from conftest import COMPONENTS
 
-from buildlib.debian import archive, components, recipes
+from buildlib.debian import archive, components, elfdeps, recipes
+from buildlib.errors import BuildError
 from buildlib.fsutil import store_lock
 from buildlib.rootfs.layers import DIR
 from buildlib.rootfs.tree import merged_image_tree
@@ -29,3 +32,25 @@ def test_runc_component_is_runc_and_exactly_its_libraries(shared_cache: Path) ->
         "usr/lib/x86_64-linux-gnu/libseccomp.so.2",  # a link to the next one
         "usr/lib/x86_64-linux-gnu/libseccomp.so.2.X",
     }
+
+
+HOST_PROGRAMS = ("ls", "cat", "env", "readelf", "dpkg-deb")
+
+
+def test_one_readelf_for_many_files_says_of_each_what_it_says_alone(tmp_path: Path) -> None:
+    rels = []
+    for name in HOST_PROGRAMS:
+        shutil.copy(shutil.which(name) or name, tmp_path / name)
+        rels.append(name)
+    together = elfdeps._readelf(tmp_path, rels)
+    alone = [elfdeps._readelf(tmp_path, [rel])[0] for rel in rels]
+    for text, own in zip(together, alone, strict=True):
+        assert elfdeps._NEEDED.findall(text) == elfdeps._NEEDED.findall(own) != []
+        assert elfdeps._INTERP.findall(text) == elfdeps._INTERP.findall(own) != []
+
+
+def test_a_file_readelf_cannot_read_among_many_is_named(tmp_path: Path) -> None:
+    shutil.copy(shutil.which("ls") or "ls", tmp_path / "ls")
+    (tmp_path / "broken").write_bytes(elfdeps.ELF_MAGIC)  # no more than the magic: readelf fails on it
+    with pytest.raises(BuildError, match=r"readelf cannot read broken"):
+        elfdeps._readelf(tmp_path, ["ls", "broken"])

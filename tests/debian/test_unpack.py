@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from buildlib.debian import archive, recipes
-from buildlib.debian.unpack import unpack_all
+from buildlib.debian.unpack import listing, unpack_all
 from buildlib.errors import BuildError
 from buildlib.fsutil import sha256_file
 from buildlib.store.images import Store
@@ -88,6 +88,27 @@ def test_unpacking_at_once_gives_the_tree_of_one_after_another(tmp_path: Path) -
     assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").iterdir())
 
 
+def dpkg_listing(deb: Path) -> list[str]:
+    """What `dpkg-deb -c` lists, as `listing` gives it: files and links, and the folders holding nothing."""
+    lines = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True, text=True).stdout
+    names = [line.split(None, 5)[5].split(" -> ")[0].removeprefix("./") for line in lines.splitlines()]
+    names = [name for name in names if name.rstrip("/")]
+    folders = {os.path.dirname(name.rstrip("/")) for name in names}
+    return sorted(name for name in names if name.rstrip("/") not in folders)
+
+
+def test_each_deb_s_listing_is_what_dpkg_deb_lists(tmp_path: Path) -> None:
+    debs = [
+        make_deb(tmp_path, "a", {"etc/d/f": "f", "etc/empty": None, "usr/x": "->y", "usr/share/doc/a/copyright": "c"}),
+        make_deb(tmp_path, "b", {"etc/d/g": "g", "var/lib/b/nested/empty": None, "usr/y": "->/etc/d"}),
+    ]
+    (tmp_path / "root").mkdir()
+    listings = unpack_all(debs, tmp_path / "root", tmp_path / "scratch")
+    assert listings == [dpkg_listing(deb) for deb in debs]
+    assert "etc/empty/" in listings[0] and "var/lib/b/nested/empty/" in listings[1] and "usr/y" in listings[1]
+    assert listing(tmp_path / "root") == sorted(set(listings[0]) | set(listings[1]))
+
+
 def test_the_order_of_the_debs_decides_as_it_did(tmp_path: Path) -> None:
     a = make_deb(tmp_path, "a", {"etc/f": "a"})
     b = make_deb(tmp_path, "b", {"etc/f": "b"})
@@ -132,6 +153,12 @@ def test_missing_debs_come_in_one_download_and_each_is_checked(tmp_path: Path, s
     assert kinds == [EventKind.START] * len(small_closure) + [EventKind.DONE] * len(small_closure)
     assert {e.name for e in heard if e.kind is EventKind.DONE} == {p.filename for p in small_closure}
     assert {deb.parent.name for deb in (tmp_path / "store").rglob("*.deb")} == {"debs"}  # nothing left behind
+
+
+def test_listings_of_debian_s_debs_are_what_dpkg_deb_lists(tmp_path: Path, small_closure) -> None:
+    debs = archive.fetch_packages(Store(tmp_path / "store"), small_closure)
+    (tmp_path / "root").mkdir()
+    assert unpack_all(debs, tmp_path / "root", tmp_path / "scratch") == [dpkg_listing(deb) for deb in debs]
 
 
 def test_a_deb_with_other_bytes_than_pinned_is_named_and_not_kept(tmp_path: Path, small_closure) -> None:

@@ -1,0 +1,52 @@
+"""buildlib.debian.apt: apt's answers for any architecture, its binary caches kept in distrokit's state
+folder (Debian's container images switch apt's own off), the same answers as apt without them."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from buildlib.debian import archive, recipes
+
+
+def closure_without_caches(names: list[str], state: Path) -> list[str]:
+    """apt's dependency closure for an empty system as apt gives it with no binary cache: the oracle."""
+    (state / "archives" / "partial").mkdir(parents=True)
+    (state / "status").touch()
+    options = [f"-oDir::State::status={state}/status", f"-oDir::Cache::archives={state}/archives"]
+    options += ["-oDir::Cache::pkgcache=", "-oDir::Cache::srcpkgcache=", "-oDebug::NoLocking=1"]
+    options += ["-oAPT::Install-Recommends=false", "-oAPT::Install-Suggests=false"]
+    command = ["apt-get", *options, "install", "--print-uris", "-qq", *names]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return sorted(line.split()[1].split("_")[0] for line in output.splitlines() if line.startswith("'"))
+
+
+def caches(state: Path) -> dict[str, int]:
+    return {path.relative_to(state).as_posix(): path.stat().st_mtime_ns for path in state.rglob("*.bin")}
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "apt-state"
+    monkeypatch.setenv("DISTROKIT_APT_STATE", str(folder))
+    return folder
+
+
+def test_apt_answers_from_caches_in_the_state_folder_as_without_them(tmp_path: Path, state: Path) -> None:
+    (tmp_path / "recipe").mkdir()
+    (tmp_path / "recipe" / "component.yml").write_text("name: t\npackages: [htop]\n")
+    recipe = recipes.load_recipe(tmp_path / "recipe")
+    first = archive.resolve_packages(recipe)
+    assert sorted(package.name for package in first) == closure_without_caches(["htop"], tmp_path / "oracle")
+    made = caches(state)
+    assert sorted(made) == ["host/bare/pkgcache.bin", "host/cache/pkgcache.bin", "host/cache/srcpkgcache.bin"]
+    assert archive.resolve_packages(recipe) == first
+    assert caches(state) == made  # read again, not written again
+
+
+def test_without_a_writable_state_folder_apt_still_answers(tmp_path: Path, state: Path) -> None:
+    state.write_text("a file where the state folder would be")
+    names = sorted(request.split("=")[0] for request in archive.dependency_closure(["htop"], "htop"))
+    assert names == closure_without_caches(["htop"], tmp_path / "oracle")
