@@ -69,7 +69,9 @@ def fix_vmdk(path: Path, key: str) -> None:
         offset_sectors, size_sectors = struct.unpack("<QQ", header[28:44])
         handle.seek(offset_sectors * 512)
         descriptor = handle.read(size_sectors * 512)
-        lines = descriptor.rstrip(b"\0").split(b"\n")
+        # The text ends at its first NUL: qemu-img rewrites the descriptor with a new random CID as it
+        # writes, and a CID a digit shorter than the one before leaves the old last byte behind the NUL.
+        lines = descriptor.split(b"\0", 1)[0].split(b"\n")
         cid = derived_bytes(key, "vmdk", 4).hex().encode()
         lines = [b"CID=" + cid if line.startswith(b"CID=") else line for line in lines]
         text = b"\n".join(lines)

@@ -62,7 +62,7 @@ else:
     efi, grub_modules = lazy_module("buildlib.outputs.efi"), lazy_module("buildlib.outputs.grub_modules")
 
 BOOT_FAMILIES = (rootfs.KERNEL_PART, rootfs.INIT_PART)
-MEDIA_VERSION = "7"  # bump when a stage or format writes other bytes from the same inputs (7: erofs ids)
+MEDIA_VERSION = "8"  # bump when a stage or format writes other bytes from the same inputs (8: vmdk descriptor)
 
 
 def ucode_copy(store: Store, kernel: Kernel, state: str) -> Path | None:
