@@ -124,7 +124,7 @@ def update(options: list[str]) -> None:
 
 
 def refresh(arch: str) -> None:
-    """Fetch a foreign architecture's package lists again (`pkg build --update`)."""
-    options = apt_options(arch)
-    if options:
-        update(options)
+    """Fetch a foreign architecture's package lists again (`pkg build --update`); the host's own lists
+    are the host's to update, not ours."""
+    if normalise(arch) != host_arch():
+        update(apt_options(arch))

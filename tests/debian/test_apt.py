@@ -3,12 +3,14 @@ folder (Debian's container images switch apt's own off), the same answers as apt
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from buildlib.debian import archive, recipes
+from buildlib.arches import host_arch
+from buildlib.debian import apt, archive, recipes
 
 
 def closure_without_caches(names: list[str], state: Path) -> list[str]:
@@ -50,3 +52,18 @@ def test_without_a_writable_state_folder_apt_still_answers(tmp_path: Path, state
     state.write_text("a file where the state folder would be")
     names = sorted(request.split("=")[0] for request in archive.dependency_closure(["htop"], "htop"))
     assert names == closure_without_caches(["htop"], tmp_path / "oracle")
+
+
+def test_update_leaves_the_host_s_own_lists_to_the_host(
+    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pkg build --update` for the host's architecture runs no `apt-get update` (its lists are the
+    system's), though apt's options for it now name our caches: an apt-get first on PATH says if it ran."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "ran"}\n')
+    (bin_dir / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    assert apt.apt_options(host_arch())  # the caches' options: not empty, yet no update
+    apt.refresh(host_arch())
+    assert not (tmp_path / "ran").exists()
