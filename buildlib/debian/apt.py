@@ -35,15 +35,19 @@ def apt_options(arch: str) -> list[str]:
     architecture); the private package lists are fetched on first use."""
     arch = normalise(arch)
     if arch == host_arch():
-        return _binary_caches(str(state_dir() / "host" / "cache"))
-    return _foreign_options(arch, str(state_dir() / arch))
+        return _binary_caches(str(_arch_folder(arch) / "cache"))
+    return _foreign_options(arch, str(_arch_folder(arch)))
 
 
 def bare_system_options(arch: str) -> list[str]:
     """`apt_options` for a system with nothing installed, so apt's resolver asks for every dependency: an
     empty status file and an empty download folder (apt would not name a .deb already in it) of our own."""
-    base = state_dir() / (arch if normalise(arch) != host_arch() else "host") / "bare"
-    return [*apt_options(arch), *_bare_options(str(base))]
+    return [*apt_options(arch), *_bare_options(str(_arch_folder(normalise(arch)) / "bare"))]
+
+
+def _arch_folder(arch: str) -> Path:
+    """The state folder of a (normalised) architecture: `host` for the host's own, whose lists are the system's."""
+    return state_dir() / ("host" if arch == host_arch() else arch)
 
 
 @functools.cache
@@ -66,7 +70,7 @@ def _foreign_options(arch: str, folder: str) -> list[str]:
 def _binary_caches(folder: str) -> list[str]:
     """apt's binary caches of the package lists, in a folder of ours. Debian's container images switch
     them off (docker-clean sets both to ""), and then every apt call parses all the lists again: 0.8 s
-    here, 30 calls for a spec of 15 components. apt checks them against the lists and the status file
+    here, two calls for each new component of a spec. apt checks them against the lists and the status file
     and writes them whole (a temporary file renamed), so parallel builds share them safely. Without a
     writable folder apt goes on as configured."""
     try:
@@ -80,21 +84,21 @@ def _binary_caches(folder: str) -> list[str]:
 def _bare_options(folder: str) -> list[str]:
     # its own pkgcache: the status file is part of what apt checks, so sharing one with the host's status
     # would make every call write the other's again
-    root = Path(folder)
     try:
-        (root / "archives" / "partial").mkdir(parents=True, exist_ok=True)
-        (root / "status").touch()
+        root = _empty_system(Path(folder))
+        cache = [f"-oDir::Cache::pkgcache={root}/pkgcache.bin"]
     except OSError:  # no writable state folder: a private one for this process, and no binary cache
-        root = Path(tempfile.mkdtemp(prefix="distrokit-apt-"))
+        root = _empty_system(Path(tempfile.mkdtemp(prefix="distrokit-apt-")))
         atexit.register(shutil.rmtree, root, True)
-        (root / "archives" / "partial").mkdir(parents=True)
-        (root / "status").touch()
-        return [f"-oDir::State::status={root}/status", f"-oDir::Cache::archives={root}/archives"]
-    return [
-        f"-oDir::State::status={root}/status",
-        f"-oDir::Cache::archives={root}/archives",
-        f"-oDir::Cache::pkgcache={root}/pkgcache.bin",
-    ]
+        cache = []
+    return [f"-oDir::State::status={root}/status", f"-oDir::Cache::archives={root}/archives", *cache]
+
+
+def _empty_system(root: Path) -> Path:
+    """`root` holding an empty status file and an empty download folder."""
+    (root / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (root / "status").touch()
+    return root
 
 
 def _ensure_lists(root: Path, options: list[str]) -> None:

@@ -42,7 +42,7 @@ def pin_all(cache: Path, recipes: list[Recipe]) -> None:
     """`pinned_packages` for every recipe, those the store has no pin for asked of apt side by side: each
     is an apt process of its own (about 0.4 s), and a spec of 15 new components would wait for them one
     after another. The first failure in the given order is the one raised, as one by one."""
-    unpinned = [recipe for recipe in recipes if cached_pins(cache, recipe) is None]
+    unpinned = [recipe for recipe in recipes if not pin_path(cache, recipe).is_file()]  # a stat, no parse
     if len(unpinned) < 2:
         return
     from concurrent.futures import ThreadPoolExecutor
