@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import struct
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from buildlib.outputs.disk import fix_vmdk
@@ -19,11 +20,11 @@ def vmdk_from_qemu(folder: Path) -> Path:
     return vmdk
 
 
-def rewrite_descriptor(vmdk: Path, edit: object) -> None:
+def rewrite_descriptor(vmdk: Path, edit: Callable[[bytes], bytes]) -> None:
     """Put `edit(region)` in place of the descriptor's region, as qemu-img's own rewrite would."""
     data = bytearray(vmdk.read_bytes())
     offset, size = (value * 512 for value in struct.unpack("<QQ", data[28:44]))
-    region = edit(bytes(data[offset : offset + size]))  # type: ignore[operator]
+    region = edit(bytes(data[offset : offset + size]))
     assert len(region) == size
     data[offset : offset + size] = region
     vmdk.write_bytes(bytes(data))
