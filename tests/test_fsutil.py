@@ -133,3 +133,58 @@ def test_a_hint_replaces_the_file_whole_and_leaves_no_temporary_name(tmp_path: P
     write_hint(target, b"second, longer")
     assert target.read_bytes() == b"second, longer"
     assert [path.name for path in target.parent.iterdir()] == ["stamp.json"]
+
+
+def test_the_memory_scratch_is_per_user_and_store_and_store_turns_it_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (tmp_path / "link").symlink_to(store)
+    monkeypatch.delenv(fsutil.SCRATCH_ENV, raising=False)
+    default = fsutil.memory_scratch(store)
+    assert default is not None and default.parent == Path("/dev/shm") / f"distrokit-{os.getuid()}"
+    assert fsutil.memory_scratch(tmp_path / "link") == default  # the store, however it is named
+    assert fsutil.memory_scratch(tmp_path / "other") != default
+    monkeypatch.setenv(fsutil.SCRATCH_ENV, str(tmp_path / "fast"))
+    chosen = fsutil.memory_scratch(store)
+    assert chosen is not None and chosen.parent == tmp_path / "fast" / f"distrokit-{os.getuid()}"
+    monkeypatch.setenv(fsutil.SCRATCH_ENV, "store")
+    assert fsutil.memory_scratch(store) is None
+    assert fsutil.room_in_memory_scratch(store, 1) is None
+
+
+def test_the_memory_scratch_is_taken_only_with_room_and_only_when_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(fsutil.SCRATCH_ENV, str(tmp_path / "fast"))
+    store = tmp_path / "store"
+    folder = fsutil.room_in_memory_scratch(store, 1 << 20)
+    assert folder == fsutil.memory_scratch(store) and folder.is_dir()
+    assert os.stat(folder).st_mode & 0o777 == 0o700 and os.stat(folder.parent).st_mode & 0o777 == 0o700
+    free = os.statvfs(folder)
+    assert fsutil.room_in_memory_scratch(store, free.f_bavail * free.f_frsize) is None  # not twice over
+    folder.parent.chmod(0o755)  # another user could look in, or swap a folder for a link
+    assert fsutil.room_in_memory_scratch(store, 1) is None
+    folder.parent.chmod(0o700)
+    monkeypatch.setenv(fsutil.SCRATCH_ENV, str(tmp_path / "elsewhere"))
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / f"distrokit-{os.getuid()}").symlink_to(tmp_path / "fast" / f"distrokit-{os.getuid()}")
+    assert fsutil.room_in_memory_scratch(store, 1) is None
+
+
+def test_the_store_lock_clears_what_killed_builds_left_in_its_memory_scratch_and_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(fsutil.SCRATCH_ENV, str(tmp_path / "fast"))
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    for store in (mine, other):
+        left = fsutil.room_in_memory_scratch(store, 1)
+        assert left is not None
+        (left / "component-x").mkdir()
+        (left / "component-x" / "file").write_bytes(b"left by a killed build")
+    with fsutil.store_lock(mine):
+        assert not (fsutil.memory_scratch(mine) / "component-x").exists()  # type: ignore[operator]
+        assert fsutil.room_in_memory_scratch(mine, 1) is not None  # a build makes it again
+    assert not fsutil.memory_scratch(mine).exists()  # type: ignore[union-attr]  # the empty folder goes too
+    assert (fsutil.memory_scratch(other) / "component-x" / "file").is_file()  # type: ignore[operator]

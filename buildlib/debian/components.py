@@ -46,11 +46,13 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
             return _stored_digest(store, recipe)  # imported, built from exactly the pins: it stands in
         raise drift_error(recipe, exc.package, exc.what, "; ".join(differences or [])) from None
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:  # a dpkg-deb each: side by side
-        list(pool.map(lambda package, deb: _check_control(recipe, package, deb), packages, debs))
-    with store.tempdir(f"component-{recipe.name}-") as work:
-        root = work / "root"
+        installed = sum(pool.map(lambda package, deb: _check_control(recipe, package, deb), packages, debs))
+    # the kernel layout copies the modules it keeps into kernel.tar beside the tree: room for both
+    needed = installed * (2 if recipe.layout == "kernel" else 1)
+    with store.tempdir(f"component-{recipe.name}-") as work, store.scratch_tree(f"{recipe.name}-", needed) as tree:
+        root = tree / "root"
         root.mkdir()
-        listings = unpack_all(debs, root, work / "unpacked", preexec=_fixed_umask)
+        listings = unpack_all(debs, root, tree / "unpacked", preexec=_fixed_umask)
         service = _service_base(recipe, debs, listings)
         keep = _kept_paths(recipe, root, packages, listings, service)
         if keep is not None:
@@ -66,8 +68,8 @@ def build(store: Store, recipe: Recipe, packages: list[Package], listener: Liste
         layout = LAYOUTS.get(recipe.layout)
         if layout is None:
             raise ComponentError(f"{recipe.folder}: unknown layout {recipe.layout!r}; known: {sorted(LAYOUTS)}")
-        image_root = layout(recipe, root, work)
-        layer = work / "layer.tar"
+        image_root = layout(recipe, root, tree)
+        layer = work / "layer.tar"  # in the store's tmp/: renamed into blobs/
         with atomic_writer(layer) as out:
             write_tree_tar(image_root, out)
         digest = sha256_file(layer)
@@ -152,12 +154,14 @@ def _stored_digest(store: Store, recipe: Recipe) -> str:
     return digest
 
 
-def _check_control(recipe: Recipe, package: Package, deb: Path) -> None:
+def _check_control(recipe: Recipe, package: Package, deb: Path) -> int:
     """The .deb's own control fields against its pin: the sha256 pins the bytes, so a version or an
-    architecture edited in a lock by hand would otherwise be recorded in the image as if it were true."""
+    architecture edited in a lock by hand would otherwise be recorded in the image as if it were true.
+    Returns the bytes it unpacks to (its Installed-Size; without one, five times the .deb's size)."""
     import sh
 
-    fields = str(sh.Command("dpkg-deb")("-f", str(deb), "Package", "Version", "Architecture")).splitlines()
+    asked = ("Package", "Version", "Architecture", "Installed-Size")
+    fields = str(sh.Command("dpkg-deb")("-f", str(deb), *asked)).splitlines()
     control = dict(line.split(": ", 1) for line in fields if ": " in line)
     pinned = {"Package": package.name, "Version": package.version, "Architecture": deb_arch(package)}
     for name, want in pinned.items():
@@ -167,6 +171,8 @@ def _check_control(recipe: Recipe, package: Package, deb: Path) -> None:
                 f"of the pinned sha256 {package.sha256} says {control.get(name, 'nothing')}: pin what the "
                 f"archive serves with `distrokit lock --update {recipe.build_name}`"
             )
+    size = control.get("Installed-Size", "").strip()
+    return int(size) * 1024 if size.isdigit() else 5 * deb.stat().st_size
 
 
 def _remove(path: Path) -> None:

@@ -32,10 +32,44 @@ def module_name(path: str) -> str:
     return base.replace("-", "_")
 
 
+# what busybox depmod writes, a line (or lines) per module in the order it walked the folders: the order
+# the file system lists them in, which ext4 hashes with a seed of its own, so one .deb gave another
+# modules.dep on another disk (or on a tmpfs)
+DEPMOD_FILES = ("modules.dep", "modules.alias", "modules.symbols")
+
+
 def depmod(root: Path, version: str, preexec: Callable[[], None] | None = None) -> None:
+    """busybox depmod for ROOT/lib/modules/VERSION, its files then put in the kernel's modules.order."""
     import sh  # imported late: it costs a no-change build a tenth of a second
 
     sh.Command("busybox")("depmod", "-b", str(root), version, _preexec_fn=preexec)
+    in_module_order(root / "lib" / "modules" / version)
+
+
+def in_module_order(tree: Path) -> None:
+    """Rewrite depmod's files with their modules in the order of modules.order (as kmod's depmod
+    writes modules.dep), those it does not list after them by name; a module's own lines keep theirs."""
+    order_file = tree / "modules.order"
+    listed = order_file.read_text().split() if order_file.is_file() else []
+    rank = {module_name(path): index for index, path in enumerate(listed)}
+    for name in DEPMOD_FILES:
+        path = tree / name
+        if not path.is_file():
+            continue
+        lines = path.read_text().splitlines()
+        key = _dep_line_module if name == "modules.dep" else _alias_line_module
+        ordered = sorted(lines, key=lambda line: (rank.get(key(line), len(rank)), key(line)))
+        if ordered != lines:
+            path.write_text("".join(line + "\n" for line in ordered))
+
+
+def _dep_line_module(line: str) -> str:
+    return module_name(line.partition(":")[0].strip())
+
+
+def _alias_line_module(line: str) -> str:
+    """`alias PATTERN MODULE` (modules.alias, modules.symbols): the module."""
+    return module_name(line.rsplit(" ", 1)[-1])
 
 
 def read_dependencies(modules_dep: Path) -> dict[str, tuple[str, ...]]:

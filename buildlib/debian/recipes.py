@@ -35,8 +35,9 @@ RECIPE = "component.yml"
 IMAGE_PREFIX = "distrokit"
 PACKAGES_LABEL = "org.distrokit.packages"
 MOBY_LABEL = "org.mobyproject.config"
-BUILDER_VERSION = "5"  # 2: the packages label names each .deb's sha256; 3: and its architecture; 4: a default PATH;
+BUILDER_VERSION = "6"  # 2: the packages label names each .deb's sha256; 3: and its architecture; 4: a default PATH;
 # 5: a service image gets its closure's conffiles, base folders, accounts and postinst links
+# 6: depmod's files in modules.order (they were in the order the file system listed the folders in)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadImage, ImageNotFound, StoreError
-from ..fsutil import canonical_json, sha256_file, write_bytes_atomic
+from ..fsutil import canonical_json, room_in_memory_scratch, sha256_file, write_bytes_atomic
 from ..spec.refs import ImageRef
 from . import manifests, platforms
 
@@ -243,11 +243,29 @@ class Store:
     @contextlib.contextmanager
     def tempdir(self, prefix: str) -> Iterator[Path]:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))
-        try:
+        with _removed_after(Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))) as path:
             yield path
-        finally:
-            shutil.rmtree(path, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def scratch_tree(self, prefix: str, needed: int) -> Iterator[Path]:
+        """A scratch folder for a tree of about `needed` bytes that never enters the store as it is: in
+        memory when there is room (see fsutil.room_in_memory_scratch), else in tmp/. Nothing in it can be
+        renamed into the store (another file system, maybe)."""
+        folder = room_in_memory_scratch(self.root, needed)
+        if folder is None:
+            with self.tempdir(prefix) as path:
+                yield path
+            return
+        with _removed_after(Path(tempfile.mkdtemp(prefix=prefix, dir=folder))) as path:
+            yield path
+
+
+@contextlib.contextmanager
+def _removed_after(path: Path) -> Iterator[Path]:
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def layout_files(descriptor: dict[str, Any]) -> dict[str, bytes]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from conftest import COMPONENTS, new_cache
 
 from buildlib.debian import archive, components, recipes
 from buildlib.errors import BadInput, ComponentError
-from buildlib.fsutil import store_lock
+from buildlib.fsutil import SCRATCH_ENV, memory_scratch, store_lock
 from buildlib.rootfs import layers
 from buildlib.rootfs.parts import merged_image_tree
 from buildlib.store.images import Store
@@ -33,6 +35,42 @@ def test_same_debs_and_recipe_give_the_same_digest(tmp_path: Path, debs_dir: Pat
     _, first = build_init(new_cache(tmp_path / "a", debs_dir), init_recipe)
     _, second = build_init(new_cache(tmp_path / "b", debs_dir), init_recipe)
     assert first == second
+
+
+def test_a_kernel_unpacked_in_memory_is_the_image_unpacked_in_the_store(
+    tmp_path: Path, debs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the default scratch (/dev/shm, a tmpfs) lists folders in another order than the store's disk: the
+    # kernel's depmod files once followed that order
+    recipe = recipes.load_recipe(COMPONENTS / "kernel")
+    made_in: list[Path] = []
+    scratch_tree = Store.scratch_tree
+
+    @contextlib.contextmanager
+    def noted(self: Store, prefix: str, needed: int) -> Iterator[Path]:
+        with scratch_tree(self, prefix, needed) as tree:
+            made_in.append(tree.parent)
+            yield tree
+
+    monkeypatch.setattr(Store, "scratch_tree", noted)
+    digests = {}
+    for setting in ("store", "memory"):
+        if setting == "store":
+            monkeypatch.setenv(SCRATCH_ENV, "store")
+        else:
+            monkeypatch.delenv(SCRATCH_ENV, raising=False)
+        cache = new_cache(tmp_path / setting, debs_dir)
+        store = Store(cache)
+        with store_lock(cache):
+            digests[setting] = components.build(store, recipe, archive.pinned_packages(cache, recipe))
+            assert not list(store.tmp.iterdir())  # nothing left behind either way
+        in_memory = memory_scratch(cache)
+        assert in_memory is None or not in_memory.exists()
+    assert made_in[0] == tmp_path / "store" / "tmp"
+    if made_in[1] == tmp_path / "memory" / "tmp":
+        pytest.skip("/dev/shm has no room for the kernel's packages here: both were unpacked in the store")
+    assert made_in[1] == memory_scratch(tmp_path / "memory")
+    assert digests["store"] == digests["memory"]
 
 
 def test_init_image_layout(shared_cache: Path, init_recipe) -> None:

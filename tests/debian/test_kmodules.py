@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,56 @@ def test_default_kernel_keeps_its_list_and_closure_only(minimal_build: Built) ->
     prefix = dep_file.rsplit("/", 1)[0] + "/"
     assert {prefix + path for path in graph} == {name for name in members if name.endswith(".ko")}
     assert all(prefix + need in members for needs in graph.values() for need in needs)
+
+
+def test_depmods_files_are_put_in_modules_order_a_modules_own_lines_kept_in_theirs(tmp_path: Path) -> None:
+    (tmp_path / "modules.order").write_text("kernel/b/zed.ko\nkernel/a/alpha-one.ko\nkernel/c/mid.ko\n")
+    (tmp_path / "modules.dep").write_text(
+        "kernel/c/mid.ko: kernel/b/zed.ko\nextra/outside.ko:\nkernel/a/alpha-one.ko:\nkernel/b/zed.ko:\n"
+    )
+    (tmp_path / "modules.alias").write_text(
+        "alias pci:v2* mid\nalias dev-z zed\nalias pci:v1* mid\nalias dev-a alpha_one\n"
+    )
+    kmodules.in_module_order(tmp_path)
+    assert (tmp_path / "modules.dep").read_text() == (
+        "kernel/b/zed.ko:\nkernel/a/alpha-one.ko:\nkernel/c/mid.ko: kernel/b/zed.ko\nextra/outside.ko:\n"
+    )
+    assert (tmp_path / "modules.alias").read_text() == (
+        "alias dev-z zed\nalias dev-a alpha_one\nalias pci:v2* mid\nalias pci:v1* mid\n"
+    )
+    assert not (tmp_path / "modules.symbols").exists()  # a file depmod did not write stays unwritten
+
+
+def _modules_tree(root: Path, numbers: list[int], version: str) -> Path:
+    """Fake modules (busybox depmod reads their modinfo strings) in 60 folders, made in `numbers`' order."""
+    tree = root / "lib" / "modules" / version
+    for number in numbers:
+        folder = tree / "kernel" / f"d{number % 60}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"m{number}.ko").write_bytes(b"\x7fELF\x00license=GPL\x00alias=dev-%d\x00" % number)
+    (tree / "modules.order").write_text("".join(f"kernel/d{n % 60}/m{n}.ko\n" for n in sorted(numbers)))
+    return tree
+
+
+def test_busybox_depmod_writes_the_same_files_whatever_order_the_folders_are_listed_in() -> None:
+    # a tmpfs lists a folder newest first: two trees made in opposite orders are listed in opposite
+    # orders (ext4 lists by a hash seeded per file system: the same names, another disk, another order)
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm: no file system here whose listing order the test can choose")
+    version = "6.1.0-test"
+    numbers = list(range(1, 301))
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as scratch:
+        made = [Path(scratch) / name for name in ("forward", "backward")]
+        raw = []
+        for root, order in zip(made, (numbers, numbers[::-1]), strict=True):
+            tree = _modules_tree(root, order, version)
+            subprocess.run(["busybox", "depmod", "-b", str(root), version], check=True)
+            raw.append([(tree / name).read_bytes() for name in kmodules.DEPMOD_FILES])
+        assert raw[0] != raw[1]  # busybox alone follows the listing order
+        written = []
+        for root in made:
+            kmodules.depmod(root, version)
+            written.append([(root / "lib/modules" / version / name).read_bytes() for name in kmodules.DEPMOD_FILES])
+        assert written[0] == written[1]
+        dep_lines = written[0][0].decode().splitlines()
+        assert [line.split(":")[0] for line in dep_lines] == [f"kernel/d{n % 60}/m{n}.ko" for n in numbers]
