@@ -83,3 +83,24 @@ def test_segment_sealed_sees_each_part_s_seal_in_a_built_store(minimal_build: Bu
     last.unlink()
     assert not segment_sealed(store, first)
     assert not segment_sealed(store, last)
+
+
+def test_the_components_with_the_most_deb_bytes_are_handed_to_doit_first(minimal_build: Built) -> None:
+    from conftest import COMPONENTS
+
+    from buildlib.debian import archive, recipes
+    from buildlib.tasks import plan_build
+    from buildlib.tasks.families import BuildOptions
+
+    spec = Path(__file__).parents[2] / "specs" / "linuxkit.yml"
+    options = BuildOptions(cache=minimal_build.cache, out_dir=minimal_build.out_dir, name="weights")
+    plan = plan_build([spec], options, COMPONENTS)
+    names = [task["name"] for task in plan.tasks if task["basename"] == "component"]
+
+    def deb_bytes(name: str) -> int:
+        pins = archive.cached_pins(minimal_build.cache, recipes.load_recipe(COMPONENTS / name))
+        return sum(package.size for package in pins or ())
+
+    weights = [deb_bytes(name) for name in names]
+    # the spec names kernel, init, runc, ...: in its own order the weights would not fall
+    assert len(names) >= 8 and weights == sorted(weights, reverse=True)
