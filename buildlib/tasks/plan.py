@@ -201,8 +201,13 @@ class Plan:
         """The component tasks made from `first` on, in their places, biggest .debs first: doit starts
         tasks in the order it is given them, and a long build started last ran alone at the end (rngd's
         48 packages after eight small components). Only the order tasks start in changes."""
-        places = [index for index in range(first, len(self.tasks)) if self.tasks[index]["basename"] == "component"]
-        folders = {index: self._component_folders[self.tasks[index]["name"]] for index in places}
+        # the components built from Debian packages; a LinuxKit package folder's buildah task stays put
+        folders = {
+            index: self._component_folders[task["name"]]
+            for index, task in enumerate(self.tasks[first:], first)
+            if task["basename"] == "component" and task["name"] in self._component_folders
+        }
+        places = list(folders)
         weights = {index: component_weight(self.store, folder, options) for index, folder in folders.items()}
         ordered = sorted(places, key=lambda index: -weights[index])
         moved = [self.tasks[index] for index in ordered]
