@@ -251,13 +251,26 @@ class Store:
         """A scratch folder for a tree of about `needed` bytes that never enters the store as it is: in
         memory when there is room (see fsutil.room_in_memory_scratch), else in tmp/. Nothing in it can be
         renamed into the store (another file system, maybe)."""
-        folder = room_in_memory_scratch(self.root, needed)
-        if folder is None:
+        made = self._memory_tempdir(prefix, needed)
+        if made is None:
             with self.tempdir(prefix) as path:
                 yield path
             return
-        with _removed_after(Path(tempfile.mkdtemp(prefix=prefix, dir=folder))) as path:
-            yield path
+        try:
+            with _removed_after(made) as path:
+                yield path
+        finally:
+            with contextlib.suppress(OSError):  # the store's own folder goes once no tree is left in it
+                made.parent.rmdir()
+
+    def _memory_tempdir(self, prefix: str, needed: int) -> Path | None:
+        for _ in range(3):  # another thread may remove the store's emptied folder between the two steps
+            folder = room_in_memory_scratch(self.root, needed)
+            if folder is None:
+                return None
+            with contextlib.suppress(FileNotFoundError):
+                return Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+        return None
 
 
 @contextlib.contextmanager

@@ -19,7 +19,10 @@ def test_a_scratch_tree_is_made_in_memory_when_there_is_room_and_removed_after(
         assert tree.parent == fsutil.memory_scratch(store.root) and tree.name.startswith("unpack-")
         (tree / "a" / "b").mkdir(parents=True)
         (tree / "a" / "b" / "file").write_bytes(b"x")
-    assert not tree.exists()
+        with store.scratch_tree("other-", 1 << 20) as second:  # a second tree beside it, as threads make
+            assert second.parent == tree.parent
+        assert tree.is_dir()
+    assert not tree.exists() and not tree.parent.exists()  # nothing left in memory, not even the folder
 
 
 def test_a_scratch_tree_without_room_in_memory_is_made_in_the_stores_tmp(
