@@ -342,8 +342,9 @@ def store_lock(cache: Path) -> Iterator[None]:
         finally:
             held.discard(key)
             if in_memory is not None:
-                with contextlib.suppress(OSError):  # emptied by now, unless a killed thread left something
-                    in_memory.rmdir()
+                # empty by now, unless an interrupted build's threads are still unpacking (Ctrl-C): the
+                # process is done with the store, so what they hold in memory goes now, not next time
+                shutil.rmtree(in_memory, ignore_errors=True)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
