@@ -367,7 +367,8 @@ def memory_scratch(cache: Path) -> Path | None:
 
 def room_in_memory_scratch(cache: Path, needed: int) -> Path | None:
     """`memory_scratch(cache)`, made and private to this user, when its file system has room for twice
-    `needed` bytes (and, for the default /dev/shm, the memory is free as well); else None."""
+    `needed` bytes (and, for the default /dev/shm, the memory is free as well) and lets programs in it
+    run; else None."""
     folder = memory_scratch(cache)
     if folder is None:
         return None
@@ -384,6 +385,8 @@ def room_in_memory_scratch(cache: Path, needed: int) -> Path | None:
     except OSError:
         return None
     if free.f_bavail * free.f_frsize < 2 * needed:
+        return None
+    if free.f_flag & os.ST_NOEXEC:  # as Docker mounts /dev/shm: a component's own busybox is run there
         return None
     if owner.parent == DEFAULT_MEMORY_SCRATCH and _available_memory() < 2 * needed:
         return None

@@ -13,7 +13,7 @@ from conftest import COMPONENTS, new_cache
 
 from buildlib.debian import archive, components, recipes
 from buildlib.errors import BadInput, ComponentError
-from buildlib.fsutil import SCRATCH_ENV, memory_scratch, store_lock
+from buildlib.fsutil import SCRATCH_ENV, memory_scratch, room_in_memory_scratch, store_lock
 from buildlib.rootfs import layers
 from buildlib.rootfs.parts import merged_image_tree
 from buildlib.store.images import Store
@@ -242,3 +242,33 @@ def test_recipes_are_pinned_side_by_side_and_the_first_failure_in_order_is_raise
     # the others are pinned (the next build asks apt for none of them), as one by one would pin them
     for recipe in (chosen[0], *chosen[2:]):
         assert pinned[recipe.name] == archive.resolve_packages(recipe)
+
+
+@pytest.fixture
+def noexec_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs mounted noexec, as Docker mounts /dev/shm (mounting needs root and CAP_SYS_ADMIN)."""
+    import subprocess
+
+    folder = tmp_path / "noexec"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_scratch_that_runs_no_program_is_not_used_and_the_component_builds(
+    noexec_tmpfs: Path, tmp_path: Path, debs_dir: Path, init_recipe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the init component's busybox is run from its tree to list its applets: from a noexec tmpfs it cannot
+    monkeypatch.setenv(SCRATCH_ENV, str(noexec_tmpfs))
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    assert room_in_memory_scratch(cache, 1) is None
+    _, digest = build_init(cache, init_recipe)
+    monkeypatch.setenv(SCRATCH_ENV, "store")
+    assert build_init(new_cache(tmp_path / "again", debs_dir), init_recipe)[1] == digest
