@@ -246,7 +246,13 @@ def busybox_applets(busybox: Path) -> list[str]:
     import sh
 
     if arches.elf_arch(busybox) in (None, arches.host_arch()):
-        return str(sh.Command(str(busybox))("--list-full")).split()
+        try:
+            return str(sh.Command(str(busybox))("--list-full")).split()
+        except (sh.CommandNotFound, PermissionError) as exc:
+            raise BuildError(
+                f"cannot run {busybox} to list its applets ({type(exc).__name__}): is the store on a file system "
+                "mounted noexec? Put the store (--cache) or DISTROKIT_SCRATCH on one where programs may run"
+            ) from None
     try:
         listed = str(sh.Command("busybox")("--list-full")).split()
     except sh.CommandNotFound as exc:

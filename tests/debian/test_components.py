@@ -12,7 +12,7 @@ import pytest
 from conftest import COMPONENTS, new_cache
 
 from buildlib.debian import archive, components, recipes
-from buildlib.errors import BadInput, ComponentError
+from buildlib.errors import BadInput, BuildError, ComponentError
 from buildlib.fsutil import SCRATCH_ENV, memory_scratch, room_in_memory_scratch, store_lock
 from buildlib.rootfs import layers
 from buildlib.rootfs.parts import merged_image_tree
@@ -272,3 +272,13 @@ def test_a_scratch_that_runs_no_program_is_not_used_and_the_component_builds(
     _, digest = build_init(cache, init_recipe)
     monkeypatch.setenv(SCRATCH_ENV, "store")
     assert build_init(new_cache(tmp_path / "again", debs_dir), init_recipe)[1] == digest
+
+
+def test_a_store_where_no_program_runs_is_one_clear_error(
+    noexec_tmpfs: Path, debs_dir: Path, init_recipe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SCRATCH_ENV, "store")
+    cache = new_cache(noexec_tmpfs / "cache", debs_dir)
+    with pytest.raises(BuildError, match=r"cannot run .*/bin/busybox to list its applets .*mounted noexec\?"):
+        build_init(cache, init_recipe)
+    assert not list((cache / "tmp").iterdir())  # its tree is gone
