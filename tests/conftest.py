@@ -11,6 +11,7 @@ store's lock (`store_lock`), as every distrokit writer does.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import os
@@ -247,3 +248,17 @@ def truth_images(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -
     pulled = tmp_path_factory.mktemp("truth-pulled") / "store"
     pull_images(Store(pulled), registry.host, Network())
     return pulled
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(where: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at `where` (made here) with mount `options`; the test skips where it cannot mount
+    one (that needs root and CAP_SYS_ADMIN; CI runs as root)."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)

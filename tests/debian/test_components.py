@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, new_cache
+from conftest import COMPONENTS, mounted_tmpfs, new_cache
 
 from buildlib.debian import archive, components, recipes
 from buildlib.errors import BadInput, BuildError, ComponentError
@@ -246,20 +246,9 @@ def test_recipes_are_pinned_side_by_side_and_the_first_failure_in_order_is_raise
 
 @pytest.fixture
 def noexec_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs mounted noexec, as Docker mounts /dev/shm (mounting needs root and CAP_SYS_ADMIN)."""
-    import subprocess
-
-    folder = tmp_path / "noexec"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "noexec,size=64m", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    """A tmpfs mounted noexec, as Docker mounts /dev/shm."""
+    with mounted_tmpfs(tmp_path / "noexec", "noexec,size=64m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 def test_a_scratch_that_runs_no_program_is_not_used_and_the_component_builds(

@@ -7,10 +7,10 @@ from __future__ import annotations
 import contextlib
 import random
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import mounted_tmpfs
 from layerkit import M, store_layer
 
 from buildlib import cli
@@ -140,16 +140,8 @@ def test_an_index_that_changed_is_made_again(tmp_path: Path) -> None:
 
 
 # a full disk --------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def small_disk(where: Path, size: str) -> Iterator[Path]:
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (CI runs as root): {done.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=True)
+def small_disk(where: Path, size: str) -> contextlib.AbstractContextManager[Path]:
+    return mounted_tmpfs(where, f"size={size}")
 
 
 def grow(disk: Path, size: str) -> None:
