@@ -335,16 +335,16 @@ def store_lock(cache: Path) -> Iterator[None]:
         shutil.rmtree(cache / SCRATCH_NAME, ignore_errors=True)
         in_memory = memory_scratch(cache)
         if in_memory is not None:
-            shutil.rmtree(in_memory, ignore_errors=True)
+            clear_memory_scratch(in_memory, mine=False)
         held.add(key)
         try:
             yield
         finally:
             held.discard(key)
             if in_memory is not None:
-                # empty by now, unless an interrupted build's threads are still unpacking (Ctrl-C): the
-                # process is done with the store, so what they hold in memory goes now, not next time
-                shutil.rmtree(in_memory, ignore_errors=True)
+                # this process's trees are gone by now, unless an interrupted build's threads are still
+                # unpacking (Ctrl-C): the process is done with the store, so those go now, not next time
+                clear_memory_scratch(in_memory, mine=True)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
@@ -363,6 +363,39 @@ def memory_scratch(cache: Path) -> Path | None:
         return None
     base = Path(chosen) if chosen else DEFAULT_MEMORY_SCRATCH
     return base / f"distrokit-{os.getuid()}" / xxh_value(os.path.realpath(cache))[:16]
+
+
+def memory_tree_prefix(prefix: str) -> str:
+    """The start of a tree's name in a memory scratch: the process that owns it, then `prefix`."""
+    return f"{os.getpid()}.{prefix}"
+
+
+def clear_memory_scratch(folder: Path, mine: bool) -> None:
+    """Remove the trees in a store's memory scratch whose process is gone (with `mine`, this process's
+    too), then the folder if that empties it. A tree of a live process stays: a monorepo's `doit` builds
+    components without the store's lock, and its trees are in use."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        owner = name.split(".", 1)[0]
+        if not owner.isdigit() or (int(owner) == os.getpid() and mine) or not _alive(int(owner)):
+            shutil.rmtree(folder / name, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def room_in_memory_scratch(cache: Path, needed: int) -> Path | None:

@@ -176,17 +176,30 @@ def test_the_memory_scratch_is_taken_only_with_room_and_only_when_private(
 def test_the_store_lock_clears_what_killed_builds_left_in_its_memory_scratch_and_no_other(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import subprocess
+
     monkeypatch.setenv(fsutil.SCRATCH_ENV, str(tmp_path / "fast"))
-    mine, other = tmp_path / "mine", tmp_path / "other"
-    for store in (mine, other):
-        left = fsutil.room_in_memory_scratch(store, 1)
-        assert left is not None
-        (left / "component-x").mkdir()
-        (left / "component-x" / "file").write_bytes(b"left by a killed build")
+    killed = subprocess.Popen(["true"])
+    killed.wait()  # a process that is gone, as a killed build is
+    running = subprocess.Popen(["sleep", "60"])  # a lockless build (a monorepo's doit) still at work
+    try:
+        mine, other = tmp_path / "mine", tmp_path / "other"
+        for store in (mine, other):
+            left = fsutil.room_in_memory_scratch(store, 1)
+            assert left is not None
+            for pid in (killed.pid, running.pid):
+                (left / f"{pid}.kernel-x").mkdir()
+                (left / f"{pid}.kernel-x" / "file").write_bytes(b"unpacked")
+        scratch = fsutil.memory_scratch(mine)
+        assert scratch is not None
+        with fsutil.store_lock(mine):
+            assert sorted(path.name for path in scratch.iterdir()) == [f"{running.pid}.kernel-x"]
+            (scratch / fsutil.memory_tree_prefix("rngd-")).mkdir()  # an interrupted build's own thread's
+        assert sorted(path.name for path in scratch.iterdir()) == [f"{running.pid}.kernel-x"]
+        assert len(list(fsutil.memory_scratch(other).iterdir())) == 2  # type: ignore[union-attr]
+    finally:
+        running.kill()
+        running.wait()
     with fsutil.store_lock(mine):
-        assert not (fsutil.memory_scratch(mine) / "component-x").exists()  # type: ignore[operator]
-        again = fsutil.room_in_memory_scratch(mine, 1)  # a build makes it again
-        assert again is not None
-        (again / "interrupted").mkdir()  # a tree an interrupted build's thread had not removed yet
-    assert not fsutil.memory_scratch(mine).exists()  # type: ignore[union-attr]  # gone with the lock
-    assert (fsutil.memory_scratch(other) / "component-x" / "file").is_file()  # type: ignore[operator]
+        pass
+    assert not scratch.exists()  # its last tree's process gone: the folder goes too

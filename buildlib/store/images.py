@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadImage, ImageNotFound, StoreError
-from ..fsutil import canonical_json, room_in_memory_scratch, sha256_file, write_bytes_atomic
+from ..fsutil import canonical_json, memory_tree_prefix, room_in_memory_scratch, sha256_file, write_bytes_atomic
 from ..spec.refs import ImageRef
 from . import manifests, platforms
 
@@ -269,7 +269,7 @@ class Store:
             if folder is None:
                 return None
             with contextlib.suppress(FileNotFoundError):
-                return Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
+                return Path(tempfile.mkdtemp(prefix=memory_tree_prefix(prefix), dir=folder))
         return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ def test_a_scratch_tree_is_made_in_memory_when_there_is_room_and_removed_after(
     monkeypatch.setenv(fsutil.SCRATCH_ENV, str(tmp_path / "fast"))
     store = Store(tmp_path / "store")
     with store.scratch_tree("unpack-", 1 << 20) as tree:
-        assert tree.parent == fsutil.memory_scratch(store.root) and tree.name.startswith("unpack-")
+        assert tree.parent == fsutil.memory_scratch(store.root) and tree.name.startswith(f"{os.getpid()}.unpack-")
         (tree / "a" / "b").mkdir(parents=True)
         (tree / "a" / "b" / "file").write_bytes(b"x")
         with store.scratch_tree("other-", 1 << 20) as second:  # a second tree beside it, as threads make
