@@ -37,7 +37,8 @@ def atomic_writer(
     is a `NoSpace` error that says how much the file needs (`needed`, when the caller knows).
     `durable=False` skips the fsync (see write_hint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # named by this process: `cache gc` removes such files only once their process is gone
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -320,8 +321,10 @@ _HELD_STORES = threading.local()
 def store_lock(cache: Path) -> Iterator[None]:
     """One writer at a time per store: a second build (or a gc) waits here instead of racing the first.
 
-    While the lock is held nothing else writes the store, so what a killed process left in tmp/ (or in the
-    store's memory scratch, see `memory_scratch`) is garbage.
+    Taking it removes what killed processes left in the store's tmp/ and its memory scratch (see
+    `memory_scratch`); releasing it, what this process left there (an interrupted build's threads may
+    still be at work). The folders in both are named by their process (`process_prefix`): one of a live
+    process stays, as a monorepo's `doit` builds without the lock and its folders are in use.
     Taken again inside itself (in the same thread), it is already held: nothing more happens.
     """
     cache.mkdir(parents=True, exist_ok=True)
@@ -332,19 +335,19 @@ def store_lock(cache: Path) -> Iterator[None]:
         return
     with open(cache / LOCK_NAME, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        shutil.rmtree(cache / SCRATCH_NAME, ignore_errors=True)
         in_memory = memory_scratch(cache)
-        if in_memory is not None:
-            clear_memory_scratch(in_memory, mine=False)
+        scratches = [cache / SCRATCH_NAME, *([] if in_memory is None else [in_memory])]
+        for folder in scratches:
+            clear_left_behind(folder, mine=False, drop_empty=folder == in_memory)
         held.add(key)
         try:
             yield
         finally:
             held.discard(key)
-            if in_memory is not None:
-                # this process's trees are gone by now, unless an interrupted build's threads are still
-                # unpacking (Ctrl-C): the process is done with the store, so those go now, not next time
-                clear_memory_scratch(in_memory, mine=True)
+            # this process's folders are gone by now, unless an interrupted build's threads are still at
+            # work (Ctrl-C, SIGTERM): the process is done with the store, so those go now, not next time
+            for folder in scratches:
+                clear_left_behind(folder, mine=True, drop_empty=folder == in_memory)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
@@ -365,25 +368,45 @@ def memory_scratch(cache: Path) -> Path | None:
     return base / f"distrokit-{os.getuid()}" / xxh_value(os.path.realpath(cache))[:16]
 
 
-def memory_tree_prefix(prefix: str) -> str:
-    """The start of a tree's name in a memory scratch: the process that owns it, then `prefix`."""
+def process_prefix(prefix: str) -> str:
+    """The start of a scratch folder's name (in the store's tmp/ or its memory scratch): the process that
+    owns it, then `prefix`."""
     return f"{os.getpid()}.{prefix}"
 
 
-def clear_memory_scratch(folder: Path, mine: bool) -> None:
-    """Remove the trees in a store's memory scratch whose process is gone (with `mine`, this process's
-    too), then the folder if that empties it. A tree of a live process stays: a monorepo's `doit` builds
-    components without the store's lock, and its trees are in use."""
+def clear_left_behind(folder: Path, mine: bool, drop_empty: bool = False) -> None:
+    """Remove what is in a scratch folder whose process is gone (with `mine`, this process's too; and
+    anything not named by a process, as older versions named them), then with `drop_empty` the folder
+    if that empties it. A folder of a live process stays: it is in use."""
     try:
         names = os.listdir(folder)
     except OSError:
         return
     for name in names:
-        owner = name.split(".", 1)[0]
-        if not owner.isdigit() or (int(owner) == os.getpid() and mine) or not _alive(int(owner)):
-            shutil.rmtree(folder / name, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        folder.rmdir()
+        if left_behind(name.split(".", 1)[0], mine):
+            path = folder / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+    if drop_empty:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def left_behind(owner: str, mine: bool = False) -> bool:
+    """Whether what process `owner` (its id, as a name gives it) made is garbage: the process is gone, or
+    it is this one and `mine`, or the name gives no process."""
+    if not owner.isdigit():
+        return True
+    return (int(owner) == os.getpid() and mine) or not _alive(int(owner))
+
+
+def temp_file_owner(name: str) -> str:
+    """The process id in the name of an `atomic_writer` temp file (`.TARGET.PID.RANDOM.tmp`), else ""."""
+    fields = name.removesuffix(".tmp").rsplit(".", 2)
+    return fields[1] if len(fields) == 3 else ""
 
 
 def _alive(pid: int) -> bool:

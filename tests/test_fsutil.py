@@ -11,6 +11,7 @@ import pytest
 
 from buildlib import fsutil
 from buildlib.fsutil import Writeback, atomic_writer, write_hint
+from buildlib.store.images import Store
 
 
 def test_writeback_started_along_the_way_keeps_every_byte(tmp_path: Path) -> None:
@@ -194,7 +195,7 @@ def test_the_store_lock_clears_what_killed_builds_left_in_its_memory_scratch_and
         assert scratch is not None
         with fsutil.store_lock(mine):
             assert sorted(path.name for path in scratch.iterdir()) == [f"{running.pid}.kernel-x"]
-            (scratch / fsutil.memory_tree_prefix("rngd-")).mkdir()  # an interrupted build's own thread's
+            (scratch / fsutil.process_prefix("rngd-")).mkdir()  # an interrupted build's own thread's
         assert sorted(path.name for path in scratch.iterdir()) == [f"{running.pid}.kernel-x"]
         assert len(list(fsutil.memory_scratch(other).iterdir())) == 2  # type: ignore[union-attr]
     finally:
@@ -203,3 +204,25 @@ def test_the_store_lock_clears_what_killed_builds_left_in_its_memory_scratch_and
     with fsutil.store_lock(mine):
         pass
     assert not scratch.exists()  # its last tree's process gone: the folder goes too
+
+
+def test_the_store_lock_clears_what_killed_processes_left_in_its_tmp_and_no_other(tmp_path: Path) -> None:
+    import subprocess
+
+    store = Store(tmp_path / "store")
+    killed = subprocess.Popen(["true"])
+    killed.wait()
+    running = subprocess.Popen(["sleep", "60"])  # a monorepo's doit, pulling without the lock
+    try:
+        store.tmp.mkdir(parents=True)
+        for name in (f"{killed.pid}.pull-x", f"{running.pid}.pull-x", "buildah-older"):
+            (store.tmp / name / "blobs").mkdir(parents=True)
+        with fsutil.store_lock(store.root):
+            assert sorted(path.name for path in store.tmp.iterdir()) == [f"{running.pid}.pull-x"]
+            with store.tempdir("pull-") as mine:
+                assert mine.name.startswith(f"{os.getpid()}.pull-")
+                (store.tmp / fsutil.process_prefix("interrupted")).mkdir()  # a thread of this build's, still at work
+        assert sorted(path.name for path in store.tmp.iterdir()) == [f"{running.pid}.pull-x"]
+    finally:
+        running.kill()
+        running.wait()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadImage, ImageNotFound, StoreError
-from ..fsutil import canonical_json, memory_tree_prefix, room_in_memory_scratch, sha256_file, write_bytes_atomic
+from ..fsutil import canonical_json, process_prefix, room_in_memory_scratch, sha256_file, write_bytes_atomic
 from ..spec.refs import ImageRef
 from . import manifests, platforms
 
@@ -243,7 +243,7 @@ class Store:
     @contextlib.contextmanager
     def tempdir(self, prefix: str) -> Iterator[Path]:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        with _removed_after(Path(tempfile.mkdtemp(prefix=prefix, dir=self.tmp))) as path:
+        with _removed_after(Path(tempfile.mkdtemp(prefix=process_prefix(prefix), dir=self.tmp))) as path:
             yield path
 
     @contextlib.contextmanager
@@ -269,7 +269,7 @@ class Store:
             if folder is None:
                 return None
             with contextlib.suppress(FileNotFoundError):
-                return Path(tempfile.mkdtemp(prefix=memory_tree_prefix(prefix), dir=folder))
+                return Path(tempfile.mkdtemp(prefix=process_prefix(prefix), dir=folder))
         return None
 
 

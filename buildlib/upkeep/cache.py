@@ -18,8 +18,9 @@ What `gc` keeps (its roots):
   those of recipes that no longer exist (as they were) go when the CLI names the recipes there are.
 Everything else (blobs no name or record reaches, layer files and segments no record names,
 `build/<name>/` folders with no record) is garbage; leftover `.*.tmp` files of killed writes
-always go (outside `debs/`, which stores may share), and so do the scratch folders of killed package
-builds (buildah's storage, under `tmp/`). Without `keep` all garbage goes; with `keep`
+go once their process is gone (outside `debs/`, which stores may share), and so do the scratch folders
+of killed builds under `tmp/` (buildah's storage, a component's tree), which taking the lock removes.
+Without `keep` all garbage goes; with `keep`
 it goes least recently used first (a file's mtime is its last use: writing a usage record stamps
 what it names), and gc stops once the store, as `du` totals it, is at most `keep` bytes.
 Afterwards gc removes what pointed at something it removed (a layer index whose tar is gone, an
@@ -39,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, ImageNotFound
+from ..fsutil import left_behind, store_lock, temp_file_owner
 from ..fsutil import parse_size as parse_size  # the CLI's `--keep` reads sizes here
-from ..fsutil import store_lock
 from ..outputs.initrd import KERNEL_POINTER, KEY_SUFFIX, segment_path
 from ..spec.refs import ImageRef
 from ..store import pulls
@@ -194,7 +195,7 @@ def gc(cache: Path, keep: int | None = None, recipes: Collection[str] | None = N
     with store_lock(cache):
         before = du(cache).total
         stale = _remove_stale_records(cache)
-        removed = _remove_temp_files(cache) + _remove_build_scratch(cache)
+        removed = _remove_temp_files(cache)
         if recipes is not None:
             removed += _remove_stale_pins(cache, recipes)
         size = before - sum(item.size for item in removed)
@@ -266,12 +267,13 @@ def _size_of(paths: list[Path]) -> int:
 
 
 def _remove_temp_files(cache: Path) -> list[Removed]:
-    """Leftover `.*.tmp` files of writes that were killed (nothing writes while gc holds the lock)."""
+    """Leftover `.*.tmp` files of writes that were killed. A file whose process still runs stays: a
+    monorepo's `doit` writes the store without taking its lock."""
     removed = []
     for folder, dirs, names in os.walk(cache):
         dirs[:] = [name for name in dirs if Path(folder, name).relative_to(cache).as_posix() != "debs"]
         for name in names:
-            if name.startswith(".") and name.endswith(".tmp"):
+            if name.startswith(".") and name.endswith(".tmp") and left_behind(temp_file_owner(name)):
                 path = Path(folder, name)
                 st = path.lstat()
                 path.unlink()
@@ -285,23 +287,6 @@ def _recorded_manifest(record: Path) -> str:
     except (OSError, ValueError):
         return ""  # unreadable: nothing it names is kept for it
     return str(found.get("manifest", "")) if isinstance(found, dict) else ""
-
-
-# what a killed `pkg build` leaves in the store's scratch folder: buildah's storage and build context
-# (dockerfile.builder) and the `depends` images on their way there (dockerfile.depends)
-BUILD_SCRATCH = ("buildah-*", "depends-*")
-
-
-def _remove_build_scratch(cache: Path) -> list[Removed]:
-    """Leftovers of package builds that were killed (gc holds the lock, so no build is under way)."""
-    removed = []
-    seen: set[tuple[int, int]] = set()
-    for pattern in BUILD_SCRATCH:
-        for path in sorted((cache / "tmp").glob(pattern)):
-            size, _, newest = _walk(path, seen)
-            _remove(path)
-            removed.append(Removed(path.relative_to(cache).as_posix(), size, newest))
-    return removed
 
 
 def _roots(store: Store) -> _Roots:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,26 @@ def test_gc_keep_counts_a_sparse_disk_by_what_it_holds(tmp_path: Path) -> None:
     removed = {item.path: item.size for item in report.removed}
     assert 1 << 20 <= removed["build/gone"] < 4 << 20
     assert report.size_before < 4 << 20 and report.freed >= 1 << 20
+
+
+def test_gc_leaves_the_temp_files_of_a_process_that_still_writes(tmp_path: Path) -> None:
+    """A monorepo's `doit` writes the store without its lock: gc must not pull a file from under it."""
+    root = tmp_path / "store"
+    (root / "segments").mkdir(parents=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    writing = subprocess.Popen(["sleep", "60"])
+    try:
+        names = [f".k.cpio.z.{writing.pid}.abc123.tmp", f".k.cpio.z.{gone.pid}.abc123.tmp", ".k.cpio.z.abc123.tmp"]
+        for name in names:
+            (root / "segments" / name).write_bytes(b"half")
+        removed = {item.path for item in cache.gc(root).removed}
+        assert removed == {f"segments/{name}" for name in names[1:]}
+        assert (root / "segments" / names[0]).is_file()
+    finally:
+        writing.kill()
+        writing.wait()
+    assert {item.path for item in cache.gc(root).removed} == {f"segments/{names[0]}"}
 
 
 def test_gc_keeps_what_a_build_uses_and_the_next_build_runs_nothing(own_build: Built) -> None:
