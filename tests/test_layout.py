@@ -22,6 +22,7 @@ SHARED = (
     "buildlib.epoch",
     "buildlib.arches",
     "buildlib.collector",
+    "buildlib.interrupts",
 )
 # The flow, first to last: a stage may import the shared helpers and any stage before it, never one after.
 STAGES = ("spec", "store", "dockerfile", "debian", "rootfs", "outputs", "release", "guest", "upkeep", "tasks", "cli")

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..collector import rare_collections
 from ..errors import DistrokitError
+from ..interrupts import Terminated, terminated_as_interrupted
 from . import habits, jsonout
 from .common import err_console
 
@@ -94,7 +95,7 @@ def frozen_at_exit() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     frozen_at_exit()
-    with rare_collections():
+    with rare_collections(), terminated_as_interrupted():
         return _main(sys.argv[1:] if argv is None else argv)
 
 
@@ -110,6 +111,9 @@ def _main(argv: Sequence[str]) -> int:
         if jsonout.wanted(args):
             jsonout.error(args, str(exc), exc.exit_code)
         return exc.exit_code
+    except Terminated as ended:
+        err_console.print(f"distrokit: terminated ({signal.Signals(ended.number).name})")
+        return 128 + ended.number
     except KeyboardInterrupt:
         err_console.print("distrokit: interrupted")
         return 130

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BootError
+from .processes import running
 
 ESCAPES = "Ctrl-A X ends the VM, Ctrl-A H lists the escapes"
 # `distrokit console DIR` (guest/reattach.py) leaves a detached instance running: its Ctrl-A X detaches.
@@ -57,14 +58,12 @@ def attach(command: list[str], terminal: int, timeout: float | None) -> tuple[in
     started = time.monotonic()
     handlers: dict[signal.Signals, Any] = {}
     try:
-        with subprocess.Popen(command) as qemu:
+        with running(command) as qemu:
             for caught in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
                 handlers[caught] = signal.signal(caught, signal.SIG_IGN)
             try:
                 code = qemu.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                qemu.kill()
-                qemu.wait()
                 raise BootError(f"the guest still ran after {timeout:.0f} s (--timeout); it was stopped") from None
     finally:
         termios.tcsetattr(terminal, termios.TCSAFLUSH, saved)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, BootError
-from . import bootmode, instance, machines, metadata, ports, virtiofs
+from . import bootmode, instance, machines, metadata, ports, processes, virtiofs
 from .console import Console, attach, serial_args
 
 QEMU = "qemu-system-x86_64"
@@ -361,13 +361,12 @@ def _run_here(
         if code != 0:
             raise BootError(f"QEMU exited with {code}")
         return RunResult(accel, seconds, b"")
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as qemu:
+    with processes.running(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as qemu:
         limit = math.inf if options.timeout is None else options.timeout
         tail, err, halted = _pump(qemu, limit, started, on_output)
         seconds = time.monotonic() - started
         if halted and qemu.poll() is None:
-            qemu.terminate()
-            qemu.wait()
+            processes.stop(qemu)
             return RunResult(accel, seconds, tail, halted=True)
         if qemu.poll() is None:
             qemu.kill()

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import BadInput, BootError
+from ..interrupts import held
+from . import processes
 
 CANDIDATES = ("virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd")
 SOCKET_WAIT = 10.0
@@ -60,35 +62,33 @@ def start(shares: tuple[Share, ...]) -> list[subprocess.Popen[bytes]]:
     if not shares:
         return []
     binary = find_virtiofsd()
-    daemons = []
-    for share in shares:
-        share.socket.parent.mkdir(parents=True, exist_ok=True)
-        share.socket.unlink(missing_ok=True)
-        command = [binary, f"--socket-path={share.socket}", "-o", f"source={share.folder}", "-o", "cache=auto"]
-        daemons.append(
-            subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
-        )
-        deadline = time.monotonic() + SOCKET_WAIT
-        while not share.socket.exists():
-            if daemons[-1].poll() is not None or time.monotonic() > deadline:
-                stop(daemons)
-                raise BootError(f"virtiofsd did not start for {share.folder}")
-            time.sleep(0.05)
+    daemons: list[subprocess.Popen[bytes]] = []
+    try:
+        for share in shares:
+            share.socket.parent.mkdir(parents=True, exist_ok=True)
+            share.socket.unlink(missing_ok=True)
+            command = [binary, f"--socket-path={share.socket}", "-o", f"source={share.folder}", "-o", "cache=auto"]
+            with held():  # a SIGTERM meanwhile is taken once the daemon is in the list, so it is stopped
+                daemons.append(
+                    subprocess.Popen(
+                        command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                        start_new_session=True,
+                    )
+                )
+            deadline = time.monotonic() + SOCKET_WAIT
+            while not share.socket.exists():
+                if daemons[-1].poll() is not None or time.monotonic() > deadline:
+                    raise BootError(f"virtiofsd did not start for {share.folder}")
+                time.sleep(0.05)
+    except BaseException:
+        stop(daemons)
+        raise
     return daemons
 
 
 def stop(daemons: list[subprocess.Popen[bytes]]) -> None:
     for daemon in daemons:
-        if daemon.poll() is None:
-            daemon.terminate()
-        try:
-            daemon.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        processes.stop(daemon)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, SPECS, Built, build
+from conftest import COMPONENTS, REPO, SPECS, Built, build
 
 from buildlib.debian.recipes import load_recipe
 from buildlib.errors import BadInput, BootError
@@ -48,6 +53,38 @@ def test_kernel_panic_is_reported(minimal_build: Built, tmp_path: Path) -> None:
 def test_timeout_stops_the_guest(minimal_build: Built) -> None:
     with pytest.raises(BootError, match="did not power off within 2 s"):
         runner.run(runner.RunOptions(prefix=minimal_build.prefix, timeout=2))
+
+
+def children(pid: int) -> list[int]:
+    return [int(word) for word in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` is a process that has not ended (a zombie has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_run_ended_by_a_signal_stops_its_guest(minimal_build: Built, number: signal.Signals) -> None:
+    """`kill`, `timeout`, a cancelled CI job: the guest goes with the command, not on without it."""
+    command = [sys.executable, "-m", "buildlib.cli", "run", str(minimal_build.prefix)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    distrokit = subprocess.Popen(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while not (qemu := children(distrokit.pid)):
+        assert distrokit.poll() is None, distrokit.communicate()
+        assert time.monotonic() < deadline, "QEMU never started"
+        time.sleep(0.02)
+    distrokit.send_signal(number)
+    _, err = distrokit.communicate(timeout=30)
+    assert distrokit.returncode == 128 + number, err
+    assert f"terminated ({number.name})" in err.decode()
+    assert not alive(qemu[0])
 
 
 def test_nothing_to_boot_is_bad_input(tmp_path: Path) -> None:

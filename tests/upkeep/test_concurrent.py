@@ -12,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import COMPONENTS, new_cache
 
-from buildlib.fsutil import LOCK_NAME
+from buildlib.fsutil import LOCK_NAME, SCRATCH_ENV, memory_scratch
 
 # The init component (built from its .deb in each fresh store: a few seconds of work under the lock),
 # two containers and a file: enough tasks for a second process to arrive while the first works.
@@ -165,4 +166,34 @@ def test_a_build_writes_nothing_in_the_store_while_another_holds_its_lock(tmp_pa
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     assert written == []
     assert finished(waiting) == (0, "")
+    check_clean(cache)
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_build_ended_by_a_signal_cleans_up_as_it_goes(
+    tmp_path: Path, debs_dir: Path, monkeypatch: pytest.MonkeyPatch, number: signal.Signals
+) -> None:
+    """`kill`, `timeout`, a cancelled CI job: the build stops as Ctrl-C stops it, and leaves nothing behind
+    (SIGKILL leaves its scratch until the store's lock is next taken: see the test above)."""
+    spec, out = spec_file(tmp_path), tmp_path / "out"
+    code, err = finished(build(new_cache(tmp_path / "first", debs_dir), spec, out))
+    assert code == 0, err
+    before = (out / "busy.tar").read_bytes()
+    spec.write_text(SPEC.replace("concurrent", "changed"))
+    monkeypatch.setenv(SCRATCH_ENV, str(tmp_path / "scratch"))
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    doomed = build(cache, spec, out)
+    scratch = memory_scratch(cache)
+    assert scratch is not None
+    deadline = time.monotonic() + 120
+    while not (scratch.is_dir() and any(scratch.iterdir())):  # a component's packages are being unpacked
+        assert doomed.poll() is None, doomed.communicate()
+        assert time.monotonic() < deadline, "no component was built"
+        time.sleep(0.01)
+    doomed.send_signal(number)
+    code, err = finished(doomed)
+    assert code == 128 + number and f"distrokit: terminated ({number.name})" in err, err
+    assert not scratch.exists()
+    assert list((cache / "tmp").iterdir()) == []
+    assert sorted(p.name for p in out.iterdir()) == ["busy.tar"] and (out / "busy.tar").read_bytes() == before
     check_clean(cache)

@@ -1,0 +1,70 @@
+"""SIGTERM and SIGHUP as an exception: a command they end unwinds as it does on Ctrl-C.
+
+`kill`, `timeout`, `docker stop` and a cancelled CI job send SIGTERM; a closed terminal sends SIGHUP.
+Python's default is to die at once, leaving a build's scratch folders and a boot's QEMU behind. The
+CLI turns them into `Terminated` (a KeyboardInterrupt, so every cleanup that Ctrl-C runs runs), raised
+in the main thread. A step that must not be cut between two instructions, such as starting a program
+whose handle would otherwise be lost, holds them (`held`) and takes the exception as it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(signal.Signals(number).name)
+        self.number = number
+
+
+class _State:
+    depth = 0  # `held` sections the main thread is in
+    pending = 0  # a signal that came during one
+
+
+def _raise_terminated(number: int, _frame: object) -> None:
+    for caught in ENDING_SIGNALS:  # the first one only: a second is ignored while the command unwinds
+        signal.signal(caught, signal.SIG_IGN)
+    if _State.depth:
+        _State.pending = number
+        return
+    raise Terminated(number)
+
+
+@contextlib.contextmanager
+def terminated_as_interrupted() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise `Terminated` in the main thread (once: SIGKILL still ends
+    the process at once). A signal ignored when this began (`nohup`) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {number: signal.getsignal(number) for number in ENDING_SIGNALS}
+    for number, handler in saved.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(number, _raise_terminated)
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """A SIGTERM or SIGHUP that comes while inside is raised as this ends, not in the middle."""
+    _State.depth += 1
+    try:
+        yield
+    finally:
+        _State.depth -= 1
+        if not _State.depth and _State.pending:
+            number, _State.pending = _State.pending, 0
+            raise Terminated(number)

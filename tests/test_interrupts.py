@@ -1,0 +1,45 @@
+"""buildlib.interrupts: SIGTERM and SIGHUP become `Terminated` in the main thread, once, and wait out `held`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from buildlib.interrupts import Terminated, held, terminated_as_interrupted
+
+
+def test_sigterm_is_raised_where_the_main_thread_is_and_only_once() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with terminated_as_interrupted():
+        with pytest.raises(Terminated) as raised:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler runs at once and raises: this never ends normally
+        assert raised.value.number == signal.SIGTERM
+        assert isinstance(raised.value, KeyboardInterrupt)  # every cleanup Ctrl-C runs runs
+        os.kill(os.getpid(), signal.SIGTERM)  # a second one, while the command unwinds: ignored
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_signal_inside_held_is_raised_as_it_ends() -> None:
+    reached = []
+    with terminated_as_interrupted(), pytest.raises(Terminated) as raised:
+        with held():
+            os.kill(os.getpid(), signal.SIGHUP)
+            reached.append("after the signal")
+        reached.append("after held")
+    assert reached == ["after the signal"] and raised.value.number == signal.SIGHUP
+
+
+def test_a_signal_ignored_before_stays_ignored() -> None:
+    """`nohup distrokit build ...`: the terminal going away must not end the build."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with terminated_as_interrupted():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
