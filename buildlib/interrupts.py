@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 from collections.abc import Iterator
 
 ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -43,13 +42,14 @@ def _raise_terminated(number: int, _frame: object) -> None:
 def terminated_as_interrupted() -> Iterator[None]:
     """While inside, SIGTERM and SIGHUP raise `Terminated` in the main thread (once: SIGKILL still ends
     the process at once). A signal ignored when this began (`nohup`) stays ignored."""
-    if threading.current_thread() is not threading.main_thread():
+    saved = {number: signal.getsignal(number) for number in ENDING_SIGNALS}
+    try:
+        for number, handler in saved.items():
+            if handler is not signal.SIG_IGN:
+                signal.signal(number, _raise_terminated)
+    except ValueError:  # not the main thread, where alone handlers run: as it was
         yield
         return
-    saved = {number: signal.getsignal(number) for number in ENDING_SIGNALS}
-    for number, handler in saved.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(number, _raise_terminated)
     try:
         yield
     finally:
