@@ -43,3 +43,19 @@ def test_a_signal_ignored_before_stays_ignored() -> None:
         assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_outside_the_main_thread_nothing_changes() -> None:
+    """`cli.main` called from a thread (a test, a tool embedding distrokit) runs without the handlers."""
+    import threading
+
+    before, seen = signal.getsignal(signal.SIGTERM), []
+
+    def run() -> None:
+        with terminated_as_interrupted():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [before] and signal.getsignal(signal.SIGTERM) == before
