@@ -7,11 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, REPO, Built, snapshot_store
+from conftest import COMPONENTS, REPO, Built, new_cache, snapshot_store
 
+from buildlib.fsutil import store_lock
 from buildlib.tasks.api import distrokit_tasks, named_specs, output_files
 from buildlib.tasks.identity import public_task_name
 from buildlib.upkeep import cache
@@ -157,3 +159,25 @@ def test_one_part_runs_alone_and_indexes_only_its_own_layers(
     indexed = {path.name.split(".")[0] for path in (store / "layers").glob("*.index")}
     assert _layer_digests(monorepo, env, init) == indexed
     assert not _layer_digests(monorepo, env, kernel) & indexed
+
+
+def test_a_distrokit_command_beside_a_monorepo_doit_on_one_store(
+    monorepo: Path, tmp_path: Path, debs_dir: Path
+) -> None:
+    """doit runs distrokit's tasks without the store's lock. A distrokit command on the same store that
+    takes the lock meanwhile (a build of another spec, a pull) must leave the doit's scratch folders alone."""
+    store = new_cache(tmp_path / "store", debs_dir)
+    env = {**os.environ, "DISTROKIT_CACHE": str(store), "DISTROKIT_SCRATCH": "store"}
+    command = [sys.executable, "-m", "doit"]
+    doit = subprocess.Popen(command, cwd=monorepo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    # the kernel component's packages, unpacked in the store's tmp/ for a second or two
+    while not (scratch := [path for path in (store / "tmp").glob(f"{doit.pid}.kernel-*") if path.is_dir()]):
+        assert doit.poll() is None, doit.communicate()[0]
+        assert time.monotonic() < deadline, "doit built no kernel component"
+        time.sleep(0.005)
+    with store_lock(store):  # as `distrokit build` of another spec takes it
+        assert all(folder.is_dir() for folder in scratch)
+    output, _ = doit.communicate(timeout=600)
+    assert doit.returncode == 0, output
+    assert (monorepo / "out" / "web-initrd.img").is_file() and (monorepo / "out" / "db-initrd.img").is_file()
