@@ -3,14 +3,17 @@ registry holding our own busybox component image as the FROM base, real stores."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -485,3 +488,55 @@ def test_a_lock_pins_the_packages_from_image(base: str, registry: Registry, tmp_
     (folder / "Dockerfile").write_text(f"FROM {registry.host}/distrokit/busybox:unpinned\n")
     unpinned = distrokit(cache, "build", "--locked", "-f", "tar", "-o", str(out), str(spec))
     assert unpinned.returncode != 0 and "busybox:unpinned is not pinned" in unpinned.stderr, unpinned.stderr
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` now (Linux lists each thread's children)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in map(int, (task / "children").read_text().split()):
+                found |= {child, *descendants(child)}
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_build_ended_by_sigterm_stops_its_package_build(base: str, tmp_path: Path, debs_dir: Path) -> None:
+    """A LinuxKit package builds on one of the build's worker threads: SIGTERM (a cancelled CI job) must
+    not leave buildah and the RUN step going on without distrokit."""
+    cache = new_cache(tmp_path / "cache", debs_dir)
+    folder = package_folder(tmp_path, base)
+    (folder / "Dockerfile").write_text(f"FROM {base}\nRUN sleep 300\n")
+    spec = tmp_path / "spec.yml"
+    spec.write_text('onboot:\n  - name: hello\n    image: "@pkg:hello"\n')
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    argv = ["--cache", str(cache), "build", "-q", "-f", "tar", str(spec), "--dir", str(tmp_path / "out")]
+    build = subprocess.Popen([sys.executable, "-m", "buildlib.cli", *argv], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(
+        b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in descendants(build.pid) if running(pid)
+    ):
+        assert build.poll() is None, build.communicate()
+        assert time.monotonic() < deadline, "the RUN step never started"
+        time.sleep(0.05)
+    below = descendants(build.pid)
+    build.send_signal(signal.SIGTERM)
+    _, err = build.communicate(timeout=120)
+    assert build.returncode == 128 + signal.SIGTERM, err
+    deadline = time.monotonic() + 30
+    while left := [pid for pid in below if running(pid)]:
+        assert time.monotonic() < deadline, [cmdline(pid) for pid in left]
+        time.sleep(0.1)
