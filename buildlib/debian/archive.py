@@ -78,7 +78,11 @@ def resolve_packages(recipe: Recipe) -> list[Package]:
     architecture (see debarch)."""
     names = list(recipe.packages)
     if names and recipe.depends:
-        names = dependency_closure(names, f"{recipe.folder}: apt cannot install {' '.join(names)}", recipe.arch)
+        lines = _closure_lines(names, f"{recipe.folder}: apt cannot install {' '.join(names)}", recipe.arch)
+        closure = _closure_packages(lines)
+        if not recipe.follow and closure is not None:
+            return closure  # the resolver's own answer names each .deb's size and SHA256: no second apt run
+        names = _closure_requests(lines)
     names += [dep for meta in recipe.follow for dep in _depends(meta, recipe.arch)]
     if not names:
         return []
@@ -88,11 +92,17 @@ def resolve_packages(recipe: Recipe) -> list[Package]:
 def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH) -> list[str]:
     """`names` and everything they depend on (no recommends), as NAME=VERSION, from apt's resolver run
     against an empty package database: what a bare system would need, whatever the host has installed."""
+    return _closure_requests(_closure_lines(names, failure, arch))
+
+
+def _closure_lines(names: list[str], failure: str, arch: str) -> list[str]:
+    """apt's `install --print-uris` lines for `names` on an empty system (see dependency_closure)."""
     import sh
 
     options = [
         *debarch.bare_system_options(arch),
         "-oDebug::NoLocking=1",
+        "-oAcquire::ForceHash=SHA256",  # the hash `print_uris` gives (apt prints the MD5 otherwise)
         "-oAPT::Install-Recommends=false",
         "-oAPT::Install-Suggests=false",
     ]
@@ -100,13 +110,24 @@ def dependency_closure(names: list[str], failure: str, arch: str = DEFAULT_ARCH)
         output = str(sh.Command("apt-get")(*options, "install", "--print-uris", "-qq", *names))
     except sh.ErrorReturnCode as exc:
         raise ComponentError(apt_failure(failure, exc.stderr.decode(errors="replace"), arch)) from exc
+    return [line.strip() for line in output.splitlines() if line.startswith("'")]
+
+
+def _closure_requests(lines: list[str]) -> list[str]:
     requests = []
-    for line in output.splitlines():
+    for line in lines:
         parts = line.split()
-        if len(parts) >= 2 and parts[0].startswith("'") and parts[1].endswith(".deb"):
+        if len(parts) >= 2 and parts[1].endswith(".deb"):
             name, version, _ = parts[1].removesuffix(".deb").split("_", 2)
             requests.append(f"{name}={unquote(version)}")
     return sorted(set(requests))
+
+
+def _closure_packages(lines: list[str]) -> list[Package] | None:
+    """The closure's .deb files as `print_uris` gives them; None when a line lacks its SHA256 (an apt
+    that does not take ForceHash): then `print_uris` is asked."""
+    packages = _packages_in(lines)
+    return packages if len(packages) == len(lines) else None
 
 
 # apt's ways of saying that it knows no such package (or no such version of it) for the architecture
@@ -165,8 +186,13 @@ def print_uris(requests: list[str], failure: str, arch: str = DEFAULT_ARCH) -> l
         output = sh.Command("apt-get")(*debarch.apt_options(arch), "download", "--print-uris", *requests)
     except sh.ErrorReturnCode as exc:
         raise ComponentError(apt_failure(failure, exc.stderr.decode(errors="replace"), arch)) from exc
+    return _packages_in(str(output).splitlines())
+
+
+def _packages_in(lines: list[str]) -> list[Package]:
+    """The .deb files apt's `--print-uris` lines name (`'URI' FILE SIZE SHA256:HASH`), sorted by name."""
     packages = []
-    for line in str(output).splitlines():
+    for line in lines:
         match = _URI_LINE.match(line.strip())
         if match:
             name, version, arch = match["file"].removesuffix(".deb").split("_", 2)

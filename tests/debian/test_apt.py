@@ -4,6 +4,7 @@ folder (Debian's container images switch apt's own off), the same answers as apt
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def test_apt_answers_from_caches_in_the_state_folder_as_without_them(tmp_path: P
     first = archive.resolve_packages(recipe)
     assert sorted(package.name for package in first) == closure_without_caches(["htop"], tmp_path / "oracle")
     made = caches(state)
-    assert sorted(made) == ["host/bare/pkgcache.bin", "host/cache/pkgcache.bin", "host/cache/srcpkgcache.bin"]
+    # one apt run answers a plain recipe (its resolver names each .deb's SHA256): the bare system's cache,
+    # and the source cache it shares with the host's lists
+    assert sorted(made) == ["host/bare/pkgcache.bin", "host/cache/srcpkgcache.bin"]
     assert archive.resolve_packages(recipe) == first
     assert caches(state) == made  # read again, not written again
 
@@ -67,3 +70,22 @@ def test_update_leaves_the_host_s_own_lists_to_the_host(
     assert apt.apt_options(host_arch())  # the caches' options: not empty, yet no update
     apt.refresh(host_arch())
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_plain_recipe_is_pinned_by_one_apt_run_as_by_two(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """apt's resolver names each .deb of the closure with its size and SHA256 (ForceHash): the pins are
+    what `apt-get download --print-uris` of the closure gives, without that second apt run."""
+    real = shutil.which("apt-get")
+    assert real is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(f'#!/bin/sh\necho "$1" >> {tmp_path / "ran"}\nexec {real} "$@"\n')
+    (bin_dir / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    (tmp_path / "recipe").mkdir()
+    (tmp_path / "recipe" / "component.yml").write_text("name: t\npackages: [htop, busybox-static]\n")
+    pinned = archive.resolve_packages(recipes.load_recipe(tmp_path / "recipe"))
+    assert len((tmp_path / "ran").read_text().splitlines()) == 1
+    by_two = archive.print_uris(archive.dependency_closure(["htop", "busybox-static"], "htop"), "htop")
+    assert pinned == by_two and {"htop", "busybox-static", "libc6"} <= {package.name for package in pinned}
+    assert all(len(package.sha256) == 64 and package.size > 0 for package in pinned)
