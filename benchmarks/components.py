@@ -4,7 +4,8 @@ tests/specs/packages.yml names 18 components (LinuxKit's packages and a Debian b
 run builds it into a fresh store whose debs/ folder is shared, so no .deb is downloaded in a measured
 run (a warm-up build fetches them), and with a fresh apt state folder (DISTROKIT_APT_STATE), so apt's
 binary caches are made in the run as on a new machine. Wall and CPU time (user + system, the build and
-every process it ran) as medians of --runs, side by side with --against, alternating run by run.
+every process it ran) as medians of --runs, side by side with --against, alternating run by run; each
+revision builds its own tests/specs/packages.yml, so its own components/ recipes.
 
     .venv/bin/python benchmarks/components.py [--runs 3] [--workdir DIR] [--against CHECKOUT]
 """
@@ -25,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.sidebyside import Revision, revisions  # noqa: E402
 
-SPEC = REPO / "tests" / "specs" / "packages.yml"
+SPEC = Path("tests", "specs", "packages.yml")  # each revision's own, with its own components/ recipes
 
 
 def children_cpu() -> float:
@@ -41,7 +42,7 @@ def first_build(revision: Revision, debs: Path, run: int) -> tuple[float, float]
     (work / "cache" / "debs").symlink_to(debs, target_is_directory=True)
     env = {**os.environ, "DISTROKIT_APT_STATE": str(work / "apt")}
     command = [revision.python, "-m", "buildlib.cli", "--cache", str(work / "cache")]
-    command += ["build", str(SPEC), "--dir", str(work / "out"), "-q"]
+    command += ["build", str(revision.repo / SPEC), "--dir", str(work / "out"), "-q"]
     started, cpu = time.monotonic(), children_cpu()
     done = subprocess.run(command, cwd=revision.repo, env=env, capture_output=True, text=True)
     figures = time.monotonic() - started, children_cpu() - cpu
@@ -58,7 +59,7 @@ def fetch_debs(revision: Revision, debs: Path) -> None:
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
     (cache / "debs").symlink_to(debs, target_is_directory=True)
-    command = [revision.python, "-m", "buildlib.cli", "--cache", str(cache), "build", str(SPEC)]
+    command = [revision.python, "-m", "buildlib.cli", "--cache", str(cache), "build", str(revision.repo / SPEC)]
     subprocess.run([*command, "--dir", str(cache / "out"), "-q"], cwd=revision.repo, check=True)
     shutil.rmtree(cache)
 
@@ -71,11 +72,12 @@ def main() -> None:
     args = parser.parse_args()
     checkouts = revisions(REPO, args.workdir, args.against)
     debs = args.workdir / "debs"
-    fetch_debs(checkouts[0], debs)
+    for revision in checkouts:  # each revision's recipes may take other .debs
+        fetch_debs(revision, debs)
     for run in range(args.runs):
         for revision in checkouts:
             revision.note("first build", first_build(revision, debs, run))
-    print(f"{SPEC.relative_to(REPO)} on a fresh store (.debs shared), medians of {args.runs} runs:")
+    print(f"{SPEC} on a fresh store (.debs shared), medians of {args.runs} runs:")
     print(f"{'':>14}" + "".join(f"{r.label:>22}" for r in checkouts))
     print(f"{'':>14}" + "".join(f"{'wall s':>11}{'CPU s':>11}" for _ in checkouts))
     row = "".join(f"{r.column('first build', 0):>11.1f}{r.column('first build', 1):>11.1f}" for r in checkouts)
