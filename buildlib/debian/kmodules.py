@@ -5,13 +5,16 @@ A kernel package carries every module its kernel was built with (the cloud kerne
 `modules:` names what a system needs (module names or globs over names, e.g. `virtio*`; a pattern
 with a `/` matches the path under lib/modules/VERSION, e.g. `kernel/fs/*`); this keeps exactly those,
 everything they need by modules.dep, and the firmware files they name, then makes modules.dep and
-its friends again for the kept set with busybox depmod.
+its friends again for the kept set with busybox depmod. What each module needs is read from its own
+`.modinfo` (`depends=`, written by modpost as the kernel was built): asking busybox depmod for the
+whole tree took 0.8 s of a kernel component's build.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -83,6 +86,42 @@ def read_dependencies(modules_dep: Path) -> dict[str, tuple[str, ...]]:
     return graph
 
 
+def modinfo_dependencies(tree: Path) -> dict[str, tuple[str, ...]] | None:
+    """{module path: the module paths it needs directly}, from each module's `.modinfo` `depends=`;
+    None when one cannot be read so (compressed, not a 64-bit little-endian ELF file, or naming a
+    module the tree lacks): then depmod is asked."""
+    paths = {module_name(path.relative_to(tree).as_posix()): path for path in sorted(tree.rglob("*.ko*"))}
+    graph: dict[str, tuple[str, ...]] = {}
+    for path in paths.values():
+        fields = _modinfo(path.read_bytes()) if path.suffix == ".ko" else None
+        if fields is None:
+            return None
+        needs = [name for name in fields.get("depends", "").split(",") if name]
+        if any(module_name(name) not in paths for name in needs):
+            return None
+        graph[path.relative_to(tree).as_posix()] = tuple(
+            paths[module_name(name)].relative_to(tree).as_posix() for name in needs
+        )
+    return graph
+
+
+def _modinfo(data: bytes) -> dict[str, str] | None:
+    """The `key=value` strings of an ELF file's .modinfo section (None: not ELF64 little-endian)."""
+    if data[:6] != b"\x7fELF\x02\x01":
+        return None
+    try:
+        section_table, _, entry_size, count, names_index = struct.unpack_from("<Q8xHHHH", data, 0x28)
+        sections = [struct.unpack_from("<IIQQQQ", data, section_table + i * entry_size) for i in range(count)]
+        names_at = sections[names_index][4]
+        for name, _type, _flags, _address, offset, size in sections:
+            if data[names_at + name : data.index(b"\0", names_at + name)] == b".modinfo":
+                strings = data[offset : offset + size].split(b"\0")
+                return dict(item.decode(errors="replace").partition("=")[::2] for item in strings if b"=" in item)
+    except (struct.error, IndexError, ValueError):  # a truncated or damaged file
+        return None
+    return {}
+
+
 def matching(graph: Mapping[str, Sequence[str]], patterns: Iterable[str], origin: str) -> set[str]:
     """The module paths the patterns name; a pattern that names none is an error (a typo, or a module
     this kernel builds in or lacks)."""
@@ -129,8 +168,10 @@ def select(
         depmod(root, version, preexec)
         return sorted(read_dependencies(root / "lib" / "modules" / version / "modules.dep"))
     tree = root / "lib" / "modules" / version
-    depmod(root, version, preexec)
-    graph = read_dependencies(tree / "modules.dep")
+    graph = modinfo_dependencies(tree)
+    if graph is None:
+        depmod(root, version, preexec)
+        graph = read_dependencies(tree / "modules.dep")
     kept = closure(graph, matching(graph, patterns, origin))
     for module in graph:
         if module not in kept:

@@ -9,9 +9,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, Built
+from conftest import COMPONENTS, Built, new_cache
 
-from buildlib.debian import kmodules, recipes
+from buildlib.debian import archive, kmodules, recipes
 from buildlib.errors import ComponentError
 from buildlib.rootfs.parts import merged_image_tree
 from buildlib.store.images import Store
@@ -154,3 +154,34 @@ def test_busybox_depmod_writes_the_same_files_whatever_order_the_folders_are_lis
         assert written[0] == written[1]
         dep_lines = written[0][0].decode().splitlines()
         assert [line.split(":")[0] for line in dep_lines] == [f"kernel/d{n % 60}/m{n}.ko" for n in numbers]
+
+
+def _unpacked_kernel(store: Store, arch: str, into: Path) -> tuple[Path, str]:
+    """The kernel component's package unpacked (fetched into the store's debs/ when missing)."""
+    recipe = recipes.load_recipe(COMPONENTS / "kernel", arch)
+    packages = archive.pinned_packages(store.root, recipe)
+    (deb,) = [path for path in archive.fetch_packages(store, packages, arch=arch) if "linux-image" in path.name]
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(into)], check=True)
+    (version,) = [path.name for path in (into / "lib" / "modules").iterdir()]
+    return into, version
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_modinfo_names_what_depmod_finds(tmp_path: Path, debs_dir: Path, arch: str) -> None:
+    """Each module's own `depends=` gives, for every module of Debian's kernel, the closure busybox depmod
+    gives from the modules' symbols: the kept set, and so the kernel image, are the same either way."""
+    root, version = _unpacked_kernel(Store(new_cache(tmp_path / "store", debs_dir), arch), arch, tmp_path / "root")
+    tree = root / "lib" / "modules" / version
+    direct = kmodules.modinfo_dependencies(tree)
+    assert direct is not None and len(direct) > 900
+    kmodules.depmod(root, version)
+    by_symbols = kmodules.read_dependencies(tree / "modules.dep")
+    assert set(direct) == set(by_symbols)
+    assert all(kmodules.closure(direct, [module]) == kmodules.closure(by_symbols, [module]) for module in direct)
+
+
+@pytest.mark.parametrize("name", ["plain.ko.xz", "notelf.ko"])
+def test_a_module_modinfo_cannot_be_read_from_is_left_to_depmod(tmp_path: Path, name: str) -> None:
+    (tmp_path / "kernel").mkdir()
+    (tmp_path / "kernel" / name).write_bytes(b"\x7fELF\x00license=GPL\x00depends=\x00")
+    assert kmodules.modinfo_dependencies(tmp_path) is None
