@@ -10,8 +10,10 @@ whose handle would otherwise be lost, holds them (`held`) and takes the exceptio
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -68,3 +70,26 @@ def held() -> Iterator[None]:
         if not _State.depth and _State.pending:
             number, _State.pending = _State.pending, 0
             raise Terminated(number)
+
+
+def stop_descendants() -> None:
+    """Ask every program this process started, and what those started, to end (SIGTERM), as a command
+    unwinds from Ctrl-C or SIGTERM: buildah running a package's RUN step on a build's worker thread
+    would otherwise go on without it. Programs in a session of their own (a detached instance's QEMU,
+    virtiofsd) are left alone."""
+    session = os.getsid(0)
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            if os.getsid(pid) == session:
+                os.kill(pid, signal.SIGTERM)
+
+
+def _descendants(pid: int) -> list[int]:
+    """The processes below `pid`, parents before their children (Linux lists children per thread)."""
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for thread in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                for child in Path(f"/proc/{pid}/task/{thread}/children").read_text().split():
+                    found += [int(child), *_descendants(int(child))]
+    return found

@@ -127,10 +127,18 @@ def test_a_build_killed_while_another_waits_on_the_store_lock(tmp_path: Path, de
     spec, cache = spec_file(tmp_path), new_cache(tmp_path / "cache", debs_dir)
     expected = reference_tar(tmp_path, spec, debs_dir)
     doomed = build(cache, spec, tmp_path / "out")
-    wait_for_lock(cache, doomed)
+    while True:  # frozen mid-build while it holds the lock (it takes it twice: to plan, then to build)
+        wait_for_lock(cache, doomed)
+        os.kill(doomed.pid, signal.SIGSTOP)
+        if lock_held(cache):
+            break
+        os.kill(doomed.pid, signal.SIGCONT)
     waiting = build(cache, spec, tmp_path / "out")
-    time.sleep(1.0)  # the second one is planned and blocked on the lock; the first is mid-build
-    assert waiting.poll() is None and doomed.poll() is None
+    deadline = time.monotonic() + 120
+    while not waits_on_a_lock(waiting.pid):  # planned, and blocked on the lock the first one holds
+        assert waiting.poll() is None, waiting.communicate()
+        assert time.monotonic() < deadline, "the second build never waited on the store lock"
+        time.sleep(0.02)
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.communicate()
     assert finished(waiting) == (0, "")
