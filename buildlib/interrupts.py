@@ -29,25 +29,43 @@ class Terminated(KeyboardInterrupt):
 class _State:
     depth = 0  # `held` sections the main thread is in
     pending = 0  # a signal that came during one
+    owner = 0  # the process that installed the handlers (a fork of it that has not exec'd yet has them too)
 
 
 def _raise_terminated(number: int, _frame: object) -> None:
+    if os.getpid() != _State.owner:  # a child between fork and exec (the `sh` library forks in Python)
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)  # dies of it, as it would have without these handlers
+        return
     for caught in ENDING_SIGNALS:  # the first one only: a second is ignored while the command unwinds
         signal.signal(caught, signal.SIG_IGN)
+    # before the unwinding removes scratch folders: a dpkg-deb still unpacking would make them again
+    stop_descendants()
     if _State.depth:
         _State.pending = number
         return
     raise Terminated(number)
 
 
+def _raise_interrupted(number: int, frame: object) -> None:
+    if os.getpid() == _State.owner:
+        stop_descendants()  # those of the terminal's process group have had SIGINT too; not the others
+    signal.default_int_handler(number, frame)  # type: ignore[arg-type]
+
+
 @contextlib.contextmanager
 def terminated_as_interrupted() -> Iterator[None]:
     """While inside, SIGTERM and SIGHUP raise `Terminated` in the main thread (once: SIGKILL still ends
-    the process at once). A signal ignored when this began (`nohup`) stays ignored."""
-    saved = {number: signal.getsignal(number) for number in ENDING_SIGNALS}
+    the process at once), and SIGINT KeyboardInterrupt as always; each first asks the programs this
+    process started to end. A signal ignored when this began (`nohup`) stays ignored."""
+    saved = {number: signal.getsignal(number) for number in (*ENDING_SIGNALS, signal.SIGINT)}
+    _State.owner = os.getpid()
     try:
         for number, handler in saved.items():
-            if handler is not signal.SIG_IGN:
+            if number == signal.SIGINT:
+                if handler is signal.default_int_handler:
+                    signal.signal(number, _raise_interrupted)
+            elif handler is not signal.SIG_IGN:
                 signal.signal(number, _raise_terminated)
     except ValueError:  # not the main thread, where alone handlers run: as it was
         yield

@@ -59,3 +59,20 @@ def test_outside_the_main_thread_nothing_changes() -> None:
     thread.start()
     thread.join()
     assert seen == [before] and signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_fork_that_has_not_exec_d_yet_dies_of_sigterm_as_before() -> None:
+    """The `sh` library forks and runs Python before it execs: a SIGTERM there (distrokit stopping its
+    children) must end that child as the default action does, not raise Terminated inside it, where
+    it unwound a copy of the build (and hung it, waiting for that child)."""
+    with terminated_as_interrupted():
+        child = os.fork()
+        if child == 0:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)
+                os._exit(3)  # the signal did not end it
+            except BaseException:
+                os._exit(4)  # it raised in the child
+        _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status

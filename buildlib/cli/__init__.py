@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ..collector import rare_collections
 from ..errors import DistrokitError
-from ..interrupts import Terminated, stop_descendants, terminated_as_interrupted
+from ..interrupts import Terminated, terminated_as_interrupted
 from . import habits, jsonout
 from .common import err_console
 
@@ -112,11 +112,9 @@ def _main(argv: Sequence[str]) -> int:
             jsonout.error(args, str(exc), exc.exit_code)
         return exc.exit_code
     except Terminated as ended:
-        stop_descendants()
         err_console.print(f"distrokit: terminated ({signal.Signals(ended.number).name})")
         return 128 + ended.number
     except KeyboardInterrupt:
-        stop_descendants()
         err_console.print("distrokit: interrupted")
         return 130
     except BrokenPipeError:
