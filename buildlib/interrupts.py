@@ -30,6 +30,7 @@ class _State:
     depth = 0  # `held` sections the main thread is in
     pending = 0  # a signal that came during one
     owner = 0  # the process that installed the handlers (a fork of it that has not exec'd yet has them too)
+    ending = False  # Ctrl-C, SIGTERM or SIGHUP came: the command is unwinding
 
 
 def _raise_terminated(number: int, _frame: object) -> None:
@@ -39,6 +40,7 @@ def _raise_terminated(number: int, _frame: object) -> None:
         return
     for caught in ENDING_SIGNALS:  # the first one only: a second is ignored while the command unwinds
         signal.signal(caught, signal.SIG_IGN)
+    _State.ending = True
     # before the unwinding removes scratch folders: a dpkg-deb still unpacking would make them again
     stop_descendants()
     if _State.depth:
@@ -49,6 +51,7 @@ def _raise_terminated(number: int, _frame: object) -> None:
 
 def _raise_interrupted(number: int, frame: object) -> None:
     if os.getpid() == _State.owner:
+        _State.ending = True
         stop_descendants()  # those of the terminal's process group have had SIGINT too; not the others
     signal.default_int_handler(number, frame)  # type: ignore[arg-type]
 
@@ -73,8 +76,15 @@ def terminated_as_interrupted() -> Iterator[None]:
     try:
         yield
     finally:
+        _State.ending = False
         for number, handler in saved.items():
             signal.signal(number, signal.SIG_DFL if handler is None else handler)
+
+
+def ending() -> bool:
+    """Whether Ctrl-C, SIGTERM or SIGHUP has come and the command is unwinding: a build's worker threads
+    start no new task then (their scratch folders would outlive the command)."""
+    return _State.ending
 
 
 @contextlib.contextmanager

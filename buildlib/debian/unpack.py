@@ -30,8 +30,15 @@ def unpack_all(
     scratch.mkdir()
     folders = [scratch / f"{index:05d}" for index in range(len(debs))]
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        # list(): wait for every one and raise the first failure
-        list(pool.map(lambda deb, folder: _unpack(deb, folder, preexec), debs, folders))
+        unpacking = [pool.submit(_unpack, deb, folder, preexec) for deb, folder in zip(debs, folders, strict=True)]
+        try:
+            for done in unpacking:  # in order: the first failure is the one raised
+                done.result()
+        except BaseException:
+            # no dpkg-deb starts after one failed (or was stopped by Ctrl-C or SIGTERM): its folders
+            # would be made again after the build removed them
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     listings = []
     for deb, folder in zip(debs, folders, strict=True):
         listings.append(listing(folder))

@@ -21,6 +21,7 @@ from ..debian import archive, recipes
 from ..debian import builds as component_builds
 from ..errors import BadInput, DistrokitError, LockMismatch
 from ..fsutil import read_json, write_bytes_atomic, write_json_atomic, xxh_file, xxh_value
+from ..interrupts import ending
 from ..lazy import lazy_module
 from ..outputs import kernelimage, preflight
 from ..outputs.compress import Compression
@@ -102,6 +103,8 @@ class ErrorSink:
 
     def guard(self, action: Callable[[], object]) -> Callable[[], HandledFailure | None]:
         def run() -> HandledFailure | None:
+            if ending():  # Ctrl-C or SIGTERM: a task a worker thread takes now would outlive the command
+                return HandledFailure("interrupted")
             try:
                 action()
             except DistrokitError as exc:
