@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from buildlib.interrupts import Terminated, held, terminated_as_interrupted
+from buildlib.interrupts import Terminated, ending, held, terminated_as_interrupted
 
 
 def test_sigterm_is_raised_where_the_main_thread_is_and_only_once() -> None:
@@ -19,8 +19,10 @@ def test_sigterm_is_raised_where_the_main_thread_is_and_only_once() -> None:
             time.sleep(1)  # the handler runs at once and raises: this never ends normally
         assert raised.value.number == signal.SIGTERM
         assert isinstance(raised.value, KeyboardInterrupt)  # every cleanup Ctrl-C runs runs
+        assert ending()  # a build's worker threads take no new task now
         os.kill(os.getpid(), signal.SIGTERM)  # a second one, while the command unwinds: ignored
     assert signal.getsignal(signal.SIGTERM) == before
+    assert not ending()  # the next command in this process (a test, a tool) runs its tasks
 
 
 def test_a_signal_inside_held_is_raised_as_it_ends() -> None:
