@@ -3,8 +3,10 @@
 `kill`, `timeout`, `docker stop` and a cancelled CI job send SIGTERM; a closed terminal sends SIGHUP.
 Python's default is to die at once, leaving a build's scratch folders and a boot's QEMU behind. The
 CLI turns them into `Terminated` (a KeyboardInterrupt, so every cleanup that Ctrl-C runs runs), raised
-in the main thread. A step that must not be cut between two instructions, such as starting a program
-whose handle would otherwise be lost, holds them (`held`) and takes the exception as it ends.
+in the main thread. First, for them and for Ctrl-C, the programs the command started are asked to end
+(`stop_descendants`), and from then on a build's worker threads start no new task (`ending`). A step
+that must not be cut between two instructions, such as starting a program whose handle would
+otherwise be lost, holds them (`held`) and takes the exception as it ends.
 """
 
 from __future__ import annotations
