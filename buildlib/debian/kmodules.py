@@ -90,18 +90,16 @@ def modinfo_dependencies(tree: Path) -> dict[str, tuple[str, ...]] | None:
     """{module path: the module paths it needs directly}, from each module's `.modinfo` `depends=`;
     None when one cannot be read so (compressed, not a 64-bit little-endian ELF file, or naming a
     module the tree lacks): then depmod is asked."""
-    paths = {module_name(path.relative_to(tree).as_posix()): path for path in sorted(tree.rglob("*.ko*"))}
+    paths = {module_name(rel): rel for rel in sorted(path.relative_to(tree).as_posix() for path in tree.rglob("*.ko*"))}
     graph: dict[str, tuple[str, ...]] = {}
-    for path in paths.values():
-        fields = _modinfo(path.read_bytes()) if path.suffix == ".ko" else None
+    for rel in paths.values():
+        fields = _modinfo((tree / rel).read_bytes()) if rel.endswith(".ko") else None
         if fields is None:
             return None
-        needs = [name for name in fields.get("depends", "").split(",") if name]
-        if any(module_name(name) not in paths for name in needs):
+        needs = [module_name(name) for name in fields.get("depends", "").split(",") if name]
+        if any(name not in paths for name in needs):
             return None
-        graph[path.relative_to(tree).as_posix()] = tuple(
-            paths[module_name(name)].relative_to(tree).as_posix() for name in needs
-        )
+        graph[rel] = tuple(paths[name] for name in needs)
     return graph
 
 
