@@ -3,7 +3,6 @@ registry holding our own busybox component image as the FROM base, real stores."
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import getpass
 import io
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, REPO, new_cache
+from conftest import COMPONENTS, REPO, descendants, new_cache, process_running
 from registry import Registry, push_index, random_layer, stored_image
 
 from buildlib.debian import archive, recipes
@@ -490,28 +489,11 @@ def test_a_lock_pins_the_packages_from_image(base: str, registry: Registry, tmp_
     assert unpinned.returncode != 0 and "busybox:unpinned is not pinned" in unpinned.stderr, unpinned.stderr
 
 
-def descendants(pid: int) -> set[int]:
-    """Every process below `pid` now (Linux lists each thread's children)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            for child in map(int, (task / "children").read_text().split()):
-                found |= {child, *descendants(child)}
-    return found
-
-
 def cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return b""
-
-
-def running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_build_ended_by_sigterm_stops_its_package_build(base: str, tmp_path: Path, debs_dir: Path) -> None:
@@ -526,9 +508,7 @@ def test_a_build_ended_by_sigterm_stops_its_package_build(base: str, tmp_path: P
     argv = ["--cache", str(cache), "build", "-q", "-f", "tar", str(spec), "--dir", str(tmp_path / "out")]
     build = subprocess.Popen([sys.executable, "-m", "buildlib.cli", *argv], env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not any(
-        b"sleep" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in descendants(build.pid) if running(pid)
-    ):
+    while not any(b"sleep" in cmdline(pid) for pid in descendants(build.pid) if process_running(pid)):
         assert build.poll() is None, build.communicate()
         assert time.monotonic() < deadline, "the RUN step never started"
         time.sleep(0.05)
@@ -537,6 +517,6 @@ def test_a_build_ended_by_sigterm_stops_its_package_build(base: str, tmp_path: P
     _, err = build.communicate(timeout=120)
     assert build.returncode == 128 + signal.SIGTERM, err
     deadline = time.monotonic() + 30
-    while left := [pid for pid in below if running(pid)]:
+    while left := [pid for pid in below if process_running(pid)]:
         assert time.monotonic() < deadline, [cmdline(pid) for pid in left]
         time.sleep(0.1)

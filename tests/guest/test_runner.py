@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import COMPONENTS, REPO, SPECS, Built, build
+from conftest import COMPONENTS, REPO, SPECS, Built, build, descendants, process_running
 
 from buildlib.debian.recipes import load_recipe
 from buildlib.errors import BadInput, BootError
@@ -55,18 +55,6 @@ def test_timeout_stops_the_guest(minimal_build: Built) -> None:
         runner.run(runner.RunOptions(prefix=minimal_build.prefix, timeout=2))
 
 
-def children(pid: int) -> list[int]:
-    return [int(word) for word in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` is a process that has not ended (a zombie has ended)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
 def test_a_run_ended_by_a_signal_stops_its_guest(minimal_build: Built, number: signal.Signals) -> None:
     """`kill`, `timeout`, a cancelled CI job: the guest goes with the command, not on without it."""
@@ -76,7 +64,7 @@ def test_a_run_ended_by_a_signal_stops_its_guest(minimal_build: Built, number: s
         command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 60
-    while not (qemu := children(distrokit.pid)):
+    while not (qemu := descendants(distrokit.pid)):
         assert distrokit.poll() is None, distrokit.communicate()
         assert time.monotonic() < deadline, "QEMU never started"
         time.sleep(0.02)
@@ -84,7 +72,7 @@ def test_a_run_ended_by_a_signal_stops_its_guest(minimal_build: Built, number: s
     _, err = distrokit.communicate(timeout=30)
     assert distrokit.returncode == 128 + number, err
     assert f"terminated ({number.name})" in err.decode()
-    assert not alive(qemu[0])
+    assert not any(process_running(pid) for pid in qemu)
 
 
 def test_nothing_to_boot_is_bad_input(tmp_path: Path) -> None:
